@@ -1,0 +1,58 @@
+# Two commands do everything from a fresh clone (Python >= 3.11 on PATH):
+#   make demo   the main job
+#   make test   export check, lint, unit tests, every chapter (and its solutions) through nbval
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+COLAB_PYTHON ?= python3.11
+COLAB_VENV ?= .venv-colab
+COLAB_STAMP := $(COLAB_VENV)/.installed
+MOOG_PRESET ?= tiny
+export MOOG_PRESET
+
+.PHONY: install export check-export lint unit chapters test test-colab demo benchmarks clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip uv
+	$(VENV)/bin/uv pip install --python $(PY) -e ".[dev,video]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+export: install  ## write moog_lib/ and notebooks/ from chapters/
+	$(PY) tools/export.py
+
+check-export: install
+	$(PY) tools/export.py --check
+
+lint: install
+	$(VENV)/bin/ruff check tools tests benchmarks chapters
+
+unit: install
+	$(PY) -m pytest tests
+
+chapters: install  ## every chapter under nbval on the tiny preset, with per-chapter runtimes
+	MOOG_PRESET=tiny $(PY) -m pytest --nbval-lax --nbval-current-env chapters/ \
+		-p no:cacheprovider --durations=15
+
+test: check-export lint unit chapters
+
+# The same unit tests under the versions Colab's TPU runtime preinstalls.
+$(COLAB_STAMP): pyproject.toml constraints/colab-tpu.txt
+	test -x $(COLAB_VENV)/bin/python || $(COLAB_PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/python -m pip install --quiet --upgrade pip uv
+	$(COLAB_VENV)/bin/uv pip install --python $(COLAB_VENV)/bin/python \
+		-c constraints/colab-tpu.txt -e ".[dev]"
+	touch $(COLAB_STAMP)
+
+test-colab: $(COLAB_STAMP)
+	$(COLAB_VENV)/bin/python -c "import jax, flax; print('colab pins: jax', jax.__version__, 'flax', flax.__version__)"
+	$(COLAB_VENV)/bin/python -m pytest tests
+
+demo: install  ## run every chapter and keep its outputs in runs/demo/
+	$(PY) tools/run_chapters.py --out runs/demo
+
+clean:
+	rm -rf $(VENV) $(COLAB_VENV) runs .pytest_cache

@@ -1,0 +1,469 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 — Introduction: moving off the grid
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/moog-tutorial/moog-tutorial/blob/main/notebooks/00_introduction.ipynb)
+#
+# **What you will learn.** What MooG is and why its tokens live "off the grid";
+# the notation every later chapter uses; the four presets (`tiny`, `cpu`,
+# `colab`, `paper`) and how to pick one; how the chapters and the `moog_lib`
+# library relate; and how to run everything, locally or on a Colab TPU.
+#
+# **Prerequisites.** Python and NumPy; some familiarity with JAX and with
+# attention (chapter 02 builds attention from scratch).
+#
+# **Runtime.**
+#
+# | preset | hardware | this chapter |
+# |---|---|---|
+# | `tiny` | CI, 2 CPU cores | 5 s (measured by `make test`, `--durations`) |
+# | `colab` | Colab TPU v5e-1 | a few seconds; not measured yet |
+
+# %%
+# Shared setup, identical in every chapter (tests/test_chapters.py checks it).
+# On Colab: install this repository without replacing the preinstalled jax, jaxlib,
+# libtpu and flax. Everywhere: set XLA flags before JAX starts, pick the preset
+# (MOOG_PRESET; TPU presets fall back to `tiny` without a TPU) and say what runs.
+import os
+import subprocess
+import sys
+
+REPOSITORY = "https://github.com/moog-tutorial/moog-tutorial"
+REVISION = "main"  # the Colab badge opens main's notebook, so install main too
+IN_COLAB = "google.colab" in sys.modules
+
+
+def _run_visible(command):
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as p:
+        for line in p.stdout:
+            print(line, end="")
+    if p.returncode:
+        raise RuntimeError(f"command failed ({p.returncode}): {' '.join(command)}")
+
+
+if IN_COLAB:
+    frozen = subprocess.run([sys.executable, "-m", "pip", "freeze"], capture_output=True, text=True)
+    keep = [
+        line
+        for line in frozen.stdout.splitlines()
+        if line.split("==")[0].lower() in {"jax", "jaxlib", "libtpu", "flax"}
+    ]
+    with open("/tmp/moog_keep.txt", "w") as f:
+        f.write("\n".join(keep) + "\n")
+    _run_visible(
+        [sys.executable, "-m", "pip", "install", "-c", "/tmp/moog_keep.txt",
+         f"moog-tutorial[video] @ git+{REPOSITORY}@{REVISION}"]
+    )
+if "jax" in sys.modules:
+    print("note: JAX was already imported; XLA flags set now take effect after a restart")
+if os.environ.get("MOOG_CPU_DEVICES"):  # simulate N devices on one CPU
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "")
+        + f" --xla_force_host_platform_device_count={os.environ['MOOG_CPU_DEVICES']}"
+    )
+
+import flax
+import jax
+
+import moog_lib
+from moog_lib import configs
+
+ON_TPU = jax.default_backend() == "tpu"
+PRESET = os.environ.get("MOOG_PRESET") or ("colab" if ON_TPU else "tiny")
+if PRESET in configs.TPU_PRESETS and not ON_TPU:
+    print(f"WARNING: preset '{PRESET}' wants a TPU and none is attached; using 'tiny'.")
+    PRESET = "tiny"
+print(f"python {sys.version.split()[0]} | jax {jax.__version__} | flax {flax.__version__}"
+      f" | moog_lib {moog_lib.__version__} | preset {PRESET}")
+print("devices:", jax.devices())
+
+# %%
+#| default_exp configs
+
+# %% [markdown]
+# ## 1. What MooG is
+#
+# Most video models keep one feature vector per image patch: token `(i, j)`
+# always describes patch `(i, j)` of the frame. When the camera pans, the
+# content under a token changes and the representation has to be rewritten.
+# MooG (*Moving Off-the-Grid*, van Steenkiste et al., NeurIPS 2024) instead keeps
+# a **set of K latent tokens that are not tied to pixel positions**. It is a
+# recurrent state-space model that runs frame by frame:
+#
+# 1. **encode** each frame with a small CNN into a grid of features `F_t`;
+# 2. **predict**: a transformer rolls the state forward, `z_p = z + P(z)`;
+# 3. **decode** the predicted state into the *next frame*: each pixel queries
+#    the tokens with cross-attention from its coordinates;
+# 4. **correct**: the predicted tokens cross-attend into the new frame's
+#    features, `z_c = LN(z_p + C(z_p, F_t))`, and the corrected state is carried
+#    on.
+#
+# The only training signal is next-frame prediction. Because a token is free to
+# attend to any pixel, the cheapest way to predict the next frame is to let a
+# token *follow* a piece of the scene as it moves: the tokens end up bound to
+# scene content rather than to image locations. Readouts — depth, point tracks,
+# boxes — then cross-attend into the tokens, and the paper shows that these
+# off-the-grid tokens beat on-the-grid baselines of the same size on tracking.
+#
+# ```
+#  frame t ──► encoder ──► F_t ─────────────────────────┐
+#                                                       ▼
+#  z_{t-1} ──► predictor ──► z_p ──► corrector(z_p, F_t) ──► z_c ──► (next frame)
+#                             │
+#                             └──► decoder(pixel coords) ──► predicted frame t
+# ```
+#
+# ## 2. The chapters and the library
+#
+# | chapter | topic | exports |
+# |---|---|---|
+# | 00 | introduction, notation, presets | `moog_lib.configs` |
+# | 01 | Fourier features | `moog_lib.fourier` |
+# | 02 | attention and the transformer block | `moog_lib.attention` |
+# | 03 | encoder and the predict–correct loop | `moog_lib.model` |
+# | 04 | decoding off-the-grid tokens | `moog_lib.decoder` |
+# | 05 | data: rendered scenes, real clips, loaders | `moog_lib.data` |
+# | 06 | pretraining | `moog_lib.train` |
+# | 07–09 | readouts: depth, points, boxes | |
+# | 10 | on-the-grid baselines | |
+# | 11 | what the tokens do | |
+# | 12 | the authors' released weights | |
+#
+# Every chapter is a Jupytext notebook; the cells marked `#| export` are
+# written into `moog_lib/` by `tools/export.py`, so the library you
+# `import moog_lib` from is exactly the code you read here.
+#
+# ## 3. Notation
+#
+# | symbol | meaning | paper value |
+# |---|---|---|
+# | B | batch size (clips) | 128 |
+# | T | frames per clip | 8 |
+# | H, W | frame height and width in pixels | 128, 128 |
+# | h, w | encoder grid (H, W divided by the encoder stride 4) | 32, 32 |
+# | K | number of tokens in the state | 1024 |
+# | D | token width | 512 |
+# | `z` | a state, [B, K, D] | |
+# | `z_p`, `z_c` | predicted and corrected states | |
+# | `F_t` | encoder features of frame t, [B, h·w, D] | |
+# | S | decoder subsampling factor (train 8, eval 4) | |
+# | B_f | number of Fourier bases (encoder 20, decoder 16) | |
+#
+# ## 4. Presets
+#
+# Everything that differs between a CI run and the paper's 64-chip run is a
+# *preset*: a frozen dataclass with the model, data and training settings.
+# `configs.get(name)` returns one; `configs.override(config, ["model.num_tokens=64"])`
+# changes fields by dotted path.
+
+# %%
+#| export
+import dataclasses
+import typing
+
+TPU_PRESETS = ("colab", "paper")
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+    """A stack of pre-LN transformer blocks (chapter 02)."""
+
+    num_layers: int
+    num_heads: int
+    qkv_size: int  # total width of q, k and v over all heads
+    mlp_size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The MooG model (chapters 03–04). Defaults are the paper's (spec §3–§5)."""
+
+    token_dim: int = 512  # D
+    num_tokens: int = 1024  # K (a default: K can change at call time)
+    encoder_features: tuple[int, ...] = (64, 128, 128, 256, 256, 512)
+    encoder_strides: tuple[int, ...] = (1, 1, 1, 2, 1, 2)
+    encoder_fourier_bases: int = 20
+    predictor: TransformerConfig = TransformerConfig(3, 4, 256, 2048)
+    corrector: TransformerConfig = TransformerConfig(2, 8, 512, 2048)
+    decoder: TransformerConfig = TransformerConfig(6, 2, 128, 2048)
+    decoder_fourier_bases: int = 16
+    initial_state_scale: float = 1e-4
+    correction_norm_eps: float = 1e-4
+    train_subsample: int = 8
+    eval_subsample: int = 4
+    compute_dtype: str = "float32"  # "bfloat16" on TPU: parameters stay float32
+    # The authors' release offers these; the paper reports neither (off by default).
+    loss_gradient_input: bool = False
+    state_stop_gradient_prob: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where clips come from and their shape (chapter 05)."""
+
+    source: str = "synthetic"
+    scene_preset: str = "movi_e"
+    resolution: int = 128
+    num_frames: int = 8
+    batch_size: int = 128
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser and schedule (chapter 06). Defaults are the paper's (spec §7)."""
+
+    steps: int = 1_000_000
+    peak_learning_rate: float = 1e-4
+    warmup_steps: int = 1000
+    final_learning_rate: float = 1e-7
+    optimizer: str = "adam_nesterov"  # or "adamw" (the release's)
+    b1: float = 0.9
+    b2: float = 0.95
+    weight_decay: float = 1e-4  # used by "adamw" only
+    grad_clip_norm: float = 1.0
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    name: str
+    model: ModelConfig
+    data: DataConfig
+    train: TrainConfig
+
+
+def _tiny() -> Config:
+    """CI: seconds on two CPU cores. 32² frames, 4 frames, K = 16, D = 32."""
+    small = TransformerConfig(num_layers=1, num_heads=2, qkv_size=32, mlp_size=64)
+    return Config(
+        name="tiny",
+        model=ModelConfig(
+            token_dim=32, num_tokens=16, encoder_features=(8, 16, 16, 32, 32, 32),
+            encoder_fourier_bases=8, predictor=small, corrector=small,
+            decoder=TransformerConfig(num_layers=2, num_heads=2, qkv_size=32, mlp_size=64),
+            decoder_fourier_bases=8,
+        ),
+        data=DataConfig(scene_preset="movi_e", resolution=32, num_frames=4, batch_size=2),
+        train=TrainConfig(steps=20, peak_learning_rate=1e-3, warmup_steps=5),
+    )
+
+
+def _cpu() -> Config:
+    """A laptop: a model that learns next-frame prediction in minutes on a CPU.
+
+    64² frames (an 16×16 encoder grid), K = 64 tokens of width 128 and
+    transformers a quarter of the paper's width: a train step takes well under
+    a second on two cores, so a few thousand steps fit a coffee break.
+    """
+    return Config(
+        name="cpu",
+        model=ModelConfig(
+            token_dim=128, num_tokens=64, encoder_features=(32, 64, 64, 128, 128, 128),
+            predictor=TransformerConfig(2, 4, 128, 512),
+            corrector=TransformerConfig(2, 4, 128, 512),
+            decoder=TransformerConfig(3, 2, 64, 512),
+        ),
+        data=DataConfig(scene_preset="movi_e", resolution=64, num_frames=8, batch_size=8),
+        train=TrainConfig(steps=3000, peak_learning_rate=5e-4, warmup_steps=200),
+    )
+
+
+def _colab() -> Config:
+    """One Colab TPU host (v5e-1, 16 GB): the paper's model, bfloat16 compute, batch 16."""
+    return Config(
+        name="colab",
+        model=ModelConfig(compute_dtype="bfloat16"),
+        data=DataConfig(resolution=128, num_frames=8, batch_size=16),
+        train=TrainConfig(steps=50_000),
+    )
+
+
+def _paper() -> Config:
+    """The paper's model and schedule (Appendix C).
+
+    Hardware: 64 TPUv3 chips for about 48 hours, batch 128 clips of 8 frames at
+    128×128, 1M steps of Adam with Nesterov momentum (b1 0.9, b2 0.95), global
+    norm clipping 1.0, warm-up over 1000 steps to 1e-4 then cosine decay to 1e-7.
+    34,726,787 parameters. Expected numbers: the readout results of the paper's
+    Tables 1–3 (MOVi-E points AJ, boxes IoU, depth AbsRel; DAVIS and Waymo
+    transfer), which this repository has not reproduced at this scale.
+    """
+    return Config(
+        name="paper",
+        model=ModelConfig(compute_dtype="bfloat16"),
+        data=DataConfig(resolution=128, num_frames=8, batch_size=128),
+        train=TrainConfig(),
+    )
+
+
+_PRESETS = {"tiny": _tiny, "cpu": _cpu, "colab": _colab, "paper": _paper}
+PRESETS = tuple(_PRESETS)
+
+
+def get(name: str) -> Config:
+    """The preset `name`: one of "tiny", "cpu", "colab", "paper"."""
+    if name not in _PRESETS:
+        raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
+    return _PRESETS[name]()
+
+
+def override(config: Config, assignments: typing.Iterable[str]) -> Config:
+    """Apply "section.field=value" assignments, e.g. "model.num_tokens=64".
+
+    Values are parsed as Python literals (ints, floats, tuples, strings) and must
+    keep the field's type.
+    """
+    import ast
+
+    for assignment in assignments:
+        path, sep, text = assignment.partition("=")
+        if not sep:
+            raise ValueError(f"override {assignment!r}: expected 'section.field=value'")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text  # a bare string such as model.compute_dtype=bfloat16
+        config = _replace_path(config, path.strip().split("."), value, assignment)
+    return config
+
+
+def _replace_path(node, keys, value, assignment):
+    key = keys[0]
+    if not dataclasses.is_dataclass(node) or key not in {f.name for f in dataclasses.fields(node)}:
+        raise ValueError(f"override {assignment!r}: {type(node).__name__} has no field {key!r}")
+    current = getattr(node, key)
+    if len(keys) > 1:
+        return dataclasses.replace(node, **{key: _replace_path(current, keys[1:], value, assignment)})
+    if dataclasses.is_dataclass(current):
+        raise ValueError(f"override {assignment!r}: {key!r} is a section; set one of its fields")
+    if isinstance(current, tuple) and isinstance(value, list):
+        value = tuple(value)
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not type(current):
+        raise ValueError(
+            f"override {assignment!r}: {key!r} expects {type(current).__name__}, "
+            f"got {type(value).__name__}"
+        )
+    return dataclasses.replace(node, **{key: value})
+
+
+# %% [markdown]
+# The presets side by side:
+
+# %%
+rows = []
+for name in PRESETS:
+    c = get(name)
+    m, d, t = c.model, c.data, c.train
+    rows.append(
+        f"| `{name}` | {d.resolution}² × {d.num_frames} | {d.batch_size} | {m.num_tokens} × "
+        f"{m.token_dim} | {m.decoder.num_layers} | {m.compute_dtype} | {t.steps:,} |"
+    )
+from IPython.display import Markdown, display
+
+display(Markdown(
+    "| preset | frames | batch | K × D | decoder layers | compute | steps |\n"
+    "|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+))
+
+# %%
+assert get("paper").model == ModelConfig(compute_dtype="bfloat16")
+assert override(get("tiny"), ["model.num_tokens=8"]).model.num_tokens == 8
+assert override(get("tiny"), ["train.peak_learning_rate=1"]).train.peak_learning_rate == 1.0
+try:
+    override(get("tiny"), ["model.num_tokenz=8"])
+except ValueError as err:
+    print("a typo is caught:", err)
+else:
+    raise AssertionError("override accepted an unknown field")
+
+# %% [markdown]
+# The preset of the current session is `PRESET` (set by the setup cell above
+# from the `MOOG_PRESET` environment variable):
+
+# %%
+config = get(PRESET)
+print(config.name, config.model.num_tokens, "tokens at", config.data.resolution, "px")
+
+# %% [markdown]
+# ## 5. How to run everything
+#
+# From a clone of the repository, with Python 3.11 or newer:
+#
+# ```bash
+# make demo   # the main job: creates .venv, installs, runs and writes its outputs
+# make test   # exporter check, lint, unit tests, every chapter through nbval
+# ```
+#
+# One chapter in Jupyter: `jupyter lab chapters/` (Jupytext opens the `.py`
+# files as notebooks), or on Colab through the badge at the top of each chapter
+# (it opens the generated copy in `notebooks/`). On a Colab TPU runtime the
+# setup cell installs the library without touching Colab's JAX and picks the
+# `colab` preset; anywhere else set `MOOG_PRESET` (`tiny`, `cpu`).
+#
+# ## Summary
+#
+# - MooG is a recurrent model whose K tokens are a set, not a grid; it learns
+#   from next-frame prediction alone, and its tokens come to follow scene
+#   content.
+# - Chapters are the source; `moog_lib` is exported from them.
+# - Presets: `tiny` (CI), `cpu` (a laptop), `colab` (one TPU host), `paper`.
+#
+# ## Exercises
+#
+# 1. ★ How many pixels does each token of the paper's state cover on average at
+#    128×128? And each token of the `cpu` preset at 64×64?
+# 2. ★★ Make a preset for a 96×96 experiment from `cpu` with `override`, with
+#    twice the tokens, and check the encoder grid is an integer size.
+# 3. ★★ Which override is rejected, and why: `model.encoder_strides=[1, 2]`,
+#    `model.num_tokens=64.0`, `data.batch_size=4`?
+
+# %% [markdown]
+# ### Solution 1
+
+# %%
+paper, cpu = get("paper"), get("cpu")
+print("paper:", paper.data.resolution**2 / paper.model.num_tokens, "pixels per token")
+print("cpu:  ", cpu.data.resolution**2 / cpu.model.num_tokens, "pixels per token")
+assert paper.data.resolution**2 / paper.model.num_tokens == 16.0
+
+# %% [markdown]
+# ### Solution 2
+
+# %%
+import math
+
+mine = override(get("cpu"), ["data.resolution=96", f"model.num_tokens={2 * cpu.model.num_tokens}"])
+stride = math.prod(mine.model.encoder_strides)
+assert mine.data.resolution % stride == 0
+print("encoder grid:", mine.data.resolution // stride, "×", mine.data.resolution // stride)
+
+# %% [markdown]
+# ### Solution 3
+
+# %%
+for assignment in ["model.encoder_strides=[1, 2]", "model.num_tokens=64.0", "data.batch_size=4"]:
+    try:
+        override(get("cpu"), [assignment])
+        print("accepted:", assignment)
+    except ValueError as err:
+        print("rejected:", err)
+# A list becomes a tuple and is accepted; 64.0 is a float where an int is expected.
+
+# %% [markdown]
+# ## References
+#
+# - S. van Steenkiste et al. *Moving Off-the-Grid: Scene-Grounded Video
+#   Representations.* NeurIPS 2024. arXiv:2411.05927.
+# - The authors' release: github.com/google-deepmind/representations4d (`moog/`).
+# - A. Rush. *The Annotated Transformer* (the style these chapters follow).

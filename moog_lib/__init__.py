@@ -1,0 +1,13 @@
+"""moog_lib: MooG (Moving Off-the-Grid, NeurIPS 2024) in JAX/Flax NNX.
+
+Every module except this file is generated from a chapter in `chapters/` by
+`tools/export.py`. Import what you need, e.g. `from moog_lib import configs`.
+Modules come in layers (nothing imports upward):
+
+- fourier, attention, configs, data, metrics: import nothing of ours;
+- model, decoder, readouts: build on them;
+- train, viz, baselines, pretrained: build on those;
+- cli: on top.
+"""
+
+__version__ = "0.1.0"

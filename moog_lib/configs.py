@@ -1,0 +1,209 @@
+"""Introduction: moving off the grid.
+
+Generated from chapters/00_introduction.py by tools/export.py; do not edit.
+Edit the chapter, then run `make export`.
+"""
+
+
+__all__ = [
+    "TPU_PRESETS",
+    "TransformerConfig",
+    "ModelConfig",
+    "DataConfig",
+    "TrainConfig",
+    "Config",
+    "PRESETS",
+    "get",
+    "override",
+]
+
+
+# chapters/00_introduction.py, cell 5
+import dataclasses
+import typing
+
+TPU_PRESETS = ("colab", "paper")
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+    """A stack of pre-LN transformer blocks (chapter 02)."""
+
+    num_layers: int
+    num_heads: int
+    qkv_size: int  # total width of q, k and v over all heads
+    mlp_size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The MooG model (chapters 03–04). Defaults are the paper's (spec §3–§5)."""
+
+    token_dim: int = 512  # D
+    num_tokens: int = 1024  # K (a default: K can change at call time)
+    encoder_features: tuple[int, ...] = (64, 128, 128, 256, 256, 512)
+    encoder_strides: tuple[int, ...] = (1, 1, 1, 2, 1, 2)
+    encoder_fourier_bases: int = 20
+    predictor: TransformerConfig = TransformerConfig(3, 4, 256, 2048)
+    corrector: TransformerConfig = TransformerConfig(2, 8, 512, 2048)
+    decoder: TransformerConfig = TransformerConfig(6, 2, 128, 2048)
+    decoder_fourier_bases: int = 16
+    initial_state_scale: float = 1e-4
+    correction_norm_eps: float = 1e-4
+    train_subsample: int = 8
+    eval_subsample: int = 4
+    compute_dtype: str = "float32"  # "bfloat16" on TPU: parameters stay float32
+    # The authors' release offers these; the paper reports neither (off by default).
+    loss_gradient_input: bool = False
+    state_stop_gradient_prob: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where clips come from and their shape (chapter 05)."""
+
+    source: str = "synthetic"
+    scene_preset: str = "movi_e"
+    resolution: int = 128
+    num_frames: int = 8
+    batch_size: int = 128
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser and schedule (chapter 06). Defaults are the paper's (spec §7)."""
+
+    steps: int = 1_000_000
+    peak_learning_rate: float = 1e-4
+    warmup_steps: int = 1000
+    final_learning_rate: float = 1e-7
+    optimizer: str = "adam_nesterov"  # or "adamw" (the release's)
+    b1: float = 0.9
+    b2: float = 0.95
+    weight_decay: float = 1e-4  # used by "adamw" only
+    grad_clip_norm: float = 1.0
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    name: str
+    model: ModelConfig
+    data: DataConfig
+    train: TrainConfig
+
+
+def _tiny() -> Config:
+    """CI: seconds on two CPU cores. 32² frames, 4 frames, K = 16, D = 32."""
+    small = TransformerConfig(num_layers=1, num_heads=2, qkv_size=32, mlp_size=64)
+    return Config(
+        name="tiny",
+        model=ModelConfig(
+            token_dim=32, num_tokens=16, encoder_features=(8, 16, 16, 32, 32, 32),
+            encoder_fourier_bases=8, predictor=small, corrector=small,
+            decoder=TransformerConfig(num_layers=2, num_heads=2, qkv_size=32, mlp_size=64),
+            decoder_fourier_bases=8,
+        ),
+        data=DataConfig(scene_preset="movi_e", resolution=32, num_frames=4, batch_size=2),
+        train=TrainConfig(steps=20, peak_learning_rate=1e-3, warmup_steps=5),
+    )
+
+
+def _cpu() -> Config:
+    """A laptop: a model that learns next-frame prediction in minutes on a CPU.
+
+    64² frames (an 16×16 encoder grid), K = 64 tokens of width 128 and
+    transformers a quarter of the paper's width: a train step takes well under
+    a second on two cores, so a few thousand steps fit a coffee break.
+    """
+    return Config(
+        name="cpu",
+        model=ModelConfig(
+            token_dim=128, num_tokens=64, encoder_features=(32, 64, 64, 128, 128, 128),
+            predictor=TransformerConfig(2, 4, 128, 512),
+            corrector=TransformerConfig(2, 4, 128, 512),
+            decoder=TransformerConfig(3, 2, 64, 512),
+        ),
+        data=DataConfig(scene_preset="movi_e", resolution=64, num_frames=8, batch_size=8),
+        train=TrainConfig(steps=3000, peak_learning_rate=5e-4, warmup_steps=200),
+    )
+
+
+def _colab() -> Config:
+    """One Colab TPU host (v5e-1, 16 GB): the paper's model, bfloat16 compute, batch 16."""
+    return Config(
+        name="colab",
+        model=ModelConfig(compute_dtype="bfloat16"),
+        data=DataConfig(resolution=128, num_frames=8, batch_size=16),
+        train=TrainConfig(steps=50_000),
+    )
+
+
+def _paper() -> Config:
+    """The paper's model and schedule (Appendix C).
+
+    Hardware: 64 TPUv3 chips for about 48 hours, batch 128 clips of 8 frames at
+    128×128, 1M steps of Adam with Nesterov momentum (b1 0.9, b2 0.95), global
+    norm clipping 1.0, warm-up over 1000 steps to 1e-4 then cosine decay to 1e-7.
+    34,726,787 parameters. Expected numbers: the readout results of the paper's
+    Tables 1–3 (MOVi-E points AJ, boxes IoU, depth AbsRel; DAVIS and Waymo
+    transfer), which this repository has not reproduced at this scale.
+    """
+    return Config(
+        name="paper",
+        model=ModelConfig(compute_dtype="bfloat16"),
+        data=DataConfig(resolution=128, num_frames=8, batch_size=128),
+        train=TrainConfig(),
+    )
+
+
+_PRESETS = {"tiny": _tiny, "cpu": _cpu, "colab": _colab, "paper": _paper}
+PRESETS = tuple(_PRESETS)
+
+
+def get(name: str) -> Config:
+    """The preset `name`: one of "tiny", "cpu", "colab", "paper"."""
+    if name not in _PRESETS:
+        raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
+    return _PRESETS[name]()
+
+
+def override(config: Config, assignments: typing.Iterable[str]) -> Config:
+    """Apply "section.field=value" assignments, e.g. "model.num_tokens=64".
+
+    Values are parsed as Python literals (ints, floats, tuples, strings) and must
+    keep the field's type.
+    """
+    import ast
+
+    for assignment in assignments:
+        path, sep, text = assignment.partition("=")
+        if not sep:
+            raise ValueError(f"override {assignment!r}: expected 'section.field=value'")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text  # a bare string such as model.compute_dtype=bfloat16
+        config = _replace_path(config, path.strip().split("."), value, assignment)
+    return config
+
+
+def _replace_path(node, keys, value, assignment):
+    key = keys[0]
+    if not dataclasses.is_dataclass(node) or key not in {f.name for f in dataclasses.fields(node)}:
+        raise ValueError(f"override {assignment!r}: {type(node).__name__} has no field {key!r}")
+    current = getattr(node, key)
+    if len(keys) > 1:
+        return dataclasses.replace(node, **{key: _replace_path(current, keys[1:], value, assignment)})
+    if dataclasses.is_dataclass(current):
+        raise ValueError(f"override {assignment!r}: {key!r} is a section; set one of its fields")
+    if isinstance(current, tuple) and isinstance(value, list):
+        value = tuple(value)
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not type(current):
+        raise ValueError(
+            f"override {assignment!r}: {key!r} expects {type(current).__name__}, "
+            f"got {type(value).__name__}"
+        )
+    return dataclasses.replace(node, **{key: value})

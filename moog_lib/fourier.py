@@ -1,0 +1,91 @@
+"""Fourier features.
+
+Generated from chapters/01_fourier_features.py by tools/export.py; do not edit.
+Edit the chapter, then run `make export`.
+"""
+
+
+__all__ = [
+    "coordinate_grid",
+    "fourier_features",
+    "FourierProjectAdd",
+    "FourierConcat",
+    "FourierReplace",
+]
+
+
+# chapters/01_fourier_features.py, cell 5
+import jax.numpy as jnp
+from flax import nnx
+
+
+def coordinate_grid(height: int, width: int) -> jnp.ndarray:
+    """Pixel coordinates of an `height × width` frame: float32 [H, W, 2] as (y, x).
+
+    Each axis is `linspace(-1, 1, n)` with both end points, stacked with "ij"
+    indexing, so `grid[i, j] = (y_i, x_j)`.
+    """
+    for name, size in (("height", height), ("width", width)):
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"coordinate_grid: {name} must be a positive int, got {size!r}")
+    ys = jnp.linspace(-1.0, 1.0, height, dtype=jnp.float32)
+    xs = jnp.linspace(-1.0, 1.0, width, dtype=jnp.float32)
+    return jnp.stack(jnp.meshgrid(ys, xs, indexing="ij"), axis=-1)
+
+
+# chapters/01_fourier_features.py, cell 8
+def fourier_features(coords: jnp.ndarray, num_bases: int) -> jnp.ndarray:
+    """Sinusoidal features of coordinates: [..., D_c] -> [..., 2 * D_c * num_bases].
+
+    `x_k = pi * 2**k * coords` for k = 0 .. num_bases-1, concatenated
+    frequency-major and dimension-minor; the result is `sin([x, x + pi/2])`
+    (all sines, then all cosines). Computed in float32.
+    """
+    if not isinstance(num_bases, int) or num_bases < 1:
+        raise ValueError(f"fourier_features: num_bases must be a positive int, got {num_bases!r}")
+    coords = jnp.asarray(coords, jnp.float32)
+    if coords.ndim < 1:
+        raise ValueError("fourier_features: coords must have a trailing coordinate axis [..., D_c]")
+    scales = jnp.pi * 2.0 ** jnp.arange(num_bases, dtype=jnp.float32)  # [B_f]
+    scaled = coords[..., None, :] * scales[:, None]  # [..., B_f, D_c]
+    scaled = scaled.reshape(*coords.shape[:-1], num_bases * coords.shape[-1])
+    return jnp.sin(jnp.concatenate([scaled, scaled + jnp.pi / 2], axis=-1))
+
+
+# chapters/01_fourier_features.py, cell 16
+def _broadcast_features(inputs: jnp.ndarray, coords: jnp.ndarray, num_bases: int) -> jnp.ndarray:
+    features = fourier_features(coords, num_bases)
+    return jnp.broadcast_to(features, inputs.shape[:-1] + features.shape[-1:]).astype(inputs.dtype)
+
+
+class FourierProjectAdd(nnx.Module):
+    """`inputs + Dense(fourier_features(coords))`: [..., C] -> [..., C]."""
+
+    def __init__(self, features: int, num_bases: int, coord_dim: int = 2, *, rngs: nnx.Rngs,
+                 dtype=None, param_dtype=jnp.float32):
+        self.num_bases = num_bases
+        self.dense_pe = nnx.Linear(2 * coord_dim * num_bases, features, rngs=rngs,
+                                   dtype=dtype, param_dtype=param_dtype)
+
+    def __call__(self, inputs: jnp.ndarray, coords: jnp.ndarray) -> jnp.ndarray:
+        return inputs + self.dense_pe(fourier_features(coords, self.num_bases)).astype(inputs.dtype)
+
+
+class FourierConcat(nnx.Module):
+    """`[inputs, fourier_features(coords)]`: [..., C] -> [..., C + 2 * D_c * num_bases]."""
+
+    def __init__(self, num_bases: int):
+        self.num_bases = num_bases
+
+    def __call__(self, inputs: jnp.ndarray, coords: jnp.ndarray) -> jnp.ndarray:
+        return jnp.concatenate([inputs, _broadcast_features(inputs, coords, self.num_bases)], -1)
+
+
+class FourierReplace(nnx.Module):
+    """`fourier_features(coords)` broadcast to the leading axes of `inputs`."""
+
+    def __init__(self, num_bases: int):
+        self.num_bases = num_bases
+
+    def __call__(self, inputs: jnp.ndarray, coords: jnp.ndarray) -> jnp.ndarray:
+        return _broadcast_features(inputs, coords, self.num_bases)

@@ -1,0 +1,273 @@
+"""Export the chapters into `moog_lib/` and `notebooks/`, or check that they agree.
+
+The chapters (`chapters/NN_slug.py`, Jupytext percent format) are the only source.
+Two nbdev-style directives, on the first lines of a code cell, control the export:
+
+    #| default_exp fourier     once per chapter: the module this chapter owns
+    #| export                  this cell's code goes to that module
+
+Usage:
+    python tools/export.py            write moog_lib/<module>.py and notebooks/<chapter>.ipynb
+    python tools/export.py --check    exit 1 and list the files that differ; write nothing
+
+Errors (exit 2, naming the file and cell): an unknown directive, a chapter with two
+`default_exp`, an `export` cell in a chapter without one, two chapters exporting to
+one module, the same top-level name exported twice anywhere in the package, and
+exported code that does not parse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTER_GLOB = "[0-9][0-9]_*.py"
+GENERATED_MARKER = "do not edit"
+KNOWN_DIRECTIVES = {"default_exp", "export"}
+DIRECTIVE = re.compile(r"^#\|\s*(\S+)\s*(.*?)\s*$")
+CELL_HEADER = re.compile(r"^# %%(.*)$")
+
+
+class ExportError(Exception):
+    """A problem in a chapter that stops the export; the message names file and cell."""
+
+
+@dataclasses.dataclass
+class Cell:
+    kind: str  # "code" or "markdown"
+    source: str
+    index: int  # 1-based position in the chapter
+
+
+@dataclasses.dataclass
+class Chapter:
+    path: Path
+    rel: str  # path relative to the repository root, as written in generated files
+    cells: list[Cell]
+
+    @property
+    def title(self) -> str:
+        for cell in self.cells:
+            if cell.kind == "markdown":
+                for line in cell.source.splitlines():
+                    if line.startswith("# "):
+                        return line[2:].strip()
+        raise ExportError(f"{self.rel}: no '# Title' line in any markdown cell")
+
+
+def parse_chapter(path: Path, root: Path = ROOT) -> Chapter:
+    """Split a percent-format file into cells (the Jupytext header is dropped)."""
+    cells: list[Cell] = []
+    kind, lines = None, []
+
+    def close():
+        if kind is None:
+            return
+        body = "\n".join(lines).strip("\n")
+        if kind == "markdown":
+            try:
+                body = "\n".join(_uncomment(line) for line in body.splitlines())
+            except ExportError as err:
+                raise ExportError(f"{path.name}, cell {len(cells) + 1}: {err}") from None
+        cells.append(Cell(kind, body, len(cells) + 1))
+
+    for line in path.read_text(encoding="utf-8").splitlines():
+        header = CELL_HEADER.match(line)
+        if header:
+            close()
+            kind, lines = ("markdown" if "[markdown]" in header.group(1) else "code"), []
+        elif kind is not None:
+            lines.append(line.rstrip())
+    close()
+    return Chapter(path, path.relative_to(root).as_posix(), cells)
+
+
+def _uncomment(line: str) -> str:
+    if line == "#":
+        return ""
+    if line.startswith("# "):
+        return line[2:]
+    raise ExportError(f"markdown line does not start with '# ': {line!r}")
+
+
+def directives(cell: Cell) -> tuple[list[tuple[str, str]], str]:
+    """The leading `#| name args` lines of a code cell, and the code after them."""
+    found, lines = [], cell.source.splitlines()
+    while lines and DIRECTIVE.match(lines[0]):
+        name, arg = DIRECTIVE.match(lines.pop(0)).groups()
+        found.append((name, arg))
+    return found, "\n".join(lines).strip("\n")
+
+
+@dataclasses.dataclass
+class Module:
+    name: str
+    chapter: Chapter
+    cells: list[tuple[Cell, str]]  # (cell, code without directives)
+
+    def public_names(self) -> list[str]:
+        names: list[str] = []
+        for cell, code in self.cells:
+            for name in _defined_names(code, f"{self.chapter.rel}, cell {cell.index}"):
+                if name in names:
+                    raise ExportError(
+                        f"{self.chapter.rel}, cell {cell.index}: '{name}' is exported twice "
+                        f"in module '{self.name}'"
+                    )
+                names.append(name)
+        return [n for n in names if not n.startswith("_")]
+
+    def render(self) -> str:
+        title = self.chapter.title
+        title = re.sub(r"^\d+\s*[—–\-:·.]\s*", "", title).rstrip(".")
+        header = (
+            f'"""{title}.\n\n'
+            f"Generated from {self.chapter.rel} by tools/export.py; {GENERATED_MARKER}.\n"
+            f'Edit the chapter, then run `make export`.\n"""\n'
+        )
+        names = self.public_names()
+        all_block = "__all__ = [\n" + "".join(f'    "{n}",\n' for n in names) + "]\n"
+        parts = [header, all_block]
+        for cell, code in self.cells:
+            parts.append(f"# {self.chapter.rel}, cell {cell.index}\n{code}\n")
+        return "\n\n".join(parts)
+
+
+def _defined_names(code: str, where: str) -> list[str]:
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as err:
+        raise ExportError(f"{where}: exported code does not parse: {err}") from err
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.append(node.name)
+        elif isinstance(node, ast.Assign):
+            names += [t.id for t in node.targets if isinstance(t, ast.Name)]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.append(node.target.id)
+    return names
+
+
+def collect_modules(chapters: list[Chapter]) -> dict[str, Module]:
+    modules: dict[str, Module] = {}
+    for chapter in chapters:
+        module, exported = None, []
+        for cell in chapter.cells:
+            if cell.kind != "code":
+                continue
+            found, code = directives(cell)
+            for name, arg in found:
+                where = f"{chapter.rel}, cell {cell.index}"
+                if name not in KNOWN_DIRECTIVES:
+                    raise ExportError(f"{where}: unknown directive '#| {name}' (known: default_exp, export)")
+                if name == "default_exp":
+                    if not re.fullmatch(r"[a-z_][a-z0-9_]*", arg):
+                        raise ExportError(f"{where}: '#| default_exp' needs a module name, got {arg!r}")
+                    if module is not None:
+                        raise ExportError(f"{where}: second '#| default_exp' (already '{module}')")
+                    if arg in modules:
+                        raise ExportError(
+                            f"{where}: module '{arg}' is already exported by {modules[arg].chapter.rel}"
+                        )
+                    module = arg
+                elif name == "export":
+                    if arg:
+                        raise ExportError(f"{where}: '#| export' takes no argument, got {arg!r}")
+                    exported.append((cell, code))
+        if exported and module is None:
+            where = f"{chapter.rel}, cell {exported[0][0].index}"
+            raise ExportError(f"{where}: '#| export' in a chapter without '#| default_exp'")
+        if module is not None:
+            modules[module] = Module(module, chapter, exported)
+    owner: dict[str, str] = {}
+    for module in modules.values():
+        for name in module.public_names():
+            if name in owner:
+                raise ExportError(
+                    f"{module.chapter.rel}: '{name}' is already exported by moog_lib/{owner[name]}.py"
+                )
+            owner[name] = module.name
+    return modules
+
+
+def render_notebook(chapter: Chapter) -> str:
+    """An output-free .ipynb for Colab; deterministic (no ids, sorted keys)."""
+    cells = []
+    for cell in chapter.cells:
+        entry = {"cell_type": cell.kind, "metadata": {}, "source": cell.source.splitlines(keepends=True)}
+        if cell.kind == "code":
+            entry.update(execution_count=None, outputs=[])
+        cells.append(entry)
+    notebook = {
+        "cells": cells,
+        "metadata": {
+            "accelerator": "TPU",
+            "colab": {"gpuType": "V5E1", "provenance": [], "toc_visible": True},
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 4,
+    }
+    return json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def expected_files(root: Path = ROOT) -> dict[Path, str]:
+    chapters = [parse_chapter(p, root) for p in sorted((root / "chapters").glob(CHAPTER_GLOB))]
+    files = {root / "moog_lib" / f"{m.name}.py": m.render() for m in collect_modules(chapters).values()}
+    for chapter in chapters:
+        files[root / "notebooks" / (chapter.path.stem + ".ipynb")] = render_notebook(chapter)
+    return files
+
+
+def stale_files(root: Path, expected: dict[Path, str]) -> list[Path]:
+    """Generated files that no chapter produces any more."""
+    stale = [
+        p
+        for p in sorted((root / "moog_lib").glob("*.py"))
+        if p not in expected and GENERATED_MARKER in p.read_text(encoding="utf-8")[:400]
+    ]
+    stale += [p for p in sorted((root / "notebooks").glob("*.ipynb")) if p not in expected]
+    return stale
+
+
+def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare, write nothing, exit 1 on drift")
+    args = parser.parse_args(argv)
+    try:
+        expected = expected_files(root)
+    except ExportError as err:
+        print(f"export error: {err}", file=sys.stderr)
+        return 2
+    differ = [p for p, text in expected.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
+    stale = stale_files(root, expected)
+    if args.check:
+        if differ or stale:
+            print("chapters and generated files differ; run `make export`:", file=sys.stderr)
+            for p in differ:
+                print(f"  {'changed' if p.exists() else 'missing'}: {p.relative_to(root)}", file=sys.stderr)
+            for p in stale:
+                print(f"  stale:   {p.relative_to(root)}", file=sys.stderr)
+            return 1
+        print(f"export check: {len(expected)} generated files agree with the chapters")
+        return 0
+    for p in differ:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(expected[p], encoding="utf-8")
+        print(f"wrote {p.relative_to(root)}")
+    for p in stale:
+        p.unlink()
+        print(f"removed {p.relative_to(root)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
