@@ -1,0 +1,206 @@
+"""Attention.
+
+Generated from chapters/02_attention.py by tools/export.py; do not edit.
+Edit the chapter, then run `make export`.
+"""
+
+
+__all__ = [
+    "attention_weights",
+    "attend",
+    "MultiHeadAttention",
+    "TransformerBlock",
+    "Transformer",
+]
+
+
+# chapters/02_attention.py, cell 5
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+def attention_weights(query: jnp.ndarray, key: jnp.ndarray) -> jnp.ndarray:
+    """Softmax attention weights, float32 [..., heads, Q, K].
+
+    `query` is [..., Q, heads, head_dim] and `key` is [..., K, heads, head_dim].
+    Logits are `(query / sqrt(head_dim)) · key`; the softmax runs over keys.
+    """
+    query = query / math.sqrt(query.shape[-1])
+    logits = jnp.einsum("...qhd,...khd->...hqk", query, key,
+                        preferred_element_type=jnp.float32)
+    return jax.nn.softmax(logits, axis=-1)
+
+
+def attend(weights: jnp.ndarray, value: jnp.ndarray) -> jnp.ndarray:
+    """Average the values with the weights: [..., heads, Q, K] × [..., K, heads, d] -> [..., Q, heads, d]."""
+    return jnp.einsum("...hqk,...khd->...qhd", weights.astype(value.dtype), value)
+
+
+# chapters/02_attention.py, cell 11
+class MultiHeadAttention(nnx.Module):
+    """Multi-head attention with QK-norm (RMS norm of each query and key head).
+
+    Queries of width `query_size` attend to keys/values of width `kv_size`
+    (default: the queries themselves, i.e. self-attention). `qkv_size` is the
+    total projection width over `num_heads` heads. Kernels: query/key/value
+    `[in, heads, head_dim]` without bias; out `[heads, head_dim, query_size]`
+    with bias. `dtype` is the compute dtype, `param_dtype` the storage dtype.
+    """
+
+    def __init__(self, query_size: int, kv_size: int | None = None, *, num_heads: int,
+                 qkv_size: int, rngs: nnx.Rngs, norm_eps: float = 1e-6, dtype=None,
+                 param_dtype=jnp.float32):
+        if num_heads < 1 or qkv_size % num_heads:
+            raise ValueError(f"MultiHeadAttention: qkv_size ({qkv_size}) must be a positive "
+                             f"multiple of num_heads ({num_heads})")
+        kv_size = query_size if kv_size is None else kv_size
+        self.num_heads, self.head_dim = num_heads, qkv_size // num_heads
+        project = functools.partial(nnx.LinearGeneral, out_features=(num_heads, self.head_dim),
+                                    use_bias=False, rngs=rngs, dtype=dtype,
+                                    param_dtype=param_dtype)
+        self.query = project(query_size)
+        self.key = project(kv_size)
+        self.value = project(kv_size)
+        norm = functools.partial(nnx.RMSNorm, self.head_dim, epsilon=norm_eps, rngs=rngs,
+                                 dtype=dtype, param_dtype=param_dtype)
+        self.query_norm = norm()
+        self.key_norm = norm()
+        self.out = nnx.LinearGeneral((num_heads, self.head_dim), query_size, axis=(-2, -1),
+                                     use_bias=True, rngs=rngs, dtype=dtype,
+                                     param_dtype=param_dtype)
+
+    def __call__(self, x: jnp.ndarray, kv: jnp.ndarray | None = None, *,
+                 return_attention: bool = False):
+        """x [..., Q, query_size], kv [..., K, kv_size] (None: x) -> [..., Q, query_size].
+
+        With `return_attention=True` returns `(output, weights)`, weights
+        float32 [..., heads, Q, K].
+        """
+        kv = x if kv is None else kv
+        query = self.query_norm(self.query(x))
+        key = self.key_norm(self.key(kv))
+        weights = attention_weights(query, key)
+        output = self.out(attend(weights, self.value(kv)))
+        return (output, weights) if return_attention else output
+
+
+# chapters/02_attention.py, cell 19
+def _layer_norm(width: int, eps: float, rngs: nnx.Rngs, dtype, param_dtype) -> nnx.LayerNorm:
+    """A LayerNorm with a learned scale and no bias."""
+    return nnx.LayerNorm(width, epsilon=eps, use_bias=False, use_scale=True, rngs=rngs,
+                         dtype=dtype, param_dtype=param_dtype)
+
+
+class TransformerBlock(nnx.Module):
+    """Pre-LN block, parallel self/cross attention: x += SA(LN x) + XA(LN x, kv); x += MLP(LN x).
+
+    `kv_size=None` builds no cross-attention; `self_attention=False` builds no
+    self-attention (a cross-attention-only block). LNs: scale only, eps 1e-6.
+    """
+
+    def __init__(self, width: int, *, num_heads: int, qkv_size: int, mlp_size: int,
+                 kv_size: int | None = None, self_attention: bool = True, rngs: nnx.Rngs,
+                 norm_eps: float = 1e-6, dtype=None, param_dtype=jnp.float32):
+        if not self_attention and kv_size is None:
+            raise ValueError("TransformerBlock: a block without self-attention needs kv_size "
+                             "(the width of the tokens it cross-attends to)")
+        attention = functools.partial(MultiHeadAttention, width, num_heads=num_heads,
+                                      qkv_size=qkv_size, rngs=rngs, dtype=dtype,
+                                      param_dtype=param_dtype)
+        dense = functools.partial(nnx.Linear, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
+        self.attention_norm = _layer_norm(width, norm_eps, rngs, dtype, param_dtype)
+        self.self_attention = attention() if self_attention else None
+        self.cross_attention = attention(kv_size) if kv_size is not None else None
+        self.mlp_norm = _layer_norm(width, norm_eps, rngs, dtype, param_dtype)
+        self.mlp_in = dense(width, mlp_size)
+        self.mlp_out = dense(mlp_size, width)
+
+    def __call__(self, x: jnp.ndarray, kv: jnp.ndarray | None = None, *,
+                 return_attention: bool = False):
+        """x [..., N, width], kv [..., K, kv_size] -> [..., N, width].
+
+        With `return_attention=True` returns `(x, weights)` where weights is a
+        dict with "self" [..., heads, N, N] and/or "cross" [..., heads, N, K].
+        """
+        if self.cross_attention is not None and kv is None:
+            raise ValueError("TransformerBlock: this block cross-attends; pass kv [..., K, kv_size]")
+        if self.cross_attention is None and kv is not None:
+            raise ValueError("TransformerBlock: this block has no cross-attention; kv must be None")
+        h = self.attention_norm(x)
+        update, weights = 0, {}
+        if self.self_attention is not None:
+            out, weights["self"] = self.self_attention(h, return_attention=True)
+            update = update + out
+        if self.cross_attention is not None:
+            out, weights["cross"] = self.cross_attention(h, kv, return_attention=True)
+            update = update + out
+        x = x + update
+        x = x + self.mlp_out(jax.nn.gelu(self.mlp_in(self.mlp_norm(x)), approximate=True))
+        return (x, weights) if return_attention else x
+
+
+# chapters/02_attention.py, cell 25
+class Transformer(nnx.Module):
+    """A stack of `TransformerBlock`s: [input Dense] → blocks → final LN → [output Dense].
+
+    - `hidden_size`: if given, an input Dense maps `input_size` to it and the
+      blocks run at that width; otherwise they run at `input_size`.
+    - `output_size` (default `input_size`): if it differs from the blocks'
+      width, a final Dense maps to it.
+    - `kv_size`: the width of the tokens to cross-attend to (None: no
+      cross-attention). `cross_attention_only=True` drops self-attention.
+    """
+
+    def __init__(self, input_size: int, *, num_layers: int, num_heads: int, qkv_size: int,
+                 mlp_size: int, kv_size: int | None = None, hidden_size: int | None = None,
+                 output_size: int | None = None, cross_attention_only: bool = False,
+                 rngs: nnx.Rngs, norm_eps: float = 1e-6, dtype=None,
+                 param_dtype=jnp.float32):
+        if cross_attention_only and kv_size is None:
+            raise ValueError("Transformer: cross_attention_only=True needs kv_size")
+        if num_layers < 0:
+            raise ValueError(f"Transformer: num_layers must be >= 0, got {num_layers}")
+        dense = functools.partial(nnx.Linear, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
+        width = input_size if hidden_size is None else hidden_size
+        output_size = input_size if output_size is None else output_size
+        self.input_dense = dense(input_size, width) if hidden_size is not None else None
+        self.layers = nnx.data([
+            TransformerBlock(width, num_heads=num_heads, qkv_size=qkv_size, mlp_size=mlp_size,
+                             kv_size=kv_size, self_attention=not cross_attention_only,
+                             rngs=rngs, norm_eps=norm_eps, dtype=dtype, param_dtype=param_dtype)
+            for _ in range(num_layers)
+        ])
+        self.final_norm = _layer_norm(width, norm_eps, rngs, dtype, param_dtype)
+        self.output_dense = dense(width, output_size) if output_size != width else None
+
+    @classmethod
+    def from_config(cls, input_size: int, config, **kwargs) -> "Transformer":
+        """Build from any object with `num_layers, num_heads, qkv_size, mlp_size`
+        (e.g. `configs.TransformerConfig`); `kwargs` go to `__init__`."""
+        return cls(input_size, num_layers=config.num_layers, num_heads=config.num_heads,
+                   qkv_size=config.qkv_size, mlp_size=config.mlp_size, **kwargs)
+
+    def __call__(self, x: jnp.ndarray, kv: jnp.ndarray | None = None, *,
+                 return_attention: bool = False):
+        """x [..., N, input_size], kv [..., K, kv_size] -> [..., N, output_size].
+
+        With `return_attention=True` returns `(output, weights)`, weights a dict
+        with "self" and/or "cross", each float32 [num_layers, ..., heads, N, N or K].
+        """
+        if self.input_dense is not None:
+            x = self.input_dense(x)
+        per_layer = []
+        for layer in self.layers:
+            x, weights = layer(x, kv, return_attention=True)
+            per_layer.append(weights)
+        x = self.final_norm(x)
+        if self.output_dense is not None:
+            x = self.output_dense(x)
+        if not return_attention:
+            return x
+        stacked = jax.tree.map(lambda *ws: jnp.stack(ws), *per_layer) if per_layer else {}
+        return x, stacked

@@ -1,0 +1,170 @@
+"""moog_lib.attention: shapes, invariances, a hand-computed case and the paper's sizes."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from moog_lib import attention
+
+
+def _count(module) -> int:
+    return sum(math.prod(p.shape) for p in jax.tree.leaves(nnx.state(module, nnx.Param)))
+
+
+def _shapes(module) -> dict[str, tuple]:
+    """Parameter path -> shape; works on `nnx.eval_shape` modules too."""
+    flat = nnx.to_flat_state(nnx.state(module, nnx.Param))
+    return {".".join(map(str, path)): jax.tree.leaves(v)[0].shape for path, v in flat}
+
+
+def _names(module) -> set[str]:
+    return set(_shapes(module))
+
+
+# One XLA program per call is much faster to compile than running op by op.
+_apply = nnx.jit(lambda module, *args: module(*args))
+_apply_weights = nnx.jit(lambda module, *args: module(*args, return_attention=True))
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    x = jax.random.normal(jax.random.key(0), (2, 6, 16))
+    kv = jax.random.normal(jax.random.key(1), (2, 9, 12))
+    return x, kv
+
+
+def test_multi_head_attention_shapes(inputs):
+    x, kv = inputs
+    mha = attention.MultiHeadAttention(16, kv_size=12, num_heads=2, qkv_size=8, rngs=nnx.Rngs(0))
+    out, w = _apply_weights(mha, x, kv)
+    assert out.shape == (2, 6, 16) and w.shape == (2, 2, 6, 9)
+    assert mha.query.kernel[...].shape == (16, 2, 4)
+    assert mha.key.kernel[...].shape == (12, 2, 4) and mha.value.kernel[...].shape == (12, 2, 4)
+    assert mha.out.kernel[...].shape == (2, 4, 16) and mha.out.bias[...].shape == (16,)
+    assert mha.query_norm.scale[...].shape == (4,) and mha.key_norm.scale[...].shape == (4,)
+    assert not hasattr(mha.query, "bias") or mha.query.bias is None
+    np.testing.assert_allclose(w.sum(-1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="multiple of num_heads"):
+        attention.MultiHeadAttention(16, num_heads=3, qkv_size=8, rngs=nnx.Rngs(0))
+
+
+def test_hand_computed_single_head():
+    """One head, identity projections, unit norm scales: compare to NumPy."""
+    d = 4
+    mha = attention.MultiHeadAttention(d, num_heads=1, qkv_size=d, rngs=nnx.Rngs(0))
+    eye = jnp.eye(d)
+    mha.query.kernel[...] = eye[:, None, :]
+    mha.key.kernel[...] = eye[:, None, :]
+    mha.value.kernel[...] = eye[:, None, :]
+    mha.out.kernel[...] = eye[None, :, :]
+    mha.out.bias[...] = jnp.zeros(d)
+    x = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]], np.float32)
+    out, w = mha(jnp.asarray(x), return_attention=True)
+
+    normed = x / np.sqrt((x**2).mean(-1, keepdims=True) + 1e-6)
+    logits = normed @ normed.T / np.sqrt(d)
+    expected_w = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    np.testing.assert_allclose(w[0], expected_w, atol=1e-5)
+    np.testing.assert_allclose(out, expected_w @ x, atol=1e-5)
+    # the first query matches itself best: logit sqrt(d) = 2 (norm 2 each, / sqrt 4)
+    np.testing.assert_allclose(logits[0, 0], 2.0, atol=1e-5)
+
+
+def test_block_and_transformer_flavours(inputs):
+    x, kv = inputs
+    kw = dict(num_heads=2, qkv_size=8, mlp_size=32, rngs=nnx.Rngs(0))
+    cross_only = attention.Transformer(16, num_layers=2, kv_size=12, cross_attention_only=True, **kw)
+    self_only = attention.Transformer(16, num_layers=2, **kw)
+    both = attention.Transformer(16, num_layers=2, kv_size=12, **kw)
+    assert not any("self_attention" in n for n in _names(cross_only))
+    assert not any("cross_attention" in n for n in _names(self_only))
+    assert any("self_attention" in n for n in _names(both)) and any(
+        "cross_attention" in n for n in _names(both))
+    assert {n.split(".")[0] for n in _names(both)} == {"layers", "final_norm"}
+    # every LayerNorm is scale-only
+    assert not any(n.endswith("norm.bias") for n in _names(both))
+
+    out, w = _apply_weights(cross_only, x, kv)
+    assert out.shape == (2, 6, 16) and set(w) == {"cross"} and w["cross"].shape == (2, 2, 2, 6, 9)
+    out, w = _apply_weights(self_only, x)
+    assert set(w) == {"self"} and w["self"].shape == (2, 2, 2, 6, 6)
+    out, w = _apply_weights(both, x, kv)
+    assert set(w) == {"self", "cross"}
+    np.testing.assert_allclose(w["self"].sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(w["cross"].sum(-1), 1.0, atol=1e-5)
+
+    with pytest.raises(ValueError, match="pass kv"):
+        both(x)
+    with pytest.raises(ValueError, match="no cross-attention"):
+        self_only(x, kv)
+    with pytest.raises(ValueError, match="needs kv_size"):
+        attention.Transformer(16, num_layers=1, cross_attention_only=True, **kw)
+
+
+def test_input_and_output_dense(inputs):
+    x, _ = inputs
+    kw = dict(num_layers=1, num_heads=2, qkv_size=8, mlp_size=32)
+    build = lambda **extra: nnx.eval_shape(
+        lambda: attention.Transformer(16, rngs=nnx.Rngs(0), **kw, **extra))
+    same = build()
+    assert same.input_dense is None and same.output_dense is None
+    hidden = build(hidden_size=24)
+    assert _shapes(hidden)["input_dense.kernel"] == (16, 24)
+    assert _shapes(hidden)["output_dense.kernel"] == (24, 16)
+    square = build(hidden_size=16)  # input Dense kept, no output Dense
+    assert square.input_dense is not None and square.output_dense is None
+    explicit = attention.Transformer(16, hidden_size=24, output_size=3, rngs=nnx.Rngs(0), **kw)
+    assert _apply(explicit, x).shape == (2, 6, 3)
+
+
+def test_block_is_parallel(inputs):
+    x, kv = inputs
+    block = attention.TransformerBlock(16, num_heads=2, qkv_size=8, mlp_size=32, kv_size=12,
+                                       rngs=nnx.Rngs(3))
+    h = block.attention_norm(x)
+    y = x + block.self_attention(h) + block.cross_attention(h, kv)
+    y = y + block.mlp_out(jax.nn.gelu(block.mlp_in(block.mlp_norm(y)), approximate=True))
+    np.testing.assert_allclose(block(x, kv), y, atol=1e-5)
+
+
+def test_permutation_symmetries(inputs):
+    x, kv = inputs
+    model = attention.Transformer(16, num_layers=2, num_heads=2, qkv_size=8, mlp_size=32,
+                                  kv_size=12, rngs=nnx.Rngs(1))
+    out = _apply(model, x, kv)
+    perm_q = np.random.default_rng(0).permutation(x.shape[1])
+    perm_k = np.random.default_rng(1).permutation(kv.shape[1])
+    # equivariant in the queries (self-attention included)
+    np.testing.assert_allclose(_apply(model, x[:, perm_q], kv), out[:, perm_q], atol=1e-5)
+    # invariant to permuting the key/value tokens
+    np.testing.assert_allclose(_apply(model, x, kv[:, perm_k]), out, atol=1e-5)
+
+
+def test_bfloat16_compute_float32_params(inputs):
+    x, kv = inputs
+    model = attention.Transformer(16, num_layers=1, num_heads=2, qkv_size=8, mlp_size=32,
+                                  kv_size=12, rngs=nnx.Rngs(1), dtype=jnp.bfloat16)
+    out, w = _apply_weights(model, x, kv)
+    assert out.dtype == jnp.bfloat16 and w["cross"].dtype == jnp.float32
+    assert {p.dtype for p in jax.tree.leaves(nnx.state(model, nnx.Param))} == {jnp.dtype("float32")}
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        (dict(input_size=512, num_layers=2, num_heads=8, qkv_size=512, mlp_size=2048,
+              kv_size=512), 8_398_848),  # corrector
+        (dict(input_size=512, num_layers=3, num_heads=4, qkv_size=256, mlp_size=2048),
+         7_877_504),  # predictor
+        (dict(input_size=576, num_layers=6, num_heads=2, qkv_size=128, mlp_size=2048,
+              kv_size=512, cross_attention_only=True), 15_854_400),  # decoder
+    ],
+    ids=["corrector", "predictor", "decoder"],
+)
+def test_paper_parameter_counts(kwargs, expected):
+    abstract = nnx.eval_shape(lambda: attention.Transformer(rngs=nnx.Rngs(0), **kwargs))
+    assert _count(abstract) == expected
