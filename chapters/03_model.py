@@ -1,0 +1,978 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 — The predict–correct loop
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/moog-tutorial/moog-tutorial/blob/main/notebooks/03_model.ipynb)
+#
+# **What you will learn.** MooG is a recurrent model: a set of `K` tokens is
+# carried from frame to frame, *predicted* forward before each frame arrives
+# and *corrected* once it has. In this chapter you build everything except the
+# decoder:
+#
+# - the convolutional **encoder** that turns each frame into a set of feature
+#   tokens `F_t` (all frames in one batched call);
+# - the **initial state** — tiny noise pushed through a LayerNorm — and why its
+#   standard deviation ends up at 1e-2 and not at 1e-4;
+# - the **predictor** `z_p = z + P(z)` and the **corrector**
+#   `z_c = LN(z_p + C(z_p, F_t))`;
+# - the loop over frames written with `jax.lax.scan`, so compile time does not
+#   grow with the clip length; unrolling in **chunks** that carry the state, and
+#   **streaming** videos of any length in constant memory;
+# - why nothing in the parameters depends on `K` or on the frame size;
+# - the two switches of the authors' release that the paper does not use.
+#
+# **Prerequisites.** Chapters 01 (Fourier features) and 02 (attention and the
+# transformer); `jax.lax.scan`; the idea of a recurrent state-space model.
+#
+# **Runtime.**
+#
+# | preset | hardware | this chapter |
+# |---|---|---|
+# | `tiny` | CI, 2 CPU cores | 27 s (measured by `make test`, `--durations`) |
+# | `colab` | Colab TPU v5e-1 | not measured yet |
+
+# %%
+# Shared setup, identical in every chapter (tests/test_chapters.py checks it).
+# On Colab: install this repository without replacing the preinstalled jax, jaxlib,
+# libtpu and flax. Everywhere: set XLA flags before JAX starts, pick the preset
+# (MOOG_PRESET; TPU presets fall back to `tiny` without a TPU) and say what runs.
+import os
+import subprocess
+import sys
+
+REPOSITORY = "https://github.com/moog-tutorial/moog-tutorial"
+REVISION = "main"  # the Colab badge opens main's notebook, so install main too
+IN_COLAB = "google.colab" in sys.modules
+
+
+def _run_visible(command):
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as p:
+        for line in p.stdout:
+            print(line, end="")
+    if p.returncode:
+        raise RuntimeError(f"command failed ({p.returncode}): {' '.join(command)}")
+
+
+if IN_COLAB:
+    frozen = subprocess.run([sys.executable, "-m", "pip", "freeze"], capture_output=True, text=True)
+    keep = [
+        line
+        for line in frozen.stdout.splitlines()
+        if line.split("==")[0].lower() in {"jax", "jaxlib", "libtpu", "flax"}
+    ]
+    with open("/tmp/moog_keep.txt", "w") as f:
+        f.write("\n".join(keep) + "\n")
+    _run_visible(
+        [sys.executable, "-m", "pip", "install", "-c", "/tmp/moog_keep.txt",
+         f"moog-tutorial[video] @ git+{REPOSITORY}@{REVISION}"]
+    )
+if "jax" in sys.modules:
+    print("note: JAX was already imported; XLA flags set now take effect after a restart")
+if os.environ.get("MOOG_CPU_DEVICES"):  # simulate N devices on one CPU
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "")
+        + f" --xla_force_host_platform_device_count={os.environ['MOOG_CPU_DEVICES']}"
+    )
+
+import flax
+import jax
+
+import moog_lib
+from moog_lib import configs
+
+ON_TPU = jax.default_backend() == "tpu"
+PRESET = os.environ.get("MOOG_PRESET") or ("colab" if ON_TPU else "tiny")
+if PRESET in configs.TPU_PRESETS and not ON_TPU:
+    print(f"WARNING: preset '{PRESET}' wants a TPU and none is attached; using 'tiny'.")
+    PRESET = "tiny"
+print(f"python {sys.version.split()[0]} | jax {jax.__version__} | flax {flax.__version__}"
+      f" | moog_lib {moog_lib.__version__} | preset {PRESET}")
+print("devices:", jax.devices())
+
+# %%
+#| default_exp model
+
+# %% [markdown]
+# ## 1. The model at a glance
+#
+# Write `z` for the state, a set of `K` tokens of width `D` (`[B, K, D]`), and
+# `F_t` for the encoder's tokens of frame `t` (`[B, h·w, D]`). MooG runs
+#
+# $$z_p^{(t)} = z^{(t-1)} + P\big(z^{(t-1)}\big), \qquad
+#   z_c^{(t)} = \mathrm{LN}\big(z_p^{(t)} + C(z_p^{(t)}, F_t)\big), \qquad
+#   z^{(t)} = z_c^{(t)},$$
+#
+# where `P` is a self-attention transformer (the *predictor*) and `C` a
+# transformer whose blocks self-attend among the tokens and cross-attend into
+# `F_t` in parallel (the *corrector*). The predicted state `z_p^{(t)}` has not
+# seen frame `t`; the decoder of chapter 04 turns it into a prediction of frame
+# `t`, and the error of that prediction is the only training signal. So the
+# model must carry in `z` whatever it needs to predict what comes next.
+#
+# Sizes come from `configs.ModelConfig` (paper values, spec §3–§4):
+#
+# | part | paper | `tiny` |
+# |---|---|---|
+# | encoder convs | 64, 128, 128, 256, 256, 512; strides 1, 1, 1, 2, 1, 2 | 8, 16, 16, 32, 32, 32 |
+# | tokens `K × D` | 1024 × 512 | 16 × 32 |
+# | predictor | 3 layers, self, 4 × 64, MLP 2048 | 1 layer, 2 × 16, MLP 64 |
+# | corrector | 2 layers, self ∥ cross, 8 × 64, MLP 2048 | 1 layer, 2 × 16, MLP 64 |
+
+# %%
+config = configs.get(PRESET)
+mc = config.model
+print(PRESET, mc)
+
+# %% [markdown]
+# ## 2. Checking inputs
+#
+# A video enters the model as float frames `[B, T, H, W, 3]` with values in
+# `[0, 1]`. Getting this wrong is the most common way to waste a training run
+# (uint8 frames in `[0, 255]`, a missing batch axis, a NaN from a broken
+# decoder), so every public entry point checks its inputs and raises a
+# `ValueError` that says what it expected. Shapes and dtypes are always known,
+# even inside `jax.jit`, so they are always checked. *Values* (range, NaN/Inf)
+# are only known for concrete arrays: they are checked eagerly, and skipped
+# when the model is traced inside `jit` — call `check_frames` on the host
+# (e.g. in the data pipeline) if you want them checked there too.
+
+# %%
+#| export
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from moog_lib import attention, configs, fourier
+
+
+def encoder_stride(config: configs.ModelConfig) -> int:
+    """How many pixels one encoder token spans per axis: the product of the conv strides."""
+    return math.prod(config.encoder_strides)
+
+
+def check_frames(frames, *, stride: int = 1, subsample: int = 1, name: str = "frames") -> None:
+    """Raise ValueError unless `frames` is a float video [B, T, H, W, 3] with values in [0, 1].
+
+    H and W must be divisible by `stride` (the encoder's) and by `subsample`
+    (the decoder's S). Values (range, NaN/Inf) are only checked on concrete
+    arrays; inside `jax.jit` they are unknown and skipped.
+    """
+    shape = getattr(frames, "shape", None)
+    if shape is None or not hasattr(frames, "dtype"):
+        raise ValueError(f"{name} must be an array [B, T, H, W, 3], got {type(frames).__name__}")
+    if len(shape) != 5:
+        raise ValueError(f"{name} must have rank 5 [B, T, H, W, 3] (batch, time, height, width, "
+                         f"RGB), got shape {tuple(shape)}; add missing axes, e.g. frames[None] "
+                         "for a single clip")
+    if shape[-1] != 3:
+        raise ValueError(f"{name} must have 3 channels (RGB) in the last axis [B, T, H, W, 3], "
+                         f"got {shape[-1]} in shape {tuple(shape)}")
+    if min(shape) < 1:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(shape)}")
+    if not jnp.issubdtype(frames.dtype, jnp.floating):
+        raise ValueError(f"{name} must be floating point with values in [0, 1], got dtype "
+                         f"{frames.dtype}; convert 8-bit video with frames.astype(np.float32) / 255")
+    height, width = shape[2], shape[3]
+    for factor, what in ((stride, "the encoder stride"), (subsample, "the decoder subsampling S")):
+        if height % factor or width % factor:
+            raise ValueError(f"{name}: height and width must be divisible by {what} ({factor}), "
+                             f"got {height}×{width}; crop or resize to a multiple of {factor}")
+    if isinstance(frames, jax.core.Tracer):
+        return  # traced inside jit: the values are not known here
+    xp = np if isinstance(frames, np.ndarray) else jnp
+    if not bool(xp.isfinite(frames).all()):
+        raise ValueError(f"{name} contain NaN or Inf values; expected finite values in [0, 1]")
+    low, high = float(frames.min()), float(frames.max())
+    if low < 0.0 or high > 1.0:
+        hint = "; divide 8-bit values by 255" if high > 1.0 else ""
+        raise ValueError(f"{name} must have values in [0, 1], got min {low:.4g} and max "
+                         f"{high:.4g}{hint}")
+
+
+# %% [markdown]
+# Each mistake gets its own message:
+
+# %%
+good = np.random.default_rng(0).uniform(size=(1, 2, 32, 32, 3)).astype(np.float32)
+check_frames(good, stride=4)
+mistakes = {
+    "uint8 frames": (good * 255).astype(np.uint8),
+    "no batch axis": good[0],
+    "RGBA": np.concatenate([good, good[..., :1]], -1),
+    "values in [0, 255]": good * 255,
+    "a NaN": np.where(good > 0.999, np.nan, good),
+    "30×30 frames": good[:, :, :30, :30],
+}
+for what, frames in mistakes.items():
+    try:
+        check_frames(frames, stride=4)
+    except ValueError as err:
+        print(f"{what:18s} -> {err}")
+    else:
+        raise AssertionError(f"{what} was accepted")
+
+# %% [markdown]
+# ## 3. The encoder
+#
+# The encoder is a plain convolutional network (paper Table 5): six 3×3
+# convolutions with SAME padding and biases, GELU after every convolution but
+# the last, then a scale-only LayerNorm over channels. Two of the convolutions
+# have stride 2, so a 128×128 frame becomes a 32×32 grid of 512 channels. Then
+#
+# 1. position enters through Fourier features of the 32×32 grid (20 bases,
+#    *project-add*: `x + Dense(features)`, chapter 01) — the only place the
+#    encoder knows where a feature came from, since the set of tokens that
+#    follows has no order;
+# 2. the grid is flattened into `h·w` tokens;
+# 3. a `Dense(D)` and a scale-only LayerNorm finish each token.
+#
+# All `T` frames of a clip go through in **one batched call**: the frames of a
+# clip do not depend on each other here, so we fold time into the batch axis,
+# which is both simpler and faster than encoding inside the loop.
+#
+# Names, for chapter 12 (the release keeps the last two in a zero-layer
+# "transformer"): `convs[i]` ↔ `encoder/backbone/Conv_i`, `conv_norm` ↔
+# `backbone/LayerNorm_0`, `position.dense_pe` ↔ `pos_embedding/dense_pe`,
+# `token_dense` ↔ `transformer/Dense_0`, `token_norm` ↔
+# `transformer/norm_encoder`. Where the paper does not say which GELU, we use
+# the tanh approximation (Flax's default, as in the attention MLPs); the
+# LayerNorms use `ε = 1e-6`.
+
+# %%
+#| export
+def _compute_dtype(config: configs.ModelConfig, dtype):
+    return jnp.dtype(config.compute_dtype if dtype is None else dtype)
+
+
+def _conv_kernel_init(key, shape, dtype=jnp.float32):
+    """Flax's default conv init (LeCun normal, fan-in = 3·3·C_in), drawn as a 2-D matrix.
+
+    Same distribution as `nnx.Conv`'s default; sampling [3·3·C_in, C_out] and
+    reshaping compiles about twice as fast on CPU as sampling the 4-D kernel.
+    """
+    flat = jax.nn.initializers.lecun_normal()(key, (math.prod(shape[:-1]), shape[-1]), dtype)
+    return flat.reshape(shape)
+
+
+def _scale_only_norm(width: int, eps: float, rngs: nnx.Rngs, dtype, param_dtype) -> nnx.LayerNorm:
+    return nnx.LayerNorm(width, epsilon=eps, use_bias=False, use_scale=True, rngs=rngs,
+                         dtype=dtype, param_dtype=param_dtype)
+
+
+class Encoder(nnx.Module):
+    """Frames [..., H, W, 3] in [0, 1] -> feature tokens [..., (H/s)·(W/s), D], s = stride.
+
+    Conv stack (GELU between convolutions) → LN → Fourier project-add of the
+    grid → flatten → Dense(D) → LN. Any leading axes (batch, time) are folded
+    into one batch for the convolutions.
+    """
+
+    def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
+                 param_dtype=jnp.float32):
+        features, strides = tuple(config.encoder_features), tuple(config.encoder_strides)
+        if not features or len(features) != len(strides):
+            raise ValueError(f"Encoder: encoder_features {features} and encoder_strides {strides} "
+                             "must be non-empty and of equal length")
+        self.dtype = _compute_dtype(config, dtype)
+        self.stride = math.prod(strides)
+        channels = (3,) + features
+        self.convs = nnx.data([
+            nnx.Conv(c_in, c_out, kernel_size=(3, 3), strides=(s, s), padding="SAME",
+                     use_bias=True, kernel_init=_conv_kernel_init, rngs=rngs, dtype=self.dtype,
+                     param_dtype=param_dtype)
+            for c_in, c_out, s in zip(channels[:-1], channels[1:], strides)
+        ])
+        self.conv_norm = _scale_only_norm(features[-1], 1e-6, rngs, self.dtype, param_dtype)
+        self.position = fourier.FourierProjectAdd(features[-1], config.encoder_fourier_bases,
+                                                  rngs=rngs, dtype=self.dtype,
+                                                  param_dtype=param_dtype)
+        self.token_dense = nnx.Linear(features[-1], config.token_dim, rngs=rngs, dtype=self.dtype,
+                                      param_dtype=param_dtype)
+        self.token_norm = _scale_only_norm(config.token_dim, 1e-6, rngs, self.dtype, param_dtype)
+
+    def __call__(self, frames: jnp.ndarray) -> jnp.ndarray:
+        if frames.ndim < 3 or frames.shape[-1] != 3:
+            raise ValueError(f"Encoder: expected frames [..., H, W, 3], got shape {frames.shape}")
+        height, width = frames.shape[-3:-1]
+        if height % self.stride or width % self.stride:
+            raise ValueError(f"Encoder: height and width must be divisible by the encoder stride "
+                             f"({self.stride}), got {height}×{width}")
+        leading = frames.shape[:-3]
+        x = jnp.reshape(frames, (-1, height, width, 3)).astype(self.dtype)
+        for i, conv in enumerate(self.convs):
+            x = conv(x)
+            if i < len(self.convs) - 1:
+                x = jax.nn.gelu(x, approximate=True)
+        x = self.conv_norm(x)
+        h, w = x.shape[1:3]
+        x = self.position(x, fourier.coordinate_grid(h, w))
+        x = x.reshape(x.shape[0], h * w, x.shape[-1])
+        x = self.token_norm(self.token_dense(x))
+        return x.reshape(leading + x.shape[1:])
+
+
+# %% [markdown]
+# The encoder of the current preset on a clip, and the paper's encoder built
+# abstractly (no memory, no compute) to check its grid and its parameter count,
+# 2,593,792 (spec §8):
+
+# %%
+def count_params(module) -> int:
+    return sum(math.prod(p.shape) for p in jax.tree.leaves(nnx.state(module, nnx.Param)))
+
+
+resolution = config.data.resolution
+clip = jnp.asarray(np.random.default_rng(0).uniform(size=(2, 3, resolution, resolution, 3)),
+                   jnp.float32)
+encoder = Encoder(mc, rngs=nnx.Rngs(0), dtype="float32")
+features = nnx.jit(lambda module, x: module(x))(encoder, clip)
+grid = resolution // encoder_stride(mc)
+assert features.shape == (2, 3, grid * grid, mc.token_dim)
+print(f"{PRESET}: {resolution}² frames -> {grid}×{grid} grid -> tokens {features.shape}")
+
+paper_model = configs.get("paper").model
+paper_encoder = nnx.eval_shape(lambda: Encoder(paper_model, rngs=nnx.Rngs(0)))
+# An abstract module is called through split/merge: jax.eval_shape traces it with abstract arrays.
+encoder_def, abstract_params = nnx.split(paper_encoder)
+paper_tokens = jax.eval_shape(lambda p, x: nnx.merge(encoder_def, p)(x), abstract_params,
+                              jax.ShapeDtypeStruct((1, 8, 128, 128, 3), jnp.float32))
+assert paper_tokens.shape == (1, 8, 32 * 32, 512)
+assert count_params(paper_encoder) == 2_593_792
+print(f"paper encoder: 128² -> {paper_tokens.shape[2]} tokens of width {paper_tokens.shape[3]}, "
+      f"{count_params(paper_encoder):,} parameters")
+
+# %% [markdown]
+# ## 4. The initial state: why 1e-4 noise ends up at 1e-2
+#
+# Before the first frame the state is noise, `z⁽⁰⁾ = LN(1e-4 · ε)` with
+# `ε ~ N(0, I)` of shape `[B, K, D]`: fresh noise for every example, nothing
+# learned, and passed through the *correction* LayerNorm (the one that ends
+# every correction step; `ε_LN = 1e-4`). The noise breaks the symmetry between
+# tokens — with identical tokens every token would attend identically and stay
+# identical forever — and it is not learned, so the model cannot rely on any
+# particular initial token.
+#
+# The LayerNorm does not turn this noise into unit-variance tokens. It divides
+# by `sqrt(var + ε_LN)`, and the variance of the noise is `(1e-4)² = 1e-8`,
+# ten thousand times smaller than `ε_LN`. So the denominator is
+# `sqrt(1e-8 + 1e-4) ≈ sqrt(1e-4) = 1e-2` and the result has standard deviation
+#
+# $$\frac{10^{-4}}{\sqrt{10^{-8} + 10^{-4}}} \approx 10^{-2}:$$
+#
+# a hundred times larger than the noise, a hundred times smaller than a
+# normalised token. The authors' release does exactly this; we keep it.
+
+# %%
+#| export
+def initial_noise(key: jax.Array, batch_size: int, num_tokens: int, token_dim: int,
+                  scale: float = 1e-4) -> jnp.ndarray:
+    """`scale · N(0, I)` of shape [B, K, D], float32: fresh noise for every example."""
+    for name, value in (("batch_size", batch_size), ("num_tokens", num_tokens),
+                        ("token_dim", token_dim)):
+        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"initial_noise: {name} must be a positive int, got {value!r}")
+    return scale * jax.random.normal(key, (batch_size, num_tokens, token_dim), jnp.float32)
+
+
+# %%
+noise = initial_noise(jax.random.key(0), 4, 256, 512)
+layer_norm = nnx.LayerNorm(512, epsilon=1e-4, use_bias=False, rngs=nnx.Rngs(0))
+state0 = layer_norm(noise)
+predicted_std = 1e-4 / math.sqrt(1e-8 + 1e-4)
+print(f"noise std {float(noise.std()):.3g} -> after LN {float(state0.std()):.5f} "
+      f"(predicted {predicted_std:.5f})")
+assert abs(float(noise.std()) - 1e-4) < 2e-6
+assert abs(float(state0.std()) - predicted_std) < 2e-4
+assert not jnp.allclose(noise[0], noise[1])  # every example draws its own noise
+
+# %% [markdown]
+# ## 5. Predict, correct
+#
+# One module holds the three learned pieces of the loop:
+#
+# - `predictor` — `P`, a self-attention transformer over the `K` tokens
+#   (paper: 3 layers, 4 heads × 64, MLP 2048), used as a residual:
+#   `z_p = z + P(z)`;
+# - `corrector` — `C`, whose blocks run self-attention over the tokens and
+#   cross-attention into the frame's tokens `F_t` in parallel (paper: 2 layers,
+#   8 heads × 64, MLP 2048);
+# - `correction_norm` — the scale-only LayerNorm with `ε = 1e-4` that ends each
+#   correction: `z_c = LN(z_p + C(z_p, F_t))`. It keeps the carried state at a
+#   fixed scale however many frames go by.
+#
+# Release names: `predictor`, `corrector`, `correction_layer_norm`.
+#
+# Note what the loop does **not** contain: no position embedding of the
+# tokens, no parameter whose shape involves `K`, `h·w` or `T`. Attention is
+# defined for sets of any size, so the same parameters run with any number of
+# tokens, on frames of any size (that the encoder stride divides), for any
+# number of frames. The paper uses this to change `K` at test time (its
+# Fig. 7).
+#
+# Two switches of the authors' release, off by default because the paper
+# reports neither (spec §8), are also here; §9 below explains them.
+
+# %%
+#| export
+def stop_gradient_mask(key: jax.Array, batch_size: int, num_frames: int,
+                       probability: float) -> jnp.ndarray:
+    """bool [B, T]: where True, the state carried into that frame is cut from the gradient."""
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"stop_gradient_mask: probability must be in [0, 1], got {probability}")
+    return jax.random.bernoulli(key, probability, (batch_size, num_frames))
+
+
+class PredictCorrect(nnx.Module):
+    """The recurrent core: `z_p = z + P(z)`, `z_c = LN(z_p + C(z_p, F_t))`.
+
+    Built from `configs.ModelConfig`. With `config.loss_gradient_input` (the
+    release's switch, not in the paper) the corrector's query is
+    `gradient_projection([z_p, dL/dz_p])` instead of `z_p`.
+    """
+
+    def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
+                 param_dtype=jnp.float32):
+        width = config.token_dim
+        self.dtype = _compute_dtype(config, dtype)
+        self.token_dim = width
+        self.initial_state_scale = config.initial_state_scale
+        kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
+        self.predictor = attention.Transformer.from_config(width, config.predictor, **kwargs)
+        self.corrector = attention.Transformer.from_config(width, config.corrector, kv_size=width,
+                                                           **kwargs)
+        self.correction_norm = _scale_only_norm(width, config.correction_norm_eps, rngs,
+                                                self.dtype, param_dtype)
+        self.gradient_projection = (nnx.Linear(2 * width, width, **kwargs)
+                                    if config.loss_gradient_input else None)
+
+    def initial_state(self, key: jax.Array, batch_size: int, num_tokens: int) -> jnp.ndarray:
+        """The state before the first frame: LN(scale · N(0, I)), [B, K, D]."""
+        if not isinstance(num_tokens, int | np.integer) or num_tokens < 1:
+            raise ValueError(f"initial_state: the number of tokens K must be an int >= 1, "
+                             f"got {num_tokens!r}")
+        noise = initial_noise(key, batch_size, num_tokens, self.token_dim,
+                              self.initial_state_scale)
+        return self.correction_norm(noise)
+
+    def predict(self, state: jnp.ndarray) -> jnp.ndarray:
+        """z_p = z + P(z): [B, K, D] -> [B, K, D]."""
+        return state + self.predictor(state)
+
+    def correct(self, predicted: jnp.ndarray, features: jnp.ndarray,
+                loss_gradient: jnp.ndarray | None = None) -> jnp.ndarray:
+        """z_c = LN(q + C(q, F_t)) with q = z_p (or the loss-gradient query, if switched on)."""
+        query = predicted
+        if self.gradient_projection is not None:
+            if loss_gradient is None:
+                raise ValueError("correct: loss_gradient_input is on; pass loss_gradient [B, K, D]")
+            joined = jnp.concatenate([predicted, loss_gradient.astype(predicted.dtype)], -1)
+            query = self.gradient_projection(joined)
+        return self.correction_norm(query + self.corrector(query, features))
+
+    def unroll(self, features: jnp.ndarray, state: jnp.ndarray, *,
+               stop_gradient: jnp.ndarray | None = None, loss_gradient_fn=None,
+               loss_gradient_inputs=None) -> dict:
+        """Run the loop over the frames of `features` [B, T, N, D], from `state` [B, K, D].
+
+        Returns {"z_p": [B, T, K, D], "z_c": [B, T, K, D], "state": [B, K, D]}
+        (the state to carry into the next chunk). A `jax.lax.scan` over frames.
+
+        - `stop_gradient`: bool [B, T] (see `stop_gradient_mask`) or None.
+        - `loss_gradient_fn(z_p, inputs_t) -> dL/dz_p` [B, K, D], called inside
+          the loop with `inputs_t` the frame-t slice (axis 1) of the pytree
+          `loss_gradient_inputs`; required iff `loss_gradient_input` is on.
+        """
+        if features.ndim != 4 or features.shape[-1] != self.token_dim:
+            raise ValueError(f"unroll: features must be [B, T, N, {self.token_dim}], "
+                             f"got shape {features.shape}")
+        batch = features.shape[0]
+        if state.ndim != 3 or state.shape[0] != batch or state.shape[2] != self.token_dim:
+            raise ValueError(f"unroll: the carried state must be [B, K, D] = [{batch}, K, "
+                             f"{self.token_dim}], got shape {state.shape}")
+        if state.shape[1] < 1:
+            raise ValueError("unroll: the state needs at least one token (K >= 1)")
+        if (self.gradient_projection is not None) != (loss_gradient_fn is not None):
+            raise ValueError("unroll: pass loss_gradient_fn exactly when the model was built "
+                             "with loss_gradient_input=True")
+        if stop_gradient is not None and stop_gradient.shape != features.shape[:2]:
+            raise ValueError(f"unroll: stop_gradient must be bool [B, T] = "
+                             f"{features.shape[:2]}, got {stop_gradient.shape}")
+        graphdef, params = nnx.split(self)
+        time_major = lambda x: jnp.swapaxes(x, 0, 1)
+
+        def step(carry, inputs):
+            module = nnx.merge(graphdef, params)  # pure: parameters come in as arrays
+            frame_features, stop, extra = inputs
+            if stop is not None:
+                carry = jnp.where(stop[:, None, None], jax.lax.stop_gradient(carry), carry)
+            predicted = module.predict(carry)
+            gradient = None
+            if loss_gradient_fn is not None:
+                gradient = jax.lax.stop_gradient(loss_gradient_fn(predicted, extra))
+            corrected = module.correct(predicted, frame_features, gradient)
+            return corrected, (predicted, corrected)
+
+        inputs = (time_major(features),
+                  None if stop_gradient is None else time_major(stop_gradient),
+                  jax.tree.map(time_major, loss_gradient_inputs))
+        state, (predicted, corrected) = jax.lax.scan(step, state.astype(self.dtype), inputs)
+        return {"z_p": time_major(predicted), "z_c": time_major(corrected), "state": state}
+
+
+# %% [markdown]
+# The current preset's loop, its initial state, and the paper's sizes
+# (corrector 8,398,848, predictor 7,877,504, correction LN 512 parameters):
+
+# %%
+dynamics = PredictCorrect(mc, rngs=nnx.Rngs(1), dtype="float32")
+state = dynamics.initial_state(jax.random.key(2), batch_size=2, num_tokens=mc.num_tokens)
+assert state.shape == (2, mc.num_tokens, mc.token_dim)
+assert abs(float(state.std()) - predicted_std) < 1e-3  # LN scales start at 1
+
+paper_dynamics = nnx.eval_shape(lambda: PredictCorrect(paper_model, rngs=nnx.Rngs(0)))
+sizes = {name: count_params(getattr(paper_dynamics, name))
+         for name in ("predictor", "corrector", "correction_norm")}
+assert sizes == {"predictor": 7_877_504, "corrector": 8_398_848, "correction_norm": 512}
+assert paper_dynamics.gradient_projection is None  # the release's switch is off by default
+print({name: f"{n:,}" for name, n in sizes.items()})
+
+# %% [markdown]
+# ## 6. Unrolling with `jax.lax.scan`
+#
+# The obvious loop — `for t in range(T): z = correct(predict(z), F[:, t])` —
+# works, but under `jax.jit` Python loops are *unrolled*: the traced program
+# contains `T` copies of the predictor and the corrector, and compile time
+# grows with `T`. `jax.lax.scan` traces the step **once** and runs it `T`
+# times; its outputs are stacked along a new leading axis.
+#
+# A `scan` body must be a pure function of arrays, while our step lives in NNX
+# modules. `PredictCorrect.unroll` therefore splits itself into a static
+# `graphdef` and its parameter arrays outside the scan and merges them back
+# inside the body, so the body is pure and JAX sees the parameters as ordinary
+# (closed-over) arrays — gradients flow into them as usual. This works the same
+# on flax 0.11 and 0.12. Anything random (the initial noise, the stop-gradient
+# draws of §9, the decoder's subsampling offsets of chapter 04) is drawn
+# *before* the loop and fed in as arrays: the body never touches a random key.
+#
+# First check: `unroll` gives exactly what a plain Python loop over the same
+# modules gives.
+
+# %%
+unroll = nnx.jit(lambda module, f, s: module.unroll(f, s))
+out = unroll(dynamics, features, state)
+assert out["z_p"].shape == out["z_c"].shape == (2, 3, mc.num_tokens, mc.token_dim)
+assert jnp.array_equal(out["state"], out["z_c"][:, -1])
+
+
+@nnx.jit
+def python_loop(module, f, s):
+    predicted, corrected = [], []
+    for t in range(f.shape[1]):
+        predicted.append(module.predict(s))
+        s = module.correct(predicted[-1], f[:, t])
+        corrected.append(s)
+    return jnp.stack(predicted, 1), jnp.stack(corrected, 1)
+
+
+loop_p, loop_c = python_loop(dynamics, features, state)
+assert jnp.allclose(out["z_p"], loop_p, atol=1e-5) and jnp.allclose(out["z_c"], loop_c, atol=1e-5)
+
+# %% [markdown]
+# Second check: compile time. With the scan it is the same for 2 and for 16
+# frames; with the Python loop it grows with the number of frames.
+
+# %%
+import time
+
+
+def compile_seconds(fn, *args) -> float:
+    start = time.perf_counter()
+    jax.jit(fn).lower(*args).compile()
+    return time.perf_counter() - start
+
+
+graphdef, params = nnx.split(dynamics)
+scan_fn = lambda p, f, s: nnx.merge(graphdef, p).unroll(f, s)["state"]
+loop_fn = lambda p, f, s: python_loop(nnx.merge(graphdef, p), f, s)[1]
+timings = {}
+for frames_count in (2, 16):
+    f = jnp.zeros((2, frames_count) + features.shape[2:])
+    timings[frames_count] = (compile_seconds(scan_fn, params, f, state),
+                             compile_seconds(loop_fn, params, f, state))
+    print(f"T = {frames_count:2d}: compile scan {timings[frames_count][0]:.2f} s, "
+          f"Python loop {timings[frames_count][1]:.2f} s")
+assert timings[16][0] < timings[16][1]  # the unrolled loop compiles 16 copies of the step
+
+# %% [markdown]
+# ### Chunks carry the state exactly
+#
+# Because the loop is a recurrence, unrolling 8 frames at once or 4 + 4 frames
+# with the state handed over computes the same thing (equal up to
+# floating-point rounding). This is how long videos are processed: in chunks,
+# carrying `state`.
+
+# %%
+eight = jnp.concatenate([features, features[:, ::-1], features[:, :2]], axis=1)  # 8 frames
+whole = unroll(dynamics, eight, state)
+first = unroll(dynamics, eight[:, :4], state)
+second = unroll(dynamics, eight[:, 4:], first["state"])
+assert jnp.allclose(whole["z_c"], jnp.concatenate([first["z_c"], second["z_c"]], 1), atol=1e-5)
+assert jnp.allclose(whole["state"], second["state"], atol=1e-5)
+print("8 frames in one go == 4 + 4 frames carrying the state")
+
+# %% [markdown]
+# ### `K` is chosen at call time
+#
+# The same parameters run with any number of tokens — only the initial
+# state's shape changes:
+
+# %%
+for num_tokens in (4, mc.num_tokens, 4 * mc.num_tokens):
+    s = dynamics.initial_state(jax.random.key(3), 2, num_tokens)
+    assert unroll(dynamics, features, s)["z_c"].shape == (2, 3, num_tokens, mc.token_dim)
+print("ran with K =", (4, mc.num_tokens, 4 * mc.num_tokens), "on one set of parameters")
+
+# %% [markdown]
+# ## 7. Streaming a video of any length
+#
+# For a video longer than fits in memory, process a chunk, keep what you need
+# (on the host), carry the state, and move on. `stream` is that loop: it takes
+# any iterable of chunks — a generator that decodes a file, say — and a step
+# function, and yields each chunk's outputs with the state after it. It holds
+# one chunk at a time, so memory does not grow with the length of the video,
+# and a jitted step function compiles once for all chunks of one shape (a
+# shorter last chunk costs one more compilation).
+
+# %%
+#| export
+def chunks_of(frames, chunk_size: int):
+    """Split a video [B, T, ...] along time into chunks [B, <= chunk_size, ...] (a generator)."""
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunks_of: chunk_size must be a positive int, got {chunk_size!r}")
+    for start in range(0, frames.shape[1], chunk_size):
+        yield frames[:, start:start + chunk_size]
+
+
+def stream(step_fn, chunks, state):
+    """Run `step_fn(chunk, state) -> (outputs, new_state)` over `chunks`, carrying the state.
+
+    Yields `(outputs, state)` after every chunk and keeps nothing itself, so
+    memory stays that of one chunk however long the video is. Pass a jitted
+    `step_fn` to compile once per chunk shape.
+    """
+    for chunk in chunks:
+        outputs, state = step_fn(chunk, state)
+        yield outputs, state
+
+
+# %% [markdown]
+# ## 8. A state over a clip
+#
+# We need a video. Chapter 05 builds proper datasets; here a few lines of NumPy
+# make a clip of a checkered square bouncing over a smooth background.
+
+# %%
+def bouncing_square_clip(num_frames: int, size: int, *, velocity=(1.3, 2.1), seed: int = 0):
+    """float32 [T, size, size, 3] in [0, 1]: a checkered square bouncing over a gradient."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    background = np.stack([0.35 + 0.15 * np.sin(2 * np.pi * xx), 0.4 + 0.15 * np.cos(3 * np.pi * yy),
+                           0.5 + 0.1 * np.sin(2 * np.pi * (xx + yy))], -1)
+    side = max(4, size // 4)
+    checks = (np.add.outer(np.arange(side) // max(1, side // 4), np.arange(side) // max(1, side // 4)) % 2)
+    texture = np.where(checks[..., None], [0.95, 0.2, 0.1], [0.1, 0.1, 0.6])
+    span = size - side
+    start = rng.uniform(0, span, 2)
+    bounce = lambda p: span - abs(p % (2 * span) - span)  # reflect at the borders
+    clip = np.repeat(background[None], num_frames, 0)
+    for t in range(num_frames):
+        y, x = (int(round(bounce(start[i] + t * velocity[i]))) for i in range(2))
+        clip[t, y:y + side, x:x + side] = texture
+    return clip.astype(np.float32)
+
+
+num_frames = 12
+moving = bouncing_square_clip(num_frames, resolution)
+static = np.repeat(moving[:1], num_frames, 0)
+check_frames(moving[None], stride=encoder_stride(mc))
+
+import matplotlib.pyplot as plt
+
+fig, axes = plt.subplots(1, 6, figsize=(12, 2.2))
+for ax, t in zip(axes, range(0, num_frames, 2)):
+    ax.imshow(moving[t])
+    ax.set_title(f"frame {t}")
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# Stream both clips — the bouncing square and the same clip frozen on its
+# first frame — through the encoder and the loop, four frames at a time,
+# keeping the states on the host. The step is traced once: the counter below
+# only advances while JAX traces.
+
+# %%
+traces = []
+
+
+@nnx.jit
+def encode_and_unroll(encoder, dynamics, chunk, state):
+    traces.append(chunk.shape)  # runs only when JAX traces the function
+    outputs = dynamics.unroll(encoder(chunk), state)
+    return outputs, outputs["state"]
+
+
+def run_clip(video, key):
+    state = dynamics.initial_state(key, 1, mc.num_tokens)
+    step = lambda chunk, s: encode_and_unroll(encoder, dynamics, chunk, s)
+    kept = {"z_p": [], "z_c": []}
+    for outputs, _ in stream(step, chunks_of(jnp.asarray(video[None]), 4), state):
+        for name in kept:
+            kept[name].append(np.asarray(outputs[name][0]))
+    return {name: np.concatenate(arrays) for name, arrays in kept.items()}  # [T, K, D]
+
+
+states = {"moving": run_clip(moving, jax.random.key(5)), "static": run_clip(static, jax.random.key(5))}
+assert len(traces) == 1 and states["moving"]["z_c"].shape == (num_frames, mc.num_tokens, mc.token_dim)
+print("compiled once for", 2 * num_frames // 4, "chunks")
+
+# %% [markdown]
+# What do the tokens do? The model is untrained, so the tokens do not track
+# anything yet (chapter 11 looks at a trained model), but the loop's
+# *mechanics* are already visible. Left: how similar each token is to itself
+# one frame later. Middle: how similar *different* tokens are to each other.
+# Right: the first two principal components of every token over the moving
+# clip — one line per token, a dot at the last frame.
+
+# %%
+def cosine(a, b):
+    return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+
+
+def mean_pairwise_cosine(z):  # [T, K, D] -> [T]: mean cosine between two different tokens
+    unit = z / np.linalg.norm(z, axis=-1, keepdims=True)
+    gram = np.einsum("tkd,tjd->tkj", unit, unit)
+    k = z.shape[1]
+    return (gram.sum((1, 2)) - k) / (k * (k - 1))
+
+
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.4))
+for name, s in states.items():
+    axes[0].plot(range(1, num_frames), cosine(s["z_c"][1:], s["z_c"][:-1]).mean(-1), "o-",
+                 label=name)
+    axes[1].plot(range(num_frames), mean_pairwise_cosine(s["z_c"]), "o-", label=name)
+axes[0].set(xlabel="frame t", ylabel="mean cos(z_c[t], z_c[t-1])", title="each token vs. itself")
+axes[1].set(xlabel="frame t", ylabel="mean cos between tokens", title="tokens vs. each other")
+axes[0].legend()
+flat = states["moving"]["z_c"].reshape(-1, mc.token_dim)
+centred = flat - flat.mean(0)
+_, _, components = np.linalg.svd(centred, full_matrices=False)
+projected = (centred @ components[:2].T).reshape(num_frames, mc.num_tokens, 2)
+for k in range(mc.num_tokens):
+    axes[2].plot(projected[:, k, 0], projected[:, k, 1], "-", lw=0.8, alpha=0.7)
+    axes[2].scatter(projected[-1, k, 0], projected[-1, k, 1], s=8)
+axes[2].set(title="token trajectories (PCA of z_c)", xlabel="PC 1", ylabel="PC 2")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Three things to read off:
+#
+# 1. The correction LayerNorm keeps every corrected token at unit RMS, so the
+#    state neither explodes nor vanishes however long the clip is.
+# 2. Untrained, the loop is a *smoother*: every attention layer averages
+#    tokens, and after a dozen predict–correct steps, each with several
+#    attention layers, the tokens have drifted towards each other (the middle
+#    panel climbs towards 1). Deep stacks of attention lose rank this way (Dong et al., 2021);
+#    residual connections slow it down, and training is what keeps the tokens
+#    apart, because distinct tokens are needed to predict distinct parts of the
+#    next frame.
+# 3. The video matters, but only a little yet: on `tiny` the bouncing and the
+#    frozen clip give states that differ by a few percent. Next-frame prediction (chapters
+#    04 and 06) is what makes the corrector listen to the frame.
+
+# %%
+for name, s in states.items():
+    rms = np.linalg.norm(s["z_c"], axis=-1) / np.sqrt(mc.token_dim)
+    assert np.allclose(rms, 1.0, atol=0.05), name  # LN scales are 1 at initialisation
+difference = (np.linalg.norm(states["moving"]["z_c"] - states["static"]["z_c"], axis=(1, 2))
+              / np.linalg.norm(states["moving"]["z_c"], axis=(1, 2)))
+print("relative difference moving vs static, per frame:", np.round(difference, 3))
+assert difference[0] < 1e-6 < difference[-1]  # identical first frames, then they part
+print("mean cosine between tokens, first and last frame:",
+      np.round(mean_pairwise_cosine(states["moving"]["z_c"])[[0, -1]], 2))
+
+# %% [markdown]
+# ## 9. Two switches from the authors' release (not in the paper)
+#
+# The authors' code has two options that the paper does not describe. Both are
+# off by default (`configs.ModelConfig`), and both are here so that the
+# release's configurations can be reproduced (spec §8).
+#
+# **Random stop-gradient of the carried state** (`state_stop_gradient_prob = p`).
+# Before each frame, for each example independently, the state carried into
+# the frame is cut from the gradient with probability `p`: a random form of
+# truncated backpropagation through time. The draws are made up front with
+# `stop_gradient_mask` and passed to `unroll` as a `[B, T]` boolean array.
+#
+# **Loss-gradient input** (`loss_gradient_input = True`). The corrector's query
+# becomes `Dense(D)([z_p, ∂L_t/∂z_p])`: the model is shown, for every token, the
+# gradient of the frame-`t` prediction loss with respect to that token — a
+# learned analogue of a gradient step on the state, reminiscent of learned
+# optimisers and of the "innovation" term of a Kalman filter. Computing it
+# needs the decoder and frame `t` *inside* the loop, so `unroll` takes a
+# `loss_gradient_fn(z_p, inputs_t)` and the per-frame inputs it needs (chapter 04
+# passes the decoder's loss). The release does not pin down how the outer
+# gradient treats this input; we treat it as an input — `stop_gradient`, no
+# second derivatives through the decoder — and say so here. The projection adds
+# `2D·D + D` parameters (524,800 in the paper model); chapter 12 maps it to the
+# release's `state_grad_projector`.
+
+# %%
+mask = stop_gradient_mask(jax.random.key(7), 2, 3, 0.5)
+assert mask.shape == (2, 3) and mask.dtype == jnp.bool_
+
+
+def last_frame_loss(features, cut):
+    out = dynamics.unroll(features, state, stop_gradient=cut)
+    return (out["z_p"][:, -1] ** 2).sum()
+
+
+gradient = jax.jit(jax.grad(last_frame_loss))  # one compilation serves both masks
+no_cut = jnp.zeros((2, 3), bool)
+cut_before_last = no_cut.at[:, 2].set(True)  # cut the state carried into frame 2
+assert jnp.abs(gradient(features, no_cut)[:, 0]).max() > 0
+assert jnp.abs(gradient(features, cut_before_last)[:, 0]).max() == 0  # frame 0 no longer reachable
+print("a cut before the last frame stops the gradient reaching frame 0")
+
+switched = configs.override(configs.get(PRESET), ["model.loss_gradient_input=True"]).model
+with_gradient_input = PredictCorrect(switched, rngs=nnx.Rngs(1), dtype="float32")
+target = jax.random.normal(jax.random.key(8), (2, 3, mc.num_tokens, mc.token_dim))
+toy_loss_gradient = lambda z_p, target_t: jax.grad(lambda z: ((z - target_t) ** 2).sum())(z_p)
+out = nnx.jit(lambda m, f, s, y: m.unroll(f, s, loss_gradient_fn=toy_loss_gradient,
+                                          loss_gradient_inputs=y))(
+    with_gradient_input, features, state, target)
+assert out["z_c"].shape == (2, 3, mc.num_tokens, mc.token_dim)
+assert with_gradient_input.gradient_projection.kernel[...].shape == (2 * mc.token_dim, mc.token_dim)
+paper_switched = nnx.eval_shape(lambda: PredictCorrect(
+    configs.override(configs.get("paper"), ["model.loss_gradient_input=True"]).model,
+    rngs=nnx.Rngs(0)))
+assert count_params(paper_switched.gradient_projection) == 524_800
+try:
+    with_gradient_input.unroll(features, state)
+except ValueError as err:
+    print("caught:", err)
+
+# %% [markdown]
+# ## Summary
+#
+# - `Encoder`: six 3×3 convolutions (GELU between them) → LN → Fourier
+#   project-add of the grid → flatten → Dense(D) → LN; all frames in one call.
+#   Paper: 128² → 1024 tokens of 512, 2,593,792 parameters.
+# - The initial state is `LN(1e-4 · N(0, I))`, fresh per example; since the
+#   noise variance (1e-8) is far below the LN's ε (1e-4), its std is
+#   `1e-4 / sqrt(1e-8 + 1e-4) ≈ 1e-2`.
+# - `PredictCorrect`: `z_p = z + P(z)`, `z_c = LN(z_p + C(z_p, F_t))`;
+#   `unroll` runs it with `jax.lax.scan` (compile time independent of `T`),
+#   splitting the modules into graph and arrays around the scan; randomness is
+#   drawn before the loop.
+# - Chunks that carry `state` reproduce one long unroll; `stream` processes a
+#   video of any length in constant memory; `K` is a call-time choice.
+# - `check_frames` rejects wrong ranks, channel counts, integer frames, values
+#   outside [0, 1], NaN/Inf and sizes the stride does not divide (values only
+#   outside `jit`).
+# - The release's random stop-gradient and loss-gradient input are switches,
+#   off by default.
+#
+# ## Exercises
+#
+# 1. ★ The initial noise scale is a config field. Predict the standard
+#    deviation of the initial state for noise scales 1e-4, 1e-3, 1e-2 and 1
+#    (with the correction LN's ε = 1e-4), then check numerically. At which
+#    scale does the LN start to "work" (output std near 1)?
+# 2. ★★ Truncated backpropagation through time with a fixed window: build a
+#    stop-gradient mask that cuts the state every 2 frames, and show with
+#    `jax.grad` that the predicted state of frame 5 depends (through the
+#    gradient) on the features of frame 4 only — not on frame 3 or earlier.
+#    Why not on frame 5 itself?
+# 3. ★★★ Nothing in the parameters depends on `K`, so `K` can even change in
+#    the middle of a video. Unroll 4 frames with `K` tokens, append `K` fresh
+#    tokens (a new initial state) to the carried state, and unroll 4 more
+#    frames with `2K` tokens. Check that it runs, and measure how much the
+#    newcomers change the original tokens compared to carrying on with `K`.
+
+# %% [markdown]
+# ### Solution 1
+
+# %%
+for scale in (1e-4, 1e-3, 1e-2, 1.0):
+    z = nnx.LayerNorm(512, epsilon=1e-4, use_bias=False, rngs=nnx.Rngs(0))(
+        initial_noise(jax.random.key(0), 2, 256, 512, scale))
+    predicted = scale / math.sqrt(scale**2 + 1e-4)
+    print(f"noise {scale:g}: std {float(z.std()):.4f} (predicted {predicted:.4f})")
+    assert abs(float(z.std()) - predicted) < 2e-2 * predicted
+# The LN normalises once the variance dominates ε: scale² >> 1e-4, i.e. scale >~ 1e-1.
+
+# %% [markdown]
+# ### Solution 2
+
+# %%
+six = jnp.concatenate([features, features], axis=1)  # [2, 6, N, D]
+every_two = jnp.zeros((2, 6), bool).at[:, 0::2].set(True)  # cut before frames 0, 2, 4
+
+
+def frame5_loss(f):
+    return (dynamics.unroll(f, state, stop_gradient=every_two)["z_p"][:, 5] ** 2).sum()
+
+
+reach = jnp.abs(jax.jit(jax.grad(frame5_loss))(six)).max(axis=(0, 2, 3))  # [6]: per frame
+print("largest |gradient| per frame:", np.round(np.asarray(reach), 5))
+assert (reach[:4] == 0).all() and reach[4] > 0
+# z_p of frame 5 is predicted from the state corrected with frame 4; frame 5's own
+# features only enter after the prediction, so even they get no gradient here.
+assert reach[5] == 0
+
+# %% [markdown]
+# ### Solution 3
+
+# %%
+k = mc.num_tokens
+start = dynamics.initial_state(jax.random.key(11), 2, k)
+first_half = unroll(dynamics, eight[:, :4], start)
+newcomers = dynamics.initial_state(jax.random.key(12), 2, k)
+grown = unroll(dynamics, eight[:, 4:], jnp.concatenate([first_half["state"], newcomers], axis=1))
+kept = unroll(dynamics, eight[:, 4:], first_half["state"])
+assert grown["z_c"].shape == (2, 4, 2 * k, mc.token_dim)
+change = (jnp.linalg.norm(grown["z_c"][:, :, :k] - kept["z_c"], axis=-1)
+          / jnp.linalg.norm(kept["z_c"], axis=-1)).mean(axis=(0, 2))
+print("relative change of the original tokens per frame:", np.round(np.asarray(change), 3))
+assert (change > 0).all()
+# The old tokens now share attention with the newcomers, so they change; the
+# change is moderate because attention is a weighted average that the newcomers
+# join, not a replacement of the old tokens.
+
+# %% [markdown]
+# ## References
+#
+# - S. van Steenkiste et al. *Moving Off-the-Grid: Scene-Grounded Video
+#   Representations.* NeurIPS 2024 (Section 3, Eq. 1–2; Appendix C, Table 5).
+# - T. Kipf et al. *Conditional Object-Centric Learning from Video* (SAVi).
+#   ICLR 2022 — an earlier predictor–corrector over a set of latents.
+# - R. E. Kalman. *A New Approach to Linear Filtering and Prediction Problems.*
+#   1960 — the predict/correct pattern.
+# - Y. Dong, J.-B. Cordonnier, A. Loukas. *Attention is not all you need: pure
+#   attention loses rank doubly exponentially with depth.* ICML 2021.
+# - JAX documentation: `jax.lax.scan`; Flax NNX documentation: `nnx.split`,
+#   `nnx.merge`, `nnx.eval_shape`.

@@ -1,0 +1,317 @@
+"""Decoding off-the-grid tokens.
+
+Generated from chapters/04_decoder.py by tools/export.py; do not edit.
+Edit the chapter, then run `make export`.
+"""
+
+
+__all__ = [
+    "subsample_offsets",
+    "subsample_indices",
+    "subsample_frames",
+    "sample_coordinates",
+    "Decoder",
+    "reconstruction_loss",
+    "reconstruction_psnr",
+    "MooG",
+]
+
+
+# chapters/04_decoder.py, cell 7
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from moog_lib import attention, configs, fourier, model
+
+
+def _check_subsample(height: int, width: int, subsample) -> None:
+    if not isinstance(subsample, int | np.integer) or isinstance(subsample, bool) or subsample < 1:
+        raise ValueError(f"the subsampling factor S must be a positive int, got {subsample!r}")
+    if height % subsample or width % subsample:
+        raise ValueError(f"height and width must be divisible by the decoder subsampling S = "
+                         f"{subsample}, got {height}×{width}")
+
+
+def subsample_offsets(key: jax.Array, batch_size: int, num_frames: int,
+                      subsample: int) -> jnp.ndarray:
+    """int32 [B, T, 2]: a random (dy, dx) in [0, S) for every example and frame."""
+    _check_subsample(subsample, subsample, subsample)
+    return jax.random.randint(key, (batch_size, num_frames, 2), 0, subsample, dtype=jnp.int32)
+
+
+def subsample_indices(size: int, offsets, subsample: int) -> jnp.ndarray:
+    """Rows (or columns) read after rolling by `offsets` [...]: int32 [..., size // S].
+
+    Output position i reads pixel `(S·i + S//2 − offset) mod size`.
+    """
+    _check_subsample(size, size, subsample)
+    positions = subsample * jnp.arange(size // subsample, dtype=jnp.int32) + subsample // 2
+    return (positions - jnp.asarray(offsets, jnp.int32)[..., None]) % size
+
+
+def subsample_frames(images: jnp.ndarray, offsets: jnp.ndarray, subsample: int) -> jnp.ndarray:
+    """Roll [B, T, H, W, C] by `offsets` [B, T, 2] (dy, dx) and keep every S-th pixel.
+
+    Returns [B, T, H/S, W/S, C]; element (i, j) is pixel
+    `((S·i + S//2 − dy) mod H, (S·j + S//2 − dx) mod W)`.
+    """
+    if images.ndim != 5 or offsets.shape != images.shape[:2] + (2,):
+        raise ValueError(f"subsample_frames: expected images [B, T, H, W, C] and offsets "
+                         f"[B, T, 2], got {images.shape} and {offsets.shape}")
+    height, width = images.shape[2:4]
+    _check_subsample(height, width, subsample)
+    rows = subsample_indices(height, offsets[..., 0], subsample)  # [B, T, H/S]
+    cols = subsample_indices(width, offsets[..., 1], subsample)  # [B, T, W/S]
+    picked = jnp.take_along_axis(images, rows[:, :, :, None, None], axis=2)
+    return jnp.take_along_axis(picked, cols[:, :, None, :, None], axis=3)
+
+
+def sample_coordinates(height: int, width: int, offsets: jnp.ndarray,
+                       subsample: int) -> jnp.ndarray:
+    """The (y, x) coordinates of the pixels `subsample_frames` picks: [B, T, H/S, W/S, 2].
+
+    Equal to `subsample_frames` applied to `fourier.coordinate_grid(H, W)`.
+    """
+    grid = fourier.coordinate_grid(height, width)
+    ys = grid[:, 0, 0][subsample_indices(height, offsets[..., 0], subsample)]  # [B, T, H/S]
+    xs = grid[0, :, 1][subsample_indices(width, offsets[..., 1], subsample)]  # [B, T, W/S]
+    ys, xs = jnp.broadcast_arrays(ys[..., :, None], xs[..., None, :])
+    return jnp.stack([ys, xs], axis=-1)
+
+
+# chapters/04_decoder.py, cell 13
+class Decoder(nnx.Module):
+    """Query coordinates → colours by cross-attention into a state.
+
+    Query = [zeros(D), Fourier(y, x)] (width D + 4·bases); a cross-attention-only
+    transformer with keys/values = the state; a linear Dense to 3 channels.
+    """
+
+    def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
+                 param_dtype=jnp.float32):
+        self.dtype = jnp.dtype(config.compute_dtype if dtype is None else dtype)
+        self.token_dim = config.token_dim
+        self.fourier = fourier.FourierConcat(config.decoder_fourier_bases)
+        self.query_width = config.token_dim + 4 * config.decoder_fourier_bases
+        kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
+        self.transformer = attention.Transformer.from_config(
+            self.query_width, config.decoder, kv_size=config.token_dim,
+            cross_attention_only=True, **kwargs)
+        self.readout = nnx.Linear(self.query_width, 3, **kwargs)
+
+    def queries(self, coords: jnp.ndarray) -> jnp.ndarray:
+        """[..., Q, 2] (y, x) -> [..., Q, D + 4·bases]: zeros, then Fourier features."""
+        zeros = jnp.zeros(coords.shape[:-1] + (self.token_dim,), self.dtype)
+        return self.fourier(zeros, coords)
+
+    def __call__(self, state: jnp.ndarray, coords: jnp.ndarray, *,
+                 return_attention: bool = False):
+        """state [B, K, D], coords [B, Q, 2] or [Q, 2] -> colours [B, Q, 3].
+
+        With `return_attention=True` returns `(colours, weights)`, weights the
+        cross-attention float32 [layers, B, heads, Q, K].
+        """
+        if state.ndim < 2 or state.shape[-1] != self.token_dim:
+            raise ValueError(f"Decoder: state must be [B, K, {self.token_dim}], got {state.shape}")
+        if coords.shape[-1] != 2:
+            raise ValueError(f"Decoder: coords must be [..., Q, 2] (y, x), got {coords.shape}")
+        if coords.ndim == 2:
+            coords = jnp.broadcast_to(coords, state.shape[:-2] + coords.shape)
+        x, weights = self.transformer(self.queries(coords), state, return_attention=True)
+        colours = self.readout(x)
+        return (colours, weights["cross"]) if return_attention else colours
+
+    def decode_frame(self, state: jnp.ndarray, height: int, width: int, *,
+                     chunk_size: int = 4096, return_attention: bool = False):
+        """Every pixel of an H×W frame: state [B, K, D] -> colours [B, H, W, 3].
+
+        Pixels are decoded `chunk_size` at a time (`jax.lax.map`) to bound
+        memory. With `return_attention=True` also returns the cross-attention
+        averaged over layers and heads, [B, H, W, K].
+        """
+        if not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"decode_frame: chunk_size must be a positive int, got {chunk_size!r}")
+        coords = fourier.coordinate_grid(height, width).reshape(-1, 2)
+        total = height * width
+        chunk_size = min(chunk_size, total)
+        num_chunks = -(-total // chunk_size)
+        coords = jnp.pad(coords, ((0, num_chunks * chunk_size - total), (0, 0)))
+        graphdef, params = nnx.split(self)
+
+        def decode_chunk(chunk):
+            colours, weights = nnx.merge(graphdef, params)(state, chunk, return_attention=True)
+            return colours, (weights.mean(axis=(0, 2)) if return_attention else None)
+
+        def unchunk(x):  # [chunks, ..., chunk, C] -> [..., H, W, C]
+            x = jnp.moveaxis(x, 0, -3)
+            x = x.reshape(x.shape[:-3] + (num_chunks * chunk_size, x.shape[-1]))[..., :total, :]
+            return x.reshape(x.shape[:-2] + (height, width, x.shape[-1]))
+
+        colours, weights = jax.lax.map(decode_chunk, coords.reshape(num_chunks, chunk_size, 2))
+        return (unchunk(colours), unchunk(weights)) if return_attention else unchunk(colours)
+
+
+# chapters/04_decoder.py, cell 19
+def reconstruction_loss(prediction: jnp.ndarray, target: jnp.ndarray) -> jnp.ndarray:
+    """Mean squared error over every element (no ½), in float32."""
+    if prediction.shape != target.shape:
+        raise ValueError(f"reconstruction_loss: shapes differ, {prediction.shape} vs {target.shape}")
+    return jnp.mean((prediction.astype(jnp.float32) - target.astype(jnp.float32)) ** 2)
+
+
+def reconstruction_psnr(prediction: jnp.ndarray, target: jnp.ndarray, *,
+                        clip: bool = True) -> jnp.ndarray:
+    """PSNR in dB of frames [..., H, W, C] in [0, 1]: per frame, then the mean over frames.
+
+    With `clip`, predictions are clipped to [0, 1] first.
+    """
+    if prediction.shape != target.shape or prediction.ndim < 3:
+        raise ValueError(f"reconstruction_psnr: expected two arrays [..., H, W, C] of one shape, "
+                         f"got {prediction.shape} and {target.shape}")
+    prediction = prediction.astype(jnp.float32)
+    if clip:
+        prediction = jnp.clip(prediction, 0.0, 1.0)
+    mse = jnp.mean((prediction - target.astype(jnp.float32)) ** 2, axis=(-3, -2, -1))
+    return jnp.mean(10.0 * jnp.log10(1.0 / jnp.maximum(mse, 1e-10)))
+
+
+# chapters/04_decoder.py, cell 22
+class MooG(nnx.Module):
+    """Encoder + predict–correct loop + decoder, built from `configs.ModelConfig`.
+
+    `model(frames, key=...)` returns a dict with the subsampled predicted
+    frames, aligned targets, the loss, z_p, z_c, the final state and the
+    offsets (see chapter 04). `dtype` overrides `config.compute_dtype`.
+    """
+
+    def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
+                 param_dtype=jnp.float32):
+        self.config = config
+        kwargs = dict(rngs=rngs, dtype=dtype, param_dtype=param_dtype)
+        self.encoder = model.Encoder(config, **kwargs)
+        self.dynamics = model.PredictCorrect(config, **kwargs)
+        self.decoder = Decoder(config, **kwargs)
+
+    def initial_state(self, key: jax.Array, batch_size: int,
+                      num_tokens: int | None = None) -> jnp.ndarray:
+        """LN(1e-4 · N(0, I)) of shape [B, K, D]; K defaults to config.num_tokens."""
+        num_tokens = self.config.num_tokens if num_tokens is None else num_tokens
+        return self.dynamics.initial_state(key, batch_size, num_tokens)
+
+    def __call__(self, frames, *, key: jax.Array | None = None, state=None,
+                 num_tokens: int | None = None, training: bool = False,
+                 subsample: int | None = None, offsets=None, return_attention: bool = False,
+                 average_attention: bool = True) -> dict:
+        """Run MooG on a clip `frames` float [B, T, H, W, 3] in [0, 1].
+
+        - `key`: needed for the initial noise (when `state` is None), the random
+          offsets (training) and the stop-gradient draws (training, p > 0).
+        - `state`: a carried state [B, K, D] to continue from (chunked unrolling).
+        - `num_tokens`: K for a fresh state (default `config.num_tokens`).
+        - `training`: S = config.train_subsample with random offsets; otherwise
+          S = config.eval_subsample with zero offsets. `subsample` and
+          `offsets` [B, T, 2] override either.
+        """
+        cfg = self.config
+        if subsample is None:
+            subsample = cfg.train_subsample if training else cfg.eval_subsample
+        model.check_frames(frames, stride=self.encoder.stride)
+        batch, num_frames, height, width, _ = frames.shape
+        _check_subsample(height, width, subsample)
+        frames = jnp.asarray(frames, jnp.float32)
+        stop_prob = cfg.state_stop_gradient_prob if training else 0.0
+        needs_key = state is None or (offsets is None and training) or stop_prob > 0
+        if needs_key and key is None:
+            raise ValueError("MooG: pass key=jax.random.key(...) for the initial noise, the "
+                             "random offsets (training) and the stop-gradient draws")
+        # Validate everything before computing anything.
+        if state is not None:
+            if state.ndim != 3 or state.shape[0] != batch or state.shape[2] != cfg.token_dim:
+                raise ValueError(f"MooG: the carried state must be [B, K, D] = [{batch}, K, "
+                                 f"{cfg.token_dim}], got shape {state.shape}")
+            if num_tokens is not None and num_tokens != state.shape[1]:
+                raise ValueError(f"MooG: num_tokens={num_tokens} but the carried state has "
+                                 f"{state.shape[1]} tokens")
+        elif num_tokens is not None and (not isinstance(num_tokens, int | np.integer)
+                                         or num_tokens < 1):
+            raise ValueError(f"MooG: the number of tokens K must be an int >= 1, "
+                             f"got {num_tokens!r}")
+        if offsets is not None:
+            _check_offsets(offsets, batch, num_frames, subsample)
+
+        state_key, offset_key, stop_key = (jax.random.split(key, 3) if key is not None
+                                           else (None, None, None))
+        if state is None:
+            state = self.initial_state(state_key, batch, num_tokens)
+        if offsets is None:
+            offsets = (subsample_offsets(offset_key, batch, num_frames, subsample) if training
+                       else jnp.zeros((batch, num_frames, 2), jnp.int32))
+        offsets = jnp.asarray(offsets, jnp.int32)
+        stop = (model.stop_gradient_mask(stop_key, batch, num_frames, stop_prob)
+                if stop_prob > 0 else None)
+
+        target = subsample_frames(frames, offsets, subsample)  # [B, T, h, w, 3]
+        coords = sample_coordinates(height, width, offsets, subsample)  # [B, T, h, w, 2]
+        h, w = target.shape[2:4]
+        flat_coords = coords.reshape(batch, num_frames, h * w, 2)
+        features = self.encoder(frames)  # [B, T, N, D], all frames at once
+
+        loss_gradient_fn = inputs = None
+        if self.dynamics.gradient_projection is not None:
+            loss_gradient_fn = _loss_gradient_fn(self.decoder)
+            inputs = (flat_coords, target.reshape(batch, num_frames, h * w, 3))
+        out = self.dynamics.unroll(features, state, stop_gradient=stop,
+                                   loss_gradient_fn=loss_gradient_fn, loss_gradient_inputs=inputs)
+
+        # Decode all T predicted states in one batched call.
+        z_p = out["z_p"].reshape((batch * num_frames,) + out["z_p"].shape[2:])
+        colours, weights = self.decoder(z_p, flat_coords.reshape(batch * num_frames, h * w, 2),
+                                        return_attention=True)
+        prediction = colours.astype(jnp.float32).reshape(batch, num_frames, h, w, 3)
+        result = {"prediction": prediction, "target": target,
+                  "loss": reconstruction_loss(prediction, target), "z_p": out["z_p"],
+                  "z_c": out["z_c"], "state": out["state"], "offsets": offsets}
+        if return_attention:
+            tokens = z_p.shape[1]
+            if average_attention:  # [layers, B·T, heads, Q, K] -> [B, T, h, w, K]
+                result["attention"] = weights.mean(axis=(0, 2)).reshape(
+                    batch, num_frames, h, w, tokens)
+            else:
+                layers, _, heads = weights.shape[:3]
+                result["attention"] = weights.reshape(layers, batch, num_frames, heads, h, w,
+                                                      tokens)
+        return result
+
+
+def _check_offsets(offsets, batch: int, num_frames: int, subsample: int) -> None:
+    shape = getattr(offsets, "shape", None)
+    if shape != (batch, num_frames, 2):
+        raise ValueError(f"MooG: offsets must be int [B, T, 2] = [{batch}, {num_frames}, 2], "
+                         f"got shape {shape}")
+    if not jnp.issubdtype(offsets.dtype, jnp.integer):
+        raise ValueError(f"MooG: offsets must be integers in [0, S), got dtype {offsets.dtype}")
+    if not isinstance(offsets, jax.core.Tracer):
+        low, high = int(np.min(offsets)), int(np.max(offsets))
+        if low < 0 or high >= subsample:
+            raise ValueError(f"MooG: offsets must lie in [0, S) = [0, {subsample}), got values "
+                             f"from {low} to {high}")
+
+
+def _loss_gradient_fn(decoder: Decoder):
+    """dL_t/dz_p for the loss-gradient switch: the decoder's loss on frame t, per example."""
+    graphdef, params = nnx.split(decoder)
+
+    def loss_gradient(z_p, inputs):
+        coords, target = inputs  # [B, Q, 2], [B, Q, 3]
+
+        def loss(z):  # summed over examples, so each example's gradient ignores the others
+            colours = nnx.merge(graphdef, params)(z, coords).astype(jnp.float32)
+            return jnp.mean((colours - target) ** 2, axis=(1, 2)).sum()
+
+        return jax.grad(loss)(z_p)
+
+    return loss_gradient

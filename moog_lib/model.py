@@ -1,0 +1,282 @@
+"""The predict–correct loop.
+
+Generated from chapters/03_model.py by tools/export.py; do not edit.
+Edit the chapter, then run `make export`.
+"""
+
+
+__all__ = [
+    "encoder_stride",
+    "check_frames",
+    "Encoder",
+    "initial_noise",
+    "stop_gradient_mask",
+    "PredictCorrect",
+    "chunks_of",
+    "stream",
+]
+
+
+# chapters/03_model.py, cell 7
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from moog_lib import attention, configs, fourier
+
+
+def encoder_stride(config: configs.ModelConfig) -> int:
+    """How many pixels one encoder token spans per axis: the product of the conv strides."""
+    return math.prod(config.encoder_strides)
+
+
+def check_frames(frames, *, stride: int = 1, subsample: int = 1, name: str = "frames") -> None:
+    """Raise ValueError unless `frames` is a float video [B, T, H, W, 3] with values in [0, 1].
+
+    H and W must be divisible by `stride` (the encoder's) and by `subsample`
+    (the decoder's S). Values (range, NaN/Inf) are only checked on concrete
+    arrays; inside `jax.jit` they are unknown and skipped.
+    """
+    shape = getattr(frames, "shape", None)
+    if shape is None or not hasattr(frames, "dtype"):
+        raise ValueError(f"{name} must be an array [B, T, H, W, 3], got {type(frames).__name__}")
+    if len(shape) != 5:
+        raise ValueError(f"{name} must have rank 5 [B, T, H, W, 3] (batch, time, height, width, "
+                         f"RGB), got shape {tuple(shape)}; add missing axes, e.g. frames[None] "
+                         "for a single clip")
+    if shape[-1] != 3:
+        raise ValueError(f"{name} must have 3 channels (RGB) in the last axis [B, T, H, W, 3], "
+                         f"got {shape[-1]} in shape {tuple(shape)}")
+    if min(shape) < 1:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(shape)}")
+    if not jnp.issubdtype(frames.dtype, jnp.floating):
+        raise ValueError(f"{name} must be floating point with values in [0, 1], got dtype "
+                         f"{frames.dtype}; convert 8-bit video with frames.astype(np.float32) / 255")
+    height, width = shape[2], shape[3]
+    for factor, what in ((stride, "the encoder stride"), (subsample, "the decoder subsampling S")):
+        if height % factor or width % factor:
+            raise ValueError(f"{name}: height and width must be divisible by {what} ({factor}), "
+                             f"got {height}×{width}; crop or resize to a multiple of {factor}")
+    if isinstance(frames, jax.core.Tracer):
+        return  # traced inside jit: the values are not known here
+    xp = np if isinstance(frames, np.ndarray) else jnp
+    if not bool(xp.isfinite(frames).all()):
+        raise ValueError(f"{name} contain NaN or Inf values; expected finite values in [0, 1]")
+    low, high = float(frames.min()), float(frames.max())
+    if low < 0.0 or high > 1.0:
+        hint = "; divide 8-bit values by 255" if high > 1.0 else ""
+        raise ValueError(f"{name} must have values in [0, 1], got min {low:.4g} and max "
+                         f"{high:.4g}{hint}")
+
+
+# chapters/03_model.py, cell 11
+def _compute_dtype(config: configs.ModelConfig, dtype):
+    return jnp.dtype(config.compute_dtype if dtype is None else dtype)
+
+
+def _conv_kernel_init(key, shape, dtype=jnp.float32):
+    """Flax's default conv init (LeCun normal, fan-in = 3·3·C_in), drawn as a 2-D matrix.
+
+    Same distribution as `nnx.Conv`'s default; sampling [3·3·C_in, C_out] and
+    reshaping compiles about twice as fast on CPU as sampling the 4-D kernel.
+    """
+    flat = jax.nn.initializers.lecun_normal()(key, (math.prod(shape[:-1]), shape[-1]), dtype)
+    return flat.reshape(shape)
+
+
+def _scale_only_norm(width: int, eps: float, rngs: nnx.Rngs, dtype, param_dtype) -> nnx.LayerNorm:
+    return nnx.LayerNorm(width, epsilon=eps, use_bias=False, use_scale=True, rngs=rngs,
+                         dtype=dtype, param_dtype=param_dtype)
+
+
+class Encoder(nnx.Module):
+    """Frames [..., H, W, 3] in [0, 1] -> feature tokens [..., (H/s)·(W/s), D], s = stride.
+
+    Conv stack (GELU between convolutions) → LN → Fourier project-add of the
+    grid → flatten → Dense(D) → LN. Any leading axes (batch, time) are folded
+    into one batch for the convolutions.
+    """
+
+    def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
+                 param_dtype=jnp.float32):
+        features, strides = tuple(config.encoder_features), tuple(config.encoder_strides)
+        if not features or len(features) != len(strides):
+            raise ValueError(f"Encoder: encoder_features {features} and encoder_strides {strides} "
+                             "must be non-empty and of equal length")
+        self.dtype = _compute_dtype(config, dtype)
+        self.stride = math.prod(strides)
+        channels = (3,) + features
+        self.convs = nnx.data([
+            nnx.Conv(c_in, c_out, kernel_size=(3, 3), strides=(s, s), padding="SAME",
+                     use_bias=True, kernel_init=_conv_kernel_init, rngs=rngs, dtype=self.dtype,
+                     param_dtype=param_dtype)
+            for c_in, c_out, s in zip(channels[:-1], channels[1:], strides)
+        ])
+        self.conv_norm = _scale_only_norm(features[-1], 1e-6, rngs, self.dtype, param_dtype)
+        self.position = fourier.FourierProjectAdd(features[-1], config.encoder_fourier_bases,
+                                                  rngs=rngs, dtype=self.dtype,
+                                                  param_dtype=param_dtype)
+        self.token_dense = nnx.Linear(features[-1], config.token_dim, rngs=rngs, dtype=self.dtype,
+                                      param_dtype=param_dtype)
+        self.token_norm = _scale_only_norm(config.token_dim, 1e-6, rngs, self.dtype, param_dtype)
+
+    def __call__(self, frames: jnp.ndarray) -> jnp.ndarray:
+        if frames.ndim < 3 or frames.shape[-1] != 3:
+            raise ValueError(f"Encoder: expected frames [..., H, W, 3], got shape {frames.shape}")
+        height, width = frames.shape[-3:-1]
+        if height % self.stride or width % self.stride:
+            raise ValueError(f"Encoder: height and width must be divisible by the encoder stride "
+                             f"({self.stride}), got {height}×{width}")
+        leading = frames.shape[:-3]
+        x = jnp.reshape(frames, (-1, height, width, 3)).astype(self.dtype)
+        for i, conv in enumerate(self.convs):
+            x = conv(x)
+            if i < len(self.convs) - 1:
+                x = jax.nn.gelu(x, approximate=True)
+        x = self.conv_norm(x)
+        h, w = x.shape[1:3]
+        x = self.position(x, fourier.coordinate_grid(h, w))
+        x = x.reshape(x.shape[0], h * w, x.shape[-1])
+        x = self.token_norm(self.token_dense(x))
+        return x.reshape(leading + x.shape[1:])
+
+
+# chapters/03_model.py, cell 15
+def initial_noise(key: jax.Array, batch_size: int, num_tokens: int, token_dim: int,
+                  scale: float = 1e-4) -> jnp.ndarray:
+    """`scale · N(0, I)` of shape [B, K, D], float32: fresh noise for every example."""
+    for name, value in (("batch_size", batch_size), ("num_tokens", num_tokens),
+                        ("token_dim", token_dim)):
+        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"initial_noise: {name} must be a positive int, got {value!r}")
+    return scale * jax.random.normal(key, (batch_size, num_tokens, token_dim), jnp.float32)
+
+
+# chapters/03_model.py, cell 18
+def stop_gradient_mask(key: jax.Array, batch_size: int, num_frames: int,
+                       probability: float) -> jnp.ndarray:
+    """bool [B, T]: where True, the state carried into that frame is cut from the gradient."""
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"stop_gradient_mask: probability must be in [0, 1], got {probability}")
+    return jax.random.bernoulli(key, probability, (batch_size, num_frames))
+
+
+class PredictCorrect(nnx.Module):
+    """The recurrent core: `z_p = z + P(z)`, `z_c = LN(z_p + C(z_p, F_t))`.
+
+    Built from `configs.ModelConfig`. With `config.loss_gradient_input` (the
+    release's switch, not in the paper) the corrector's query is
+    `gradient_projection([z_p, dL/dz_p])` instead of `z_p`.
+    """
+
+    def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
+                 param_dtype=jnp.float32):
+        width = config.token_dim
+        self.dtype = _compute_dtype(config, dtype)
+        self.token_dim = width
+        self.initial_state_scale = config.initial_state_scale
+        kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
+        self.predictor = attention.Transformer.from_config(width, config.predictor, **kwargs)
+        self.corrector = attention.Transformer.from_config(width, config.corrector, kv_size=width,
+                                                           **kwargs)
+        self.correction_norm = _scale_only_norm(width, config.correction_norm_eps, rngs,
+                                                self.dtype, param_dtype)
+        self.gradient_projection = (nnx.Linear(2 * width, width, **kwargs)
+                                    if config.loss_gradient_input else None)
+
+    def initial_state(self, key: jax.Array, batch_size: int, num_tokens: int) -> jnp.ndarray:
+        """The state before the first frame: LN(scale · N(0, I)), [B, K, D]."""
+        if not isinstance(num_tokens, int | np.integer) or num_tokens < 1:
+            raise ValueError(f"initial_state: the number of tokens K must be an int >= 1, "
+                             f"got {num_tokens!r}")
+        noise = initial_noise(key, batch_size, num_tokens, self.token_dim,
+                              self.initial_state_scale)
+        return self.correction_norm(noise)
+
+    def predict(self, state: jnp.ndarray) -> jnp.ndarray:
+        """z_p = z + P(z): [B, K, D] -> [B, K, D]."""
+        return state + self.predictor(state)
+
+    def correct(self, predicted: jnp.ndarray, features: jnp.ndarray,
+                loss_gradient: jnp.ndarray | None = None) -> jnp.ndarray:
+        """z_c = LN(q + C(q, F_t)) with q = z_p (or the loss-gradient query, if switched on)."""
+        query = predicted
+        if self.gradient_projection is not None:
+            if loss_gradient is None:
+                raise ValueError("correct: loss_gradient_input is on; pass loss_gradient [B, K, D]")
+            joined = jnp.concatenate([predicted, loss_gradient.astype(predicted.dtype)], -1)
+            query = self.gradient_projection(joined)
+        return self.correction_norm(query + self.corrector(query, features))
+
+    def unroll(self, features: jnp.ndarray, state: jnp.ndarray, *,
+               stop_gradient: jnp.ndarray | None = None, loss_gradient_fn=None,
+               loss_gradient_inputs=None) -> dict:
+        """Run the loop over the frames of `features` [B, T, N, D], from `state` [B, K, D].
+
+        Returns {"z_p": [B, T, K, D], "z_c": [B, T, K, D], "state": [B, K, D]}
+        (the state to carry into the next chunk). A `jax.lax.scan` over frames.
+
+        - `stop_gradient`: bool [B, T] (see `stop_gradient_mask`) or None.
+        - `loss_gradient_fn(z_p, inputs_t) -> dL/dz_p` [B, K, D], called inside
+          the loop with `inputs_t` the frame-t slice (axis 1) of the pytree
+          `loss_gradient_inputs`; required iff `loss_gradient_input` is on.
+        """
+        if features.ndim != 4 or features.shape[-1] != self.token_dim:
+            raise ValueError(f"unroll: features must be [B, T, N, {self.token_dim}], "
+                             f"got shape {features.shape}")
+        batch = features.shape[0]
+        if state.ndim != 3 or state.shape[0] != batch or state.shape[2] != self.token_dim:
+            raise ValueError(f"unroll: the carried state must be [B, K, D] = [{batch}, K, "
+                             f"{self.token_dim}], got shape {state.shape}")
+        if state.shape[1] < 1:
+            raise ValueError("unroll: the state needs at least one token (K >= 1)")
+        if (self.gradient_projection is not None) != (loss_gradient_fn is not None):
+            raise ValueError("unroll: pass loss_gradient_fn exactly when the model was built "
+                             "with loss_gradient_input=True")
+        if stop_gradient is not None and stop_gradient.shape != features.shape[:2]:
+            raise ValueError(f"unroll: stop_gradient must be bool [B, T] = "
+                             f"{features.shape[:2]}, got {stop_gradient.shape}")
+        graphdef, params = nnx.split(self)
+        time_major = lambda x: jnp.swapaxes(x, 0, 1)
+
+        def step(carry, inputs):
+            module = nnx.merge(graphdef, params)  # pure: parameters come in as arrays
+            frame_features, stop, extra = inputs
+            if stop is not None:
+                carry = jnp.where(stop[:, None, None], jax.lax.stop_gradient(carry), carry)
+            predicted = module.predict(carry)
+            gradient = None
+            if loss_gradient_fn is not None:
+                gradient = jax.lax.stop_gradient(loss_gradient_fn(predicted, extra))
+            corrected = module.correct(predicted, frame_features, gradient)
+            return corrected, (predicted, corrected)
+
+        inputs = (time_major(features),
+                  None if stop_gradient is None else time_major(stop_gradient),
+                  jax.tree.map(time_major, loss_gradient_inputs))
+        state, (predicted, corrected) = jax.lax.scan(step, state.astype(self.dtype), inputs)
+        return {"z_p": time_major(predicted), "z_c": time_major(corrected), "state": state}
+
+
+# chapters/03_model.py, cell 30
+def chunks_of(frames, chunk_size: int):
+    """Split a video [B, T, ...] along time into chunks [B, <= chunk_size, ...] (a generator)."""
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunks_of: chunk_size must be a positive int, got {chunk_size!r}")
+    for start in range(0, frames.shape[1], chunk_size):
+        yield frames[:, start:start + chunk_size]
+
+
+def stream(step_fn, chunks, state):
+    """Run `step_fn(chunk, state) -> (outputs, new_state)` over `chunks`, carrying the state.
+
+    Yields `(outputs, state)` after every chunk and keeps nothing itself, so
+    memory stays that of one chunk however long the video is. Pass a jitted
+    `step_fn` to compile once per chunk shape.
+    """
+    for chunk in chunks:
+        outputs, state = step_fn(chunk, state)
+        yield outputs, state

@@ -1,0 +1,179 @@
+"""moog_lib.model: the encoder, the initial state and the predict-correct loop."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from moog_lib import configs, model
+
+
+def _count(module) -> int:
+    return sum(math.prod(p.shape) for p in jax.tree.leaves(nnx.state(module, nnx.Param)))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return configs.get("tiny").model
+
+
+@pytest.fixture(scope="module")
+def dynamics(tiny):
+    return model.PredictCorrect(tiny, rngs=nnx.Rngs(0))
+
+
+@pytest.fixture(scope="module")
+def features(tiny):
+    return jax.random.normal(jax.random.key(1), (2, 8, 16, tiny.token_dim))
+
+
+_unroll = nnx.jit(lambda m, f, s: m.unroll(f, s))
+
+
+def test_paper_parameter_counts():
+    paper = configs.get("paper").model
+    encoder = nnx.eval_shape(lambda: model.Encoder(paper, rngs=nnx.Rngs(0)))
+    dynamics = nnx.eval_shape(lambda: model.PredictCorrect(paper, rngs=nnx.Rngs(0)))
+    assert _count(encoder) == 2_593_792
+    assert _count(dynamics.corrector) == 8_398_848
+    assert _count(dynamics.predictor) == 7_877_504
+    assert _count(dynamics.correction_norm) == 512
+    assert _count(dynamics) == 8_398_848 + 7_877_504 + 512
+    switched = configs.override(configs.get("paper"), ["model.loss_gradient_input=True"]).model
+    with_projection = nnx.eval_shape(lambda: model.PredictCorrect(switched, rngs=nnx.Rngs(0)))
+    assert _count(with_projection.gradient_projection) == 1024 * 512 + 512
+
+
+def test_encoder_shapes_and_batching(tiny):
+    encoder = model.Encoder(tiny, rngs=nnx.Rngs(0))
+    frames = jax.random.uniform(jax.random.key(0), (2, 3, 32, 32, 3))
+    run = nnx.jit(lambda m, x: m(x))
+    tokens = run(encoder, frames)
+    assert tokens.shape == (2, 3, 8 * 8, tiny.token_dim)
+    # frames are encoded independently: reordering them reorders the tokens (same program)
+    np.testing.assert_allclose(run(encoder, frames[:, ::-1]), tokens[:, ::-1], atol=1e-5)
+    assert [c.kernel[...].shape for c in encoder.convs][0] == (3, 3, 3, 8)
+    assert encoder.position.dense_pe.kernel[...].shape == (2 * 2 * 8, 32)
+
+
+def test_initial_state_statistics(dynamics, tiny):
+    noise = model.initial_noise(jax.random.key(0), 4, 64, tiny.token_dim)
+    assert noise.shape == (4, 64, tiny.token_dim)
+    np.testing.assert_allclose(float(noise.std()), 1e-4, rtol=0.05)
+    state = dynamics.initial_state(jax.random.key(0), 4, 64)
+    np.testing.assert_allclose(float(state.std()), 1e-4 / math.sqrt(1e-8 + 1e-4), rtol=0.05)
+    assert not np.allclose(state[0], state[1])  # fresh noise per example
+
+
+def test_scan_equals_python_loop(dynamics, features):
+    state = dynamics.initial_state(jax.random.key(2), 2, 12)
+    out = _unroll(dynamics, features, state)
+
+    @nnx.jit
+    def loop(m, f, s):
+        zp, zc = [], []
+        for t in range(f.shape[1]):
+            zp.append(m.predict(s))
+            s = m.correct(zp[-1], f[:, t])
+            zc.append(s)
+        return jnp.stack(zp, 1), jnp.stack(zc, 1)
+
+    zp, zc = loop(dynamics, features[:, :4], state)  # 4 frames: the loop compiles 4 copies
+    np.testing.assert_allclose(out["z_p"][:, :4], zp, atol=1e-5)
+    np.testing.assert_allclose(out["z_c"][:, :4], zc, atol=1e-5)
+    np.testing.assert_array_equal(out["state"], out["z_c"][:, -1])
+
+
+def test_chunks_carry_the_state(dynamics, features):
+    state = dynamics.initial_state(jax.random.key(3), 2, 12)
+    whole = _unroll(dynamics, features, state)
+    first = _unroll(dynamics, features[:, :4], state)
+    second = _unroll(dynamics, features[:, 4:], first["state"])
+    np.testing.assert_allclose(
+        whole["z_c"], jnp.concatenate([first["z_c"], second["z_c"]], 1), atol=1e-5)
+    np.testing.assert_allclose(
+        whole["z_p"], jnp.concatenate([first["z_p"], second["z_p"]], 1), atol=1e-5)
+    # stream + chunks_of give the same
+    step = lambda chunk, s: (lambda o: (o, o["state"]))(_unroll(dynamics, chunk, s))
+    streamed = [o["z_c"] for o, _ in model.stream(step, model.chunks_of(features, 4), state)]
+    np.testing.assert_allclose(whole["z_c"], jnp.concatenate(streamed, 1), atol=1e-5)
+
+
+def test_tokens_chosen_at_call_time(tiny):
+    small = configs.override(configs.get("tiny"), ["model.token_dim=8"]).model
+    dynamics = model.PredictCorrect(small, rngs=nnx.Rngs(0))
+    feats = jnp.ones((1, 1, 4, 8))
+    for k in (256, 512, 1024):
+        state = dynamics.initial_state(jax.random.key(0), 1, k)
+        assert _unroll(dynamics, feats, state)["z_c"].shape == (1, 1, k, 8)
+
+
+def test_stop_gradient_mask_statistics():
+    mask = model.stop_gradient_mask(jax.random.key(0), 64, 8, 0.25)
+    assert mask.shape == (64, 8) and mask.dtype == jnp.bool_
+    assert 0.1 < float(mask.mean()) < 0.4
+    with pytest.raises(ValueError, match="probability"):
+        model.stop_gradient_mask(jax.random.key(0), 2, 2, 1.5)
+
+
+def test_bad_inputs(dynamics, features, tiny):
+    good = np.full((1, 2, 32, 32, 3), 0.5, np.float32)
+    model.check_frames(good, stride=4)
+    cases = {
+        "rank 5": good[0],
+        "3 channels": good[..., :2],
+        "astype": (good * 255).astype(np.uint8),
+        r"\[0, 1\]": good * 255,
+        "NaN": np.where(good > 0, np.nan, good),
+        "divisible by the encoder stride": good[:, :, :30, :30],
+        "divisible by the decoder subsampling": good[:, :, :28, :28],
+    }
+    for match, frames in cases.items():
+        with pytest.raises(ValueError, match=match):
+            model.check_frames(frames, stride=4, subsample=8)
+    with pytest.raises(ValueError, match="Inf"):
+        model.check_frames(np.where(good > 0, np.inf, good))
+    with pytest.raises(ValueError, match="array"):
+        model.check_frames([[0.5]])
+    with pytest.raises(ValueError, match="K must be an int >= 1"):
+        dynamics.initial_state(jax.random.key(0), 2, 0)
+    with pytest.raises(ValueError, match="carried state must be"):
+        dynamics.unroll(features, jnp.zeros((3, 12, tiny.token_dim)))
+    with pytest.raises(ValueError, match="carried state must be"):
+        dynamics.unroll(features, jnp.zeros((2, 12, tiny.token_dim + 1)))
+    with pytest.raises(ValueError, match="features must be"):
+        dynamics.unroll(features[:, 0], jnp.zeros((2, 12, tiny.token_dim)))
+    with pytest.raises(ValueError, match="loss_gradient_fn"):
+        dynamics.unroll(features, jnp.zeros((2, 12, tiny.token_dim)),
+                        loss_gradient_fn=lambda z, x: z)
+
+
+def test_release_switches_in_the_loop(features):
+    """Loss-gradient input and stop-gradient: gradients are finite, reach the projection,
+    and a cut before frame 1 stops them reaching frame 0's features."""
+    cfg = configs.override(configs.get("tiny"), ["model.loss_gradient_input=True"]).model
+    dynamics = model.PredictCorrect(cfg, rngs=nnx.Rngs(0))
+    f = features[:, :3]
+    target = jax.random.normal(jax.random.key(5), (2, 3, 12, cfg.token_dim))
+    state = dynamics.initial_state(jax.random.key(6), 2, 12)
+    gradient_fn = lambda z, y: jax.grad(lambda z: ((z - y) ** 2).sum())(z)
+
+    @nnx.jit
+    def grads(m, f, s, y, cut):
+        def loss(m, f):
+            out = m.unroll(f, s, stop_gradient=cut, loss_gradient_fn=gradient_fn,
+                           loss_gradient_inputs=y)
+            return (out["z_p"][:, -1] ** 2).sum()
+        return nnx.grad(loss, argnums=(0, 1))(m, f)
+
+    no_cut = jnp.zeros((2, 3), bool)
+    param_grads, feature_grads = grads(dynamics, f, state, target, no_cut)
+    assert all(np.isfinite(g).all() for g in jax.tree.leaves(nnx.state(param_grads, nnx.Param)))
+    assert np.abs(param_grads["gradient_projection"]["kernel"][...]).max() > 0
+    assert np.abs(feature_grads[:, 0]).max() > 0
+    _, cut_feature_grads = grads(dynamics, f, state, target, no_cut.at[:, 1].set(True))
+    assert np.abs(cut_feature_grads[:, 0]).max() == 0
+    assert np.abs(cut_feature_grads[:, 1]).max() > 0
