@@ -11,7 +11,7 @@ COLAB_STAMP := $(COLAB_VENV)/.installed
 MOOG_PRESET ?= tiny
 export MOOG_PRESET
 
-.PHONY: install export check-export lint unit chapters test test-colab demo benchmarks clean
+.PHONY: install export check-export lint unit chapters test test-colab demo executed clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,8 +51,11 @@ test-colab: $(COLAB_STAMP)
 	$(COLAB_VENV)/bin/python -c "import jax, flax; print('colab pins: jax', jax.__version__, 'flax', flax.__version__)"
 	$(COLAB_VENV)/bin/python -m pytest tests
 
-demo: install  ## run every chapter and keep its outputs in runs/demo/
-	$(PY) tools/run_chapters.py --out runs/demo
+demo: install  ## train the cpu preset on rendered clips, then write runs/demo/ (curves, video, summary)
+	$(VENV)/bin/moog demo --preset cpu --workdir runs/cpu --out runs/demo
+
+executed: install  ## run every chapter (MOOG_PRESET) and keep the executed notebooks in runs/chapters/
+	$(PY) tools/run_chapters.py --out runs/chapters
 
 clean:
 	rm -rf $(VENV) $(COLAB_VENV) runs .pytest_cache

@@ -1,0 +1,322 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 13 — The command line
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/moog-tutorial/moog-tutorial/blob/main/notebooks/13_command_line.ipynb)
+#
+# **What you will learn.** Everything the chapters build is also a command,
+# `moog`, installed with the package: build a dataset, train, evaluate, write a
+# report, or do all of it with `moog demo` (what `make demo` runs). This chapter
+# is the command's source and its manual.
+#
+# **Prerequisites.** Chapters 05 (data) and 06 (pretraining).
+#
+# **Runtime.**
+#
+# | preset | hardware | this chapter |
+# |---|---|---|
+# | `tiny` | CI, 2 CPU cores | 60 s (measured by `make test`, `--durations`) |
+# | `colab` | Colab TPU v5e-1 | not measured yet |
+
+# %%
+# Shared setup, identical in every chapter (tests/test_chapters.py checks it).
+# On Colab: install this repository without replacing the preinstalled jax, jaxlib,
+# libtpu and flax. Everywhere: set XLA flags before JAX starts, pick the preset
+# (MOOG_PRESET; TPU presets fall back to `tiny` without a TPU) and say what runs.
+import os
+import subprocess
+import sys
+
+REPOSITORY = "https://github.com/moog-tutorial/moog-tutorial"
+REVISION = "main"  # the Colab badge opens main's notebook, so install main too
+IN_COLAB = "google.colab" in sys.modules
+
+
+def _run_visible(command):
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as p:
+        for line in p.stdout:
+            print(line, end="")
+    if p.returncode:
+        raise RuntimeError(f"command failed ({p.returncode}): {' '.join(command)}")
+
+
+if IN_COLAB:
+    frozen = subprocess.run([sys.executable, "-m", "pip", "freeze"], capture_output=True, text=True)
+    keep = [
+        line
+        for line in frozen.stdout.splitlines()
+        if line.split("==")[0].lower() in {"jax", "jaxlib", "libtpu", "flax"}
+    ]
+    with open("/tmp/moog_keep.txt", "w") as f:
+        f.write("\n".join(keep) + "\n")
+    _run_visible(
+        [sys.executable, "-m", "pip", "install", "-c", "/tmp/moog_keep.txt",
+         f"moog-tutorial[video] @ git+{REPOSITORY}@{REVISION}"]
+    )
+if "jax" in sys.modules:
+    print("note: JAX was already imported; XLA flags set now take effect after a restart")
+if os.environ.get("MOOG_CPU_DEVICES"):  # simulate N devices on one CPU
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "")
+        + f" --xla_force_host_platform_device_count={os.environ['MOOG_CPU_DEVICES']}"
+    )
+
+import flax
+import jax
+
+import moog_lib
+from moog_lib import configs
+
+ON_TPU = jax.default_backend() == "tpu"
+PRESET = os.environ.get("MOOG_PRESET") or ("colab" if ON_TPU else "tiny")
+if PRESET in configs.TPU_PRESETS and not ON_TPU:
+    print(f"WARNING: preset '{PRESET}' wants a TPU and none is attached; using 'tiny'.")
+    PRESET = "tiny"
+print(f"python {sys.version.split()[0]} | jax {jax.__version__} | flax {flax.__version__}"
+      f" | moog_lib {moog_lib.__version__} | preset {PRESET}")
+print("devices:", jax.devices())
+
+# %%
+#| default_exp cli
+
+# %% [markdown]
+# ## 1. The commands
+#
+# | command | does |
+# |---|---|
+# | `moog data build --preset movi_e --split train --num 2000 --resolution 64` | render clips into an `array_record` dataset (both cores, resumable) |
+# | `moog train --preset cpu --workdir runs/cpu [--steps N] [--resume] [--set field=value …]` | pretrain; `--resume` continues a run |
+# | `moog eval --workdir runs/cpu` | held-out next-frame PSNR and the copy-the-previous-frame PSNR, as JSON |
+# | `moog report --workdir runs/cpu --out runs/demo` | curves, a prediction video and `summary.md` |
+# | `moog demo --preset cpu` | train (resuming if the run exists), then the report |
+#
+# `--set` takes the dotted overrides of chapter 00, e.g.
+# `--set model.num_tokens=32 --set train.peak_learning_rate=1e-3`.
+
+# %%
+#| export
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+from flax import nnx
+
+from moog_lib import configs, data, train
+
+
+def _config(args) -> configs.Config:
+    return configs.override(configs.get(args.preset), args.set or [])
+
+
+def cmd_data_build(args) -> dict:
+    builder = data.build_dataset(args.preset, args.split, args.num, args.resolution, args.data_dir,
+                                 args.frames, seed=args.seed)
+    return {"dataset": str(builder.data_dir), "clips": args.num}
+
+
+def cmd_train(args) -> dict:
+    config = _config(args)
+    workdir = Path(args.workdir)
+    if not args.resume and (workdir / "checkpoints").exists() and any((workdir / "checkpoints").iterdir()):
+        raise SystemExit(f"{workdir} already holds a run; pass --resume to continue it, "
+                         "or choose another --workdir")
+    return train.train(config, workdir, steps=args.steps, resume=args.resume)
+
+
+def evaluate_run(workdir, clips: int | None = None) -> dict:
+    """Held-out metrics (S = 4) of the newest checkpoint in `workdir`."""
+    loaded = train.load_trained(workdir)
+    if loaded is None:
+        raise SystemExit(f"{workdir} has no readable checkpoint; train first")
+    model, config = loaded
+    if clips is not None:
+        config = configs.override(config, [f"data.eval_clips={clips}"])
+    _, eval_source = train.make_sources(config, progress=False)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    evaluate = train.make_eval_step(graphdef, rest)
+    pipeline = data.make_pipeline(eval_source, batch_size=config.data.batch_size,
+                                  seed=config.train.seed, num_frames=config.data.num_frames,
+                                  resolution=config.data.resolution, augment=False,
+                                  shuffle=False, num_epochs=1)
+    results = [jax.device_get(evaluate(params, {"video": b["video"]}, jax.random.key(1)))
+               for b in pipeline]
+    if not results:
+        raise SystemExit(f"fewer than batch_size={config.data.batch_size} held-out clips")
+    return {k: float(np.mean([r[k] for r in results])) for k in results[0]}
+
+
+def cmd_eval(args) -> dict:
+    return evaluate_run(args.workdir, args.clips)
+
+
+def cmd_report(args) -> dict:
+    out = train.write_report(args.workdir, args.out)
+    return {"report": str(out / "summary.md")}
+
+
+def cmd_demo(args) -> dict:
+    config = _config(args)
+    result = train.train(config, args.workdir, steps=args.steps, resume=True)
+    train.write_report(args.workdir, args.out)
+    return {"step": result["step"], "eval": result["eval"], "report": str(Path(args.out) / "summary.md")}
+
+# %% [markdown]
+# The parser: one sub-command per row of the table. Every command prints its
+# result as one line of JSON, so scripts can read it.
+
+# %%
+#| export
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="moog", description="MooG: data, training, evaluation.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_preset(p, default="cpu"):
+        p.add_argument("--preset", default=default, choices=configs.PRESETS)
+        p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
+                       help="override a config field (repeatable)")
+        p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
+
+    data_cmd = commands.add_parser("data", help="datasets").add_subparsers(dest="action", required=True)
+    build = data_cmd.add_parser("build", help="render clips into an array_record dataset")
+    build.add_argument("--preset", default="movi_e", choices=data.SCENE_PRESETS)
+    build.add_argument("--split", default="train", choices=data.DATA_SPLITS)
+    build.add_argument("--num", type=int, required=True)
+    build.add_argument("--resolution", type=int, default=64)
+    build.add_argument("--frames", type=int, default=24)
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--data-dir", default="data")
+    build.set_defaults(run=cmd_data_build)
+
+    train_cmd = commands.add_parser("train", help="pretrain MooG")
+    with_preset(train_cmd)
+    train_cmd.add_argument("--workdir", required=True)
+    train_cmd.add_argument("--resume", action="store_true", help="continue the run in --workdir")
+    train_cmd.set_defaults(run=cmd_train)
+
+    eval_cmd = commands.add_parser("eval", help="held-out metrics of a run")
+    eval_cmd.add_argument("--workdir", required=True)
+    eval_cmd.add_argument("--clips", type=int, default=None, help="number of held-out clips")
+    eval_cmd.set_defaults(run=cmd_eval)
+
+    report = commands.add_parser("report", help="curves, prediction video and summary.md")
+    report.add_argument("--workdir", required=True)
+    report.add_argument("--out", required=True)
+    report.set_defaults(run=cmd_report)
+
+    demo = commands.add_parser("demo", help="train (resuming) then write the report")
+    with_preset(demo)
+    demo.add_argument("--workdir", default="runs/cpu")
+    demo.add_argument("--out", default="runs/demo")
+    demo.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.run(args)
+    except ValueError as err:  # bad input: say what is wrong, no traceback
+        print(f"moog {args.command}: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, default=str))
+    return 0
+
+# %% [markdown]
+# ## 2. Trying it
+#
+# The commands are ordinary functions, so the chapter can call `main` directly.
+# On the session's preset: a short run, its evaluation and its report.
+
+# %%
+import tempfile
+
+scratch = Path(tempfile.mkdtemp())
+assert main(["train", "--preset", PRESET, "--workdir", str(scratch / "run"), "--steps", "4",
+             "--set", "train.log_every=2", "--set", "train.eval_every=4"]) == 0
+assert main(["eval", "--workdir", str(scratch / "run")]) == 0
+assert main(["report", "--workdir", str(scratch / "run"), "--out", str(scratch / "report")]) == 0
+assert (scratch / "report" / "predictions.gif").stat().st_size > 0
+
+# %% [markdown]
+# Bad input gets a clear message and exit code 2, not a traceback:
+
+# %%
+assert main(["train", "--preset", PRESET, "--workdir", str(scratch / "bad"), "--steps", "1",
+             "--set", "model.num_tokens=many"]) == 2
+try:
+    main(["train", "--preset", PRESET, "--workdir", str(scratch / "run"), "--steps", "4"])
+except SystemExit as exit_:
+    print("refused:", exit_)
+else:
+    raise AssertionError("overwrote a run without --resume")
+
+# %% [markdown]
+# ## Summary
+#
+# - `moog` wraps the library: `data build`, `train`, `eval`, `report`, `demo`.
+# - Runs live in a work directory; `--resume` (and `moog demo`, always)
+#   continues from its newest readable checkpoint.
+# - Config fields change with `--set section.field=value`.
+#
+# ## Exercises
+#
+# 1. ★ Print the help of `moog train` and list its options.
+# 2. ★★ Train the session's preset with half the tokens for 2 steps using only
+#    `main([...])`, and read `num_tokens` back from the run's `config.json`.
+# 3. ★★ Write a shell loop that trains three seeds of the `cpu` preset into
+#    `runs/seed_N` (do not run it here; print it), and say why each run needs its
+#    own `--workdir`.
+
+# %% [markdown]
+# ### Solution 1
+
+# %%
+import contextlib
+import io
+
+text = io.StringIO()
+with contextlib.redirect_stdout(text), contextlib.suppress(SystemExit):
+    main(["train", "--help"])
+print(text.getvalue())
+assert "--resume" in text.getvalue() and "--set" in text.getvalue()
+
+# %% [markdown]
+# ### Solution 2
+
+# %%
+half = configs.get(PRESET).model.num_tokens // 2
+assert main(["train", "--preset", PRESET, "--workdir", str(scratch / "half"), "--steps", "2",
+             "--set", f"model.num_tokens={half}"]) == 0
+saved = json.loads((scratch / "half" / "config.json").read_text())
+assert saved["model"]["num_tokens"] == half
+print("trained with", half, "tokens")
+
+# %% [markdown]
+# ### Solution 3
+
+# %%
+loop = "\n".join(
+    f"moog train --preset cpu --workdir runs/seed_{seed} --set train.seed={seed}" for seed in range(3)
+)
+print(loop)
+# Each run keeps its checkpoints, metrics and config in its work directory: two runs
+# sharing one would resume from (and overwrite) each other's checkpoints.
+assert loop.count("--workdir runs/seed_") == 3
+
+# %% [markdown]
+# ## References
+#
+# - Python documentation: `argparse`.
+# - Chapter 06 for what `train` does; chapter 05 for `data build`.

@@ -1,0 +1,144 @@
+"""The command line.
+
+Generated from chapters/13_command_line.py by tools/export.py; do not edit.
+Edit the chapter, then run `make export`.
+"""
+
+
+__all__ = [
+    "cmd_data_build",
+    "cmd_train",
+    "evaluate_run",
+    "cmd_eval",
+    "cmd_report",
+    "cmd_demo",
+    "build_parser",
+    "main",
+]
+
+
+# chapters/13_command_line.py, cell 5
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+from flax import nnx
+
+from moog_lib import configs, data, train
+
+
+def _config(args) -> configs.Config:
+    return configs.override(configs.get(args.preset), args.set or [])
+
+
+def cmd_data_build(args) -> dict:
+    builder = data.build_dataset(args.preset, args.split, args.num, args.resolution, args.data_dir,
+                                 args.frames, seed=args.seed)
+    return {"dataset": str(builder.data_dir), "clips": args.num}
+
+
+def cmd_train(args) -> dict:
+    config = _config(args)
+    workdir = Path(args.workdir)
+    if not args.resume and (workdir / "checkpoints").exists() and any((workdir / "checkpoints").iterdir()):
+        raise SystemExit(f"{workdir} already holds a run; pass --resume to continue it, "
+                         "or choose another --workdir")
+    return train.train(config, workdir, steps=args.steps, resume=args.resume)
+
+
+def evaluate_run(workdir, clips: int | None = None) -> dict:
+    """Held-out metrics (S = 4) of the newest checkpoint in `workdir`."""
+    loaded = train.load_trained(workdir)
+    if loaded is None:
+        raise SystemExit(f"{workdir} has no readable checkpoint; train first")
+    model, config = loaded
+    if clips is not None:
+        config = configs.override(config, [f"data.eval_clips={clips}"])
+    _, eval_source = train.make_sources(config, progress=False)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    evaluate = train.make_eval_step(graphdef, rest)
+    pipeline = data.make_pipeline(eval_source, batch_size=config.data.batch_size,
+                                  seed=config.train.seed, num_frames=config.data.num_frames,
+                                  resolution=config.data.resolution, augment=False,
+                                  shuffle=False, num_epochs=1)
+    results = [jax.device_get(evaluate(params, {"video": b["video"]}, jax.random.key(1)))
+               for b in pipeline]
+    if not results:
+        raise SystemExit(f"fewer than batch_size={config.data.batch_size} held-out clips")
+    return {k: float(np.mean([r[k] for r in results])) for k in results[0]}
+
+
+def cmd_eval(args) -> dict:
+    return evaluate_run(args.workdir, args.clips)
+
+
+def cmd_report(args) -> dict:
+    out = train.write_report(args.workdir, args.out)
+    return {"report": str(out / "summary.md")}
+
+
+def cmd_demo(args) -> dict:
+    config = _config(args)
+    result = train.train(config, args.workdir, steps=args.steps, resume=True)
+    train.write_report(args.workdir, args.out)
+    return {"step": result["step"], "eval": result["eval"], "report": str(Path(args.out) / "summary.md")}
+
+
+# chapters/13_command_line.py, cell 7
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="moog", description="MooG: data, training, evaluation.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_preset(p, default="cpu"):
+        p.add_argument("--preset", default=default, choices=configs.PRESETS)
+        p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
+                       help="override a config field (repeatable)")
+        p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
+
+    data_cmd = commands.add_parser("data", help="datasets").add_subparsers(dest="action", required=True)
+    build = data_cmd.add_parser("build", help="render clips into an array_record dataset")
+    build.add_argument("--preset", default="movi_e", choices=data.SCENE_PRESETS)
+    build.add_argument("--split", default="train", choices=data.DATA_SPLITS)
+    build.add_argument("--num", type=int, required=True)
+    build.add_argument("--resolution", type=int, default=64)
+    build.add_argument("--frames", type=int, default=24)
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--data-dir", default="data")
+    build.set_defaults(run=cmd_data_build)
+
+    train_cmd = commands.add_parser("train", help="pretrain MooG")
+    with_preset(train_cmd)
+    train_cmd.add_argument("--workdir", required=True)
+    train_cmd.add_argument("--resume", action="store_true", help="continue the run in --workdir")
+    train_cmd.set_defaults(run=cmd_train)
+
+    eval_cmd = commands.add_parser("eval", help="held-out metrics of a run")
+    eval_cmd.add_argument("--workdir", required=True)
+    eval_cmd.add_argument("--clips", type=int, default=None, help="number of held-out clips")
+    eval_cmd.set_defaults(run=cmd_eval)
+
+    report = commands.add_parser("report", help="curves, prediction video and summary.md")
+    report.add_argument("--workdir", required=True)
+    report.add_argument("--out", required=True)
+    report.set_defaults(run=cmd_report)
+
+    demo = commands.add_parser("demo", help="train (resuming) then write the report")
+    with_preset(demo)
+    demo.add_argument("--workdir", default="runs/cpu")
+    demo.add_argument("--out", default="runs/demo")
+    demo.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.run(args)
+    except ValueError as err:  # bad input: say what is wrong, no traceback
+        print(f"moog {args.command}: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, default=str))
+    return 0

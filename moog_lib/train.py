@@ -1,0 +1,528 @@
+"""Pretraining.
+
+Generated from chapters/06_pretraining.py by tools/export.py; do not edit.
+Edit the chapter, then run `make export`.
+"""
+
+
+__all__ = [
+    "learning_rate_schedule",
+    "make_optimizer",
+    "TrainState",
+    "split_model",
+    "merge_model",
+    "video_batch",
+    "frame_metrics",
+    "pretraining_loss",
+    "make_train_step",
+    "make_eval_step",
+    "initialize_distributed",
+    "replicate",
+    "local_batch_size",
+    "HostShard",
+    "Checkpointer",
+    "MetricsLog",
+    "plot_metrics",
+    "make_sources",
+    "train",
+    "load_trained",
+    "config_from_dict",
+    "predict_frames",
+    "write_report",
+]
+
+
+# chapters/06_pretraining.py, cell 5
+import dataclasses
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from flax import nnx, struct
+
+from moog_lib import configs, data, decoder
+
+
+def learning_rate_schedule(train: configs.TrainConfig) -> optax.Schedule:
+    """Linear warm-up from 0 to the peak, then cosine decay to `final_learning_rate`."""
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0, peak_value=train.peak_learning_rate, warmup_steps=train.warmup_steps,
+        decay_steps=max(train.steps, train.warmup_steps + 1), end_value=train.final_learning_rate)
+
+
+def make_optimizer(train: configs.TrainConfig) -> optax.GradientTransformation:
+    """Clip the global norm, then Adam with Nesterov momentum (paper) or AdamW (release)."""
+    schedule = learning_rate_schedule(train)
+    if train.optimizer == "adam_nesterov":
+        step = optax.adam(schedule, b1=train.b1, b2=train.b2, nesterov=True)
+    elif train.optimizer == "adamw":
+        step = optax.adamw(schedule, b1=train.b1, b2=train.b2, weight_decay=train.weight_decay)
+    else:
+        raise ValueError(f"unknown optimizer {train.optimizer!r}; expected 'adam_nesterov' "
+                         "(the paper's) or 'adamw' (the release's)")
+    return optax.chain(optax.clip_by_global_norm(train.grad_clip_norm), step)
+
+
+# chapters/06_pretraining.py, cell 8
+@struct.dataclass
+class TrainState:
+    """Everything that changes during training, as one pytree: jit it, shard it, save it."""
+
+    step: jax.Array
+    params: nnx.State
+    opt_state: optax.OptState
+
+
+def split_model(model: nnx.Module, tx: optax.GradientTransformation):
+    """Split an NNX model once: (graphdef, rest, TrainState). `rest` holds non-parameters."""
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    return graphdef, rest, TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
+
+
+def merge_model(graphdef, rest, state: TrainState) -> nnx.Module:
+    """The NNX model at `state`, e.g. for inspection or figures."""
+    return nnx.merge(graphdef, state.params, rest)
+
+
+# chapters/06_pretraining.py, cell 10
+def video_batch(batch: dict) -> jnp.ndarray:
+    """The clips of a batch as float32 [B, T, H, W, 3] in [0, 1] (uint8 is divided by 255)."""
+    video = batch["video"]
+    if jnp.issubdtype(video.dtype, jnp.integer):
+        return video.astype(jnp.float32) / 255.0
+    return video.astype(jnp.float32)
+
+
+def frame_metrics(out: dict, frames: jnp.ndarray) -> dict:
+    """PSNR of the predictions and of copying the previous frame, on frames 1 … T−1.
+
+    Both are measured at the same sampled pixels: the target of frame t against
+    the prediction for t, and against frame t−1 rolled and subsampled with
+    frame t's offsets. Frame 0 is left out (there is nothing to copy, and the
+    model predicts it from noise).
+    """
+    subsample = frames.shape[2] // out["target"].shape[2]
+    previous = decoder.subsample_frames(frames[:, :-1], out["offsets"][:, 1:], subsample)
+    target = out["target"][:, 1:]
+    return {
+        "psnr": decoder.reconstruction_psnr(out["prediction"][:, 1:], target),
+        "copy_psnr": decoder.reconstruction_psnr(previous, target),
+    }
+
+
+def pretraining_loss(model, batch: dict, key: jax.Array, *, training: bool = True):
+    """Next-frame prediction: MooG's L2 loss at S = 8 (training) or S = 4 (evaluation)."""
+    frames = video_batch(batch)
+    out = model(frames, key=key, training=training)
+    return out["loss"], dict(loss=out["loss"], **frame_metrics(out, frames))
+
+
+# chapters/06_pretraining.py, cell 11
+def make_train_step(graphdef, rest, tx: optax.GradientTransformation, loss_fn=pretraining_loss):
+    """A jitted `step(state, batch, key) -> (state, metrics)`.
+
+    The model is split once (`split_model`); the step is a pure function of
+    arrays, so `jax.jit` compiles it once and shards it by its inputs: a
+    replicated state and a batch split over the "data" axis make it data-parallel.
+    `loss_fn(model, batch, key) -> (loss, metrics)`.
+    """
+
+    def step(state: TrainState, batch: dict, key: jax.Array):
+        def objective(params):
+            return loss_fn(nnx.merge(graphdef, params, rest), batch, key)
+
+        (_, metrics), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = dict(metrics, grad_norm=optax.global_norm(grads))
+        return TrainState(state.step + 1, params, opt_state), metrics
+
+    return jax.jit(step, donate_argnums=0)
+
+
+def make_eval_step(graphdef, rest, loss_fn=pretraining_loss):
+    """A jitted `evaluate(params, batch, key) -> metrics` at evaluation settings (S = 4)."""
+
+    def evaluate(params, batch, key):
+        return loss_fn(nnx.merge(graphdef, params, rest), batch, key, training=False)[1]
+
+    return jax.jit(evaluate)
+
+
+# chapters/06_pretraining.py, cell 15
+def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+    """Join a multi-host run (a TPU pod, or several CPU processes) before anything else uses JAX.
+
+    On Cloud TPU pods every argument is detected automatically; elsewhere pass
+    them (or set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID).
+    On CPU the processes exchange data through gloo collectives.
+    """
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # ignored on TPU
+    jax.distributed.initialize(coordinator_address, num_processes, process_id)
+
+
+def replicate(tree, mesh: jax.sharding.Mesh):
+    """Place every array of `tree` on every device of `mesh` (parameters, optimiser state)."""
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    return jax.tree.map(lambda x: jax.device_put(x, replicated), tree)
+
+
+def local_batch_size(global_batch_size: int, mesh: jax.sharding.Mesh) -> int:
+    """This host's share of the global batch; it must split evenly over every device."""
+    devices = mesh.devices.size
+    if global_batch_size % devices:
+        raise ValueError(f"batch_size {global_batch_size} must be divisible by the {devices} "
+                         f"devices of the mesh; use a multiple of {devices}")
+    return global_batch_size // jax.process_count()
+
+
+class HostShard(data.ClipSource):
+    """Every `jax.process_count()`-th clip of `source`, starting at this host's index."""
+
+    def __init__(self, source, index: int | None = None, count: int | None = None):
+        self.source = source
+        self.index = jax.process_index() if index is None else index
+        self.count = jax.process_count() if count is None else count
+
+    def __len__(self):
+        return len(range(self.index, len(self.source), self.count))
+
+    def __getitem__(self, i):
+        return self.source[self.index + i * self.count]
+
+
+# chapters/06_pretraining.py, cell 18
+def _flat(tree) -> dict:
+    """{"path": array} for any pytree: a checkpoint layout that does not depend on node types."""
+    return {jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+class Checkpointer:
+    """Atomic, rotating checkpoints of a `TrainState` plus JSON metadata, with orbax.
+
+    Orbax writes each step into a temporary folder and renames it only when every
+    file is complete, so a run killed mid-save leaves the previous checkpoints
+    intact. `restore` walks back from the newest step and skips (with a warning)
+    any it cannot read.
+    """
+
+    def __init__(self, directory, keep: int = 3):
+        self.directory = Path(directory).absolute()
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                               enable_async_checkpointing=False)
+        self.manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
+
+    def save(self, state: TrainState, metadata: dict) -> None:
+        step = int(state.step)
+        self.manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(_flat(state)), metadata=ocp.args.JsonSave(metadata)),
+            force=True)
+        self.manager.wait_until_finished()
+
+    def restore(self, like: TrainState):
+        """(state, metadata) of the newest readable step, shaped and sharded like `like`; or None."""
+        treedef = jax.tree_util.tree_structure(like)
+        abstract = {key: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+                    for key, x in _flat(like).items()}
+        for step in reversed(self.steps()):
+            try:
+                restored = self.manager.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract), metadata=ocp.args.JsonRestore()))
+                arrays = [restored["state"][key] for key in abstract]
+                return jax.tree_util.tree_unflatten(treedef, arrays), restored["metadata"]
+            except Exception as err:  # a corrupt or partial step: report it, use the one before
+                warnings.warn(f"checkpoint step {step} in {self.directory} cannot be read "
+                              f"({type(err).__name__}: {str(err)[:200]}); trying the previous one",
+                              stacklevel=2)
+        return None
+
+    def close(self):
+        self.manager.close()
+
+
+# chapters/06_pretraining.py, cell 22
+class MetricsLog:
+    """Append-only JSON lines, one record per log or evaluation: `{"step", "split", ...}`."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def write(self, step: int, split: str, metrics: dict) -> dict:
+        record = {"step": int(step), "split": split, "time": time.time()}
+        record.update({k: float(v) for k, v in metrics.items()})
+        if jax.process_index() == 0:
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        return record
+
+    def read(self, split: str | None = None) -> list[dict]:
+        if not self.path.exists():
+            return []
+        records = [json.loads(line) for line in self.path.read_text().splitlines() if line]
+        return [r for r in records if split is None or r["split"] == split]
+
+
+def plot_metrics(log: MetricsLog, path=None):
+    """Loss and PSNR curves (train and held-out, with the copy-the-last-frame baseline)."""
+    import matplotlib.pyplot as plt
+
+    train, held_out = log.read("train"), log.read("eval")
+    fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(11, 3.8))
+    ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], label="train")
+    if held_out:
+        ax_loss.plot([r["step"] for r in held_out], [r["loss"] for r in held_out], "o-",
+                     label="held-out (S = 4)")
+    ax_loss.set(xlabel="step", ylabel="L2 loss", yscale="log", title="next-frame loss")
+    for records, name, style in ((train, "train", "-"), (held_out, "held-out", "o-")):
+        if records:
+            steps = [r["step"] for r in records]
+            ax_psnr.plot(steps, [r["psnr"] for r in records], style, label=f"MooG, {name}")
+            ax_psnr.plot(steps, [r["copy_psnr"] for r in records], style, alpha=0.5,
+                         label=f"copy last frame, {name}")
+    ax_psnr.set(xlabel="step", ylabel="PSNR (dB), frames 1…T−1", title="next-frame PSNR")
+    for ax in (ax_loss, ax_psnr):
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+    return fig
+
+
+# chapters/06_pretraining.py, cell 24
+def make_sources(config: configs.Config, *, progress: bool = True):
+    """(train, held-out) clip sources for `config.data`.
+
+    With `data_dir` set, the rendered dataset is built there first if it is not
+    yet (resumable, both cores) and read back through tfds/array_record;
+    otherwise clips are rendered on the fly. The held-out source is the test
+    split, whose textures never appear in training.
+    """
+    d = config.data
+    if d.source != "synthetic":
+        raise ValueError(f"make_sources builds the rendered data; for source {d.source!r} pass "
+                         "train_source/eval_source made with data.make_source to train()")
+    splits = (("train", d.num_clips), ("test", d.eval_clips))
+    common = dict(resolution=d.resolution, num_frames=d.clip_frames, seed=config.train.seed)
+    if not d.data_dir:
+        return tuple(data.SyntheticSource(d.scene_preset, split, num, **common)
+                     for split, num in splits)
+    for split, num in splits:
+        data.build_dataset(d.scene_preset, split, num, d.resolution, d.data_dir,
+                           d.clip_frames, seed=config.train.seed, progress=progress)
+    return tuple(data.load_dataset(d.scene_preset, split, num, d.resolution, d.data_dir,
+                                   d.clip_frames, seed=config.train.seed) for split, num in splits)
+
+
+def _evaluate(evaluate, params, batches, key) -> dict:
+    results = [jax.device_get(evaluate(params, batch, key)) for batch in batches]
+    return {k: float(np.mean([r[k] for r in results])) for k in results[0]}
+
+
+def train(config: configs.Config, workdir, *, steps: int | None = None, resume: bool = True,
+          train_source=None, eval_source=None, progress: bool = True) -> dict:
+    """Pretrain MooG on next-frame prediction; returns the last train and eval records.
+
+    Writes to `workdir`: `config.json`, `metrics.jsonl`, `checkpoints/` (every
+    `checkpoint_every` steps and at the end, the last `keep_checkpoints` kept)
+    and `curves.png`. With `resume`, continues from the newest readable
+    checkpoint: parameters, optimiser state, step and data position, so the run
+    continues exactly as if it had never stopped. `steps` overrides the config's
+    total number of steps (the schedule follows `config.train.steps`).
+    """
+    from tqdm.auto import tqdm
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
+    total_steps = config.train.steps if steps is None else steps
+    t, d = config.train, config.data
+    mesh = data.data_parallel_mesh()
+    if train_source is None or eval_source is None:
+        default_train, default_eval = make_sources(config, progress=progress)
+        train_source = default_train if train_source is None else train_source
+        eval_source = default_eval if eval_source is None else eval_source
+
+    model = decoder.MooG(config.model, rngs=nnx.Rngs(t.seed))
+    tx = make_optimizer(t)
+    graphdef, rest, state = split_model(model, tx)
+    state = replicate(state, mesh)
+    train_step, evaluate = make_train_step(graphdef, rest, tx), make_eval_step(graphdef, rest)
+    schedule = learning_rate_schedule(t)
+
+    batch_size = local_batch_size(d.batch_size, mesh)
+    pipeline = data.make_pipeline(HostShard(train_source), batch_size=batch_size, seed=t.seed,
+                                  num_frames=d.num_frames, resolution=d.resolution)
+    batches = iter(pipeline)
+    eval_pipeline = data.make_pipeline(HostShard(eval_source), batch_size=batch_size,
+                                       seed=t.seed, num_frames=d.num_frames,
+                                       resolution=d.resolution, augment=False, shuffle=False,
+                                       num_epochs=1)
+    eval_batches = [data.shard_clip_batch({"video": b["video"]}, mesh) for b in eval_pipeline]
+    if not eval_batches:
+        raise ValueError(f"eval_clips={d.eval_clips} gives no full batch of {batch_size}")
+
+    checkpoints = Checkpointer(workdir / "checkpoints", keep=t.keep_checkpoints)
+    log = MetricsLog(workdir / "metrics.jsonl")
+    base_key = jax.random.key(t.seed)
+    if resume and (restored := checkpoints.restore(state)) is not None:
+        state, metadata = restored
+        batches.set_state(metadata["data_state"])
+        print(f"resumed from step {int(state.step)} in {workdir}")
+
+    def checkpoint():
+        checkpoints.save(state, {"data_state": batches.get_state(), "seed": t.seed,
+                                 "rng_key": np.asarray(jax.random.key_data(base_key)).tolist()})
+
+    start = int(state.step)
+    last = {"train": None, "eval": None}
+    pending, data_seconds, window_start = [], 0.0, time.perf_counter()
+    bar = tqdm(total=total_steps, initial=start, disable=not progress, desc="pretraining")
+    for step in range(start, total_steps):
+        tic = time.perf_counter()
+        batch = data.shard_clip_batch({"video": next(batches)["video"]}, mesh)
+        data_seconds += time.perf_counter() - tic
+        state, metrics = train_step(state, batch, jax.random.fold_in(base_key, step))
+        pending.append(metrics)
+        done = step + 1
+        if done % t.log_every == 0 or done == total_steps:
+            values = jax.device_get(pending)  # waits for the device to finish the window
+            seconds = time.perf_counter() - window_start
+            mean = {k: float(np.mean([v[k] for v in values])) for k in values[0]}
+            mean.update(learning_rate=float(schedule(step)),
+                        frames_per_second=len(values) * d.batch_size * d.num_frames / seconds,
+                        data_wait_share=data_seconds / seconds)
+            last["train"] = log.write(done, "train", mean)
+            bar.set_postfix(loss=f"{mean['loss']:.4f}", psnr=f"{mean['psnr']:.1f}",
+                            fps=f"{mean['frames_per_second']:.0f}")
+        if done % t.eval_every == 0 or done == total_steps:
+            last["eval"] = log.write(done, "eval", _evaluate(evaluate, state.params, eval_batches,
+                                                              jax.random.key(t.seed + 1)))
+        if done % t.checkpoint_every == 0 or done == total_steps:
+            checkpoint()
+        if done % t.log_every == 0 or done == total_steps:  # evaluation and saving not timed
+            pending, data_seconds, window_start = [], 0.0, time.perf_counter()
+        bar.update(1)
+    bar.close()
+    checkpoints.close()
+    if log.read():
+        import matplotlib.pyplot as plt
+
+        plt.close(plot_metrics(log, workdir / "curves.png"))
+    return {"step": int(state.step), **last}
+
+
+def load_trained(workdir, config: configs.Config | None = None):
+    """(model, config) of the newest readable checkpoint in `workdir` (None if there is none)."""
+    workdir = Path(workdir)
+    if config is None:
+        config_path = workdir / "config.json"
+        if not config_path.exists():
+            raise ValueError(f"{workdir} has no config.json; pass the config it was trained with")
+        config = config_from_dict(json.loads(config_path.read_text()))
+    model = decoder.MooG(config.model, rngs=nnx.Rngs(0))
+    tx = make_optimizer(config.train)
+    graphdef, rest, like = split_model(model, tx)
+    checkpoints = Checkpointer(workdir / "checkpoints", keep=config.train.keep_checkpoints)
+    restored = checkpoints.restore(replicate(like, data.data_parallel_mesh()))
+    checkpoints.close()
+    if restored is None:
+        return None
+    return merge_model(graphdef, rest, restored[0]), config
+
+
+def config_from_dict(values: dict) -> configs.Config:
+    """Rebuild a `configs.Config` from `dataclasses.asdict` output (e.g. a run's config.json)."""
+
+    def build(cls, fields):
+        kwargs = {}
+        for field in dataclasses.fields(cls):
+            value = fields[field.name]
+            if dataclasses.is_dataclass(field.type if isinstance(field.type, type) else None):
+                value = build(field.type, value)
+            elif isinstance(value, list):
+                value = tuple(value)
+            kwargs[field.name] = value
+        return cls(**kwargs)
+
+    return build(configs.Config, values)
+
+
+# chapters/06_pretraining.py, cell 28
+def predict_frames(model, frames: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
+    """Dense next-frame predictions [B, T, H, W, 3]: every z_p decoded at every pixel.
+
+    Frame t is predicted from frames 0 … t−1 only (the state before the corrector
+    has seen frame t); frame 0 is decoded from the initial noise.
+    """
+    batch, num_frames, height, width, _ = frames.shape
+    z_p = model(frames, key=key, training=False)["z_p"]
+    dense = model.decoder.decode_frame(z_p.reshape((batch * num_frames,) + z_p.shape[2:]),
+                                       height, width)
+    return jnp.clip(dense.reshape(batch, num_frames, height, width, 3), 0.0, 1.0)
+
+
+def write_report(workdir, out_dir, *, num_clips: int = 4, fps: int = 4) -> Path:
+    """A folder a person opens: curves.png, predictions.mp4/.gif and summary.md.
+
+    The video shows held-out clips: ground truth | predicted next frame |
+    absolute error, one clip per row, frames 1 … T−1.
+    """
+    import imageio_ffmpeg
+    import matplotlib.pyplot as plt
+    import mediapy
+
+    mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())
+    workdir, out_dir = Path(workdir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    loaded = load_trained(workdir)
+    if loaded is None:
+        raise ValueError(f"{workdir} has no readable checkpoint; train first "
+                         f"(moog train --workdir {workdir})")
+    model, config = loaded
+    _, eval_source = make_sources(config, progress=False)
+    clips = [eval_source[i] for i in range(min(num_clips, len(eval_source)))]
+    frames = np.stack([c["video"][: config.data.num_frames] for c in clips]).astype(np.float32) / 255
+    predicted = np.asarray(nnx.jit(predict_frames)(model, jnp.asarray(frames), jax.random.key(0)))
+    error = np.abs(predicted - frames)
+    panel = np.concatenate([frames, predicted, error], axis=3)[:, 1:]  # [B, T-1, H, 3W, 3]
+    video = np.concatenate(list(panel), axis=1)  # clips stacked vertically
+    video = np.repeat(np.repeat(video, 2, axis=1), 2, axis=2)  # easier to see
+    mediapy.write_video(out_dir / "predictions.mp4", video, fps=fps)
+    mediapy.write_video(out_dir / "predictions.gif", video, fps=fps, codec="gif")
+    log = MetricsLog(workdir / "metrics.jsonl")
+    plt.close(plot_metrics(log, out_dir / "curves.png"))
+    train_records, eval_records = log.read("train"), log.read("eval")
+    final = eval_records[-1] if eval_records else {}
+    seconds = train_records[-1]["time"] - train_records[0]["time"] if len(train_records) > 1 else 0
+    lines = [
+        f"# MooG pretraining: preset `{config.name}`",
+        "",
+        f"- steps: {train_records[-1]['step'] if train_records else 0:,}; wall time of the "
+        f"logged steps: {seconds / 60:.1f} min; model: K = {config.model.num_tokens} tokens × "
+        f"D = {config.model.token_dim}, {config.data.resolution}² frames, "
+        f"{config.data.num_frames}-frame clips, batch {config.data.batch_size}",
+        f"- held-out next-frame PSNR (test-split clips, S = 4, frames 1…T−1): "
+        f"**{final.get('psnr', float('nan')):.2f} dB**; copying the previous frame: "
+        f"**{final.get('copy_psnr', float('nan')):.2f} dB**",
+        "",
+        "![curves](curves.png)",
+        "",
+        "Held-out clips — ground truth | predicted next frame | |error|:",
+        "",
+        "![predictions](predictions.gif)",
+        "",
+    ]
+    (out_dir / "summary.md").write_text("\n".join(lines))
+    return out_dir
