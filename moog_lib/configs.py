@@ -127,8 +127,9 @@ def _cpu() -> Config:
     and the decoder's MLP over B·T·(H/S)² queries. So this preset downsamples in
     the first conv (strides (2, 1, 1, 2, 1, 1), as the authors' Ego4D
     checkpoints do), narrows the convs, and uses K = 64 tokens of width 128 with
-    quarter-width transformers: about half a second per step, so 1,000 steps
-    (64,000 frames) fit in ten minutes.
+    quarter-width transformers: 0.83 s per step on a quiet machine
+    (`benchmarks/step.py --preset cpu`), so 1,000 steps (64,000 frames) take
+    about 14 minutes.
     """
     return Config(
         name="cpu",
