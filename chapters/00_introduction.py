@@ -243,11 +243,32 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ReadoutConfig:
+    """Readout heads on MooG's tokens (chapters 07–09). Defaults are the paper's (spec §6).
+
+    The paper does not publish the Huber δ or the certainty threshold of the point
+    loss; these are TAPIR's (4 and 6 pixels at 256×256). `train` is the readouts'
+    own optimiser and schedule; `points_per_clip` queries are drawn per training clip.
+    """
+
+    grid: TransformerConfig = TransformerConfig(3, 8, 512, 2048)  # depth: decoder design
+    recurrent: TransformerConfig = TransformerConfig(3, 8, 512, 2048)  # points, boxes
+    latent_dim: int = 512  # width of one recurrent latent (one per query)
+    query_fourier_bases: int = 16
+    huber_delta: float = 4 / 256  # in normalised coordinates
+    certainty_threshold: float = 6 / 256
+    coordinate_weight: float = 1000.0
+    points_per_clip: int = 64
+    train: TrainConfig = TrainConfig(steps=100_000, warmup_steps=1000, peak_learning_rate=1e-4)
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     name: str
     model: ModelConfig
     data: DataConfig
     train: TrainConfig
+    readout: ReadoutConfig = ReadoutConfig()
 
 
 def _tiny() -> Config:
@@ -265,6 +286,10 @@ def _tiny() -> Config:
                         clip_frames=8, num_clips=16, eval_clips=2),
         train=TrainConfig(steps=20, peak_learning_rate=1e-3, warmup_steps=5, log_every=5,
                           eval_every=10, checkpoint_every=10),
+        readout=ReadoutConfig(grid=small, recurrent=small, latent_dim=32, query_fourier_bases=8,
+                              points_per_clip=16,
+                              train=TrainConfig(steps=10, peak_learning_rate=1e-3, warmup_steps=2,
+                                                log_every=5, eval_every=10, checkpoint_every=10)),
     )
 
 
@@ -293,6 +318,11 @@ def _cpu() -> Config:
                         num_clips=1000, eval_clips=32, data_dir="data"),
         train=TrainConfig(steps=1000, peak_learning_rate=1e-3, warmup_steps=100, log_every=25,
                           eval_every=250, checkpoint_every=250),
+        readout=ReadoutConfig(grid=TransformerConfig(2, 4, 128, 512),
+                              recurrent=TransformerConfig(2, 4, 128, 512), latent_dim=128,
+                              train=TrainConfig(steps=300, peak_learning_rate=1e-3,
+                                                warmup_steps=30, log_every=25, eval_every=300,
+                                                checkpoint_every=300)),
     )
 
 
@@ -303,6 +333,7 @@ def _colab() -> Config:
         model=ModelConfig(compute_dtype="bfloat16"),
         data=DataConfig(resolution=128, num_frames=8, batch_size=16),
         train=TrainConfig(steps=50_000),
+        readout=ReadoutConfig(train=TrainConfig(steps=5_000)),
     )
 
 

@@ -92,16 +92,18 @@ class Decoder(nnx.Module):
     """
 
     def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
-                 param_dtype=jnp.float32):
+                 param_dtype=jnp.float32, layers: configs.TransformerConfig | None = None,
+                 outputs: int = 3):
+        # `layers` and `outputs` let the depth readout (chapter 07) reuse this design.
         self.dtype = jnp.dtype(config.compute_dtype if dtype is None else dtype)
         self.token_dim = config.token_dim
         self.fourier = fourier.FourierConcat(config.decoder_fourier_bases)
         self.query_width = config.token_dim + 4 * config.decoder_fourier_bases
         kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
         self.transformer = attention.Transformer.from_config(
-            self.query_width, config.decoder, kv_size=config.token_dim,
-            cross_attention_only=True, **kwargs)
-        self.readout = nnx.Linear(self.query_width, 3, **kwargs)
+            self.query_width, config.decoder if layers is None else layers,
+            kv_size=config.token_dim, cross_attention_only=True, **kwargs)
+        self.readout = nnx.Linear(self.query_width, outputs, **kwargs)
 
     def queries(self, coords: jnp.ndarray) -> jnp.ndarray:
         """[..., Q, 2] (y, x) -> [..., Q, D + 4·bases]: zeros, then Fourier features."""
@@ -110,7 +112,7 @@ class Decoder(nnx.Module):
 
     def __call__(self, state: jnp.ndarray, coords: jnp.ndarray, *,
                  return_attention: bool = False):
-        """state [B, K, D], coords [B, Q, 2] or [Q, 2] -> colours [B, Q, 3].
+        """state [B, K, D], coords [B, Q, 2] or [Q, 2] -> colours [B, Q, outputs].
 
         With `return_attention=True` returns `(colours, weights)`, weights the
         cross-attention float32 [layers, B, heads, Q, K].

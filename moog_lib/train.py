@@ -24,8 +24,14 @@ __all__ = [
     "MetricsLog",
     "plot_metrics",
     "make_sources",
+    "held_out_batches",
+    "evaluate_model",
+    "evaluate_batches",
+    "fit",
     "train",
+    "restore_model",
     "load_trained",
+    "read_config",
     "config_from_dict",
     "predict_frames",
     "write_report",
@@ -273,25 +279,38 @@ class MetricsLog:
         return [r for r in records if split is None or r["split"] == split]
 
 
+_NOT_PLOTTED = {"step", "split", "time", "loss", "grad_norm", "learning_rate",
+                "frames_per_second", "data_wait_share", "copy_psnr"}
+
+
 def plot_metrics(log: MetricsLog, path=None):
-    """Loss and PSNR curves (train and held-out, with the copy-the-last-frame baseline)."""
+    """Loss and metric curves, train and every held-out split.
+
+    The metric panel shows PSNR with the copy-the-last-frame baseline for
+    pretraining, or a readout's first metric (e.g. AbsRel) otherwise.
+    """
     import matplotlib.pyplot as plt
 
-    train, held_out = log.read("train"), log.read("eval")
-    fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(11, 3.8))
-    ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], label="train")
-    if held_out:
-        ax_loss.plot([r["step"] for r in held_out], [r["loss"] for r in held_out], "o-",
-                     label="held-out (S = 4)")
-    ax_loss.set(xlabel="step", ylabel="L2 loss", yscale="log", title="next-frame loss")
-    for records, name, style in ((train, "train", "-"), (held_out, "held-out", "o-")):
-        if records:
-            steps = [r["step"] for r in records]
-            ax_psnr.plot(steps, [r["psnr"] for r in records], style, label=f"MooG, {name}")
-            ax_psnr.plot(steps, [r["copy_psnr"] for r in records], style, alpha=0.5,
-                         label=f"copy last frame, {name}")
-    ax_psnr.set(xlabel="step", ylabel="PSNR (dB), frames 1…T−1", title="next-frame PSNR")
-    for ax in (ax_loss, ax_psnr):
+    records = log.read()
+    splits = list(dict.fromkeys(r["split"] for r in records))
+    metric = "psnr" if any("psnr" in r for r in records) else next(
+        (k for r in records for k in r if k not in _NOT_PLOTTED), None)
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for split in splits:
+        rows = log.read(split)
+        steps, style = [r["step"] for r in rows], "-" if split == "train" else "o-"
+        ax_loss.plot(steps, [r["loss"] for r in rows], style, label=split)
+        if metric is not None:
+            ax_metric.plot(steps, [r.get(metric, float("nan")) for r in rows], style,
+                           label=f"model, {split}")
+        if metric == "psnr":
+            ax_metric.plot(steps, [r["copy_psnr"] for r in rows], style, alpha=0.5,
+                           label=f"copy last frame, {split}")
+    ax_loss.set(xlabel="step", ylabel="loss", yscale="log", title="loss")
+    ax_metric.set(xlabel="step", ylabel=metric or "", title=metric or "")
+    if metric == "psnr":
+        ax_metric.set(ylabel="PSNR (dB), frames 1…T−1", title="next-frame PSNR")
+    for ax in (ax_loss, ax_metric):
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -325,21 +344,58 @@ def make_sources(config: configs.Config, *, progress: bool = True):
                                    d.clip_frames, seed=config.train.seed) for split, num in splits)
 
 
-def _evaluate(evaluate, params, batches, key) -> dict:
+def held_out_batches(source, config: configs.Config, *, keys: tuple[str, ...] = ("video",),
+                     num_frames: int | None = None, mesh=None) -> list[dict]:
+    """Every full batch of this host's share of `source`, in order and without
+    augmentation, as `num_frames`-frame windows (default: the training length)
+    from frame 0, sharded over `mesh`."""
+    d = config.data
+    mesh = data.data_parallel_mesh() if mesh is None else mesh
+    batch_size = local_batch_size(d.batch_size, mesh)
+    pipeline = data.make_pipeline(HostShard(source), batch_size=batch_size, seed=config.train.seed,
+                                  num_frames=num_frames or d.num_frames,
+                                  resolution=d.resolution, augment=False, shuffle=False,
+                                  num_epochs=1)
+    batches = [data.shard_clip_batch({k: b[k] for k in keys}, mesh) for b in pipeline]
+    if not batches:
+        raise ValueError(f"{len(source)} held-out clips give no full batch of {batch_size}; "
+                         "raise data.eval_clips")
+    return batches
+
+
+def evaluate_model(model: nnx.Module, batches: list[dict], loss_fn=pretraining_loss,
+                   seed: int = 1) -> dict:
+    """Held-out metrics of `model` (evaluation settings, e.g. S = 4) over `batches`."""
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    return evaluate_batches(make_eval_step(graphdef, rest, loss_fn), params, batches,
+                            jax.random.key(seed))
+
+
+def evaluate_batches(evaluate, params, batches, key) -> dict:
+    """Metrics of `evaluate(params, batch, key)` averaged over equal-sized batches
+    (NaN-aware: a batch where a metric is undefined, e.g. no visible point, is skipped)."""
     results = [jax.device_get(evaluate(params, batch, key)) for batch in batches]
-    return {k: float(np.mean([r[k] for r in results])) for k in results[0]}
+    return {k: float(np.nanmean([r[k] for r in results])) for k in results[0]}
 
 
-def train(config: configs.Config, workdir, *, steps: int | None = None, resume: bool = True,
-          train_source=None, eval_source=None, progress: bool = True) -> dict:
-    """Pretrain MooG on next-frame prediction; returns the last train and eval records.
+def fit(config: configs.Config, workdir, model: nnx.Module, tx: optax.GradientTransformation,
+        loss_fn, *, keys: tuple[str, ...] = ("video",), steps: int | None = None,
+        resume: bool = True, train_source=None, eval_source=None, eval_sources=None,
+        progress: bool = True, desc: str = "pretraining") -> dict:
+    """Train `model` on `loss_fn` with `tx`; returns the last train and eval records.
 
-    Writes to `workdir`: `config.json`, `metrics.jsonl`, `checkpoints/` (every
-    `checkpoint_every` steps and at the end, the last `keep_checkpoints` kept)
-    and `curves.png`. With `resume`, continues from the newest readable
-    checkpoint: parameters, optimiser state, step and data position, so the run
-    continues exactly as if it had never stopped. `steps` overrides the config's
-    total number of steps (the schedule follows `config.train.steps`).
+    The loop behind `train` (pretraining) and the readouts of chapters 07–09:
+    `loss_fn(model, batch, key, training=...) -> (loss, metrics)` reads the
+    batch entries `keys`; `config.train` sets the schedule and cadence and
+    `config.data` the clips. Writes `config.json`, `metrics.jsonl`,
+    `checkpoints/` (every `checkpoint_every` steps and at the end, the last
+    `keep_checkpoints` kept) and `curves.png` to `workdir`. With `resume`,
+    continues from the newest readable checkpoint: parameters, optimiser state,
+    step and data position, so the run goes on exactly as if it had never
+    stopped. `steps` overrides the config's total (the schedule follows
+    `config.train.steps`). `eval_sources` maps a split name to (source,
+    num_frames) for extra held-out evaluations (default: "eval" on
+    `eval_source` with the training window length).
     """
     from tqdm.auto import tqdm
 
@@ -353,25 +409,24 @@ def train(config: configs.Config, workdir, *, steps: int | None = None, resume: 
         default_train, default_eval = make_sources(config, progress=progress)
         train_source = default_train if train_source is None else train_source
         eval_source = default_eval if eval_source is None else eval_source
+    if eval_sources is None:
+        eval_sources = {"eval": (eval_source, d.num_frames)}
 
-    model = decoder.MooG(config.model, rngs=nnx.Rngs(t.seed))
-    tx = make_optimizer(t)
     graphdef, rest, state = split_model(model, tx)
     state = replicate(state, mesh)
-    train_step, evaluate = make_train_step(graphdef, rest, tx), make_eval_step(graphdef, rest)
+    train_step = make_train_step(graphdef, rest, tx, loss_fn)
+    evaluate = make_eval_step(graphdef, rest, loss_fn)
     schedule = learning_rate_schedule(t)
 
-    batch_size = local_batch_size(d.batch_size, mesh)
-    pipeline = data.make_pipeline(HostShard(train_source), batch_size=batch_size, seed=t.seed,
-                                  num_frames=d.num_frames, resolution=d.resolution)
+    def select(batch):
+        return data.shard_clip_batch({k: batch[k] for k in keys}, mesh)
+
+    pipeline = data.make_pipeline(HostShard(train_source), batch_size=local_batch_size(
+        d.batch_size, mesh), seed=t.seed, num_frames=d.num_frames, resolution=d.resolution)
     batches = iter(pipeline)
-    eval_pipeline = data.make_pipeline(HostShard(eval_source), batch_size=batch_size,
-                                       seed=t.seed, num_frames=d.num_frames,
-                                       resolution=d.resolution, augment=False, shuffle=False,
-                                       num_epochs=1)
-    eval_batches = [data.shard_clip_batch({"video": b["video"]}, mesh) for b in eval_pipeline]
-    if not eval_batches:
-        raise ValueError(f"eval_clips={d.eval_clips} gives no full batch of {batch_size}")
+    held_out = {split: held_out_batches(source, config, keys=keys, num_frames=num_frames,
+                                        mesh=mesh)
+                for split, (source, num_frames) in eval_sources.items()}
 
     checkpoints = Checkpointer(workdir / "checkpoints", keep=t.keep_checkpoints)
     log = MetricsLog(workdir / "metrics.jsonl")
@@ -386,12 +441,12 @@ def train(config: configs.Config, workdir, *, steps: int | None = None, resume: 
                                  "rng_key": np.asarray(jax.random.key_data(base_key)).tolist()})
 
     start = int(state.step)
-    last = {"train": None, "eval": None}
+    last = {"train": None, **{split: None for split in held_out}}
     pending, data_seconds, window_start = [], 0.0, time.perf_counter()
-    bar = tqdm(total=total_steps, initial=start, disable=not progress, desc="pretraining")
+    bar = tqdm(total=total_steps, initial=start, disable=not progress, desc=desc)
     for step in range(start, total_steps):
         tic = time.perf_counter()
-        batch = data.shard_clip_batch({"video": next(batches)["video"]}, mesh)
+        batch = select(next(batches))
         data_seconds += time.perf_counter() - tic
         state, metrics = train_step(state, batch, jax.random.fold_in(base_key, step))
         pending.append(metrics)
@@ -404,11 +459,12 @@ def train(config: configs.Config, workdir, *, steps: int | None = None, resume: 
                         frames_per_second=len(values) * d.batch_size * d.num_frames / seconds,
                         data_wait_share=data_seconds / seconds)
             last["train"] = log.write(done, "train", mean)
-            bar.set_postfix(loss=f"{mean['loss']:.4f}", psnr=f"{mean['psnr']:.1f}",
-                            fps=f"{mean['frames_per_second']:.0f}")
+            shown = {k: f"{mean[k]:.4g}" for k in list(metrics)[:2]}
+            bar.set_postfix(**shown, fps=f"{mean['frames_per_second']:.0f}")
         if done % t.eval_every == 0 or done == total_steps:
-            last["eval"] = log.write(done, "eval", _evaluate(evaluate, state.params, eval_batches,
-                                                              jax.random.key(t.seed + 1)))
+            for split, split_batches in held_out.items():
+                last[split] = log.write(done, split, evaluate_batches(
+                    evaluate, state.params, split_batches, jax.random.key(t.seed + 1)))
         if done % t.checkpoint_every == 0 or done == total_steps:
             checkpoint()
         if done % t.log_every == 0 or done == total_steps:  # evaluation and saving not timed
@@ -423,23 +479,42 @@ def train(config: configs.Config, workdir, *, steps: int | None = None, resume: 
     return {"step": int(state.step), **last}
 
 
+def train(config: configs.Config, workdir, *, steps: int | None = None, resume: bool = True,
+          train_source=None, eval_source=None, progress: bool = True) -> dict:
+    """Pretrain MooG on next-frame prediction (see `fit`); returns the last records."""
+    model = decoder.MooG(config.model, rngs=nnx.Rngs(config.train.seed))
+    return fit(config, workdir, model, make_optimizer(config.train), pretraining_loss,
+               steps=steps, resume=resume, train_source=train_source,
+               eval_source=eval_source, progress=progress)
+
+
+def restore_model(model: nnx.Module, tx: optax.GradientTransformation, directory,
+                  keep: int = 3):
+    """`model` with the parameters of the newest readable checkpoint in `directory`
+    (None if there is none); `tx` must be the optimiser the run was trained with."""
+    graphdef, rest, like = split_model(model, tx)
+    checkpoints = Checkpointer(directory, keep=keep)
+    restored = checkpoints.restore(replicate(like, data.data_parallel_mesh()))
+    checkpoints.close()
+    return None if restored is None else merge_model(graphdef, rest, restored[0])
+
+
 def load_trained(workdir, config: configs.Config | None = None):
     """(model, config) of the newest readable checkpoint in `workdir` (None if there is none)."""
     workdir = Path(workdir)
-    if config is None:
-        config_path = workdir / "config.json"
-        if not config_path.exists():
-            raise ValueError(f"{workdir} has no config.json; pass the config it was trained with")
-        config = config_from_dict(json.loads(config_path.read_text()))
-    model = decoder.MooG(config.model, rngs=nnx.Rngs(0))
-    tx = make_optimizer(config.train)
-    graphdef, rest, like = split_model(model, tx)
-    checkpoints = Checkpointer(workdir / "checkpoints", keep=config.train.keep_checkpoints)
-    restored = checkpoints.restore(replicate(like, data.data_parallel_mesh()))
-    checkpoints.close()
-    if restored is None:
-        return None
-    return merge_model(graphdef, rest, restored[0]), config
+    config = read_config(workdir) if config is None else config
+    model = restore_model(decoder.MooG(config.model, rngs=nnx.Rngs(0)),
+                          make_optimizer(config.train), workdir / "checkpoints",
+                          config.train.keep_checkpoints)
+    return None if model is None else (model, config)
+
+
+def read_config(workdir) -> configs.Config:
+    """The config a run in `workdir` was trained with (its config.json)."""
+    config_path = Path(workdir) / "config.json"
+    if not config_path.exists():
+        raise ValueError(f"{workdir} has no config.json; pass the config it was trained with")
+    return config_from_dict(json.loads(config_path.read_text()))
 
 
 def config_from_dict(values: dict) -> configs.Config:
@@ -448,6 +523,8 @@ def config_from_dict(values: dict) -> configs.Config:
     def build(cls, fields):
         kwargs = {}
         for field in dataclasses.fields(cls):
+            if field.name not in fields:  # a run written before the field existed
+                continue
             value = fields[field.name]
             if dataclasses.is_dataclass(field.type if isinstance(field.type, type) else None):
                 value = build(field.type, value)
