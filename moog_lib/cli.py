@@ -12,6 +12,8 @@ __all__ = [
     "cmd_eval",
     "cmd_report",
     "cmd_demo",
+    "cmd_eval_readouts",
+    "cmd_track",
     "build_parser",
     "main",
 ]
@@ -27,7 +29,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from moog_lib import configs, data, train
+from moog_lib import boxes, configs, data, pretrained, train
 
 
 def _config(args) -> configs.Config:
@@ -58,17 +60,7 @@ def evaluate_run(workdir, clips: int | None = None) -> dict:
     if clips is not None:
         config = configs.override(config, [f"data.eval_clips={clips}"])
     _, eval_source = train.make_sources(config, progress=False)
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    evaluate = train.make_eval_step(graphdef, rest)
-    pipeline = data.make_pipeline(eval_source, batch_size=config.data.batch_size,
-                                  seed=config.train.seed, num_frames=config.data.num_frames,
-                                  resolution=config.data.resolution, augment=False,
-                                  shuffle=False, num_epochs=1)
-    results = [jax.device_get(evaluate(params, {"video": b["video"]}, jax.random.key(1)))
-               for b in pipeline]
-    if not results:
-        raise SystemExit(f"fewer than batch_size={config.data.batch_size} held-out clips")
-    return {k: float(np.mean([r[k] for r in results])) for k in results[0]}
+    return train.evaluate_model(model, train.held_out_batches(eval_source, config))
 
 
 def cmd_eval(args) -> dict:
@@ -85,6 +77,20 @@ def cmd_demo(args) -> dict:
     result = train.train(config, args.workdir, steps=args.steps, resume=True)
     train.write_report(args.workdir, args.out)
     return {"step": result["step"], "eval": result["eval"], "report": str(Path(args.out) / "summary.md")}
+
+
+def cmd_eval_readouts(args) -> dict:
+    config = _config(args)
+    out = Path(args.out or Path(args.workdir) / "readouts")
+    rows = boxes.readout_table(config, args.workdir, out, tasks=tuple(args.tasks),
+                               modes=tuple(args.modes), steps=args.steps)
+    print((out / "results.md").read_text(), file=sys.stderr)
+    return {"results": str(out / "results.md"), "rows": len(rows)}
+
+
+def cmd_track(args) -> dict:
+    return pretrained.track_video_file(args.video, args.ego4d_dir, args.out, points=args.points,
+                                       grid=args.grid, max_frames=args.max_frames, size=args.size)
 
 
 # chapters/13_command_line.py, cell 7
@@ -130,6 +136,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", default="runs/cpu")
     demo.add_argument("--out", default="runs/demo")
     demo.set_defaults(run=cmd_demo)
+
+    readout_cmd = commands.add_parser(
+        "eval-readouts", help="train depth, point and box readouts on a run; write the table")
+    with_preset(readout_cmd)
+    readout_cmd.add_argument("--workdir", required=True, help="the pretrained MooG run")
+    readout_cmd.add_argument("--out", default=None, help="default: <workdir>/readouts")
+    readout_cmd.add_argument("--tasks", nargs="+", default=["depth", "points", "boxes"],
+                             choices=["depth", "points", "boxes"])
+    readout_cmd.add_argument("--modes", nargs="+", default=["frozen", "e2e"],
+                             choices=["frozen", "e2e"])
+    readout_cmd.set_defaults(run=cmd_eval_readouts)
+
+    track = commands.add_parser("track", help="track points with the authors' Ego4D weights")
+    track.add_argument("video", help="a video file (anything PyAV reads)")
+    track.add_argument("--ego4d-dir", required=True, help="folder with the Ego4D .npz files")
+    where = track.add_mutually_exclusive_group()
+    where.add_argument("--points", help="query points on the first frame, 'x,y;x,y' in pixels")
+    where.add_argument("--grid", type=int, help="an N×N grid of query points (default 8)")
+    track.add_argument("--out", default="tracks.mp4", help="the video to write (.mp4 or .gif)")
+    track.add_argument("--max-frames", type=int, default=None)
+    track.add_argument("--size", default="official", choices=pretrained.EGO4D_SIZES,
+                       help="'tiny': the reduced random checkpoint of chapter 12 (tests)")
+    track.set_defaults(run=cmd_track)
     return parser
 
 

@@ -1,0 +1,441 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 09 — Box tracking
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/moog-tutorial/moog-tutorial/blob/main/notebooks/09_box_tracking.ipynb)
+#
+# **What you will learn.** Given an object's box in the first frame, follow it
+# through the clip. The paper uses the recurrent readout of chapter 08 with four
+# outputs instead of a point. This chapter adds:
+#
+# - intersection over union (IoU) of axis-aligned boxes, with its edge cases
+#   (degenerate, disjoint, inverted);
+# - the box readout: the recurrent readout queried with first-frame boxes,
+#   four outputs (ymin, xmin, ymax, xmax), an L2 loss;
+# - the metric, mean IoU over frames 1 … T−1 where the box is valid, and the
+#   baseline that holds the first-frame box still;
+# - one command that trains every readout and writes the results table.
+#
+# **Prerequisites.** Chapters 07 (readouts, the training loop) and 08 (the
+# recurrent readout).
+#
+# **Runtime.**
+#
+# | preset | hardware | this chapter |
+# |---|---|---|
+# | `tiny` | CI, 2 CPU cores | 60 s (measured by `make test`, `--durations`) |
+# | `cpu` | 2 CPU cores | the chapter as in CI; `moog eval-readouts --preset cpu` trains the readouts of a `cpu` run |
+# | `colab` | Colab TPU v5e-1 | not measured yet |
+
+# %%
+# Shared setup, identical in every chapter (tests/test_chapters.py checks it).
+# On Colab: install this repository without replacing the preinstalled jax, jaxlib,
+# libtpu and flax. Everywhere: set XLA flags before JAX starts, pick the preset
+# (MOOG_PRESET; TPU presets fall back to `tiny` without a TPU) and say what runs.
+import os
+import subprocess
+import sys
+
+REPOSITORY = "https://github.com/moog-tutorial/moog-tutorial"
+REVISION = "main"  # the Colab badge opens main's notebook, so install main too
+IN_COLAB = "google.colab" in sys.modules
+
+
+def _run_visible(command):
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as p:
+        for line in p.stdout:
+            print(line, end="")
+    if p.returncode:
+        raise RuntimeError(f"command failed ({p.returncode}): {' '.join(command)}")
+
+
+if IN_COLAB:
+    frozen = subprocess.run([sys.executable, "-m", "pip", "freeze"], capture_output=True, text=True)
+    keep = [
+        line
+        for line in frozen.stdout.splitlines()
+        if line.split("==")[0].lower() in {"jax", "jaxlib", "libtpu", "flax"}
+    ]
+    with open("/tmp/moog_keep.txt", "w") as f:
+        f.write("\n".join(keep) + "\n")
+    _run_visible(
+        [sys.executable, "-m", "pip", "install", "-c", "/tmp/moog_keep.txt",
+         f"moog-tutorial[video] @ git+{REPOSITORY}@{REVISION}"]
+    )
+if "jax" in sys.modules:
+    print("note: JAX was already imported; XLA flags set now take effect after a restart")
+if os.environ.get("MOOG_CPU_DEVICES"):  # simulate N devices on one CPU
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "")
+        + f" --xla_force_host_platform_device_count={os.environ['MOOG_CPU_DEVICES']}"
+    )
+
+import flax
+import jax
+
+import moog_lib
+from moog_lib import configs
+
+ON_TPU = jax.default_backend() == "tpu"
+PRESET = os.environ.get("MOOG_PRESET") or ("colab" if ON_TPU else "tiny")
+if PRESET in configs.TPU_PRESETS and not ON_TPU:
+    print(f"WARNING: preset '{PRESET}' wants a TPU and none is attached; using 'tiny'.")
+    PRESET = "tiny"
+print(f"python {sys.version.split()[0]} | jax {jax.__version__} | flax {flax.__version__}"
+      f" | moog_lib {moog_lib.__version__} | preset {PRESET}")
+print("devices:", jax.devices())
+
+# %%
+#| default_exp boxes
+
+# %% [markdown]
+# ## 1. IoU
+#
+# Boxes are normalised (ymin, xmin, ymax, xmax), as the rendered clips store
+# them (chapter 05). The intersection of two boxes is the box of the larger
+# minima and smaller maxima; its area is zero when that box is empty. A box with
+# zero height or width has zero area — fine, and its IoU is 0. An *inverted*
+# box (ymax < ymin) is not a box at all: as an input (a query or a ground-truth
+# box) it is refused; a predicted box that comes out inverted simply has zero
+# area (metrics.md).
+
+# %%
+#| export
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from moog_lib import configs, points, readouts, train
+
+
+def check_boxes(boxes, name: str = "boxes") -> None:
+    """Raise ValueError unless `boxes` [..., 4] are finite (ymin, xmin, ymax, xmax), not inverted."""
+    if jnp.shape(boxes)[-1:] != (4,):
+        raise ValueError(f"{name} must be [..., 4] as (ymin, xmin, ymax, xmax), "
+                         f"got {jnp.shape(boxes)}")
+    if isinstance(boxes, jax.core.Tracer):
+        return
+    b = np.asarray(boxes)
+    if not np.isfinite(b).all():
+        raise ValueError(f"{name} contain NaN or inf")
+    inverted = (b[..., 2] < b[..., 0]) | (b[..., 3] < b[..., 1])
+    if inverted.any():
+        first = tuple(int(i) for i in np.argwhere(inverted)[0])
+        raise ValueError(f"{name}: {int(inverted.sum())} inverted box(es) (ymax < ymin or "
+                         f"xmax < xmin), first at index {first}: {b[first].tolist()}")
+
+
+def box_area(boxes: jnp.ndarray) -> jnp.ndarray:
+    """Area of (ymin, xmin, ymax, xmax) boxes; degenerate or inverted boxes have 0."""
+    return (jnp.maximum(boxes[..., 2] - boxes[..., 0], 0)
+            * jnp.maximum(boxes[..., 3] - boxes[..., 1], 0))
+
+
+def box_iou(boxes_a: jnp.ndarray, boxes_b: jnp.ndarray) -> jnp.ndarray:
+    """IoU of corresponding boxes [..., 4] -> [...]; 0 where the union is empty."""
+    low = jnp.maximum(boxes_a[..., :2], boxes_b[..., :2])
+    high = jnp.minimum(boxes_a[..., 2:], boxes_b[..., 2:])
+    intersection = box_area(jnp.concatenate([low, high], -1))
+    union = box_area(boxes_a) + box_area(boxes_b) - intersection
+    return jnp.where(union > 0, intersection / jnp.where(union > 0, union, 1), 0.0)
+
+
+def mean_box_iou(predicted: jnp.ndarray, boxes: jnp.ndarray, valid: jnp.ndarray) -> jnp.ndarray:
+    """Mean IoU per clip over frames 1 … T−1 where `valid`: [B, N, T, 4], [B, N, T] -> [B].
+
+    NaN for a clip with no valid box after the first frame.
+    """
+    if predicted.shape != boxes.shape or valid.shape != boxes.shape[:-1]:
+        raise ValueError(f"predicted {predicted.shape} and boxes {boxes.shape} must be "
+                         f"[B, N, T, 4] and valid {valid.shape} [B, N, T]")
+    scored = jnp.asarray(valid, bool).at[..., 0].set(False)  # the first frame is the query
+    iou = jnp.where(scored, box_iou(predicted, boxes), 0.0)
+    return iou.sum(axis=(1, 2)) / scored.sum(axis=(1, 2))
+
+
+# %% [markdown]
+# Edge cases, by hand:
+
+# %%
+unit = jnp.array([0.0, 0.0, 1.0, 1.0])
+assert float(box_iou(unit, unit)) == 1.0
+assert float(box_iou(unit, jnp.array([0.0, 0.0, 0.5, 1.0]))) == 0.5  # half inside
+assert abs(float(box_iou(unit, jnp.array([0.5, 0.5, 1.5, 1.5]))) - 0.25 / 1.75) < 1e-6
+assert float(box_iou(unit, jnp.array([2.0, 2.0, 3.0, 3.0]))) == 0.0  # disjoint
+assert float(box_iou(unit, jnp.array([0.5, 0.5, 0.5, 0.5]))) == 0.0  # zero area
+assert float(box_iou(jnp.zeros(4), jnp.zeros(4))) == 0.0  # empty union, not NaN
+assert float(box_iou(unit, jnp.array([1.0, 1.0, 0.0, 0.0]))) == 0.0  # inverted prediction
+try:
+    check_boxes(np.array([[0.6, 0.1, 0.2, 0.4]]), "query boxes")
+except ValueError as error:
+    print("refused:", error)
+else:
+    raise AssertionError("an inverted input box must be refused")
+# Mean IoU skips frame 0 and invalid frames:
+boxes = jnp.broadcast_to(unit, (1, 1, 3, 4))
+guess = boxes.at[0, 0, 2].set(jnp.array([0.0, 0.0, 0.5, 1.0]))
+valid = jnp.array([[[True, True, True]]])
+assert float(mean_box_iou(guess, boxes, valid)[0]) == 0.75
+assert float(mean_box_iou(guess, boxes, valid.at[0, 0, 2].set(False))[0]) == 1.0
+
+# %% [markdown]
+# ## 2. The box readout
+#
+# The recurrent readout of chapter 08, queried with the first-frame box (four
+# coordinates, mapped from [0, 1] to the [−1, 1] range of the Fourier features)
+# and with four outputs per frame. The paper does not say how the four outputs
+# are squashed; we pass them through a sigmoid, as the point coordinates, so
+# predictions stay in the frame. The loss is the squared error to the
+# normalised boxes over valid frames, including frame 0 (the readout should
+# also reproduce the query).
+
+# %%
+#| export
+def make_box_head(config: configs.Config, rngs: nnx.Rngs) -> points.RecurrentReadout:
+    """The recurrent readout with 4 outputs (ymin, xmin, ymax, xmax), queried with boxes."""
+    return points.RecurrentReadout(config, outputs=4, coord_dim=4, rngs=rngs)
+
+
+def track_boxes(head: points.RecurrentReadout, tokens: jnp.ndarray,
+                first_boxes: jnp.ndarray) -> jnp.ndarray:
+    """Boxes [B, N, T, 4] in every frame from the first-frame boxes [B, N, 4]."""
+    check_boxes(first_boxes, "query boxes")
+    if first_boxes.ndim != 3:
+        raise ValueError(f"query boxes must be [B, N, 4], got {first_boxes.shape}")
+    if first_boxes.shape[1] == 0:
+        raise ValueError("the query set is empty (N = 0): pass at least one box")
+    frames = jnp.zeros(first_boxes.shape[:2], jnp.int32)
+    return jax.nn.sigmoid(head(tokens, 2.0 * first_boxes - 1.0, frames))
+
+
+def box_loss(head, tokens, batch, key, *, config: configs.Config, training: bool = True):
+    """L2 to the normalised boxes over valid frames; evaluation adds mean IoU."""
+    boxes = jnp.asarray(batch["boxes"], jnp.float32)
+    valid = jnp.asarray(batch["box_valid"], bool)
+    if boxes.ndim != 4 or valid.shape != boxes.shape[:3] or boxes.shape[2] != tokens.shape[1]:
+        raise ValueError(f"boxes must be [B, N, T, 4] and box_valid [B, N, T] with T = "
+                         f"{tokens.shape[1]}, got {boxes.shape} and {valid.shape}")
+    check_boxes(boxes, "boxes")
+    valid = valid & valid[..., :1]  # a box is tracked only if it exists in the first frame
+    predicted = track_boxes(head, tokens, boxes[:, :, 0])
+    weight = valid.astype(jnp.float32)
+    loss = jnp.sum(jnp.square(predicted - boxes).sum(-1) * weight) / jnp.maximum(weight.sum(), 1)
+    metrics = {"loss": loss}
+    if not training:
+        metrics["mean_iou"] = jnp.nanmean(mean_box_iou(predicted, boxes, valid))
+    return loss, metrics
+
+
+def box_baseline(batch: dict, stats: dict, config: configs.Config) -> dict:
+    """Mean IoU of holding the first-frame box still."""
+    boxes = np.asarray(batch["boxes"], np.float32)
+    valid = np.asarray(batch["box_valid"], bool)
+    still = np.broadcast_to(boxes[:, :, :1], boxes.shape)
+    scores = mean_box_iou(jnp.asarray(still), jnp.asarray(boxes),
+                          jnp.asarray(valid & valid[..., :1]))
+    return {"mean_iou": float(np.nanmean(np.asarray(scores)))}
+
+
+BOXES = readouts.ReadoutTask(name="boxes", make_head=make_box_head, loss=box_loss,
+                             keys=("boxes", "box_valid"), baseline=box_baseline,
+                             metric="mean_iou", higher_is_better=True)
+
+# %%
+config = configs.get(PRESET)
+m = config.model
+head = make_box_head(config, nnx.Rngs(0))
+tokens = jax.random.normal(jax.random.key(0), (2, 5, 2 * m.num_tokens, m.token_dim))
+first = jnp.array([[[0.1, 0.1, 0.5, 0.4]] * 3] * 2)
+tracked = track_boxes(head, tokens, first)
+assert tracked.shape == (2, 3, 5, 4) and bool(jnp.all((tracked > 0) & (tracked < 1)))
+print("boxes", tracked.shape)
+
+# %% [markdown]
+# ## 3. Training, baseline, and every readout in one table
+#
+# As for depth and points: pretrain a MooG briefly, train the frozen box
+# readout, score it and the still-box baseline on held-out clips.
+
+# %%
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from moog_lib import train
+
+scratch = Path(tempfile.mkdtemp())
+backbone_dir = scratch / "moog"
+train.train(config, backbone_dir, steps=min(config.train.steps, 10), progress=False)
+boxes_dir = scratch / "boxes_frozen"
+record = readouts.train_readout(BOXES, config, backbone_dir, boxes_dir, frozen=True,
+                                progress=False)
+log = train.MetricsLog(boxes_dir / "metrics.jsonl")
+print("held-out mean IoU", round(record["eval"]["mean_iou"], 3))
+plt.show(train.plot_metrics(log))
+
+# %% [markdown]
+# `moog eval-readouts` (chapter 13) runs `readout_table` for every task,
+# frozen and end to end, and writes the table to `<workdir>/readouts/`.
+
+# %%
+#| export
+READOUT_TASKS = {"depth": readouts.DEPTH, "points": points.POINTS}
+
+
+def readout_table(config: configs.Config, backbone_dir, out_dir, *,
+                  tasks: tuple[str, ...] = ("depth", "points", "boxes"),
+                  modes: tuple[str, ...] = ("frozen", "e2e"), steps: int | None = None,
+                  progress: bool = True) -> list[dict]:
+    """Train and evaluate every readout in `tasks` × `modes` on the MooG run in
+    `backbone_dir`; write `results.json` and `results.md` to `out_dir`."""
+    all_tasks = {**READOUT_TASKS, "boxes": BOXES}
+    unknown = set(tasks) - set(all_tasks) or set(modes) - {"frozen", "e2e"}
+    if unknown:
+        raise ValueError(f"unknown task or mode {sorted(unknown)}; tasks: {sorted(all_tasks)}, "
+                         "modes: frozen, e2e")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sources = train.make_sources(readouts.readout_run_config(config), progress=progress)
+    rows = []
+    for name in tasks:
+        task = all_tasks[name]
+        for mode in modes:
+            workdir = out_dir / f"{name}_{mode}"
+            tic = time.perf_counter()
+            record = readouts.train_readout(task, config, backbone_dir, workdir,
+                                            frozen=mode == "frozen", steps=steps,
+                                            sources=sources, progress=progress)
+            minutes = (time.perf_counter() - tic) / 60
+            scores = readouts.evaluate_readout(task, config, backbone_dir, workdir,
+                                               frozen=mode == "frozen", sources=sources)
+            rows.append({"task": name, "mode": mode, "metric": task.metric,
+                         "higher_is_better": task.higher_is_better, "steps": record["step"],
+                         "minutes": minutes, **scores})
+    (out_dir / "results.json").write_text(json.dumps(rows, indent=1))
+    (out_dir / "results.md").write_text(format_readout_table(rows, config))
+    return rows
+
+
+def format_readout_table(rows: list[dict], config: configs.Config) -> str:
+    """The results as Markdown: readout vs baseline on 8-frame windows and whole clips."""
+    d = config.data
+    lines = [f"Preset `{config.name}`: held-out rendered clips ({d.eval_clips}, test split), "
+             f"windows of {d.num_frames} frames and whole clips of {d.clip_frames}.", "",
+             f"| task | metric | mode | steps | minutes | readout (T={d.num_frames}) | "
+             f"baseline (T={d.num_frames}) | readout (T={d.clip_frames}) | "
+             f"baseline (T={d.clip_frames}) | beats baseline |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        k = row["metric"]
+        better = (row["readout"][k] > row["baseline"][k]) == row["higher_is_better"]
+        lines.append(f"| {row['task']} | {k}{' ↑' if row['higher_is_better'] else ' ↓'} | "
+                     f"{row['mode']} | {row['steps']} | {row['minutes']:.1f} | "
+                     f"{row['readout'][k]:.3f} | {row['baseline'][k]:.3f} | "
+                     f"{row['readout_long'][k]:.3f} | {row['baseline_long'][k]:.3f} | "
+                     f"{'yes' if better else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+# %%
+rows = readout_table(config, backbone_dir, scratch / "readouts", tasks=("boxes",),
+                     modes=("frozen", "e2e"), steps=2, progress=False)
+table = (scratch / "readouts" / "results.md").read_text()
+assert table.count("| boxes |") == 2
+print(table)
+
+# %% [markdown]
+# The table from the `cpu` run, when present:
+
+# %%
+results_file = next((p for p in (Path("runs/cpu/readouts/results.md"),
+                                 Path("../runs/cpu/readouts/results.md")) if p.exists()), None)
+print(results_file.read_text() if results_file else "no cpu results yet: run "
+      "`moog eval-readouts --preset cpu --workdir runs/cpu`")
+
+# %% [markdown]
+# ## Summary
+#
+# - IoU of normalised (ymin, xmin, ymax, xmax) boxes; zero-area boxes score 0;
+#   inverted input boxes are refused, inverted predictions have zero area.
+# - The box readout is the recurrent readout queried with first-frame boxes,
+#   four sigmoid outputs per frame, an L2 loss; scored by mean IoU on frames
+#   1 … T−1 where valid, against the still-box baseline.
+# - `readout_table` trains depth, points and boxes, frozen and end to end, and
+#   writes one table.
+#
+# ## Exercises
+#
+# 1. ★ What is the IoU of a box with a copy of itself shifted by half its width?
+#    Check with `box_iou`.
+# 2. ★★ The still-box baseline is strong when objects barely move. Measure the
+#    average displacement of box centres over a held-out batch and relate it
+#    to the baseline's IoU.
+# 3. ★★★ Track boxes with the *point* readout instead: query the two corners as
+#    points and read the box back from the tracked corners. Write the function
+#    that turns point tracks into boxes and check its shape.
+
+# %% [markdown]
+# ### Solution 1
+
+# %%
+shifted = unit + jnp.array([0.0, 0.5, 0.0, 0.5])
+iou = float(box_iou(unit, shifted))
+print(f"IoU = {iou:.4f} = 0.5 / 1.5")
+assert abs(iou - 1 / 3) < 1e-6
+
+# %% [markdown]
+# ### Solution 2
+
+# %%
+from moog_lib import data
+
+source = data.SyntheticSource("movi_e", "test", 2, resolution=config.data.resolution,
+                              num_frames=config.data.num_frames)
+batch = next(iter(data.make_pipeline(source, batch_size=2, augment=False,
+                                     num_frames=config.data.num_frames)))
+b, v = batch["boxes"], batch["box_valid"] & batch["box_valid"][..., :1]
+centres = (b[..., :2] + b[..., 2:]) / 2
+moved = np.linalg.norm(centres - centres[:, :, :1], axis=-1)[v][..., None]
+print(f"mean centre displacement {moved.mean():.3f} (image units); still-box IoU "
+      f"{box_baseline(batch, {}, config)['mean_iou']:.3f}")
+
+# %% [markdown]
+# ### Solution 3
+
+# %%
+def boxes_from_corner_tracks(tracks: jnp.ndarray) -> jnp.ndarray:
+    """Tracks of (top-left, bottom-right) corners [B, N, 2, T, 2] (x, y) -> boxes [B, N, T, 4]."""
+    top_left, bottom_right = tracks[:, :, 0], tracks[:, :, 1]
+    low = jnp.minimum(top_left, bottom_right)[..., ::-1]  # (y, x)
+    high = jnp.maximum(top_left, bottom_right)[..., ::-1]
+    return jnp.concatenate([low, high], -1)
+
+
+corners = jax.random.uniform(jax.random.key(0), (2, 3, 2, 5, 2))
+from_points = boxes_from_corner_tracks(corners)
+assert from_points.shape == (2, 3, 5, 4)
+check_boxes(np.asarray(from_points))  # never inverted
+
+# %% [markdown]
+# ## References
+#
+# - S. van Steenkiste et al. *Moving Off-the-Grid: Scene-Grounded Video
+#   Representations.* NeurIPS 2024, Section 3.2 and Appendix C (box tracking on
+#   MOVi-E and Waymo).
+# - K. Greff et al. *Kubric: A Scalable Dataset Generator.* CVPR 2022 (MOVi
+#   boxes).

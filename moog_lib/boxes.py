@@ -1,0 +1,188 @@
+"""Box tracking.
+
+Generated from chapters/09_box_tracking.py by tools/export.py; do not edit.
+Edit the chapter, then run `make export`.
+"""
+
+
+__all__ = [
+    "check_boxes",
+    "box_area",
+    "box_iou",
+    "mean_box_iou",
+    "make_box_head",
+    "track_boxes",
+    "box_loss",
+    "box_baseline",
+    "BOXES",
+    "READOUT_TASKS",
+    "readout_table",
+    "format_readout_table",
+]
+
+
+# chapters/09_box_tracking.py, cell 5
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from moog_lib import configs, points, readouts, train
+
+
+def check_boxes(boxes, name: str = "boxes") -> None:
+    """Raise ValueError unless `boxes` [..., 4] are finite (ymin, xmin, ymax, xmax), not inverted."""
+    if jnp.shape(boxes)[-1:] != (4,):
+        raise ValueError(f"{name} must be [..., 4] as (ymin, xmin, ymax, xmax), "
+                         f"got {jnp.shape(boxes)}")
+    if isinstance(boxes, jax.core.Tracer):
+        return
+    b = np.asarray(boxes)
+    if not np.isfinite(b).all():
+        raise ValueError(f"{name} contain NaN or inf")
+    inverted = (b[..., 2] < b[..., 0]) | (b[..., 3] < b[..., 1])
+    if inverted.any():
+        first = tuple(int(i) for i in np.argwhere(inverted)[0])
+        raise ValueError(f"{name}: {int(inverted.sum())} inverted box(es) (ymax < ymin or "
+                         f"xmax < xmin), first at index {first}: {b[first].tolist()}")
+
+
+def box_area(boxes: jnp.ndarray) -> jnp.ndarray:
+    """Area of (ymin, xmin, ymax, xmax) boxes; degenerate or inverted boxes have 0."""
+    return (jnp.maximum(boxes[..., 2] - boxes[..., 0], 0)
+            * jnp.maximum(boxes[..., 3] - boxes[..., 1], 0))
+
+
+def box_iou(boxes_a: jnp.ndarray, boxes_b: jnp.ndarray) -> jnp.ndarray:
+    """IoU of corresponding boxes [..., 4] -> [...]; 0 where the union is empty."""
+    low = jnp.maximum(boxes_a[..., :2], boxes_b[..., :2])
+    high = jnp.minimum(boxes_a[..., 2:], boxes_b[..., 2:])
+    intersection = box_area(jnp.concatenate([low, high], -1))
+    union = box_area(boxes_a) + box_area(boxes_b) - intersection
+    return jnp.where(union > 0, intersection / jnp.where(union > 0, union, 1), 0.0)
+
+
+def mean_box_iou(predicted: jnp.ndarray, boxes: jnp.ndarray, valid: jnp.ndarray) -> jnp.ndarray:
+    """Mean IoU per clip over frames 1 … T−1 where `valid`: [B, N, T, 4], [B, N, T] -> [B].
+
+    NaN for a clip with no valid box after the first frame.
+    """
+    if predicted.shape != boxes.shape or valid.shape != boxes.shape[:-1]:
+        raise ValueError(f"predicted {predicted.shape} and boxes {boxes.shape} must be "
+                         f"[B, N, T, 4] and valid {valid.shape} [B, N, T]")
+    scored = jnp.asarray(valid, bool).at[..., 0].set(False)  # the first frame is the query
+    iou = jnp.where(scored, box_iou(predicted, boxes), 0.0)
+    return iou.sum(axis=(1, 2)) / scored.sum(axis=(1, 2))
+
+
+# chapters/09_box_tracking.py, cell 9
+def make_box_head(config: configs.Config, rngs: nnx.Rngs) -> points.RecurrentReadout:
+    """The recurrent readout with 4 outputs (ymin, xmin, ymax, xmax), queried with boxes."""
+    return points.RecurrentReadout(config, outputs=4, coord_dim=4, rngs=rngs)
+
+
+def track_boxes(head: points.RecurrentReadout, tokens: jnp.ndarray,
+                first_boxes: jnp.ndarray) -> jnp.ndarray:
+    """Boxes [B, N, T, 4] in every frame from the first-frame boxes [B, N, 4]."""
+    check_boxes(first_boxes, "query boxes")
+    if first_boxes.ndim != 3:
+        raise ValueError(f"query boxes must be [B, N, 4], got {first_boxes.shape}")
+    if first_boxes.shape[1] == 0:
+        raise ValueError("the query set is empty (N = 0): pass at least one box")
+    frames = jnp.zeros(first_boxes.shape[:2], jnp.int32)
+    return jax.nn.sigmoid(head(tokens, 2.0 * first_boxes - 1.0, frames))
+
+
+def box_loss(head, tokens, batch, key, *, config: configs.Config, training: bool = True):
+    """L2 to the normalised boxes over valid frames; evaluation adds mean IoU."""
+    boxes = jnp.asarray(batch["boxes"], jnp.float32)
+    valid = jnp.asarray(batch["box_valid"], bool)
+    if boxes.ndim != 4 or valid.shape != boxes.shape[:3] or boxes.shape[2] != tokens.shape[1]:
+        raise ValueError(f"boxes must be [B, N, T, 4] and box_valid [B, N, T] with T = "
+                         f"{tokens.shape[1]}, got {boxes.shape} and {valid.shape}")
+    check_boxes(boxes, "boxes")
+    valid = valid & valid[..., :1]  # a box is tracked only if it exists in the first frame
+    predicted = track_boxes(head, tokens, boxes[:, :, 0])
+    weight = valid.astype(jnp.float32)
+    loss = jnp.sum(jnp.square(predicted - boxes).sum(-1) * weight) / jnp.maximum(weight.sum(), 1)
+    metrics = {"loss": loss}
+    if not training:
+        metrics["mean_iou"] = jnp.nanmean(mean_box_iou(predicted, boxes, valid))
+    return loss, metrics
+
+
+def box_baseline(batch: dict, stats: dict, config: configs.Config) -> dict:
+    """Mean IoU of holding the first-frame box still."""
+    boxes = np.asarray(batch["boxes"], np.float32)
+    valid = np.asarray(batch["box_valid"], bool)
+    still = np.broadcast_to(boxes[:, :, :1], boxes.shape)
+    scores = mean_box_iou(jnp.asarray(still), jnp.asarray(boxes),
+                          jnp.asarray(valid & valid[..., :1]))
+    return {"mean_iou": float(np.nanmean(np.asarray(scores)))}
+
+
+BOXES = readouts.ReadoutTask(name="boxes", make_head=make_box_head, loss=box_loss,
+                             keys=("boxes", "box_valid"), baseline=box_baseline,
+                             metric="mean_iou", higher_is_better=True)
+
+
+# chapters/09_box_tracking.py, cell 14
+READOUT_TASKS = {"depth": readouts.DEPTH, "points": points.POINTS}
+
+
+def readout_table(config: configs.Config, backbone_dir, out_dir, *,
+                  tasks: tuple[str, ...] = ("depth", "points", "boxes"),
+                  modes: tuple[str, ...] = ("frozen", "e2e"), steps: int | None = None,
+                  progress: bool = True) -> list[dict]:
+    """Train and evaluate every readout in `tasks` × `modes` on the MooG run in
+    `backbone_dir`; write `results.json` and `results.md` to `out_dir`."""
+    all_tasks = {**READOUT_TASKS, "boxes": BOXES}
+    unknown = set(tasks) - set(all_tasks) or set(modes) - {"frozen", "e2e"}
+    if unknown:
+        raise ValueError(f"unknown task or mode {sorted(unknown)}; tasks: {sorted(all_tasks)}, "
+                         "modes: frozen, e2e")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sources = train.make_sources(readouts.readout_run_config(config), progress=progress)
+    rows = []
+    for name in tasks:
+        task = all_tasks[name]
+        for mode in modes:
+            workdir = out_dir / f"{name}_{mode}"
+            tic = time.perf_counter()
+            record = readouts.train_readout(task, config, backbone_dir, workdir,
+                                            frozen=mode == "frozen", steps=steps,
+                                            sources=sources, progress=progress)
+            minutes = (time.perf_counter() - tic) / 60
+            scores = readouts.evaluate_readout(task, config, backbone_dir, workdir,
+                                               frozen=mode == "frozen", sources=sources)
+            rows.append({"task": name, "mode": mode, "metric": task.metric,
+                         "higher_is_better": task.higher_is_better, "steps": record["step"],
+                         "minutes": minutes, **scores})
+    (out_dir / "results.json").write_text(json.dumps(rows, indent=1))
+    (out_dir / "results.md").write_text(format_readout_table(rows, config))
+    return rows
+
+
+def format_readout_table(rows: list[dict], config: configs.Config) -> str:
+    """The results as Markdown: readout vs baseline on 8-frame windows and whole clips."""
+    d = config.data
+    lines = [f"Preset `{config.name}`: held-out rendered clips ({d.eval_clips}, test split), "
+             f"windows of {d.num_frames} frames and whole clips of {d.clip_frames}.", "",
+             f"| task | metric | mode | steps | minutes | readout (T={d.num_frames}) | "
+             f"baseline (T={d.num_frames}) | readout (T={d.clip_frames}) | "
+             f"baseline (T={d.clip_frames}) | beats baseline |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        k = row["metric"]
+        better = (row["readout"][k] > row["baseline"][k]) == row["higher_is_better"]
+        lines.append(f"| {row['task']} | {k}{' ↑' if row['higher_is_better'] else ' ↓'} | "
+                     f"{row['mode']} | {row['steps']} | {row['minutes']:.1f} | "
+                     f"{row['readout'][k]:.3f} | {row['baseline'][k]:.3f} | "
+                     f"{row['readout_long'][k]:.3f} | {row['baseline_long'][k]:.3f} | "
+                     f"{'yes' if better else 'no'} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,297 @@
+"""Point tracking.
+
+Generated from chapters/08_point_tracking.py by tools/export.py; do not edit.
+Edit the chapter, then run `make export`.
+"""
+
+
+__all__ = [
+    "TAPVID_THRESHOLDS",
+    "TAPVID_SIZE",
+    "check_tracks",
+    "tapvid_metrics",
+    "raster_to_grid",
+    "RecurrentReadout",
+    "make_point_head",
+    "head_tracks",
+    "check_queries",
+    "point_loss_terms",
+    "point_loss",
+    "point_baseline",
+    "POINTS",
+]
+
+
+# chapters/08_point_tracking.py, cell 5
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from moog_lib import attention, configs, fourier, readouts
+
+TAPVID_THRESHOLDS = (1, 2, 4, 8, 16)
+TAPVID_SIZE = 256  # TAP-Vid scores positions in pixels of a 256×256 frame
+
+
+def _is_concrete(*arrays) -> bool:
+    return not any(isinstance(a, jax.core.Tracer) for a in arrays)
+
+
+def check_tracks(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks) -> None:
+    """Raise ValueError unless the TAP-Vid inputs have consistent shapes and query frames."""
+    query_points, gt_tracks, pred_tracks = (jnp.shape(x) for x in (query_points, gt_tracks,
+                                                                     pred_tracks))
+    gt_occ, pred_occ = jnp.shape(gt_occluded), jnp.shape(pred_occluded)
+    if len(query_points) != 3 or query_points[-1] != 3:
+        raise ValueError(f"query_points must be [b, n, 3] as (t, y, x), got {query_points}")
+    b, n = query_points[:2]
+    if n == 0:
+        raise ValueError("the query set is empty (n = 0): pass at least one query point")
+    if len(gt_occ) != 3 or gt_occ[:2] != (b, n):
+        raise ValueError(f"gt_occluded must be [b, n, t] = [{b}, {n}, t], got {gt_occ}")
+    t = gt_occ[2]
+    for name, shape in (("gt_tracks", gt_tracks), ("pred_tracks", pred_tracks)):
+        if shape != (b, n, t, 2):
+            raise ValueError(f"{name} must be [b, n, t, 2] = {(b, n, t, 2)} as (x, y) to match "
+                             f"the occlusion flags {gt_occ}, got {shape}")
+    if pred_occ != gt_occ:
+        raise ValueError(f"pred_occluded must match gt_occluded {gt_occ}, got {pred_occ}")
+
+
+def _evaluation_mask(query_frames, num_frames: int, query_mode: str):
+    one_hot = jax.nn.one_hot(query_frames, num_frames, dtype=jnp.int32)  # [b, n, t]
+    if query_mode == "first":
+        return (jnp.cumsum(one_hot, axis=-1) - one_hot) > 0  # strictly after the query
+    if query_mode == "strided":
+        return one_hot == 0  # every frame but the query's
+    raise ValueError(f"query_mode must be 'first' or 'strided', got {query_mode!r}")
+
+
+def tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks,
+                   query_mode: str) -> dict:
+    """TAP-Vid metrics per video, as the reference `compute_tapvid_metrics`.
+
+    query_points [b, n, 3] (t, y, x); gt/pred_occluded bool [b, n, t] (True =
+    occluded); gt/pred_tracks [b, n, t, 2] (x, y); pixels of a 256×256 frame.
+    query_mode "first" or "strided". Returns {name: [b]} with
+    `occlusion_accuracy`, `pts_within_{1,2,4,8,16}`, `jaccard_{1,…,16}`,
+    `average_jaccard`, `average_pts_within_thresh` (NaN where a video has no
+    visible scored point).
+    """
+    return _tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks,
+                           query_mode, None)
+
+
+def _tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks,
+                    query_mode, point_mask):
+    # point_mask [b, n] (optional): leave whole tracks out, e.g. padding in a fixed-size batch
+    check_tracks(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks)
+    num_frames = jnp.shape(gt_occluded)[2]
+    query_frames = jnp.round(jnp.asarray(query_points)[..., 0]).astype(jnp.int32)
+    if _is_concrete(query_frames):
+        frames = np.asarray(query_frames)
+        if frames.min() < 0 or frames.max() >= num_frames:
+            raise ValueError(f"query frames must lie in [0, {num_frames}), got "
+                             f"{frames.min()} … {frames.max()}")
+    evaluated = _evaluation_mask(query_frames, num_frames, query_mode)
+    if point_mask is not None:
+        evaluated = evaluated & jnp.asarray(point_mask, bool)[..., None]
+    gt_occluded, pred_occluded = jnp.asarray(gt_occluded, bool), jnp.asarray(pred_occluded, bool)
+    visible, pred_visible = ~gt_occluded, ~pred_occluded
+
+    def count(x):
+        return jnp.sum(x & evaluated, axis=(1, 2))
+
+    metrics = {"occlusion_accuracy": count(gt_occluded == pred_occluded) / count(
+        jnp.ones_like(visible))}
+    squared = jnp.sum(jnp.square(jnp.asarray(pred_tracks, jnp.float32)
+                                 - jnp.asarray(gt_tracks, jnp.float32)), axis=-1)
+    for delta in TAPVID_THRESHOLDS:
+        within = squared < delta**2
+        correct = within & visible
+        metrics[f"pts_within_{delta}"] = count(correct) / count(visible)
+        true_positives = count(correct & pred_visible)
+        false_positives = count(pred_visible & (gt_occluded | ~within))
+        metrics[f"jaccard_{delta}"] = true_positives / (count(visible) + false_positives)
+    metrics["average_jaccard"] = jnp.mean(jnp.stack(
+        [metrics[f"jaccard_{d}"] for d in TAPVID_THRESHOLDS]), axis=0)
+    metrics["average_pts_within_thresh"] = jnp.mean(jnp.stack(
+        [metrics[f"pts_within_{d}"] for d in TAPVID_THRESHOLDS]), axis=0)
+    return metrics
+
+
+# chapters/08_point_tracking.py, cell 9
+def raster_to_grid(points: jnp.ndarray, height: int, width: int) -> jnp.ndarray:
+    """Raster (y, x) (pixel centres at i + 0.5) -> the decoder's [-1, 1] grid (y, x)."""
+    size = jnp.array([height, width], jnp.float32)
+    return -1.0 + 2.0 * (jnp.asarray(points, jnp.float32) - 0.5) / jnp.maximum(size - 1, 1)
+
+
+class RecurrentReadout(nnx.Module):
+    """One latent per query, corrected by every frame's tokens (spec §6).
+
+    `__call__(tokens [B, T, 2K, D], coords [B, N, C], query_frames int [B, N])`
+    returns `outputs` float32 [B, N, T, outputs].
+    """
+
+    def __init__(self, config: configs.Config, *, outputs: int, coord_dim: int,
+                 rngs: nnx.Rngs):
+        r, width = config.readout, config.readout.latent_dim
+        dense = lambda i, o: nnx.Linear(i, o, rngs=rngs)  # noqa: E731
+        self.fourier = fourier.FourierReplace(r.query_fourier_bases)
+        self.init_in = dense(2 * coord_dim * r.query_fourier_bases, width)
+        self.init_out = dense(width, width)
+        self.corrector = attention.Transformer.from_config(
+            width, r.recurrent, kv_size=config.model.token_dim, cross_attention_only=True,
+            rngs=rngs)
+        self.predictor_in = dense(width, width)
+        self.predictor_out = dense(width, width)
+        self.norm = nnx.LayerNorm(width, epsilon=1e-4, use_bias=False, rngs=rngs)
+        self.output = dense(width, outputs)
+        self.coord_dim = coord_dim
+
+    def initial_latents(self, coords: jnp.ndarray) -> jnp.ndarray:
+        """[B, N, C] coordinates -> [B, N, width] latents."""
+        features = self.fourier(jnp.zeros(coords.shape[:-1] + (1,)), coords)
+        return self.init_out(jax.nn.gelu(self.init_in(features)))
+
+    def __call__(self, tokens: jnp.ndarray, coords: jnp.ndarray,
+                 query_frames: jnp.ndarray) -> jnp.ndarray:
+        if tokens.ndim != 4:
+            raise ValueError(f"RecurrentReadout: tokens must be [B, T, 2K, D], got {tokens.shape}")
+        if coords.ndim != 3 or coords.shape[0] != tokens.shape[0] or coords.shape[-1] != self.coord_dim:
+            raise ValueError(f"RecurrentReadout: coords must be [B, N, {self.coord_dim}] with "
+                             f"B = {tokens.shape[0]}, got {coords.shape}")
+        if coords.shape[1] == 0:
+            raise ValueError("RecurrentReadout: the query set is empty (N = 0)")
+        if query_frames.shape != coords.shape[:2]:
+            raise ValueError(f"RecurrentReadout: query_frames must be [B, N] = {coords.shape[:2]}, "
+                             f"got {query_frames.shape}")
+        initial = self.initial_latents(coords)
+        graphdef, params = nnx.split(self)
+
+        def step(latents, inputs):
+            module = nnx.merge(graphdef, params)
+            t, frame_tokens = inputs
+            latents = jnp.where((query_frames == t)[..., None], initial, latents)
+            corrected = latents + module.corrector(latents, frame_tokens)
+            predicted = corrected + module.predictor_out(jax.nn.gelu(module.predictor_in(corrected)))
+            return module.norm(predicted), module.output(corrected)
+
+        frames = jnp.arange(tokens.shape[1])
+        _, outputs = jax.lax.scan(step, initial, (frames, jnp.swapaxes(tokens, 0, 1)))
+        return jnp.moveaxis(outputs, 0, 2).astype(jnp.float32)  # [T, B, N, o] -> [B, N, T, o]
+
+
+# chapters/08_point_tracking.py, cell 12
+def make_point_head(config: configs.Config, rngs: nnx.Rngs) -> RecurrentReadout:
+    """The recurrent readout with 4 outputs per frame: x, y, visibility, certainty."""
+    return RecurrentReadout(config, outputs=4, coord_dim=2, rngs=rngs)
+
+
+def head_tracks(outputs: jnp.ndarray) -> dict:
+    """Head outputs [..., 4] -> normalised (x, y) [..., 2], logits, and visible = σ(v)σ(c) > 0.5."""
+    visibility, certainty = outputs[..., 2], outputs[..., 3]
+    return {"tracks": jax.nn.sigmoid(outputs[..., :2]), "visibility_logit": visibility,
+            "certainty_logit": certainty,
+            "visible": jax.nn.sigmoid(visibility) * jax.nn.sigmoid(certainty) > 0.5}
+
+
+def check_queries(query_points, num_frames: int, height: int, width: int) -> None:
+    """Raise ValueError unless raster queries [B, N, 3] (t, y, x) lie in the clip."""
+    shape = jnp.shape(query_points)
+    if len(shape) != 3 or shape[-1] != 3:
+        raise ValueError(f"query_points must be [B, N, 3] as (t, y, x), got {shape}")
+    if shape[1] == 0:
+        raise ValueError("the query set is empty (N = 0): pass at least one query point")
+    if not _is_concrete(query_points):
+        return
+    q = np.asarray(query_points)
+    if not np.isfinite(q).all():
+        raise ValueError("query_points contain NaN or inf")
+    t = np.round(q[..., 0])
+    if t.min() < 0 or t.max() >= num_frames:
+        raise ValueError(f"query frames must lie in [0, {num_frames}) for a {num_frames}-frame "
+                         f"clip, got {t.min():g} … {t.max():g}")
+    for axis, name, size in ((1, "y", height), (2, "x", width)):
+        if q[..., axis].min() < 0 or q[..., axis].max() > size:
+            raise ValueError(f"query {name} must lie in the frame, [0, {size}] raster pixels, "
+                             f"got {q[..., axis].min():g} … {q[..., axis].max():g}")
+
+
+def point_loss_terms(predictions: dict, target_tracks, visible, scored, config: configs.Config):
+    """The three loss terms; tracks normalised (x, y) [B, N, T, 2], masks [B, N, T]."""
+    r = config.readout
+    visible, scored = visible & scored, scored.astype(jnp.float32)
+    weight = visible.astype(jnp.float32)
+    huber = optax.huber_loss(predictions["tracks"], target_tracks, delta=r.huber_delta).sum(-1)
+    position = jnp.sum(huber * weight) / jnp.maximum(weight.sum(), 1.0)
+    visibility = jnp.sum(optax.sigmoid_binary_cross_entropy(
+        predictions["visibility_logit"], visible.astype(jnp.float32)) * scored) / jnp.maximum(
+        scored.sum(), 1.0)
+    error = jnp.linalg.norm(jax.lax.stop_gradient(predictions["tracks"]) - target_tracks, axis=-1)
+    certain = (error < r.certainty_threshold).astype(jnp.float32)
+    certainty = jnp.sum(optax.sigmoid_binary_cross_entropy(
+        predictions["certainty_logit"], certain) * weight) / jnp.maximum(weight.sum(), 1.0)
+    return {"position": position, "visibility": visibility, "certainty": certainty,
+            "loss": r.coordinate_weight * position + visibility + certainty}
+
+
+def _scale_to_tapvid(points_xy, height: int, width: int):
+    return points_xy * jnp.array([TAPVID_SIZE / width, TAPVID_SIZE / height], jnp.float32)
+
+
+def point_loss(head, tokens, batch, key, *, config: configs.Config, training: bool = True):
+    """The paper's point loss; evaluation adds the TAP-Vid metrics ('first' mode, 256²)."""
+    height, width = batch["video"].shape[2:4]
+    query, target = batch["query_points"], jnp.asarray(batch["target_points"], jnp.float32)
+    occluded, valid = jnp.asarray(batch["occluded"], bool), jnp.asarray(batch["point_valid"], bool)
+    num_frames = tokens.shape[1]
+    check_queries(query, num_frames, height, width)
+    if occluded.shape != target.shape[:3] or valid.shape != target.shape[:2]:
+        raise ValueError(f"occluded {occluded.shape} and point_valid {valid.shape} must match "
+                         f"target_points {target.shape} as [B, N, T] and [B, N]")
+    if training and config.readout.points_per_clip < query.shape[1]:  # a random subset
+        keep = jax.random.permutation(key, query.shape[1])[: config.readout.points_per_clip]
+        query, target, occluded, valid = (x[:, keep] for x in (query, target, occluded, valid))
+    query_frames = jnp.round(query[..., 0]).astype(jnp.int32)
+    outputs = head(tokens, raster_to_grid(query[..., 1:], height, width), query_frames)
+    predictions = head_tracks(outputs)
+    after_query = jnp.arange(num_frames) >= query_frames[..., None]
+    scored = after_query & valid[..., None]
+    size = jnp.array([width, height], jnp.float32)
+    terms = point_loss_terms(predictions, target / size, ~occluded, scored, config)
+    metrics = dict(terms)
+    if not training:
+        scores = _tapvid_metrics(
+            jnp.concatenate([query[..., :1], query[..., 1:] * jnp.array(
+                [TAPVID_SIZE / height, TAPVID_SIZE / width])], -1),
+            occluded, _scale_to_tapvid(target, height, width), ~predictions["visible"],
+            _scale_to_tapvid(predictions["tracks"] * size, height, width), "first", valid)
+        metrics.update({k: jnp.nanmean(scores[k]) for k in
+                        ("average_jaccard", "average_pts_within_thresh", "occlusion_accuracy")})
+    return terms["loss"], metrics
+
+
+def point_baseline(batch: dict, stats: dict, config: configs.Config) -> dict:
+    """TAP-Vid metrics of zero motion: every point stays at its query, always visible."""
+    height, width = batch["video"].shape[2:4]
+    query = np.asarray(batch["query_points"], np.float32)
+    num_frames = batch["occluded"].shape[2]
+    still = np.repeat(query[:, :, None, [2, 1]], num_frames, axis=2)  # (x, y)
+    scale = np.array([TAPVID_SIZE / width, TAPVID_SIZE / height], np.float32)
+    scores = _tapvid_metrics(
+        np.concatenate([query[..., :1], query[..., 1:] * scale[::-1]], -1),
+        np.asarray(batch["occluded"], bool), np.asarray(batch["target_points"]) * scale,
+        np.zeros(batch["occluded"].shape, bool), still * scale, "first",
+        np.asarray(batch["point_valid"], bool))
+    return {k: float(np.nanmean(np.asarray(scores[k]))) for k in
+            ("average_jaccard", "average_pts_within_thresh", "occlusion_accuracy")}
+
+
+POINTS = readouts.ReadoutTask(
+    name="points", make_head=make_point_head, loss=point_loss,
+    keys=("query_points", "target_points", "occluded", "point_valid"),
+    baseline=point_baseline, metric="average_jaccard", higher_is_better=True)

@@ -1,0 +1,298 @@
+"""Readouts and depth.
+
+Generated from chapters/07_depth_readout.py by tools/export.py; do not edit.
+Edit the chapter, then run `make export`.
+"""
+
+
+__all__ = [
+    "token_features",
+    "ReadoutModel",
+    "readout_optimizer",
+    "ReadoutTask",
+    "readout_loss",
+    "depth_targets",
+    "masked_l2",
+    "abs_rel",
+    "make_depth_head",
+    "dense_readout",
+    "depth_loss",
+    "depth_statistics",
+    "depth_baseline",
+    "DEPTH",
+    "check_backbone",
+    "readout_run_config",
+    "build_readout",
+    "train_readout",
+    "evaluate_readout",
+]
+
+
+# chapters/07_depth_readout.py, cell 5
+import dataclasses
+import time
+import typing
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from moog_lib import configs, data, decoder, model, train
+
+
+def token_features(moog: decoder.MooG, frames: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
+    """The readouts' input: [z_p, z_c] per frame, float [B, T, 2K, D].
+
+    `frames` float [B, T, H, W, 3] in [0, 1]; `key` draws the initial noise.
+    """
+    model.check_frames(frames, stride=moog.encoder.stride)
+    state = moog.initial_state(key, frames.shape[0])
+    out = moog.dynamics.unroll(moog.encoder(jnp.asarray(frames, jnp.float32)), state)
+    return jnp.concatenate([out["z_p"], out["z_c"]], axis=2)
+
+
+# chapters/07_depth_readout.py, cell 8
+class ReadoutModel(nnx.Module):
+    """A readout `head` on the tokens of a MooG `backbone`; `frozen` stops gradients into it."""
+
+    def __init__(self, backbone: decoder.MooG, head: nnx.Module, *, frozen: bool):
+        self.backbone = backbone
+        self.head = head
+        self.frozen = frozen
+
+    def tokens(self, frames: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
+        """[z_p, z_c] of every frame, [B, T, 2K, D] (see `token_features`)."""
+        tokens = token_features(self.backbone, frames, key)
+        return jax.lax.stop_gradient(tokens) if self.frozen else tokens
+
+
+def readout_optimizer(train_config: configs.TrainConfig, *, frozen: bool):
+    """The optimiser of chapter 06 for a `ReadoutModel`; frozen: MooG gets zero updates."""
+    tx = train.make_optimizer(train_config)
+    if not frozen:
+        return tx
+
+    def labels(params):
+        return jax.tree_util.tree_map_with_path(
+            lambda path, _: "backbone" if path[0].key == "backbone" else "head", params)
+
+    return optax.multi_transform({"head": tx, "backbone": optax.set_to_zero()}, labels)
+
+
+# chapters/07_depth_readout.py, cell 10
+@dataclasses.dataclass(frozen=True)
+class ReadoutTask:
+    """Everything that makes one readout (depth, points, boxes).
+
+    - `make_head(config, rngs)`: the head module.
+    - `loss(head, tokens, batch, key, config=, training=) -> (loss, metrics)`.
+    - `keys`: the batch entries (besides "video") the loss reads.
+    - `statistics(batches, config) -> dict`: numbers the baseline needs from
+      training batches (e.g. the mean depth), `baseline(batch, stats, config)
+      -> metrics` the trivial baseline on one held-out batch.
+    - `metric`: the headline metric; `higher_is_better` its direction.
+    """
+
+    name: str
+    make_head: typing.Callable
+    loss: typing.Callable
+    keys: tuple[str, ...]
+    baseline: typing.Callable
+    metric: str
+    higher_is_better: bool
+    statistics: typing.Callable = lambda batches, config: {}
+
+
+def readout_loss(task: ReadoutTask, config: configs.Config):
+    """`loss_fn(model, batch, key, training=True)` of `task` for `train.fit`."""
+
+    def loss_fn(readout_model: ReadoutModel, batch: dict, key: jax.Array, *,
+                training: bool = True):
+        token_key, head_key = jax.random.split(key)
+        tokens = readout_model.tokens(train.video_batch(batch), token_key)
+        return task.loss(readout_model.head, tokens, batch, head_key, config=config,
+                         training=training)
+
+    return loss_fn
+
+
+# chapters/07_depth_readout.py, cell 12
+def _concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def depth_targets(depth: jnp.ndarray) -> jnp.ndarray:
+    """log(1 + depth); depth must be > −1 (checked when the values are concrete)."""
+    if _concrete(depth) and not bool(jnp.all(jnp.asarray(depth) > -1)):
+        raise ValueError("depth_targets: depth must be > -1 everywhere (log(1 + depth) is "
+                         f"undefined otherwise); the smallest value is {float(jnp.min(depth))}")
+    return jnp.log1p(depth)
+
+
+def masked_l2(prediction: jnp.ndarray, target: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
+    """Mean squared error over the elements where `mask` is true (0 if there are none)."""
+    if prediction.shape != target.shape or prediction.shape != mask.shape:
+        raise ValueError(f"masked_l2: prediction {prediction.shape}, target {target.shape} and "
+                         f"mask {mask.shape} must have one shape")
+    mask = mask.astype(jnp.float32)
+    return jnp.sum(mask * jnp.square(prediction - target)) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def abs_rel(predicted_depth: jnp.ndarray, depth: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
+    """AbsRel per clip: mean |d̂ − d| / d over valid pixels with d > 0, [B] (NaN if none).
+
+    All inputs [B, ...] with one shape, in depth units (not log-depth).
+    """
+    if predicted_depth.shape != depth.shape or depth.shape != mask.shape:
+        raise ValueError(f"abs_rel: prediction {predicted_depth.shape}, depth {depth.shape} and "
+                         f"mask {mask.shape} must have one shape")
+    valid = mask.astype(bool) & (depth > 0)
+    relative = jnp.where(valid, jnp.abs(predicted_depth - depth) / jnp.where(valid, depth, 1), 0)
+    axes = tuple(range(1, depth.ndim))
+    return jnp.sum(relative, axes) / jnp.sum(valid, axes)  # 0 / 0 = NaN: no valid pixel
+
+
+# chapters/07_depth_readout.py, cell 16
+def make_depth_head(config: configs.Config, rngs: nnx.Rngs) -> decoder.Decoder:
+    """The grid readout: the decoder design with `config.readout.grid` layers, 1 output."""
+    return decoder.Decoder(config.model, rngs=rngs, layers=config.readout.grid, outputs=1)
+
+
+def dense_readout(head: decoder.Decoder, tokens: jnp.ndarray, height: int, width: int,
+                  key: jax.Array, *, subsample: int, training: bool):
+    """Run a grid head on every frame at subsampled pixels.
+
+    Returns (outputs [B, T, H/S, W/S, C], offsets [B, T, 2]); offsets are random
+    when training, zero otherwise (as the pixel decoder's).
+    """
+    batch, num_frames = tokens.shape[:2]
+    offsets = (decoder.subsample_offsets(key, batch, num_frames, subsample) if training
+               else jnp.zeros((batch, num_frames, 2), jnp.int32))
+    coords = decoder.sample_coordinates(height, width, offsets, subsample)
+    h, w = coords.shape[2:4]
+    flat = head(tokens.reshape((batch * num_frames,) + tokens.shape[2:]),
+                coords.reshape(batch * num_frames, h * w, 2))
+    return flat.astype(jnp.float32).reshape(batch, num_frames, h, w, -1), offsets
+
+
+def depth_loss(head, tokens, batch, key, *, config: configs.Config, training: bool = True):
+    """Masked L2 on log(1 + depth) at S = 8 (training) or 4; metrics include AbsRel."""
+    depth = jnp.asarray(batch["depth"], jnp.float32)
+    if depth.ndim != 5 or depth.shape[-1] != 1 or depth.shape[:2] != tokens.shape[:2]:
+        raise ValueError(f"depth must be [B, T, H, W, 1] matching the tokens' [B, T] = "
+                         f"{tokens.shape[:2]}, got {depth.shape}")
+    subsample = config.model.train_subsample if training else config.model.eval_subsample
+    predicted, offsets = dense_readout(head, tokens, depth.shape[2], depth.shape[3], key,
+                                       subsample=subsample, training=training)
+    sampled_depth = decoder.subsample_frames(depth, offsets, subsample)
+    mask = decoder.subsample_frames(jnp.asarray(batch["depth_mask"], jnp.float32), offsets,
+                                    subsample) > 0.5
+    loss = masked_l2(predicted, depth_targets(sampled_depth), mask)
+    per_clip = abs_rel(jnp.expm1(predicted), sampled_depth, mask)
+    return loss, {"loss": loss, "abs_rel": jnp.nanmean(per_clip)}
+
+
+# chapters/07_depth_readout.py, cell 19
+def depth_statistics(batches, config: configs.Config) -> dict:
+    """The mean of log(1 + depth) over the valid pixels of training `batches`."""
+    total, count = 0.0, 0
+    for batch in batches:
+        mask = np.asarray(batch["depth_mask"], bool)
+        total += float(np.log1p(np.asarray(batch["depth"], np.float64))[mask].sum())
+        count += int(mask.sum())
+    if not count:
+        raise ValueError("depth_statistics: no valid depth pixel in the training batches")
+    return {"mean_log_depth": total / count}
+
+
+def depth_baseline(batch: dict, stats: dict, config: configs.Config) -> dict:
+    """AbsRel (S = 4) of predicting the mean training depth everywhere."""
+    subsample = config.model.eval_subsample
+    depth = np.asarray(batch["depth"], np.float32)[:, :, ::subsample, ::subsample]
+    mask = np.asarray(batch["depth_mask"], bool)[:, :, ::subsample, ::subsample]
+    constant = np.full_like(depth, np.expm1(stats["mean_log_depth"]))
+    return {"abs_rel": float(np.nanmean(abs_rel(jnp.asarray(constant), jnp.asarray(depth),
+                                                jnp.asarray(mask))))}
+
+
+DEPTH = ReadoutTask(name="depth", make_head=make_depth_head, loss=depth_loss,
+                    keys=("depth", "depth_mask"), baseline=depth_baseline, metric="abs_rel",
+                    higher_is_better=False, statistics=depth_statistics)
+
+
+# chapters/07_depth_readout.py, cell 21
+def check_backbone(config: configs.Config, backbone_dir) -> decoder.MooG:
+    """The pretrained MooG in `backbone_dir`; its model config must be `config.model`."""
+    loaded = train.load_trained(backbone_dir)
+    if loaded is None:
+        raise ValueError(f"{backbone_dir} has no readable checkpoint; pretrain first "
+                         f"(moog train --workdir {backbone_dir})")
+    backbone, backbone_config = loaded
+    if backbone_config.model != config.model:
+        raise ValueError(f"the run in {backbone_dir} was trained with another model config "
+                         f"than preset {config.name!r}; pass the config it was trained with")
+    return backbone
+
+
+def readout_run_config(config: configs.Config) -> configs.Config:
+    """`config` with the readouts' optimiser and schedule as its `train` section."""
+    return dataclasses.replace(config, train=config.readout.train)
+
+
+def build_readout(task: ReadoutTask, config: configs.Config, backbone: decoder.MooG, *,
+                  frozen: bool):
+    """(ReadoutModel, optimiser) for `task` on `backbone`."""
+    head = task.make_head(config, nnx.Rngs(config.readout.train.seed))
+    return (ReadoutModel(backbone, head, frozen=frozen),
+            readout_optimizer(config.readout.train, frozen=frozen))
+
+
+def train_readout(task: ReadoutTask, config: configs.Config, backbone_dir, workdir, *,
+                  frozen: bool = True, steps: int | None = None, resume: bool = True,
+                  sources=None, progress: bool = True) -> dict:
+    """Train `task`'s head on the MooG run in `backbone_dir`; returns `fit`'s records."""
+    readout_model, tx = build_readout(task, config, check_backbone(config, backbone_dir),
+                                      frozen=frozen)
+    run_config = readout_run_config(config)
+    train_source, eval_source = (train.make_sources(run_config, progress=progress)
+                                 if sources is None else sources)
+    d = config.data
+    return train.fit(run_config, workdir, readout_model, tx, readout_loss(task, config),
+                     keys=("video",) + task.keys, steps=steps, resume=resume,
+                     train_source=train_source,
+                     eval_sources={"eval": (eval_source, d.num_frames),
+                                   "eval_long": (eval_source, d.clip_frames)},
+                     progress=progress, desc=f"{task.name} ({'frozen' if frozen else 'e2e'})")
+
+
+def evaluate_readout(task: ReadoutTask, config: configs.Config, backbone_dir, workdir, *,
+                     frozen: bool = True, sources=None, statistics_batches: int = 16) -> dict:
+    """Held-out metrics of the trained readout in `workdir` and of the baseline.
+
+    Returns {"readout": {...}, "baseline": {...}} for 8-frame windows and
+    {"readout_long": ..., "baseline_long": ...} for whole clips.
+    """
+    run_config = readout_run_config(config)
+    readout_model, tx = build_readout(task, config, check_backbone(config, backbone_dir),
+                                      frozen=frozen)
+    readout_model = train.restore_model(readout_model, tx, Path(workdir) / "checkpoints")
+    if readout_model is None:
+        raise ValueError(f"{workdir} has no readable readout checkpoint; train it first")
+    train_source, eval_source = (train.make_sources(run_config, progress=False)
+                                 if sources is None else sources)
+    keys = ("video",) + task.keys
+    training_batches = train.held_out_batches(train_source, run_config, keys=keys)
+    stats = task.statistics(training_batches[:statistics_batches], config)
+    results = {}
+    for suffix, num_frames in (("", config.data.num_frames), ("_long", config.data.clip_frames)):
+        batches = train.held_out_batches(eval_source, run_config, keys=keys,
+                                         num_frames=num_frames)
+        results["readout" + suffix] = train.evaluate_model(
+            readout_model, batches, readout_loss(task, config))
+        baselines = [task.baseline(jax.device_get(b), stats, config) for b in batches]
+        results["baseline" + suffix] = {k: float(np.nanmean([b[k] for b in baselines]))
+                                        for k in baselines[0]}
+    return results

@@ -1,0 +1,290 @@
+"""Readouts (chapters 07–09): TAP-Vid metrics against a loop transcription of their
+definitions, IoU and AbsRel edge cases, the point loss, head shapes and query
+independence, frozen vs end-to-end updates, learning, bad input, the CLI."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from moog_lib import boxes, cli, configs, data, decoder, points, readouts, train
+
+TINY = configs.get("tiny")
+
+
+# --- TAP-Vid metrics -------------------------------------------------------------------
+
+def loop_metrics(query_points, gt_occ, gt, pred_occ, pred, mode):
+    """metrics.md, one video, one frame at a time (independent of the vectorised code)."""
+    b, n, t = gt_occ.shape
+    out = {k: np.zeros(b) for k in ["occlusion_accuracy", "average_jaccard",
+                                     "average_pts_within_thresh"]}
+    for v in range(b):
+        scored = [(i, f) for i in range(n) for f in range(t)
+                  if (f > round(query_points[v, i, 0]) if mode == "first"
+                      else f != round(query_points[v, i, 0]))]
+        out["occlusion_accuracy"][v] = np.mean([gt_occ[v, i, f] == pred_occ[v, i, f]
+                                                for i, f in scored])
+        jaccards, within_fracs = [], []
+        for delta in (1, 2, 4, 8, 16):
+            tp = fp = visible = correct = 0
+            for i, f in scored:
+                close = np.sum((pred[v, i, f] - gt[v, i, f]) ** 2) < delta**2
+                visible += not gt_occ[v, i, f]
+                correct += close and not gt_occ[v, i, f]
+                tp += close and not gt_occ[v, i, f] and not pred_occ[v, i, f]
+                fp += (not pred_occ[v, i, f]) and (gt_occ[v, i, f] or not close)
+            within_fracs.append(correct / visible if visible else np.nan)
+            jaccards.append(tp / (visible + fp) if visible + fp else np.nan)
+        out["average_jaccard"][v] = np.mean(jaccards)
+        out["average_pts_within_thresh"][v] = np.mean(within_fracs)
+    return out
+
+
+def random_tracks(seed, b=3, n=6, t=7, spread=6.0):
+    rng = np.random.default_rng(seed)
+    gt = rng.uniform(0, 256, (b, n, t, 2)).astype(np.float32)
+    pred = (gt + rng.normal(0, spread, gt.shape)).astype(np.float32)
+    query = np.concatenate([rng.integers(0, t, (b, n, 1)), rng.uniform(0, 256, (b, n, 2))], -1)
+    return (query.astype(np.float32), rng.random((b, n, t)) < 0.3, gt,
+            rng.random((b, n, t)) < 0.3, pred)
+
+
+@pytest.mark.parametrize("mode", ["first", "strided"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tapvid_metrics_match_their_definition(mode, seed):
+    args = random_tracks(seed)
+    ours = points.tapvid_metrics(*args, mode)
+    expected = loop_metrics(*args, mode)
+    for key, value in expected.items():
+        np.testing.assert_allclose(np.asarray(ours[key]), value, rtol=1e-6, err_msg=key)
+    assert set(ours) == {"occlusion_accuracy", "average_jaccard", "average_pts_within_thresh",
+                         *(f"pts_within_{d}" for d in (1, 2, 4, 8, 16)),
+                         *(f"jaccard_{d}" for d in (1, 2, 4, 8, 16))}
+    assert all(np.shape(v) == (3,) for v in ours.values())
+
+
+def test_tapvid_thresholds_are_strict_and_each_is_hand_computed():
+    query = np.zeros((1, 1, 3), np.float32)
+    gt_occ = np.zeros((1, 1, 2), bool)
+    gt = np.zeros((1, 1, 2, 2), np.float32)
+    pred = gt.copy()
+    pred[0, 0, 1] = [4.0, 0.0]  # exactly 4 px away in the scored frame
+    m = points.tapvid_metrics(query, gt_occ, gt, gt_occ, pred, "first")
+    for delta, hit in ((1, 0), (2, 0), (4, 0), (8, 1), (16, 1)):  # 4 is not < 4
+        assert float(m[f"pts_within_{delta}"][0]) == hit
+        # a miss is both a false positive (predicted visible) and a false negative
+        assert float(m[f"jaccard_{delta}"][0]) == (1.0 if hit else 0.0)
+    assert abs(float(m["average_jaccard"][0]) - 0.4) < 1e-6
+    assert float(m["occlusion_accuracy"][0]) == 1.0
+
+
+def test_tapvid_video_without_visible_points_is_nan():
+    query = np.zeros((2, 1, 3), np.float32)
+    gt_occ = np.array([[[False, True, True]], [[False, False, False]]])
+    tracks = np.zeros((2, 1, 3, 2), np.float32)
+    m = points.tapvid_metrics(query, gt_occ, tracks, np.zeros_like(gt_occ), tracks, "first")
+    assert np.isnan(m["pts_within_1"][0]) and float(m["pts_within_1"][1]) == 1.0
+    assert float(m["average_jaccard"][0]) == 0.0  # jaccard is 0 / (0 + FP)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: (a[0], a[1], a[2][:, :, :-1], a[3], a[4]), "gt_tracks"),
+    (lambda a: (a[0], a[1], a[2], a[3][:, :, :-1], a[4]), "pred_occluded"),
+    (lambda a: (a[0][..., :2], *a[1:]), "query_points"),
+    (lambda a: (a[0].copy() + np.array([9, 0, 0], np.float32), *a[1:]), "query frames"),
+    (lambda a: (a[0][:, :0], a[1][:, :0], a[2][:, :0], a[3][:, :0], a[4][:, :0]), "empty"),
+])
+def test_tapvid_bad_input_is_named(change, message):
+    with pytest.raises(ValueError, match=message):
+        points.tapvid_metrics(*change(random_tracks(0, t=4)), "first")
+    with pytest.raises(ValueError, match="query_mode"):
+        points.tapvid_metrics(*random_tracks(0), "last")
+
+
+def test_zero_motion_baseline_is_perfect_on_still_points():
+    batch = {"video": np.zeros((1, 4, 32, 32, 3), np.uint8),
+             "query_points": np.array([[[0, 10.5, 20.5]]], np.float32),
+             "target_points": np.tile(np.array([20.5, 10.5], np.float32), (1, 1, 4, 1)),
+             "occluded": np.zeros((1, 1, 4), bool), "point_valid": np.ones((1, 1), bool)}
+    scores = points.point_baseline(batch, {}, TINY)
+    assert scores == {"average_jaccard": 1.0, "average_pts_within_thresh": 1.0,
+                      "occlusion_accuracy": 1.0}
+
+
+# --- boxes and depth ---------------------------------------------------------------------
+
+def test_iou_edge_cases_and_inverted_input():
+    unit = jnp.array([0.0, 0.0, 1.0, 1.0])
+    cases = [(unit, 1.0), (jnp.array([0.0, 0.0, 0.5, 1.0]), 0.5),
+             (jnp.array([2.0, 2.0, 3.0, 3.0]), 0.0), (jnp.array([0.5, 0.5, 0.5, 0.9]), 0.0),
+             (jnp.array([1.0, 1.0, 0.0, 0.0]), 0.0)]
+    for other, expected in cases:
+        assert abs(float(boxes.box_iou(unit, other)) - expected) < 1e-6
+        assert abs(float(boxes.box_iou(other, unit)) - expected) < 1e-6
+    assert float(boxes.box_iou(jnp.zeros(4), jnp.zeros(4))) == 0.0
+    with pytest.raises(ValueError, match="inverted"):
+        boxes.check_boxes(np.array([[0.2, 0.5, 0.4, 0.1]]))
+    boxes.check_boxes(np.array([[0.2, 0.2, 0.2, 0.2]]))  # zero area is a valid input
+    with pytest.raises(ValueError, match="inverted"):
+        boxes.box_loss(None, jnp.zeros((1, 2, 4, 8)),
+                       {"boxes": np.array([[[[0.5, 0, 0.1, 1]] * 2]], np.float32),
+                        "box_valid": np.ones((1, 1, 2), bool)}, None, config=TINY)
+
+
+def test_mean_iou_scores_frames_after_the_first_where_valid():
+    gt = jnp.broadcast_to(jnp.array([0.0, 0.0, 1.0, 1.0]), (2, 1, 3, 4))
+    pred = gt.at[:, :, 0].set(0.0)  # frame 0 is wrong, and must not count
+    valid = jnp.array([[[True, True, True]], [[True, False, False]]])
+    iou = boxes.mean_box_iou(pred, gt, valid)
+    assert float(iou[0]) == 1.0 and np.isnan(float(iou[1]))
+    still = {"boxes": np.asarray(gt), "box_valid": np.ones((2, 1, 3), bool)}
+    assert boxes.box_baseline(still, {}, TINY)["mean_iou"] == 1.0
+
+
+def test_depth_targets_abs_rel_and_bad_depth():
+    depth = jnp.array([[0.5, 1.0, 3.0]])
+    np.testing.assert_allclose(readouts.depth_targets(depth), np.log1p([[0.5, 1.0, 3.0]]))
+    with pytest.raises(ValueError, match="> -1"):
+        readouts.depth_targets(jnp.array([0.0, -1.0]))
+    mask = jnp.array([[True, True, False]])
+    assert abs(float(readouts.abs_rel(depth * 1.2, depth, mask)[0]) - 0.2) < 1e-6
+    with pytest.raises(ValueError, match="one shape"):
+        readouts.abs_rel(depth, depth[:, :2], mask)
+
+
+# --- the point loss ----------------------------------------------------------------------
+
+def test_point_loss_on_known_inputs():
+    r = TINY.readout
+    target = jnp.array([[[[0.25, 0.75], [0.5, 0.5]]]])  # [1, 1, 2, 2]
+    visible = jnp.array([[[True, False]]])
+    scored = jnp.ones_like(visible)
+    logits = jnp.array([[[2.0, -1.0]]])
+    tracks = target + jnp.array([0.0, 0.01])  # 0.01 < δ: quadratic Huber
+    terms = points.point_loss_terms({"tracks": tracks, "visibility_logit": logits,
+                                     "certainty_logit": logits}, target, visible, scored, TINY)
+    softplus = lambda x: float(jnp.log1p(jnp.exp(x)))  # noqa: E731
+    assert abs(float(terms["position"]) - 0.5 * 0.01**2) < 1e-9  # only the visible frame
+    assert abs(float(terms["visibility"]) - (softplus(-2.0) + softplus(-1.0)) / 2) < 1e-6
+    assert abs(float(terms["certainty"]) - softplus(-2.0)) < 1e-6  # within 6/256: target 1
+    assert abs(float(terms["loss"]) - (r.coordinate_weight * terms["position"]
+                                       + terms["visibility"] + terms["certainty"])) < 1e-6
+
+
+# --- heads -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tokens():
+    m = TINY.model
+    return jax.random.normal(jax.random.key(0), (2, 4, 2 * m.num_tokens, m.token_dim))
+
+
+@pytest.mark.parametrize("num_queries", [1, 3, 17])
+def test_recurrent_readout_shapes_and_independence(tokens, num_queries):
+    head = points.make_point_head(TINY, nnx.Rngs(0))
+    coords = jax.random.uniform(jax.random.key(1), (2, num_queries, 2), minval=-1, maxval=1)
+    frames = jax.random.randint(jax.random.key(2), (2, num_queries), 0, 4)
+    out = head(tokens, coords, frames)
+    assert out.shape == (2, num_queries, 4, 4) and out.dtype == jnp.float32
+    order = jax.random.permutation(jax.random.key(3), num_queries)
+    np.testing.assert_allclose(head(tokens, coords[:, order], frames[:, order]), out[:, order],
+                               atol=1e-5)
+    box_head = boxes.make_box_head(TINY, nnx.Rngs(0))
+    first = jnp.broadcast_to(jnp.array([0.1, 0.2, 0.3, 0.6]), (2, num_queries, 4))
+    assert boxes.track_boxes(box_head, tokens, first).shape == (2, num_queries, 4, 4)
+
+
+def test_recurrent_readout_resets_at_the_query_frame(tokens):
+    head = points.make_point_head(TINY, nnx.Rngs(0))
+    coords = jnp.zeros((2, 1, 2))
+    late = head(tokens, coords, jnp.full((2, 1), 2))
+    # From its query frame on, a query ignores the frames before it.
+    changed = tokens.at[:, :2].set(0.0)
+    np.testing.assert_allclose(head(changed, coords, jnp.full((2, 1), 2))[:, :, 2:],
+                               late[:, :, 2:], atol=1e-5)
+
+
+def test_bad_queries_are_refused():
+    with pytest.raises(ValueError, match="x must lie in the frame"):
+        points.check_queries(np.array([[[0, 3.0, 40.0]]]), 4, 32, 32)
+    with pytest.raises(ValueError, match="query frames"):
+        points.check_queries(np.array([[[4, 3.0, 3.0]]]), 4, 32, 32)
+    with pytest.raises(ValueError, match="empty"):
+        points.check_queries(np.zeros((1, 0, 3)), 4, 32, 32)
+    head = points.make_point_head(TINY, nnx.Rngs(0))
+    with pytest.raises(ValueError, match="empty"):
+        head(jnp.zeros((1, 2, 4, TINY.model.token_dim)), jnp.zeros((1, 0, 2)),
+             jnp.zeros((1, 0), jnp.int32))
+    with pytest.raises(ValueError, match="empty"):
+        boxes.track_boxes(boxes.make_box_head(TINY, nnx.Rngs(0)),
+                          jnp.zeros((1, 2, 4, TINY.model.token_dim)), jnp.zeros((1, 0, 4)))
+
+
+# --- training ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def clip_batch():
+    source = data.SyntheticSource("movi_e", "train", 2, resolution=32, num_frames=4)
+    return next(iter(data.make_pipeline(source, batch_size=2, num_frames=4)))
+
+
+@pytest.mark.parametrize("frozen", [True, False])
+def test_frozen_readout_leaves_moog_bit_identical(clip_batch, frozen):
+    backbone = decoder.MooG(TINY.model, rngs=nnx.Rngs(0))
+    model, tx = readouts.build_readout(points.POINTS, TINY, backbone, frozen=frozen)
+    graphdef, rest, state = train.split_model(model, tx)
+    batch = {k: clip_batch[k] for k in ("video",) + points.POINTS.keys}
+    step = train.make_train_step(graphdef, rest, tx, readouts.readout_loss(points.POINTS, TINY))
+    before = jax.device_get(state.params)
+    for i in range(2):  # step 0 has learning rate 0 (warm-up)
+        state, _ = step(state, batch, jax.random.key(i))
+    after = jax.device_get(state.params)
+    same = [np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before["backbone"]),
+                                                 jax.tree.leaves(after["backbone"]))]
+    head_same = [np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before["head"]),
+                                                      jax.tree.leaves(after["head"]))]
+    assert not all(head_same)
+    if frozen:
+        assert all(same)
+    else:
+        assert not all(same)  # end to end: the encoder and the loop moved
+
+
+@pytest.mark.parametrize("task", [readouts.DEPTH, points.POINTS, boxes.BOXES],
+                         ids=lambda t: t.name)
+def test_a_readout_lowers_its_loss_on_tiny(clip_batch, task):
+    config = configs.override(TINY, ["readout.train.peak_learning_rate=3e-3"])
+    model, tx = readouts.build_readout(task, config,
+                                       decoder.MooG(config.model, rngs=nnx.Rngs(0)), frozen=True)
+    graphdef, rest, state = train.split_model(model, tx)
+    batch = {k: clip_batch[k] for k in ("video",) + task.keys}
+    step = train.make_train_step(graphdef, rest, tx, readouts.readout_loss(task, config))
+    losses = []
+    for _ in range(10):
+        state, metrics = step(state, batch, jax.random.key(0))  # same key: same subsample
+        losses.append(float(metrics["loss"]))
+    assert np.isfinite(losses).all() and losses[-1] < 0.7 * losses[1], losses
+
+
+def test_eval_readouts_command_end_to_end(tmp_path, capsys):
+    backbone = tmp_path / "moog"
+    train.train(TINY, backbone, steps=2, progress=False)
+    code = cli.main(["eval-readouts", "--preset", "tiny", "--workdir", str(backbone),
+                     "--tasks", "depth", "points", "--modes", "frozen", "--steps", "2"])
+    assert code == 0
+    rows = json.loads((backbone / "readouts" / "results.json").read_text())
+    assert [(r["task"], r["mode"], r["steps"]) for r in rows] == [("depth", "frozen", 2),
+                                                                  ("points", "frozen", 2)]
+    assert np.isfinite(rows[0]["baseline"]["abs_rel"]) and "readout_long" in rows[1]
+    assert "| depth | abs_rel ↓ | frozen | 2 |" in (backbone / "readouts" / "results.md").read_text()
+
+
+def test_readout_on_another_models_run_is_refused(tmp_path):
+    train.train(TINY, tmp_path / "moog", steps=1, progress=False)
+    other = configs.override(TINY, ["model.num_tokens=8"])
+    with pytest.raises(ValueError, match="another model config"):
+        readouts.check_backbone(other, tmp_path / "moog")
