@@ -125,3 +125,32 @@ def test_same_name_twice_in_one_module_is_an_error(repo, capsys):
 def test_repository_is_in_sync():
     """The committed moog_lib/ and notebooks/ are exactly what the chapters export."""
     assert export.main(["--check"]) == 0
+
+
+def test_library_modules_import_only_earlier_chapters():
+    """Later chapters import earlier ones, never the reverse (the layering of CONTRIBUTING.md)."""
+    import ast
+    import re
+
+    owner = {}
+    for chapter in sorted((ROOT / "chapters").glob("[0-9][0-9]_*.py")):
+        found = re.search(r"^#\| default_exp (\w+)", chapter.read_text(), re.MULTILINE)
+        if found:
+            owner[found.group(1)] = int(chapter.name[:2])
+    assert len(owner) >= 10
+    for module, number in owner.items():
+        tree = ast.parse((ROOT / "moog_lib" / f"{module}.py").read_text())
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "moog_lib":
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("moog_lib."):
+                imported.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[1] for a in node.names
+                             if a.name.startswith("moog_lib.")}
+        for other in imported - {module}:
+            assert other in owner, f"{module} imports unknown module {other}"
+            assert owner[other] < number, (
+                f"moog_lib/{module}.py (chapter {number:02d}) imports {other} "
+                f"(chapter {owner[other]:02d}): modules may only import earlier chapters")
