@@ -137,9 +137,10 @@ READOUT_TASKS = {"depth": readouts.DEPTH, "points": points.POINTS}
 def readout_table(config: configs.Config, backbone_dir, out_dir, *,
                   tasks: tuple[str, ...] = ("depth", "points", "boxes"),
                   modes: tuple[str, ...] = ("frozen", "e2e"), steps: int | None = None,
-                  progress: bool = True) -> list[dict]:
+                  progress: bool = True, backbone=None) -> list[dict]:
     """Train and evaluate every readout in `tasks` × `modes` on the MooG run in
-    `backbone_dir`; write `results.json` and `results.md` to `out_dir`."""
+    `backbone_dir` (or on `backbone`, see `readouts.train_readout`); write
+    `results.json` and `results.md` to `out_dir`."""
     all_tasks = {**READOUT_TASKS, "boxes": BOXES}
     unknown = set(tasks) - set(all_tasks) or set(modes) - {"frozen", "e2e"}
     if unknown:
@@ -156,10 +157,12 @@ def readout_table(config: configs.Config, backbone_dir, out_dir, *,
             tic = time.perf_counter()
             record = readouts.train_readout(task, config, backbone_dir, workdir,
                                             frozen=mode == "frozen", steps=steps,
-                                            sources=sources, progress=progress)
+                                            sources=sources, progress=progress,
+                                            backbone=backbone)
             minutes = (time.perf_counter() - tic) / 60
             scores = readouts.evaluate_readout(task, config, backbone_dir, workdir,
-                                               frozen=mode == "frozen", sources=sources)
+                                               frozen=mode == "frozen", sources=sources,
+                                               backbone=backbone)
             rows.append({"task": name, "mode": mode, "metric": task.metric,
                          "higher_is_better": task.higher_is_better, "steps": record["step"],
                          "minutes": minutes, **scores})

@@ -64,8 +64,10 @@ class ReadoutModel(nnx.Module):
         self.frozen = frozen
 
     def tokens(self, frames: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
-        """[z_p, z_c] of every frame, [B, T, 2K, D] (see `token_features`)."""
-        tokens = token_features(self.backbone, frames, key)
+        """[z_p, z_c] of every frame, [B, T, 2K, D] (see `token_features`); a backbone
+        with a `readout_tokens(frames, key)` method (chapter 10's baselines) gives its own."""
+        read = getattr(self.backbone, "readout_tokens", None)
+        tokens = token_features(self.backbone, frames, key) if read is None else read(frames, key)
         return jax.lax.stop_gradient(tokens) if self.frozen else tokens
 
 
@@ -226,6 +228,9 @@ DEPTH = ReadoutTask(name="depth", make_head=make_depth_head, loss=depth_loss,
 # chapters/07_depth_readout.py, cell 21
 def check_backbone(config: configs.Config, backbone_dir) -> decoder.MooG:
     """The pretrained MooG in `backbone_dir`; its model config must be `config.model`."""
+    if (Path(backbone_dir) / "baseline.json").exists():  # written by chapter 10
+        raise ValueError(f"{backbone_dir} holds an on-the-grid baseline, not MooG; load it with "
+                         "baselines.load_baseline and pass it as backbone=")
     loaded = train.load_trained(backbone_dir)
     if loaded is None:
         raise ValueError(f"{backbone_dir} has no readable checkpoint; pretrain first "
@@ -235,6 +240,12 @@ def check_backbone(config: configs.Config, backbone_dir) -> decoder.MooG:
         raise ValueError(f"the run in {backbone_dir} was trained with another model config "
                          f"than preset {config.name!r}; pass the config it was trained with")
     return backbone
+
+
+def _own_copy(backbone: nnx.Module) -> nnx.Module:
+    """`backbone` with arrays of its own: `train.fit` donates the arrays it trains from."""
+    graphdef, state = nnx.split(backbone)
+    return nnx.merge(graphdef, jax.tree.map(jnp.copy, state))
 
 
 def readout_run_config(config: configs.Config) -> configs.Config:
@@ -252,10 +263,11 @@ def build_readout(task: ReadoutTask, config: configs.Config, backbone: decoder.M
 
 def train_readout(task: ReadoutTask, config: configs.Config, backbone_dir, workdir, *,
                   frozen: bool = True, steps: int | None = None, resume: bool = True,
-                  sources=None, progress: bool = True) -> dict:
-    """Train `task`'s head on the MooG run in `backbone_dir`; returns `fit`'s records."""
-    readout_model, tx = build_readout(task, config, check_backbone(config, backbone_dir),
-                                      frozen=frozen)
+                  sources=None, progress: bool = True, backbone=None) -> dict:
+    """Train `task`'s head on the MooG run in `backbone_dir` (or on a copy of `backbone`,
+    a pretrained model passed in, e.g. a baseline of chapter 10); returns `fit`'s records."""
+    backbone = check_backbone(config, backbone_dir) if backbone is None else _own_copy(backbone)
+    readout_model, tx = build_readout(task, config, backbone, frozen=frozen)
     run_config = readout_run_config(config)
     train_source, eval_source = (train.make_sources(run_config, progress=progress)
                                  if sources is None else sources)
@@ -269,15 +281,17 @@ def train_readout(task: ReadoutTask, config: configs.Config, backbone_dir, workd
 
 
 def evaluate_readout(task: ReadoutTask, config: configs.Config, backbone_dir, workdir, *,
-                     frozen: bool = True, sources=None, statistics_batches: int = 16) -> dict:
+                     frozen: bool = True, sources=None, statistics_batches: int = 16,
+                     backbone=None) -> dict:
     """Held-out metrics of the trained readout in `workdir` and of the baseline.
 
     Returns {"readout": {...}, "baseline": {...}} for 8-frame windows and
-    {"readout_long": ..., "baseline_long": ...} for whole clips.
+    {"readout_long": ..., "baseline_long": ...} for whole clips. `backbone`: as
+    in `train_readout`.
     """
     run_config = readout_run_config(config)
-    readout_model, tx = build_readout(task, config, check_backbone(config, backbone_dir),
-                                      frozen=frozen)
+    backbone = check_backbone(config, backbone_dir) if backbone is None else _own_copy(backbone)
+    readout_model, tx = build_readout(task, config, backbone, frozen=frozen)
     readout_model = train.restore_model(readout_model, tx, Path(workdir) / "checkpoints")
     if readout_model is None:
         raise ValueError(f"{workdir} has no readable readout checkpoint; train it first")

@@ -1,0 +1,585 @@
+"""On the grid: the paper's baselines.
+
+Generated from chapters/10_on_the_grid.py by tools/export.py; do not edit.
+Edit the chapter, then run `make export`.
+"""
+
+
+__all__ = [
+    "MODEL_KINDS",
+    "MODEL_NAMES",
+    "grid_transformer_config",
+    "Grid",
+    "GridRecurrence",
+    "GridRec",
+    "build_model",
+    "count_parameters",
+    "num_tokens",
+    "capacity_table",
+    "BASELINE_FILE",
+    "run_kind",
+    "train_baseline",
+    "with_steps",
+    "load_baseline",
+    "token_following_sums",
+    "following_score",
+    "token_following",
+    "scene_motion",
+    "COMPARE_TASKS",
+    "compare_one",
+    "compare",
+    "format_comparison",
+]
+
+
+# chapters/10_on_the_grid.py, cell 5
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from moog_lib import attention, boxes, configs, data, decoder, model, readouts, train
+
+MODEL_KINDS = ("moog", "grid", "grid_rec")
+MODEL_NAMES = {"moog": "MooG", "grid": "Grid", "grid_rec": "Grid Rec."}
+
+
+def grid_transformer_config(config: configs.ModelConfig) -> configs.TransformerConfig:
+    """The baselines' transformer on the grid tokens, derived from MooG's sizes.
+
+    The corrector's layer design (heads, q/k/v width, MLP) at the predictor's
+    depth: the paper's 3 layers, 8 heads × 64, MLP 2048 (width D = 512).
+    """
+    corrector = config.corrector
+    return configs.TransformerConfig(config.predictor.num_layers, corrector.num_heads,
+                                     corrector.qkv_size, corrector.mlp_size)
+
+
+# chapters/10_on_the_grid.py, cell 7
+class _OnTheGrid(nnx.Module):
+    """Encoder → transformer over the h·w grid tokens → (Grid Rec.: recurrence) → decoder.
+
+    `model(frames, key=..., training=..., return_attention=...)` returns the
+    dict of `decoder.MooG` (prediction, target, loss, offsets, attention on
+    request) plus "tokens", the tokens the decoder read, [B, T, h·w, D].
+    """
+
+    def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
+                 param_dtype=jnp.float32, layers: configs.TransformerConfig | None = None):
+        self.config = config
+        self.grid_layers = grid_transformer_config(config) if layers is None else layers
+        self.dtype = jnp.dtype(config.compute_dtype if dtype is None else dtype)
+        kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
+        self.encoder = model.Encoder(config, **kwargs)
+        self.grid_transformer = attention.Transformer.from_config(config.token_dim,
+                                                                  self.grid_layers, **kwargs)
+        self.decoder = decoder.Decoder(config, **kwargs)
+
+    def grid_tokens(self, frames) -> jnp.ndarray:
+        """g_t = G(E(x_t)) for every frame, each on its own: [B, T, h·w, D]."""
+        model.check_frames(frames, stride=self.encoder.stride)
+        return self.grid_transformer(self.encoder(jnp.asarray(frames, jnp.float32)))
+
+    def num_grid_tokens(self, height: int, width: int) -> int:
+        """h·w: one token per encoder cell of an H×W frame."""
+        return (height // self.encoder.stride) * (width // self.encoder.stride)
+
+    def __call__(self, frames, *, key: jax.Array | None = None, state=None,
+                 training: bool = False, subsample: int | None = None, offsets=None,
+                 return_attention: bool = False, average_attention: bool = True) -> dict:
+        """Run the model on a clip `frames` float [B, T, H, W, 3] in [0, 1] (see `decoder.MooG`)."""
+        cfg, name = self.config, type(self).__name__
+        if subsample is None:
+            subsample = cfg.train_subsample if training else cfg.eval_subsample
+        model.check_frames(frames, stride=self.encoder.stride)
+        batch, num_frames, height, width, _ = frames.shape
+        decoder._check_subsample(height, width, subsample)
+        self._check_state(state, batch, self.num_grid_tokens(height, width))
+        if key is None and ((offsets is None and training) or self._needs_key(state)):
+            raise ValueError(f"{name}: pass key=jax.random.key(...) for the random offsets "
+                             "(training) and the initial state (Grid Rec.)")
+        if offsets is not None:
+            decoder._check_offsets(offsets, batch, num_frames, subsample)
+        state_key, offset_key = jax.random.split(key) if key is not None else (None, None)
+        if offsets is None:
+            offsets = (decoder.subsample_offsets(offset_key, batch, num_frames, subsample)
+                       if training else jnp.zeros((batch, num_frames, 2), jnp.int32))
+        offsets = jnp.asarray(offsets, jnp.int32)
+        frames = jnp.asarray(frames, jnp.float32)
+
+        out = self.represent(frames, state_key, state)
+        target = decoder.subsample_frames(frames, offsets, subsample)  # [B, T, h', w', 3]
+        coords = decoder.sample_coordinates(height, width, offsets, subsample)
+        h, w = target.shape[2:4]
+        tokens = out["tokens"].reshape((batch * num_frames,) + out["tokens"].shape[2:])
+        colours, weights = self.decoder(tokens, coords.reshape(batch * num_frames, h * w, 2),
+                                        return_attention=True)
+        prediction = colours.astype(jnp.float32).reshape(batch, num_frames, h, w, 3)
+        result = {"prediction": prediction, "target": target,
+                  "loss": decoder.reconstruction_loss(prediction, target), "offsets": offsets,
+                  **out}
+        if return_attention:
+            count = tokens.shape[1]
+            if average_attention:  # [layers, B·T, heads, Q, N] -> [B, T, h', w', N]
+                result["attention"] = weights.mean(axis=(0, 2)).reshape(
+                    batch, num_frames, h, w, count)
+            else:
+                layers, _, heads = weights.shape[:3]
+                result["attention"] = weights.reshape(layers, batch, num_frames, heads, h, w,
+                                                      count)
+        return result
+
+    def _needs_key(self, state) -> bool:
+        return False
+
+    def _check_state(self, state, batch: int, num_tokens: int) -> None:
+        if state is not None:
+            raise ValueError(f"{type(self).__name__} has no recurrent state; do not pass state=")
+
+
+class Grid(_OnTheGrid):
+    """The on-the-grid auto-encoder: frame t → E → G → decoder → frame t (no state)."""
+
+    def represent(self, frames, key=None, state=None) -> dict:
+        """{"tokens": g_t}: what the decoder reads, [B, T, h·w, D]."""
+        return {"tokens": self.grid_tokens(frames)}
+
+    def readout_tokens(self, frames, key=None) -> jnp.ndarray:
+        """What readouts read: the grid tokens g_t of every frame, [B, T, h·w, D]."""
+        return self.grid_tokens(frames)
+
+
+# chapters/10_on_the_grid.py, cell 13
+class GridRecurrence(nnx.Module):
+    """c_t = LN(g_t + C(g_t, kv = c_{t−1})): MooG's corrector with the grid tokens as queries."""
+
+    def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
+                 param_dtype=jnp.float32):
+        width = config.token_dim
+        self.token_dim = width
+        self.initial_state_scale = config.initial_state_scale
+        kwargs = dict(rngs=rngs, dtype=dtype, param_dtype=param_dtype)
+        self.corrector = attention.Transformer.from_config(width, config.corrector,
+                                                           kv_size=width, **kwargs)
+        self.correction_norm = nnx.LayerNorm(width, epsilon=config.correction_norm_eps,
+                                             use_bias=False, use_scale=True, **kwargs)
+
+    def initial_state(self, key: jax.Array, batch_size: int, num_tokens: int) -> jnp.ndarray:
+        """The past before frame 0: LN(1e-4 · N(0, I)), [B, N, D] (as MooG's initial state)."""
+        return self.correction_norm(model.initial_noise(key, batch_size, num_tokens,
+                                                        self.token_dim, self.initial_state_scale))
+
+    def correct(self, grid_tokens: jnp.ndarray, previous: jnp.ndarray) -> jnp.ndarray:
+        """c_t from g_t [B, N, D] and c_{t−1} [B, N', D]."""
+        return self.correction_norm(grid_tokens + self.corrector(grid_tokens, previous))
+
+    def unroll(self, grid_tokens: jnp.ndarray, state: jnp.ndarray):
+        """Scan over frames: g [B, T, N, D], c_{−1} [B, N', D] -> (c [B, T, N, D], c_{T−1})."""
+        if grid_tokens.ndim != 4 or grid_tokens.shape[-1] != self.token_dim:
+            raise ValueError(f"GridRecurrence: grid tokens must be [B, T, N, {self.token_dim}], "
+                             f"got {grid_tokens.shape}")
+        graphdef, params = nnx.split(self)
+
+        def step(previous, tokens):
+            corrected = nnx.merge(graphdef, params).correct(tokens, previous)
+            return corrected, corrected
+
+        state, corrected = jax.lax.scan(step, state.astype(grid_tokens.dtype),
+                                        jnp.swapaxes(grid_tokens, 0, 1))
+        return jnp.swapaxes(corrected, 0, 1), state
+
+
+class GridRec(_OnTheGrid):
+    """Grid with a recurrence: frame t's grid tokens cross-attend into the corrected tokens
+    of frame t−1; the decoder reconstructs frame t from the corrected tokens."""
+
+    def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
+                 param_dtype=jnp.float32, layers: configs.TransformerConfig | None = None):
+        super().__init__(config, rngs=rngs, dtype=dtype, param_dtype=param_dtype, layers=layers)
+        self.recurrence = GridRecurrence(config, rngs=rngs, dtype=self.dtype,
+                                         param_dtype=param_dtype)
+
+    def represent(self, frames, key=None, state=None) -> dict:
+        """{"tokens": c_t (decoded), "grid_tokens": g_t, "state": c_{T−1} (to carry on)}."""
+        grid_tokens = self.grid_tokens(frames)
+        if state is None:
+            state = self.recurrence.initial_state(key, grid_tokens.shape[0],
+                                                  grid_tokens.shape[2])
+        corrected, last = self.recurrence.unroll(grid_tokens, state)
+        return {"tokens": corrected, "grid_tokens": grid_tokens, "state": last}
+
+    def readout_tokens(self, frames, key) -> jnp.ndarray:
+        """What readouts read: [g_t, c_t] along the token axis, [B, T, 2·h·w, D] (as MooG's
+        [z_p, z_c]); `key` draws the initial state."""
+        out = self.represent(frames, key)
+        return jnp.concatenate([out["grid_tokens"], out["tokens"]], axis=2)
+
+    def _needs_key(self, state) -> bool:
+        return state is None
+
+    def _check_state(self, state, batch: int, num_tokens: int) -> None:
+        if state is None:
+            return
+        width = self.config.token_dim
+        if state.ndim != 3 or state.shape[0] != batch or state.shape[2] != width:
+            raise ValueError(f"GridRec: the carried state must be [B, N, D] = [{batch}, "
+                             f"{num_tokens}, {width}], got shape {state.shape}")
+
+
+# chapters/10_on_the_grid.py, cell 19
+def build_model(kind: str, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None):
+    """MooG ("moog"), Grid ("grid") or Grid Rec. ("grid_rec") for `config`."""
+    classes = {"moog": decoder.MooG, "grid": Grid, "grid_rec": GridRec}
+    if kind not in classes:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
+    return classes[kind](config, rngs=rngs, dtype=dtype)
+
+
+# chapters/10_on_the_grid.py, cell 22
+def count_parameters(module) -> int:
+    """Number of trainable numbers in `module` (works on abstract `nnx.eval_shape` modules)."""
+    return sum(math.prod(p.shape) for p in jax.tree.leaves(nnx.state(module, nnx.Param)))
+
+
+def num_tokens(kind: str, config: configs.Config) -> int:
+    """Tokens per frame the decoder reads: K for MooG, h·w for the grid models."""
+    if kind == "moog":
+        return config.model.num_tokens
+    side = config.data.resolution // model.encoder_stride(config.model)
+    return side * side
+
+
+def capacity_table(presets=("tiny", "cpu", "paper")) -> list[dict]:
+    """Parameters and tokens of the three models at each preset, counted abstractly."""
+    rows = []
+    for preset in presets:
+        config = configs.get(preset)
+        for kind in MODEL_KINDS:
+            abstract = nnx.eval_shape(lambda k=kind, m=config.model: build_model(
+                k, m, rngs=nnx.Rngs(0)))
+            readout_tokens = num_tokens(kind, config) * (1 if kind == "grid" else 2)
+            rows.append({"preset": preset, "kind": kind, "parameters": count_parameters(abstract),
+                         "tokens": num_tokens(kind, config), "readout_tokens": readout_tokens})
+    return rows
+
+
+# chapters/10_on_the_grid.py, cell 25
+BASELINE_FILE = "baseline.json"
+
+
+def run_kind(workdir) -> str:
+    """The model kind of the run in `workdir`: "grid" or "grid_rec" if it has a
+    baseline.json, else "moog"."""
+    path = Path(workdir) / BASELINE_FILE
+    return json.loads(path.read_text())["kind"] if path.exists() else "moog"
+
+
+def train_baseline(config: configs.Config, workdir, kind: str, *, steps: int | None = None,
+                   resume: bool = True, train_source=None, eval_source=None, eval_sources=None,
+                   progress: bool = True) -> dict:
+    """Pretrain the model `kind` (MooG or a baseline) with `train.fit` and
+    `train.pretraining_loss`; returns the last train and eval records (`eval_sources`:
+    as in `train.fit`; `{}` evaluates nothing)."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
+    workdir = Path(workdir)
+    checkpoints = workdir / "checkpoints"
+    if checkpoints.exists() and any(checkpoints.iterdir()) and run_kind(workdir) != kind:
+        raise ValueError(f"{workdir} holds a {MODEL_NAMES[run_kind(workdir)]} run; train "
+                         f"{MODEL_NAMES[kind]} in another workdir")
+    workdir.mkdir(parents=True, exist_ok=True)
+    if kind != "moog":
+        (workdir / BASELINE_FILE).write_text(json.dumps({"kind": kind}) + "\n")
+    net = build_model(kind, config.model, rngs=nnx.Rngs(config.train.seed))
+    return train.fit(config, workdir, net, train.make_optimizer(config.train),
+                     train.pretraining_loss, steps=steps, resume=resume,
+                     train_source=train_source, eval_source=eval_source,
+                     eval_sources=eval_sources, progress=progress,
+                     desc=f"pretraining {MODEL_NAMES[kind]}")
+
+
+def with_steps(config: configs.Config, steps: int | None = None,
+               readout_steps: int | None = None) -> configs.Config:
+    """`config` with `steps` pretraining and `readout_steps` readout steps; the
+    schedules (warm-up at most a tenth of the run, cosine decay) follow them."""
+
+    def shorten(t: configs.TrainConfig, n: int | None) -> configs.TrainConfig:
+        if n is None:
+            return t
+        if n < 1:
+            raise ValueError(f"steps must be >= 1, got {n}")
+        return dataclasses.replace(t, steps=n, warmup_steps=min(t.warmup_steps, max(n // 10, 1)),
+                                   eval_every=min(t.eval_every, n),
+                                   checkpoint_every=min(t.checkpoint_every, n))
+
+    readout = dataclasses.replace(config.readout, train=shorten(config.readout.train,
+                                                                readout_steps))
+    return dataclasses.replace(config, train=shorten(config.train, steps), readout=readout)
+
+
+def load_baseline(workdir, config: configs.Config | None = None):
+    """(model, config) of the newest readable checkpoint of a run of any kind (None if none)."""
+    workdir = Path(workdir)
+    config = train.read_config(workdir) if config is None else config
+    net = build_model(run_kind(workdir), config.model, rngs=nnx.Rngs(0))
+    restored = train.restore_model(net, train.make_optimizer(config.train),
+                                   workdir / "checkpoints", config.train.keep_checkpoints)
+    return None if restored is None else (restored, config)
+
+
+# chapters/10_on_the_grid.py, cell 29
+def token_following_sums(attention, target_points, occluded, point_valid, *, height: int,
+                         width: int, first_frame: int = 1) -> dict:
+    """The sums behind `following_score` for one batch.
+
+    attention [B, T, h', w', K] (the decoder's, over layers and heads, zero
+    offsets); target_points [B, N, T, 2] raster (x, y); occluded [B, N, T];
+    point_valid [B, N]; frames H×W. Frame pairs (t, t+1) with t >= first_frame.
+    """
+    batch, num_frames, h, w, _ = attention.shape
+    if target_points.shape[:1] + target_points.shape[2:] != (batch, num_frames, 2):
+        raise ValueError(f"target_points must be [B, N, T, 2] = [{batch}, N, {num_frames}, 2] "
+                         f"to match the attention {attention.shape}, got {target_points.shape}")
+    weights = attention.astype(jnp.float32)
+    step_y, step_x = height // h, width // w
+    ys = step_y * jnp.arange(h) + step_y // 2 + 0.5  # centres of the decoded pixels
+    xs = step_x * jnp.arange(w) + step_x // 2 + 0.5
+    mass = weights.sum(axis=(2, 3))  # [B, T, K]
+    safe = jnp.maximum(mass, 1e-12)
+    centroid = jnp.stack([jnp.einsum("bthwk,w->btk", weights, xs) / safe,
+                          jnp.einsum("bthwk,h->btk", weights, ys) / safe], -1)  # (x, y)
+    points = jnp.asarray(target_points, jnp.float32)
+    rows = jnp.clip(jnp.floor(points[..., 1] / step_y), 0, h - 1).astype(jnp.int32)  # [B, N, T]
+    cols = jnp.clip(jnp.floor(points[..., 0] / step_x), 0, w - 1).astype(jnp.int32)
+    at_points = weights[jnp.arange(batch)[:, None, None], jnp.arange(num_frames)[None, None],
+                        rows, cols]  # [B, N, T, K]
+    inside = ((points >= 0) & (points < jnp.array([width, height], jnp.float32))).all(-1)
+    seen = ~jnp.asarray(occluded, bool) & jnp.asarray(point_valid, bool)[..., None] & inside
+    pair = (seen[..., :-1] & seen[..., 1:]).astype(jnp.float32)  # [B, N, T-1]
+    moved = points[:, :, 1:] - points[:, :, :-1]  # [B, N, T-1, 2]
+    footprint = at_points[:, :, :-1] * pair[..., None]  # [B, N, T-1, K]
+    cover = footprint.sum(axis=1)  # [B, T-1, K]
+    content = jnp.einsum("bntk,bntc->btkc", footprint, moved) / jnp.maximum(cover, 1e-12)[
+        ..., None]
+    token = centroid[:, 1:] - centroid[:, :-1]  # [B, T-1, K, 2]
+    counted = (jnp.arange(num_frames - 1) >= first_frame)[None, :, None] & (cover > 0)
+    omega = jnp.where(counted, mass[:, :-1] / (h * w), 0.0)
+    return {"error": jnp.sum(omega * jnp.sum(jnp.square(token - content), -1)),
+            "content": jnp.sum(omega * jnp.sum(jnp.square(content), -1)),
+            "token_speed": jnp.sum(omega * jnp.linalg.norm(token, axis=-1)),
+            "content_speed": jnp.sum(omega * jnp.linalg.norm(content, axis=-1)),
+            "weight": jnp.sum(omega)}
+
+
+def following_score(sums: dict) -> dict:
+    """F = 1 − Σω|δ − u|² / Σω|u|², and the mean token and content speeds (px/frame)."""
+    content = float(sums["content"])
+    weight = max(float(sums["weight"]), 1e-12)
+    return {"following": 1.0 - float(sums["error"]) / content if content > 0 else float("nan"),
+            "token_speed": float(sums["token_speed"]) / weight,
+            "content_speed": float(sums["content_speed"]) / weight}
+
+
+def token_following(net, batches, *, seed: int = 0, first_frame: int = 1) -> dict:
+    """Held-out scores of `net` (any of the three models) in one pass over `batches`
+    (with "video", "target_points", "occluded", "point_valid"): `following_score`,
+    and chapter 06's loss, PSNR and copy-the-last-frame PSNR (S = 4, frames 1 … T−1)."""
+
+    @nnx.jit
+    def scores(m, batch, key):
+        frames = train.video_batch(batch)
+        out = m(frames, key=key, training=False, return_attention=True)
+        sums = token_following_sums(out["attention"], batch["target_points"], batch["occluded"],
+                                    batch["point_valid"], height=frames.shape[2],
+                                    width=frames.shape[3], first_frame=first_frame)
+        return sums, dict(loss=out["loss"], **train.frame_metrics(out, frames))
+
+    keys = ("video", "target_points", "occluded", "point_valid")
+    totals, frame_scores = None, []
+    for batch in batches:
+        sums, metrics = jax.device_get(scores(net, {k: batch[k] for k in keys},
+                                              jax.random.key(seed)))
+        totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
+        frame_scores.append(metrics)
+    if totals is None:
+        raise ValueError("token_following: no batches")
+    means = {k: float(np.mean([m[k] for m in frame_scores])) for k in frame_scores[0]}
+    return {**following_score(totals), **means}
+
+
+# chapters/10_on_the_grid.py, cell 33
+def scene_motion(source, num_clips: int = 8) -> float:
+    """Mean displacement (pixels per frame) of tracked points visible in consecutive frames."""
+    speeds = []
+    for i in range(min(num_clips, len(source))):
+        clip = source[i]
+        seen = ~clip["occluded"] & clip["point_valid"][:, None]
+        both = seen[:, 1:] & seen[:, :-1]
+        step = np.linalg.norm(np.diff(clip["target_points"], axis=1), axis=-1)
+        speeds.append(step[both])
+    return float(np.concatenate(speeds).mean())
+
+
+# chapters/10_on_the_grid.py, cell 36
+COMPARE_TASKS = ("points", "depth", "boxes")
+
+
+def _stage(path: Path, settings: dict, compute) -> dict:
+    """The result saved at `path` if it was computed with `settings`; else compute and save it."""
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("settings") == settings:
+            return saved
+    result = {"settings": settings, **compute()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1, default=float))
+    return result
+
+
+def compare_one(config: configs.Config, kind: str, run_dir, *, sources, track_batches,
+                tasks=COMPARE_TASKS, progress: bool = True) -> dict:
+    """Pretrain `kind` in `run_dir`, score it, train and score its frozen readouts."""
+    run_dir = Path(run_dir)
+    train_source, eval_source = sources
+    loaded = []  # the trained model, loaded once for both stages
+
+    def trained():
+        if not loaded:
+            loaded.append(load_baseline(run_dir, config)[0])
+        return loaded[0]
+
+    def pretrain():  # evaluated here, in one pass with the token following
+        tic = time.perf_counter()
+        train_baseline(config, run_dir, kind, train_source=train_source,
+                       eval_source=eval_source, eval_sources={}, progress=progress)
+        minutes = (time.perf_counter() - tic) / 60
+        return {"minutes": minutes, **token_following(trained(), track_batches)}
+
+    settings = {"kind": kind, "steps": config.train.steps, "scene": config.data.scene_preset}
+    pretraining = _stage(run_dir / "pretraining.json", settings, pretrain)
+
+    def readout():
+        tic = time.perf_counter()
+        rows = boxes.readout_table(config, run_dir, run_dir / "readouts", tasks=tuple(tasks),
+                                   modes=("frozen",), progress=progress, backbone=trained())
+        return {"minutes": (time.perf_counter() - tic) / 60, "rows": rows}
+
+    readout_settings = dict(settings, readout_steps=config.readout.train.steps,
+                            tasks=list(tasks))
+    readout_stage = (_stage(run_dir / "readouts.json", readout_settings, readout) if tasks
+                     else {"minutes": 0.0, "rows": []})
+    abstract = nnx.eval_shape(lambda: build_model(kind, config.model, rngs=nnx.Rngs(0)))
+    return {"scene": config.data.scene_preset, "kind": kind, "model": MODEL_NAMES[kind],
+            "tokens": num_tokens(kind, config), "parameters": count_parameters(abstract),
+            "steps": config.train.steps, "pretrain_minutes": pretraining["minutes"],
+            "psnr": pretraining["psnr"], "copy_psnr": pretraining["copy_psnr"],
+            "following": pretraining["following"], "token_speed": pretraining["token_speed"],
+            "content_speed": pretraining["content_speed"],
+            "readout_steps": config.readout.train.steps,
+            "readout_minutes": readout_stage["minutes"],
+            "readouts": {row["task"]: row for row in readout_stage["rows"]}}
+
+
+def compare(config: configs.Config, out_dir, *, scenes=("static", "movi_e"),
+            kinds=MODEL_KINDS, tasks=COMPARE_TASKS, steps: int | None = None,
+            readout_steps: int | None = None, progress: bool = True) -> list[dict]:
+    """Pretrain every model in `kinds` on every scene preset in `scenes`, train and
+    score frozen readouts (`tasks`; none: pretraining only) on each; write
+    `results.json` and `results.md` to `out_dir`."""
+    for name, given, allowed in (("scene preset", scenes, data.SCENE_PRESETS),
+                                 ("model", kinds, MODEL_KINDS), ("task", tasks, COMPARE_TASKS)):
+        unknown = [x for x in given if x not in allowed]
+        if unknown or (not given and name != "task"):
+            raise ValueError(f"unknown or no {name} {unknown}; expected some of "
+                             f"{', '.join(allowed)}")
+    config = with_steps(config, steps, readout_steps)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for scene in scenes:
+        scene_config = dataclasses.replace(
+            config, data=dataclasses.replace(config.data, scene_preset=scene))
+        sources = train.make_sources(scene_config, progress=progress)
+        track_batches = train.held_out_batches(
+            sources[1], scene_config, keys=("video", "target_points", "occluded", "point_valid"))
+        motion = scene_motion(sources[1], scene_config.data.eval_clips)
+        for kind in kinds:
+            row = compare_one(scene_config, kind, out_dir / scene / kind, sources=sources,
+                              track_batches=track_batches, tasks=tasks, progress=progress)
+            rows.append(dict(row, scene_motion=motion))
+            (out_dir / "results.json").write_text(json.dumps(rows, indent=1, default=float))
+    (out_dir / "results.md").write_text(format_comparison(rows, config))
+    return rows
+
+
+_METRICS = {"points": ("average_jaccard", "points AJ ↑"), "depth": ("abs_rel", "depth AbsRel ↓"),
+            "boxes": ("mean_iou", "boxes IoU ↑")}
+_TRIVIAL = {"points": "zero motion", "depth": "mean depth", "boxes": "still box"}
+
+
+def format_comparison(rows: list[dict], config: configs.Config) -> str:
+    """The comparison as Markdown: one table per scene preset, then MooG's gaps."""
+    d, first = config.data, rows[0]
+    tasks = [t for t in COMPARE_TASKS if t in first["readouts"]]
+    lines = [f"# MooG vs. on-the-grid baselines — preset `{config.name}`", "",
+             f"Each model pretrained {first['steps']} steps (batch {d.batch_size}, "
+             f"{d.num_frames}-frame clips at {d.resolution}²), "
+             + (f"then frozen readouts trained {first['readout_steps']} steps each. " if tasks
+                else "no readouts trained. ")
+             + f"Scores on the {d.eval_clips} held-out "
+             f"rendered clips (test split, unseen textures), {d.num_frames}-frame windows. "
+             "PSNR: MooG predicts frame t, Grid and Grid Rec. reconstruct it. Token following "
+             "F: 1 = tokens move with the content under them, 0 = they stand still "
+             "(chapter 10, §7). Times: wall-clock minutes on the machine that ran it.", ""]
+    for scene in dict.fromkeys(r["scene"] for r in rows):
+        group = [r for r in rows if r["scene"] == scene]
+        camera = data.SCENE_PRESETS[scene].camera_motion
+        lines += [f"## Scene preset `{scene}` ({camera} camera; tracked points move "
+                  f"{group[0]['scene_motion']:.2f} px/frame on average)", "",
+                  "| model | tokens | parameters | pretraining | PSNR (dB) | "
+                  + "".join(_METRICS[t][1] + " | " for t in tasks)
+                  + "readouts | token following F ↑ | token / content speed (px/frame) |",
+                  "|---" * (8 + len(tasks)) + "|"]
+        for r in group:
+            scores = "".join(f"{r['readouts'][t]['readout'][_METRICS[t][0]]:.3f} | "
+                             for t in tasks)
+            token_label = "K" if r["kind"] == "moog" else "h·w"
+            readout_time = f"{r['readout_minutes']:.1f} min" if tasks else "—"
+            lines.append(f"| {r['model']} | {token_label} = {r['tokens']} | "
+                         f"{r['parameters'] / 1e6:.2f} M | {r['pretrain_minutes']:.1f} min | "
+                         f"{r['psnr']:.2f} | {scores}{readout_time} | "
+                         f"{r['following']:+.2f} | {r['token_speed']:.2f} / "
+                         f"{r['content_speed']:.2f} |")
+        trivial = "".join(f"{group[0]['readouts'][t]['baseline'][_METRICS[t][0]]:.3f} "
+                          f"({_TRIVIAL[t]}) | " for t in tasks)
+        lines += [f"| trivial | — | — | — | {group[0]['copy_psnr']:.2f} (copy last frame) | "
+                  f"{trivial}— | — | — |", ""]
+    lines += _gap_lines(rows, tasks)
+    return "\n".join(lines) + "\n"
+
+
+def _gap_lines(rows: list[dict], tasks) -> list[str]:
+    """MooG minus each grid model, signed so that positive means MooG is better."""
+    moog = {r["scene"]: r for r in rows if r["kind"] == "moog"}
+    others = [r for r in rows if r["kind"] != "moog" and r["scene"] in moog]
+    if not others:
+        return []
+    lines = ["## MooG's lead (positive: MooG better)", "",
+             "| scene | vs. | " + "".join(_METRICS[t][1].rstrip(" ↑↓") + " | " for t in tasks)
+             + "token following F |", "|---|---|" + "---|" * (len(tasks) + 1)]
+    for r in others:
+        gaps = []
+        for t in tasks:
+            metric, label = _METRICS[t]
+            gap = moog[r["scene"]]["readouts"][t]["readout"][metric] - r["readouts"][t]["readout"][
+                metric]
+            gaps.append(f"{gap if label.endswith('↑') else -gap:+.3f}")
+        gaps.append(f"{moog[r['scene']]['following'] - r['following']:+.2f}")
+        lines.append(f"| {r['scene']} | {r['model']} | " + " | ".join(gaps) + " |")
+    return lines + [""]
