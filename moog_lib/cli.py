@@ -13,6 +13,7 @@ __all__ = [
     "cmd_report",
     "cmd_demo",
     "cmd_eval_readouts",
+    "cmd_compare",
     "cmd_track",
     "build_parser",
     "main",
@@ -29,7 +30,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from moog_lib import boxes, configs, data, pretrained, train
+from moog_lib import baselines, boxes, configs, data, pretrained, train, viz
 
 
 def _config(args) -> configs.Config:
@@ -69,14 +70,17 @@ def cmd_eval(args) -> dict:
 
 def cmd_report(args) -> dict:
     out = train.write_report(args.workdir, args.out)
-    return {"report": str(out / "summary.md")}
+    page = viz.write_figures(args.workdir, out)  # chapter 11's figures and report.html
+    return {"report": str(out / "summary.md"), "page": str(page)}
 
 
 def cmd_demo(args) -> dict:
     config = _config(args)
     result = train.train(config, args.workdir, steps=args.steps, resume=True)
     train.write_report(args.workdir, args.out)
-    return {"step": result["step"], "eval": result["eval"], "report": str(Path(args.out) / "summary.md")}
+    page = viz.write_figures(args.workdir, args.out)
+    return {"step": result["step"], "eval": result["eval"], "report": str(Path(args.out) / "summary.md"),
+            "page": str(page)}
 
 
 def cmd_eval_readouts(args) -> dict:
@@ -84,6 +88,16 @@ def cmd_eval_readouts(args) -> dict:
     out = Path(args.out or Path(args.workdir) / "readouts")
     rows = boxes.readout_table(config, args.workdir, out, tasks=tuple(args.tasks),
                                modes=tuple(args.modes), steps=args.steps)
+    print((out / "results.md").read_text(), file=sys.stderr)
+    return {"results": str(out / "results.md"), "rows": len(rows)}
+
+
+def cmd_compare(args) -> dict:
+    config = _config(args)
+    out = Path(args.out or Path("runs") / config.name / "compare")
+    rows = baselines.compare(config, out, scenes=tuple(args.scenes), kinds=tuple(args.models),
+                             tasks=tuple(args.tasks), steps=args.steps,
+                             readout_steps=args.readout_steps)
     print((out / "results.md").read_text(), file=sys.stderr)
     return {"results": str(out / "results.md"), "rows": len(rows)}
 
@@ -147,6 +161,20 @@ def build_parser() -> argparse.ArgumentParser:
     readout_cmd.add_argument("--modes", nargs="+", default=["frozen", "e2e"],
                              choices=["frozen", "e2e"])
     readout_cmd.set_defaults(run=cmd_eval_readouts)
+
+    compare = commands.add_parser(
+        "compare", help="MooG vs. the on-the-grid baselines: pretrain, readouts, one table")
+    with_preset(compare)
+    compare.add_argument("--readout-steps", type=int, default=None,
+                         help="steps per readout (default: the preset's)")
+    compare.add_argument("--scenes", nargs="+", default=["static", "movi_e"],
+                         choices=list(data.SCENE_PRESETS))
+    compare.add_argument("--models", nargs="+", default=list(baselines.MODEL_KINDS),
+                         choices=list(baselines.MODEL_KINDS))
+    compare.add_argument("--tasks", nargs="+", default=list(baselines.COMPARE_TASKS),
+                         choices=list(baselines.COMPARE_TASKS))
+    compare.add_argument("--out", default=None, help="default: runs/<preset>/compare")
+    compare.set_defaults(run=cmd_compare)
 
     track = commands.add_parser("track", help="track points with the authors' Ego4D weights")
     track.add_argument("video", help="a video file (anything PyAV reads)")
