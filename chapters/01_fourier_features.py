@@ -34,7 +34,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 17 s (measured by `make test`, `--durations`) |
+# | `tiny` | CI, 2 CPU cores | 13 s (measured by `make test`, `--durations`) |
 # | `colab` | Colab TPU v5e-1 | a few seconds; not measured yet |
 
 # %%

@@ -38,7 +38,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 34 s (measured by `make test`, `--durations`) |
+# | `tiny` | CI, 2 CPU cores | 25 s (measured by `make test`, `--durations`) |
 # | `colab` | Colab TPU v5e-1 | a few seconds; not measured yet |
 #
 # Nothing in this chapter depends on the preset: the modules are tiny toys or

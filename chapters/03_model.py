@@ -37,7 +37,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 38 s (measured by `make test`, `--durations`) |
+# | `tiny` | CI, 2 CPU cores | 25 s (measured by `make test`, `--durations`) |
 # | `colab` | Colab TPU v5e-1 | not measured yet |
 
 # %%

@@ -36,7 +36,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 47 s (measured by `make test`, `--durations`) |
+# | `tiny` | CI, 2 CPU cores | 31 s (measured by `make test`, `--durations`) |
 # | `colab` | Colab TPU v5e-1 | not measured yet |
 
 # %%

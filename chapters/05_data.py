@@ -39,7 +39,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 29 s (measured by `make test`, `--durations`) |
+# | `tiny` | CI, 2 CPU cores | 18 s (measured by `make test`, `--durations`) |
 # | `colab` | Colab TPU v5e-1 | about a minute (CPU work: rendering and decoding); not measured yet |
 
 # %%

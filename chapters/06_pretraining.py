@@ -39,7 +39,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 116 s (measured by `make test`, `--durations`) |
+# | `tiny` | CI, 2 CPU cores | 85 s (measured by `make test`, `--durations`) |
 # | `cpu` | 2 CPU cores | the chapter as in CI; `make demo` trains the `cpu` preset |
 # | `colab` | Colab TPU v5e-1 | not measured yet |
 

@@ -32,7 +32,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 60 s (measured by `make test`, `--durations`) |
+# | `tiny` | CI, 2 CPU cores | 103 s (measured by `make test`, `--durations`) |
 # | `cpu` | 2 CPU cores | the chapter as in CI; `moog eval-readouts --preset cpu` trains the readouts of a `cpu` run |
 # | `colab` | Colab TPU v5e-1 | not measured yet |
 

@@ -38,7 +38,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 73 s (measured with `pytest --nbval-lax`; 145 s while a training shared the cores) |
+# | `tiny` | CI, 2 CPU cores | 76 s (measured by `make test`, `--durations`, clean-clone CI rehearsal) |
 # | `cpu` | 2 CPU cores | the chapter as in CI, plus the table of `moog compare --preset cpu` when it exists (that command: see §8) |
 # | `colab` | Colab TPU v5e-1 | not measured yet |
 

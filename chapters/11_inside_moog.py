@@ -44,7 +44,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 75–120 s (measured with `pytest --nbval-lax` while other trainings kept the load average at 6–9: about 75 s of CPU time, half of it the brief pretraining) |
+# | `tiny` | CI, 2 CPU cores | 55 s (measured by `make test`, `--durations`, clean-clone CI rehearsal) |
 # | `cpu` | 2 CPU cores | uses the `cpu` run in `runs/cpu` if there is one, else trains briefly; not measured (§10's report alone takes 2–2.6 min on the `cpu` run) |
 # | `colab` | Colab TPU v5e-1 | not measured yet |
 

@@ -40,7 +40,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 42 s (measured with nbval `--durations`, load average 5) |
+# | `tiny` | CI, 2 CPU cores | 30 s (measured by `make test`, `--durations`, clean-clone CI rehearsal) |
 # | `colab` | Colab TPU v5e-1 | not measured yet (downloads ~170 MB of weights) |
 #
 # Offline (CI) the chapter never touches the network: it writes a *random*

@@ -24,7 +24,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 58 s (measured by `make test`, `--durations`) |
+# | `tiny` | CI, 2 CPU cores | 65 s (measured by `make test`, `--durations`) |
 # | `colab` | Colab TPU v5e-1 | not measured yet |
 
 # %%
