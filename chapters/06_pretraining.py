@@ -40,7 +40,7 @@
 # | preset | hardware | this chapter |
 # |---|---|---|
 # | `tiny` | CI, 2 CPU cores | 85 s (measured by `make test`, `--durations`) |
-# | `cpu` | 2 CPU cores | the chapter as in CI; `make demo` trains the `cpu` preset |
+# | `cpu` | 2 CPU cores | the chapter as in CI; `make demo` trains the `cpu` preset: 18.5 min (measured, quiet machine; README) |
 # | `colab` | Colab TPU v5e-1 | not measured yet |
 
 # %%
@@ -888,7 +888,7 @@ if (cpu_run / "metrics.jsonl").exists():
           f"copying the previous frame {final['copy_psnr']:.2f} dB")
     plt.show(plot_metrics(cpu_log))
 else:
-    print("no cpu run yet: `make demo` (about 20 minutes on 2 cores) writes runs/cpu")
+    print("no cpu run yet: `make demo` (18.5 minutes on 2 cores) writes runs/cpu")
 
 # %% [markdown]
 # ## 8. On Colab: keep the run in Google Drive
