@@ -1540,7 +1540,7 @@ for numbers in side_numbers.values():  # the clip moves, so F is defined (and at
 
 # %%
 side_rows = []
-for kind, entry in side.items():
+for entry in side.values():
     count = entry["attention"].shape[-1]
     colours = token_palette(count)
     framed = upscale(entry["video"], factor)

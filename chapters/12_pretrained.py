@@ -491,11 +491,6 @@ assert sum(math.prod(s) for s in release_param_shapes(configs.get("paper").model
 
 # %%
 #| export
-def _scale_norm(width: int, eps: float, rngs: nnx.Rngs, dtype, param_dtype) -> nnx.LayerNorm:
-    return nnx.LayerNorm(width, epsilon=eps, use_bias=False, use_scale=True, rngs=rngs,
-                         dtype=dtype, param_dtype=param_dtype)
-
-
 class Ego4DEncoder(nnx.Module):
     """Frames [..., H, W, 3] in [0, 1] -> tokens [..., (H/s)·(W/s), F], s the total stride.
 
@@ -504,19 +499,12 @@ class Ego4DEncoder(nnx.Module):
 
     def __init__(self, config: Ego4DBackboneConfig, *, rngs: nnx.Rngs, dtype=jnp.float32,
                  param_dtype=jnp.float32):
-        features, strides = tuple(config.encoder_features), tuple(config.encoder_strides)
-        if not features or len(features) != len(strides):
-            raise ValueError(f"Ego4DEncoder: encoder_features {features} and encoder_strides "
-                             f"{strides} must be non-empty and of equal length")
-        self.stride = math.prod(strides)
+        features = tuple(config.encoder_features)
         self.dtype = dtype
-        channels = (3,) + features
-        self.convs = nnx.data([
-            nnx.Conv(c_in, c_out, kernel_size=(3, 3), strides=(s, s), padding="SAME",
-                     use_bias=True, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
-            for c_in, c_out, s in zip(channels[:-1], channels[1:], strides)
-        ])
-        self.conv_norm = _scale_norm(features[-1], 1e-6, rngs, dtype, param_dtype)
+        self.convs = model.conv_stack(features, config.encoder_strides, rngs=rngs, dtype=dtype,
+                                      param_dtype=param_dtype, owner="Ego4DEncoder")
+        self.stride = math.prod(config.encoder_strides)
+        self.conv_norm = model.scale_only_norm(features[-1], 1e-6, rngs, dtype, param_dtype)
         self.position = fourier.FourierConcat(config.encoder_fourier_bases)
         self.transformer = attention.Transformer(  # zero blocks: Dense, final LN, Dense
             config.feature_dim, num_layers=0, num_heads=1, qkv_size=1, mlp_size=1,
@@ -528,11 +516,8 @@ class Ego4DEncoder(nnx.Module):
             raise ValueError(f"Ego4DEncoder: expected frames [..., H, W, 3] with H and W "
                              f"divisible by {self.stride}, got shape {frames.shape}")
         leading = frames.shape[:-3]
-        x = jnp.reshape(frames, (-1, height, width, 3)).astype(self.dtype)
-        for i, conv in enumerate(self.convs):
-            x = conv(x)
-            if i < len(self.convs) - 1:
-                x = jax.nn.gelu(x, approximate=True)
+        x = model.apply_conv_stack(self.convs,
+                                   jnp.reshape(frames, (-1, height, width, 3)).astype(self.dtype))
         x = self.conv_norm(x)
         h, w = x.shape[1:3]
         x = self.position(x, fourier.coordinate_grid(h, w)).reshape(x.shape[0], h * w, -1)
@@ -580,7 +565,7 @@ class Ego4DMooG(nnx.Module):
         kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
         d = config.token_dim
         self.encoder = Ego4DEncoder(config, **kwargs)
-        self.state_norm = _scale_norm(d, config.state_norm_eps, rngs, self.dtype, param_dtype)
+        self.state_norm = model.scale_only_norm(d, config.state_norm_eps, rngs, self.dtype, param_dtype)
         self.predictor = attention.Transformer.from_config(d, config.predictor, **kwargs)
         self.corrector = attention.Transformer.from_config(d, config.corrector,
                                                            kv_size=config.feature_dim, **kwargs)

@@ -99,13 +99,13 @@ class _OnTheGrid(nnx.Module):
             subsample = cfg.train_subsample if training else cfg.eval_subsample
         model.check_frames(frames, stride=self.encoder.stride)
         batch, num_frames, height, width, _ = frames.shape
-        decoder._check_subsample(height, width, subsample)
+        decoder.check_subsample(height, width, subsample)
         self._check_state(state, batch, self.num_grid_tokens(height, width))
         if key is None and ((offsets is None and training) or self._needs_key(state)):
             raise ValueError(f"{name}: pass key=jax.random.key(...) for the random offsets "
                              "(training) and the initial state (Grid Rec.)")
         if offsets is not None:
-            decoder._check_offsets(offsets, batch, num_frames, subsample)
+            decoder.check_offsets(offsets, batch, num_frames, subsample)
         state_key, offset_key = jax.random.split(key) if key is not None else (None, None)
         if offsets is None:
             offsets = (decoder.subsample_offsets(offset_key, batch, num_frames, subsample)

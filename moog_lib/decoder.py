@@ -6,6 +6,7 @@ Edit the chapter, then run `make export`.
 
 
 __all__ = [
+    "check_subsample",
     "subsample_offsets",
     "subsample_indices",
     "subsample_frames",
@@ -14,6 +15,7 @@ __all__ = [
     "reconstruction_loss",
     "reconstruction_psnr",
     "MooG",
+    "check_offsets",
 ]
 
 
@@ -28,7 +30,8 @@ from flax import nnx
 from moog_lib import attention, configs, fourier, model
 
 
-def _check_subsample(height: int, width: int, subsample) -> None:
+def check_subsample(height: int, width: int, subsample) -> None:
+    """Raise ValueError unless S is a positive int that divides H and W."""
     if not isinstance(subsample, int | np.integer) or isinstance(subsample, bool) or subsample < 1:
         raise ValueError(f"the subsampling factor S must be a positive int, got {subsample!r}")
     if height % subsample or width % subsample:
@@ -39,7 +42,7 @@ def _check_subsample(height: int, width: int, subsample) -> None:
 def subsample_offsets(key: jax.Array, batch_size: int, num_frames: int,
                       subsample: int) -> jnp.ndarray:
     """int32 [B, T, 2]: a random (dy, dx) in [0, S) for every example and frame."""
-    _check_subsample(subsample, subsample, subsample)
+    check_subsample(subsample, subsample, subsample)
     return jax.random.randint(key, (batch_size, num_frames, 2), 0, subsample, dtype=jnp.int32)
 
 
@@ -48,7 +51,7 @@ def subsample_indices(size: int, offsets, subsample: int) -> jnp.ndarray:
 
     Output position i reads pixel `(S·i + S//2 − offset) mod size`.
     """
-    _check_subsample(size, size, subsample)
+    check_subsample(size, size, subsample)
     positions = subsample * jnp.arange(size // subsample, dtype=jnp.int32) + subsample // 2
     return (positions - jnp.asarray(offsets, jnp.int32)[..., None]) % size
 
@@ -63,7 +66,7 @@ def subsample_frames(images: jnp.ndarray, offsets: jnp.ndarray, subsample: int) 
         raise ValueError(f"subsample_frames: expected images [B, T, H, W, C] and offsets "
                          f"[B, T, 2], got {images.shape} and {offsets.shape}")
     height, width = images.shape[2:4]
-    _check_subsample(height, width, subsample)
+    check_subsample(height, width, subsample)
     rows = subsample_indices(height, offsets[..., 0], subsample)  # [B, T, H/S]
     cols = subsample_indices(width, offsets[..., 1], subsample)  # [B, T, W/S]
     picked = jnp.take_along_axis(images, rows[:, :, :, None, None], axis=2)
@@ -223,7 +226,7 @@ class MooG(nnx.Module):
             subsample = cfg.train_subsample if training else cfg.eval_subsample
         model.check_frames(frames, stride=self.encoder.stride)
         batch, num_frames, height, width, _ = frames.shape
-        _check_subsample(height, width, subsample)
+        check_subsample(height, width, subsample)
         frames = jnp.asarray(frames, jnp.float32)
         stop_prob = cfg.state_stop_gradient_prob if training else 0.0
         needs_key = state is None or (offsets is None and training) or stop_prob > 0
@@ -243,7 +246,7 @@ class MooG(nnx.Module):
             raise ValueError(f"MooG: the number of tokens K must be an int >= 1, "
                              f"got {num_tokens!r}")
         if offsets is not None:
-            _check_offsets(offsets, batch, num_frames, subsample)
+            check_offsets(offsets, batch, num_frames, subsample)
 
         state_key, offset_key, stop_key = (jax.random.split(key, 3) if key is not None
                                            else (None, None, None))
@@ -289,17 +292,19 @@ class MooG(nnx.Module):
         return result
 
 
-def _check_offsets(offsets, batch: int, num_frames: int, subsample: int) -> None:
+def check_offsets(offsets, batch: int, num_frames: int, subsample: int) -> None:
+    """Raise ValueError unless `offsets` are int [B, T, 2] in [0, S) (values checked
+    outside jit only)."""
     shape = getattr(offsets, "shape", None)
     if shape != (batch, num_frames, 2):
-        raise ValueError(f"MooG: offsets must be int [B, T, 2] = [{batch}, {num_frames}, 2], "
+        raise ValueError(f"offsets must be int [B, T, 2] = [{batch}, {num_frames}, 2], "
                          f"got shape {shape}")
     if not jnp.issubdtype(offsets.dtype, jnp.integer):
-        raise ValueError(f"MooG: offsets must be integers in [0, S), got dtype {offsets.dtype}")
+        raise ValueError(f"offsets must be integers in [0, S), got dtype {offsets.dtype}")
     if not isinstance(offsets, jax.core.Tracer):
         low, high = int(np.min(offsets)), int(np.max(offsets))
         if low < 0 or high >= subsample:
-            raise ValueError(f"MooG: offsets must lie in [0, S) = [0, {subsample}), got values "
+            raise ValueError(f"offsets must lie in [0, S) = [0, {subsample}), got values "
                              f"from {low} to {high}")
 
 

@@ -8,6 +8,9 @@ Edit the chapter, then run `make export`.
 __all__ = [
     "encoder_stride",
     "check_frames",
+    "scale_only_norm",
+    "conv_stack",
+    "apply_conv_stack",
     "Encoder",
     "initial_noise",
     "stop_gradient_mask",
@@ -87,9 +90,34 @@ def _conv_kernel_init(key, shape, dtype=jnp.float32):
     return flat.reshape(shape)
 
 
-def _scale_only_norm(width: int, eps: float, rngs: nnx.Rngs, dtype, param_dtype) -> nnx.LayerNorm:
+def scale_only_norm(width: int, eps: float, rngs: nnx.Rngs, dtype, param_dtype) -> nnx.LayerNorm:
+    """LayerNorm with a scale and no bias (as every LN of MooG)."""
     return nnx.LayerNorm(width, epsilon=eps, use_bias=False, use_scale=True, rngs=rngs,
                          dtype=dtype, param_dtype=param_dtype)
+
+
+def conv_stack(features, strides, *, rngs: nnx.Rngs, dtype, param_dtype, owner: str = "Encoder"):
+    """3×3 "SAME" convolutions 3 → features[0] → … → features[-1] with `strides`."""
+    features, strides = tuple(features), tuple(strides)
+    if not features or len(features) != len(strides):
+        raise ValueError(f"{owner}: encoder_features {features} and encoder_strides {strides} "
+                         "must be non-empty and of equal length")
+    channels = (3,) + features
+    return nnx.data([
+        nnx.Conv(c_in, c_out, kernel_size=(3, 3), strides=(s, s), padding="SAME",
+                 use_bias=True, kernel_init=_conv_kernel_init, rngs=rngs, dtype=dtype,
+                 param_dtype=param_dtype)
+        for c_in, c_out, s in zip(channels[:-1], channels[1:], strides)
+    ])
+
+
+def apply_conv_stack(convs, x: jnp.ndarray) -> jnp.ndarray:
+    """Run `conv_stack`'s convolutions on images [N, H, W, C], GELU between them."""
+    for i, conv in enumerate(convs):
+        x = conv(x)
+        if i < len(convs) - 1:
+            x = jax.nn.gelu(x, approximate=True)
+    return x
 
 
 class Encoder(nnx.Module):
@@ -102,26 +130,18 @@ class Encoder(nnx.Module):
 
     def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
                  param_dtype=jnp.float32):
-        features, strides = tuple(config.encoder_features), tuple(config.encoder_strides)
-        if not features or len(features) != len(strides):
-            raise ValueError(f"Encoder: encoder_features {features} and encoder_strides {strides} "
-                             "must be non-empty and of equal length")
+        features = tuple(config.encoder_features)
         self.dtype = _compute_dtype(config, dtype)
-        self.stride = math.prod(strides)
-        channels = (3,) + features
-        self.convs = nnx.data([
-            nnx.Conv(c_in, c_out, kernel_size=(3, 3), strides=(s, s), padding="SAME",
-                     use_bias=True, kernel_init=_conv_kernel_init, rngs=rngs, dtype=self.dtype,
-                     param_dtype=param_dtype)
-            for c_in, c_out, s in zip(channels[:-1], channels[1:], strides)
-        ])
-        self.conv_norm = _scale_only_norm(features[-1], 1e-6, rngs, self.dtype, param_dtype)
+        self.convs = conv_stack(features, config.encoder_strides, rngs=rngs, dtype=self.dtype,
+                                param_dtype=param_dtype)
+        self.stride = math.prod(config.encoder_strides)
+        self.conv_norm = scale_only_norm(features[-1], 1e-6, rngs, self.dtype, param_dtype)
         self.position = fourier.FourierProjectAdd(features[-1], config.encoder_fourier_bases,
                                                   rngs=rngs, dtype=self.dtype,
                                                   param_dtype=param_dtype)
         self.token_dense = nnx.Linear(features[-1], config.token_dim, rngs=rngs, dtype=self.dtype,
                                       param_dtype=param_dtype)
-        self.token_norm = _scale_only_norm(config.token_dim, 1e-6, rngs, self.dtype, param_dtype)
+        self.token_norm = scale_only_norm(config.token_dim, 1e-6, rngs, self.dtype, param_dtype)
 
     def __call__(self, frames: jnp.ndarray) -> jnp.ndarray:
         if frames.ndim < 3 or frames.shape[-1] != 3:
@@ -131,11 +151,7 @@ class Encoder(nnx.Module):
             raise ValueError(f"Encoder: height and width must be divisible by the encoder stride "
                              f"({self.stride}), got {height}×{width}")
         leading = frames.shape[:-3]
-        x = jnp.reshape(frames, (-1, height, width, 3)).astype(self.dtype)
-        for i, conv in enumerate(self.convs):
-            x = conv(x)
-            if i < len(self.convs) - 1:
-                x = jax.nn.gelu(x, approximate=True)
+        x = apply_conv_stack(self.convs, jnp.reshape(frames, (-1, height, width, 3)).astype(self.dtype))
         x = self.conv_norm(x)
         h, w = x.shape[1:3]
         x = self.position(x, fourier.coordinate_grid(h, w))
@@ -182,7 +198,7 @@ class PredictCorrect(nnx.Module):
         self.predictor = attention.Transformer.from_config(width, config.predictor, **kwargs)
         self.corrector = attention.Transformer.from_config(width, config.corrector, kv_size=width,
                                                            **kwargs)
-        self.correction_norm = _scale_only_norm(width, config.correction_norm_eps, rngs,
+        self.correction_norm = scale_only_norm(width, config.correction_norm_eps, rngs,
                                                 self.dtype, param_dtype)
         self.gradient_projection = (nnx.Linear(2 * width, width, **kwargs)
                                     if config.loss_gradient_input else None)
