@@ -1091,9 +1091,11 @@ def _gap_lines(rows: list[dict], tasks) -> list[str]:
 #
 # Grid Rec. has MooG's parameters but four times its tokens (256 against 64),
 # and both of its transformers attend among all of them: same capacity is not
-# same compute. With evaluation, compilation and the rendering of the `static`
-# clips, the command takes about 2 hours at the first speeds, 4 hours at the
-# bracketed ones, about 1 hour on a quiet machine.
+# same compute. Measured on this machine (README): the whole command took 2 h 11
+# min, the `static` half sharing the cores with other jobs; the `movi_e` half,
+# alone, 54 min (MooG 10.5, Grid 16.6, Grid Rec. 27.1 min of pretraining and
+# readouts). On the `cpu` runs it made, the paper's ordering is not reproduced
+# at 300 steps — the README discusses the table.
 #
 # If that table exists it is shown here; otherwise the session's preset runs a
 # miniature comparison whose numbers only show that the machinery works: the

@@ -1556,16 +1556,24 @@ mediapy.show_video(video_grid(side_rows), fps=8,
 # %% [markdown]
 # What to look for, and what we measured. In the paper (Fig. 4 and its project
 # page) a MooG token's region travels with the object while a grid token's stays
-# in its cell. With the small models this repository trains, neither happens
-# clearly: both attend almost uniformly (low sharpness), their tokens are no
-# closer to the object than tokens frozen in place, and F stays far below 1 (on
-# `tiny`, where the content barely moves, F is dominated by noise and can be
-# very negative). Grid Rec.'s tokens, although each is born in one encoder
-# cell, do not stay there either: a pixel's argmax token is its own cell's no
-# more often than chance — after three self-attention layers and the recurrence
-# token k is no longer tied to cell k. Chapter 10's `moog compare` table (in the
-# README) reports F for all three models with a still and a moving camera at
-# the `cpu` scale; that table, not this one clip, is the comparison to quote.
+# in its cell. On `tiny` (60 steps, content that barely moves) the numbers are
+# noise: both models attend almost uniformly and F can be very negative. On the
+# `cpu` runs of `moog compare` (300 steps each; `static` scene, held-out clip 0;
+# measured with this section's code), half of the paper's picture shows:
+#
+# | | sharpness | argmax = own cell | token → object | frozen token → object |
+# |---|---|---|---|---|
+# | MooG | 0.000 | — | 14.2 px | 15.5 px |
+# | Grid Rec. | 0.054 | 38 % of pixels (chance 0.4 %) | 23.6 px | 23.7 px |
+#
+# Grid Rec.'s tokens stay on the grid — token k is still the token of encoder
+# cell k at 38 % of pixels, a hundred times chance, and its picked tokens do not
+# move towards the object. MooG's attention is still uniform at 300 steps, so
+# nothing can be read from its maps yet (its tokens are 1–4 px closer to the
+# object than frozen ones on this clip and on `movi_e`: too little to call
+# following). Chapter 10's `moog compare` table (in the README) gives F for all
+# three models over the 32 held-out clips of both scenes; quote that table, not
+# this one clip.
 
 # %% [markdown]
 # ## Summary
