@@ -452,14 +452,22 @@ def object_tracks(clip: dict, obj: int, count: int = 8):
     return np.swapaxes(xy, 0, 1)
 
 
+def distance_to(object_yx, token_yx):
+    """Pixels from each token (y, x) [T, n, 2] — or [1, n, 2], a token frozen in place —
+    to the object's (y, x) [T, 2]: [T, n]."""
+    return np.hypot(*np.moveaxis(token_yx - object_yx[:, None], -1, 0))
+
+
 # %%
 obj = moving_object(clip["segmentations"][1:])
 mask = clip["segmentations"][1, ..., 0] == obj
 picked = pick_tokens(seen["attention"][0, 1], mask)
 truth = object_centroids(clip["segmentations"], obj)
 where = np.stack([region_centroids(seen["attention"][0], k) for k in picked], axis=1)  # [T, 3, 2]
-following = np.hypot(*np.moveaxis(where - truth[:, None], -1, 0))  # [T, 3] pixels
-staying = np.hypot(*np.moveaxis(where[1:2] - truth[:, None], -1, 0))  # frozen at frame 1
+
+
+following = distance_to(truth, where)  # [T, 3] pixels
+staying = distance_to(truth, where[1:2])  # a token frozen at its frame-1 position
 print(f"object {obj}: moves {np.nanmax(np.hypot(*(truth - truth[1]).T)):.0f} px; picked tokens "
       f"{picked.tolist()}")
 print(f"mean distance token → object over frames 1…{long_frames - 1}: "
@@ -1349,8 +1357,8 @@ def write_figures(workdir, out_dir, *, net=None, config=None, num_rendered: int 
     for n in names:
         if "object_centroids" in seen[n]:
             where, truth = seen[n]["token_centroids"], seen[n]["object_centroids"]
-            moving = np.hypot(*np.moveaxis(where[1:] - truth[1:, None], -1, 0))
-            frozen = np.hypot(*np.moveaxis(where[1:2] - truth[1:, None], -1, 0))
+            moving = distance_to(truth[1:], where[1:])
+            frozen = distance_to(truth[1:], where[1:2])
             following.append({"clip": n, "object": seen[n]["object"],
                               "token_to_object": float(np.nanmean(moving)),
                               "frozen_token_to_object": float(np.nanmean(frozen))})
@@ -1512,13 +1520,13 @@ track_batch = {k: np.asarray(side_clip[k])[None]
                for k in ("video", "target_points", "occluded", "point_valid")}
 side_numbers = {}
 for kind, entry in side.items():
-    object_xy = entry.get("object_centroids")
+    object_yx = entry.get("object_centroids")
     numbers = {"tokens": entry["attention"].shape[-1], "sharpness": entry["sharpness"],
                **baselines.token_following(pair[kind][0], [track_batch])}
-    if object_xy is not None:
-        token_xy = entry["token_centroids"]
-        for name, at in (("to_object", token_xy), ("frozen", token_xy[1:2])):
-            numbers[name] = np.nanmean(np.hypot(*np.moveaxis(at - object_xy[:, None], -1, 0))[1:])
+    if object_yx is not None:
+        token_yx = entry["token_centroids"]
+        numbers["to_object"] = np.nanmean(distance_to(object_yx, token_yx)[1:])
+        numbers["frozen"] = np.nanmean(distance_to(object_yx, token_yx[1:2])[1:])
     if kind == "grid_rec":
         numbers["own_cell"] = float((entry["argmax"][1:] == own_cell).mean())
     side_numbers[kind] = numbers
@@ -1529,8 +1537,8 @@ for kind, entry in side.items():
           f"px/frame) | PSNR {np.mean(entry['psnr'][1:]):.2f} dB")
 print(f"Grid Rec.: argmax token = own cell's token at {side_numbers['grid_rec']['own_cell']:.1%} "
       f"of pixels (chance {1 / num_cells:.1%})")
-for numbers in side_numbers.values():  # the clip moves, so F is defined (and at most 1)
-    assert numbers["content_speed"] > 0 and numbers["following"] <= 1
+for numbers in side_numbers.values():  # the clip moves, so F is defined
+    assert numbers["content_speed"] > 0 and np.isfinite(numbers["following"])
 
 # %% [markdown]
 # And the pictures, one row per model: the frame with ground-truth points on the

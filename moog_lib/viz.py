@@ -18,6 +18,7 @@ __all__ = [
     "region_centroids",
     "object_centroids",
     "object_tracks",
+    "distance_to",
     "token_palette",
     "argmax_colours",
     "to_uint8",
@@ -251,6 +252,12 @@ def object_tracks(clip: dict, obj: int, count: int = 8):
     xy = clip["target_points"][on].astype(np.float32)  # [n, T, 2]
     xy[clip["occluded"][on]] = np.nan
     return np.swapaxes(xy, 0, 1)
+
+
+def distance_to(object_yx, token_yx):
+    """Pixels from each token (y, x) [T, n, 2] — or [1, n, 2], a token frozen in place —
+    to the object's (y, x) [T, 2]: [T, n]."""
+    return np.hypot(*np.moveaxis(token_yx - object_yx[:, None], -1, 0))
 
 
 # chapters/11_inside_moog.py, cell 18
@@ -799,8 +806,8 @@ def write_figures(workdir, out_dir, *, net=None, config=None, num_rendered: int 
     for n in names:
         if "object_centroids" in seen[n]:
             where, truth = seen[n]["token_centroids"], seen[n]["object_centroids"]
-            moving = np.hypot(*np.moveaxis(where[1:] - truth[1:, None], -1, 0))
-            frozen = np.hypot(*np.moveaxis(where[1:2] - truth[1:, None], -1, 0))
+            moving = distance_to(truth[1:], where[1:])
+            frozen = distance_to(truth[1:], where[1:2])
             following.append({"clip": n, "object": seen[n]["object"],
                               "token_to_object": float(np.nanmean(moving)),
                               "frozen_token_to_object": float(np.nanmean(frozen))})
