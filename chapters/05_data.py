@@ -22,8 +22,9 @@
 #   that every source produces, with the TAP-Vid conventions spelled out;
 # - a small **ray tracer in NumPy** that renders "MOVi-like" scenes — a textured
 #   room, resting and moving spheres, cubes and cut-out cards, a camera that is
-#   still, pans, zooms or moves like MOVi-E's — with exact ground truth for
-#   every readout, at 64×64 faster than a training step needs it;
+#   still, pans, zooms or moves like MOVi-E's — and a plain-coloured world in
+#   the spirit of MOVi-A — with exact ground truth for every readout, at 64×64
+#   faster than a training step needs it;
 # - the paper's **input pipeline**: 8-frame windows, a crop that moves points
 #   and boxes with the pixels, colour jitter with dm-pix, batching with
 #   `grain`, and placement of a batch on a device mesh;
@@ -364,6 +365,28 @@ assert all(load_texture_image(n).dtype == np.float32 and load_texture_image(n).m
 # | `pan` | still, turning 10–25° about the vertical over the clip |
 # | `zoom` | still, focal length growing or shrinking by ×1.3–1.8 |
 # | `movi_e` | MOVi-E: a straight line of 0–4 units at constant speed that starts and ends in the shell, always looking at the origin |
+# | `movi_a` | still, closer and higher (distance 8–10, elevation 30–60°), looking at the origin; a different world, below |
+#
+# **`movi_a`** changes the world, not only the camera. Kubric's MOVi-A
+# (Greff et al., 2022) is the simplest of the MOVi datasets: 3–10 CLEVR
+# objects of plain colours on a grey floor, seen by a camera that does not
+# move. Ours borrows that spirit, not its assets or its physics: 2–4 moving
+# objects and at most one resting one, spheres and cubes only (radius or
+# half-size 0.7–1.2), each of one plain colour — evenly spaced hues, so no two
+# look alike — on a plain grey floor before plain grey walls. Moving objects
+# slide at 3–6 units/s in a random direction and bounce elastically off the
+# walls of an invisible pen `[-3.5, 3.5]²` (the straight path is folded back,
+# so a centre stays within `3.5 − size` of the origin on each axis); in the
+# pen, spheres slide rather than roll. Objects still pass through each other,
+# and occlude each other.
+#
+# Why a second world: in `movi_e` about 4% of the pixels belong to objects
+# that move by themselves; the rest is the textured room and resting objects,
+# which move only with the camera. In `movi_a` about 20% do, they never stop,
+# they stay near the middle of the view, and each is one colour. It exists for
+# small models and short trainings: a world where what moves is objects, so
+# that a model has a reason to bind its tokens to them. With no textures to
+# hold out, its test split differs from training only in its random draws.
 #
 # Everything is drawn from one NumPy generator seeded by
 # `(seed, preset, split, index)`, so a clip is a pure function of those four
@@ -396,6 +419,11 @@ class SceneConfig:
     room_half_size: float = 16.0
     resting_region: float = 5.0  # objects start in [-r, r]²
     moving_region: float = 5.0
+    # The MOVi-A-like family: plain colours, a speed range, a pen to bounce in.
+    textured: bool = True  # False: every surface is one plain colour
+    speed: tuple[float, float] | None = None  # moving objects: |v| in this range (units/s)
+    pen: float = 0.0  # > 0: moving objects bounce off the walls of [-pen, pen]²
+    kind_weights: tuple[float, float, float] = (0.35, 0.35, 0.30)  # sphere, cube, card
 
 
 SCENE_PRESETS = {
@@ -403,6 +431,10 @@ SCENE_PRESETS = {
     "pan": SceneConfig("pan", "pan"),
     "zoom": SceneConfig("zoom", "zoom"),
     "movi_e": SceneConfig("movi_e", "linear"),
+    "movi_a": SceneConfig("movi_a", "static", num_resting=(0, 1), num_moving=(2, 4),
+                          camera_distance=(8.0, 10.0), camera_elevation_deg=(30.0, 60.0),
+                          object_scale=(0.7, 1.2), moving_region=3.5, textured=False,
+                          speed=(3.0, 6.0), pen=3.5, kind_weights=(0.5, 0.5, 0.0)),
 }
 DATA_SPLITS = ("train", "validation", "test")
 SPHERE, CUBE, CARD = 0, 1, 2  # object kinds
@@ -511,6 +543,16 @@ def _crop_texture(rng, names, size: int) -> np.ndarray:
     return texture[:, ::-1] if rng.random() < 0.5 else texture
 
 
+def _plain_colours(rng, num_objects: int) -> np.ndarray:
+    """[2 + K, 3]: a light grey floor, darker grey walls, then K saturated, evenly spaced hues."""
+    hues = (rng.uniform() + np.arange(num_objects) / num_objects) % 1.0
+    rng.shuffle(hues)
+    objects = np.clip(np.abs((hues[:, None] * 6 + np.array([0.0, 4.0, 2.0])) % 6 - 3) - 1, 0, 1)
+    objects = 0.15 + 0.8 * objects * rng.uniform(0.8, 1.0, (num_objects, 1))
+    floor, walls = rng.uniform(0.55, 0.7), rng.uniform(0.3, 0.4)
+    return np.concatenate([np.full((1, 3), floor), np.full((1, 3), walls), objects])
+
+
 def sample_scene(preset: str, split: str, index: int, seed: int = 0, *, num_frames: int = 24,
                  texture_size: int = 128) -> Scene:
     """Draw the scene (preset, split, index, seed) over `num_frames` frames; deterministic.
@@ -534,7 +576,7 @@ def sample_scene(preset: str, split: str, index: int, seed: int = 0, *, num_fram
     k = min(MAX_BOXES, n_resting + n_moving)
     n_moving = min(n_moving, k)
     moving = np.arange(k) >= k - n_moving
-    kind = rng.choice(3, size=k, p=[0.35, 0.35, 0.30])
+    kind = rng.choice(3, size=k, p=list(cfg.kind_weights))
     scale = rng.uniform(*cfg.object_scale, size=k)
     aspect = rng.uniform(0.7, 1.4, size=k)
     card = kind == CARD
@@ -551,16 +593,26 @@ def sample_scene(preset: str, split: str, index: int, seed: int = 0, *, num_fram
         free = (gap > 0.05).all(axis=1)
         position[i] = candidates[np.argmax(free)]
     velocity = np.zeros((k, 2))
-    velocity[moving] = rng.uniform(-cfg.object_speed, cfg.object_speed, (n_moving, 2)) - 0.5 * position[moving]
-    centre = np.concatenate([position[:, None] + velocity[:, None] * times[None, :, None],
-                             np.broadcast_to(rest_height[:, None, None], (k, num_frames, 1))], axis=-1)
+    if cfg.speed is None:  # MOVi-like: towards the centre, often through the frame's edge
+        velocity[moving] = rng.uniform(-cfg.object_speed, cfg.object_speed, (n_moving, 2)) - 0.5 * position[moving]
+    else:
+        heading = rng.uniform(0, 2 * np.pi, n_moving)
+        velocity[moving] = rng.uniform(*cfg.speed, n_moving)[:, None] * np.stack(
+            [np.cos(heading), np.sin(heading)], axis=1)
+    path = position[:, None] + velocity[:, None] * times[None, :, None]  # [K, T, 2]
+    if cfg.pen > 0:  # elastic bounces off the pen's walls: fold the straight path back
+        wall = np.maximum(cfg.pen - scale, 0.1)[:, None, None]
+        folded = np.mod(path + wall, 4 * wall)
+        path = np.where(moving[:, None, None], np.minimum(folded, 4 * wall - folded) - wall, path)
+    centre = np.concatenate([path, np.broadcast_to(rest_height[:, None, None], (k, num_frames, 1))],
+                            axis=-1)
     up = np.array([0.0, 0.0, 1.0])
     yaw = rng.uniform(0, 2 * np.pi, size=k)
     spin = np.where(moving & (kind != SPHERE), rng.uniform(-np.pi, np.pi, size=k), 0.0)
     rot = _rotation(up, yaw[:, None] + spin[:, None] * times[None])  # [K, T, 3, 3]
     stand_up = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # local y -> world z
     rot[card] = rot[card] @ stand_up
-    rolling = (kind == SPHERE) & moving
+    rolling = (kind == SPHERE) & moving & (cfg.pen == 0)  # in a pen, spheres slide
     if rolling.any():  # rolling without slipping: axis up × velocity, angle = distance / radius
         v = velocity[rolling]
         speed = np.linalg.norm(v, axis=1)
@@ -568,7 +620,10 @@ def sample_scene(preset: str, split: str, index: int, seed: int = 0, *, num_fram
         roll = _rotation(axis[:, None], (speed / scale[rolling])[:, None] * times[None])
         rot[rolling] = roll @ _rotation(up, yaw[rolling])[:, None]
     names = TEST_TEXTURES if split == "test" else TRAIN_TEXTURES
-    textures = np.stack([_crop_texture(rng, names, texture_size) for _ in range(2 + k)])
+    if cfg.textured:
+        textures = np.stack([_crop_texture(rng, names, texture_size) for _ in range(2 + k)])
+    else:
+        textures = np.broadcast_to(_plain_colours(rng, k)[:, None, None], (2 + k, 4, 4, 3))
     shape = rng.integers(len(alpha_masks()), size=k)
     light_azimuth, light_elevation = rng.uniform(0, 2 * np.pi), np.deg2rad(rng.uniform(40, 70))
     light = np.array([np.cos(light_elevation) * np.cos(light_azimuth),
@@ -581,7 +636,8 @@ def sample_scene(preset: str, split: str, index: int, seed: int = 0, *, num_fram
 # %% [markdown]
 # Checks: a scene is a pure function of its key; the static camera does not
 # move; the `movi_e` camera moves on a straight line at constant speed and
-# looks at the origin; rotations are rotations.
+# looks at the origin; rotations are rotations; `movi_a`'s moving objects stay
+# in their pen.
 
 # %%
 a, b = sample_scene("movi_e", "train", 3), sample_scene("movi_e", "train", 3)
@@ -594,6 +650,9 @@ assert np.allclose(steps, steps[0], atol=1e-9)  # constant velocity
 forward = a.cam_rot[..., 2]
 assert np.allclose(np.cross(forward, -a.eye), 0, atol=1e-9)  # always looking at the origin
 assert np.allclose(a.rot @ np.swapaxes(a.rot, -1, -2), np.eye(3), atol=1e-9)
+pen = sample_scene("movi_a", "train", 0)
+reach = np.abs(pen.centre[pen.moving, :, :2]) + pen.size[pen.moving, None, :2]  # centre ± half-size
+assert reach.max() <= SCENE_PRESETS["movi_a"].pen + 1e-9
 print(f"{len(a.kind)} objects (kinds {a.kind.tolist()}, moving {a.moving.tolist()}); "
       f"camera travel {np.linalg.norm(a.eye[-1] - a.eye[0]):.2f} units")
 
@@ -1227,6 +1286,67 @@ scale = 256 // clip["video"].shape[1]
 depth_video, seg_video = colourise(clip, scale)
 mediapy.show_videos({"video, tracks and boxes": draw_clip(clip, scale), "depth": depth_video,
                      "segmentation": seg_video}, fps=6, height=256)
+
+# %% [markdown]
+# ### Two worlds: `movi_e` and `movi_a`
+#
+# Six frames of the first of four clips of each (section 3 describes both
+# worlds; the next cell measures all eight clips):
+
+# %%
+worlds = {p: [render_clip(p, "train", i, resolution=RES, num_frames=FRAMES) for i in range(4)]
+          for p in ("movi_e", "movi_a")}
+shown = np.linspace(0, FRAMES - 1, 6).astype(int)
+fig, axes = plt.subplots(2, 6, figsize=(12, 4.4))
+for row, (p, world) in zip(axes, worlds.items()):
+    for ax, f in zip(row, shown):
+        ax.imshow(world[0]["video"][f])
+        ax.set_title(f"{p}, frame {f}", fontsize=8)
+        ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# The difference in numbers, over the four clips of each: the share of valid
+# tracks that start on an object moving by itself (their speed while visible
+# is printed too — about the same in both worlds: what changes is how much of
+# the clip moves, not how fast). And in `movi_a` an object's pixels have one
+# colour, scaled by the shading: the angle between a pixel's RGB and its
+# object's mean RGB is only uint8 rounding, while objects differ by far more.
+
+# %%
+def moving_tracks(preset, i, clip):
+    """Share of valid tracks on moving objects, and their steps (px/frame) while visible."""
+    moving = np.append(False, sample_scene(preset, "train", i, num_frames=FRAMES).moving)
+    q = clip["query_points"].astype(int)
+    on = clip["point_valid"] & moving[clip["segmentations"][0, q[:, 1], q[:, 2], 0]]
+    seen = ~clip["occluded"][:, 1:] & ~clip["occluded"][:, :-1] & on[:, None]
+    steps = np.linalg.norm(np.diff(clip["target_points"], axis=1), axis=-1)[seen]
+    return on.sum() / clip["point_valid"].sum(), steps
+
+
+def colour_angles(clip):
+    """{object id: (unit mean RGB, largest angle in degrees of one of its pixels' RGB from it)}."""
+    seg, rgb = clip["segmentations"][..., 0], clip["video"].astype(float) + 1e-6
+    out = {}
+    for k in np.unique(seg[seg > 0]):
+        unit = rgb[seg == k] / np.linalg.norm(rgb[seg == k], axis=-1, keepdims=True)
+        mean = unit.mean(0) / np.linalg.norm(unit.mean(0))
+        out[k] = mean, np.degrees(np.arccos(np.clip(unit @ mean, -1, 1))).max()
+    return out
+
+
+stats = {}
+for p, world in worlds.items():
+    share, steps = zip(*(moving_tracks(p, i, c) for i, c in enumerate(world)))
+    spread = max(a for c in world for _, a in colour_angles(c).values())
+    stats[p] = np.mean(share), spread
+    print(f"{p}: {np.mean(share):.0%} of valid tracks on moving objects, which move "
+          f"{np.concatenate(steps).mean():.2f} px/frame at {RES}x{RES}; pixels up to {spread:.1f}° from their object's colour")
+means = np.array([m for m, _ in colour_angles(worlds["movi_a"][0]).values()])
+apart = np.degrees(np.arccos(np.clip(means @ means.T, -1, 1)))[np.triu_indices(len(means), 1)]
+print(f"movi_a clip 0: {len(means)} objects, their colours at least {apart.min():.0f}° apart")
+assert stats["movi_a"][0] > 3 * stats["movi_e"][0]  # far more of the clip moves by itself
+assert stats["movi_a"][1] < 1 and stats["movi_e"][1] > 10 and apart.min() > 10  # one plain colour per object
 
 # %% [markdown]
 # ## 8. Many clips on every core

@@ -236,6 +236,11 @@ class SceneConfig:
     room_half_size: float = 16.0
     resting_region: float = 5.0  # objects start in [-r, r]²
     moving_region: float = 5.0
+    # The MOVi-A-like family: plain colours, a speed range, a pen to bounce in.
+    textured: bool = True  # False: every surface is one plain colour
+    speed: tuple[float, float] | None = None  # moving objects: |v| in this range (units/s)
+    pen: float = 0.0  # > 0: moving objects bounce off the walls of [-pen, pen]²
+    kind_weights: tuple[float, float, float] = (0.35, 0.35, 0.30)  # sphere, cube, card
 
 
 SCENE_PRESETS = {
@@ -243,6 +248,10 @@ SCENE_PRESETS = {
     "pan": SceneConfig("pan", "pan"),
     "zoom": SceneConfig("zoom", "zoom"),
     "movi_e": SceneConfig("movi_e", "linear"),
+    "movi_a": SceneConfig("movi_a", "static", num_resting=(0, 1), num_moving=(2, 4),
+                          camera_distance=(8.0, 10.0), camera_elevation_deg=(30.0, 60.0),
+                          object_scale=(0.7, 1.2), moving_region=3.5, textured=False,
+                          speed=(3.0, 6.0), pen=3.5, kind_weights=(0.5, 0.5, 0.0)),
 }
 DATA_SPLITS = ("train", "validation", "test")
 SPHERE, CUBE, CARD = 0, 1, 2  # object kinds
@@ -351,6 +360,16 @@ def _crop_texture(rng, names, size: int) -> np.ndarray:
     return texture[:, ::-1] if rng.random() < 0.5 else texture
 
 
+def _plain_colours(rng, num_objects: int) -> np.ndarray:
+    """[2 + K, 3]: a light grey floor, darker grey walls, then K saturated, evenly spaced hues."""
+    hues = (rng.uniform() + np.arange(num_objects) / num_objects) % 1.0
+    rng.shuffle(hues)
+    objects = np.clip(np.abs((hues[:, None] * 6 + np.array([0.0, 4.0, 2.0])) % 6 - 3) - 1, 0, 1)
+    objects = 0.15 + 0.8 * objects * rng.uniform(0.8, 1.0, (num_objects, 1))
+    floor, walls = rng.uniform(0.55, 0.7), rng.uniform(0.3, 0.4)
+    return np.concatenate([np.full((1, 3), floor), np.full((1, 3), walls), objects])
+
+
 def sample_scene(preset: str, split: str, index: int, seed: int = 0, *, num_frames: int = 24,
                  texture_size: int = 128) -> Scene:
     """Draw the scene (preset, split, index, seed) over `num_frames` frames; deterministic.
@@ -374,7 +393,7 @@ def sample_scene(preset: str, split: str, index: int, seed: int = 0, *, num_fram
     k = min(MAX_BOXES, n_resting + n_moving)
     n_moving = min(n_moving, k)
     moving = np.arange(k) >= k - n_moving
-    kind = rng.choice(3, size=k, p=[0.35, 0.35, 0.30])
+    kind = rng.choice(3, size=k, p=list(cfg.kind_weights))
     scale = rng.uniform(*cfg.object_scale, size=k)
     aspect = rng.uniform(0.7, 1.4, size=k)
     card = kind == CARD
@@ -391,16 +410,26 @@ def sample_scene(preset: str, split: str, index: int, seed: int = 0, *, num_fram
         free = (gap > 0.05).all(axis=1)
         position[i] = candidates[np.argmax(free)]
     velocity = np.zeros((k, 2))
-    velocity[moving] = rng.uniform(-cfg.object_speed, cfg.object_speed, (n_moving, 2)) - 0.5 * position[moving]
-    centre = np.concatenate([position[:, None] + velocity[:, None] * times[None, :, None],
-                             np.broadcast_to(rest_height[:, None, None], (k, num_frames, 1))], axis=-1)
+    if cfg.speed is None:  # MOVi-like: towards the centre, often through the frame's edge
+        velocity[moving] = rng.uniform(-cfg.object_speed, cfg.object_speed, (n_moving, 2)) - 0.5 * position[moving]
+    else:
+        heading = rng.uniform(0, 2 * np.pi, n_moving)
+        velocity[moving] = rng.uniform(*cfg.speed, n_moving)[:, None] * np.stack(
+            [np.cos(heading), np.sin(heading)], axis=1)
+    path = position[:, None] + velocity[:, None] * times[None, :, None]  # [K, T, 2]
+    if cfg.pen > 0:  # elastic bounces off the pen's walls: fold the straight path back
+        wall = np.maximum(cfg.pen - scale, 0.1)[:, None, None]
+        folded = np.mod(path + wall, 4 * wall)
+        path = np.where(moving[:, None, None], np.minimum(folded, 4 * wall - folded) - wall, path)
+    centre = np.concatenate([path, np.broadcast_to(rest_height[:, None, None], (k, num_frames, 1))],
+                            axis=-1)
     up = np.array([0.0, 0.0, 1.0])
     yaw = rng.uniform(0, 2 * np.pi, size=k)
     spin = np.where(moving & (kind != SPHERE), rng.uniform(-np.pi, np.pi, size=k), 0.0)
     rot = _rotation(up, yaw[:, None] + spin[:, None] * times[None])  # [K, T, 3, 3]
     stand_up = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # local y -> world z
     rot[card] = rot[card] @ stand_up
-    rolling = (kind == SPHERE) & moving
+    rolling = (kind == SPHERE) & moving & (cfg.pen == 0)  # in a pen, spheres slide
     if rolling.any():  # rolling without slipping: axis up × velocity, angle = distance / radius
         v = velocity[rolling]
         speed = np.linalg.norm(v, axis=1)
@@ -408,7 +437,10 @@ def sample_scene(preset: str, split: str, index: int, seed: int = 0, *, num_fram
         roll = _rotation(axis[:, None], (speed / scale[rolling])[:, None] * times[None])
         rot[rolling] = roll @ _rotation(up, yaw[rolling])[:, None]
     names = TEST_TEXTURES if split == "test" else TRAIN_TEXTURES
-    textures = np.stack([_crop_texture(rng, names, texture_size) for _ in range(2 + k)])
+    if cfg.textured:
+        textures = np.stack([_crop_texture(rng, names, texture_size) for _ in range(2 + k)])
+    else:
+        textures = np.broadcast_to(_plain_colours(rng, k)[:, None, None], (2 + k, 4, 4, 3))
     shape = rng.integers(len(alpha_masks()), size=k)
     light_azimuth, light_elevation = rng.uniform(0, 2 * np.pi), np.deg2rad(rng.uniform(40, 70))
     light = np.array([np.cos(light_elevation) * np.cos(light_azimuth),
@@ -759,7 +791,7 @@ def render_clip(preset: str, split: str, index: int, seed: int = 0, *, resolutio
     return render_scene(scene, resolution, num_points, _scene_rng(preset, split, int(index), int(seed), 1))
 
 
-# chapters/05_data.py, cell 38
+# chapters/05_data.py, cell 42
 import concurrent.futures
 import multiprocessing
 
@@ -786,7 +818,7 @@ def render_clips(preset: str, split: str, indices, seed: int = 0, *, resolution:
         return list(pool.map(_render_task, tasks, chunksize=max(1, len(tasks) // (4 * workers))))
 
 
-# chapters/05_data.py, cell 41
+# chapters/05_data.py, cell 45
 def mask_tracks(clip: dict) -> dict:
     """Invalidate tracks occluded at their query frame or in every frame (returns a new dict)."""
     occluded = clip["occluded"]
@@ -818,7 +850,7 @@ def random_window(clip: dict, num_frames: int, rng: np.random.Generator) -> dict
     return select_window(clip, int(rng.integers(t - num_frames + 1)), num_frames)
 
 
-# chapters/05_data.py, cell 44
+# chapters/05_data.py, cell 48
 def sample_crop_box(rng: np.random.Generator, area_range=(0.3, 2.0), aspect_range=(0.5, 2.0)) -> np.ndarray:
     """A random crop (ymin, xmin, ymax, xmax) float32 [4] in normalised frame coordinates.
 
@@ -903,7 +935,7 @@ def crop_and_resize_clip(clip: dict, box, resolution: int | tuple[int, int], *,
     }
 
 
-# chapters/05_data.py, cell 48
+# chapters/05_data.py, cell 52
 import jax
 import jax.numpy as jnp
 
@@ -942,7 +974,7 @@ def jitter_clip_video(video: np.ndarray, seed: int) -> np.ndarray:
     return np.clip(np.round(np.asarray(out) * 255.0), 0, 255).astype(np.uint8)
 
 
-# chapters/05_data.py, cell 51
+# chapters/05_data.py, cell 55
 def augment_clip(clip: dict, rng: np.random.Generator, *, num_frames: int = 8,
                  resolution: int | None = None, crop: bool = True, jitter: bool = True,
                  area_range=(0.3, 2.0), aspect_range=(0.5, 2.0)) -> dict:
@@ -1028,7 +1060,7 @@ def _stream_batches(source, transform, batch_size, seed, num_epochs):
         epoch += 1
 
 
-# chapters/05_data.py, cell 54
+# chapters/05_data.py, cell 58
 def data_parallel_mesh(devices=None) -> jax.sharding.Mesh:
     """A 1-D mesh with axis "data" over `devices` (default: all of `jax.devices()`)."""
     devices = jax.devices() if devices is None else list(devices)
@@ -1054,7 +1086,7 @@ def shard_clip_batch(batch: dict, mesh: jax.sharding.Mesh | None = None) -> dict
             for key, value in batch.items()}
 
 
-# chapters/05_data.py, cell 57
+# chapters/05_data.py, cell 61
 import contextlib
 import inspect
 import logging
@@ -1277,7 +1309,7 @@ def load_dataset(preset: str, split: str, num: int, resolution: int, data_dir: s
     return DiskSource(records)
 
 
-# chapters/05_data.py, cell 60
+# chapters/05_data.py, cell 64
 class SyntheticSource(ClipSource):
     """Clips 0 … num_clips-1 of `render_clip(preset, split, i, seed, ...)`, rendered on demand."""
 
@@ -1298,7 +1330,7 @@ class SyntheticSource(ClipSource):
         return render_clip(self.preset, self.split, int(index), self.seed, **self.kwargs)
 
 
-# chapters/05_data.py, cell 62
+# chapters/05_data.py, cell 66
 import itertools
 
 MOVI_E_DATA_DIR = "gs://kubric-public/tfds"
@@ -1523,7 +1555,7 @@ class MoviESource:
             yield movi_e_to_clip(example, num_points=self.num_points, seed=self.seed)
 
 
-# chapters/05_data.py, cell 65
+# chapters/05_data.py, cell 69
 import pickle
 
 
@@ -1571,7 +1603,7 @@ class TapVidDavisSource(ClipSource):
         return clip
 
 
-# chapters/05_data.py, cell 67
+# chapters/05_data.py, cell 71
 BIKES_SHOT_CUTS = (29, 75, 136, 186, 241)  # last frame of each shot but the final one
 
 

@@ -59,11 +59,12 @@ def test_keys_shapes_and_dtypes_are_exactly_the_spec(clips):
     assert small["video"].shape == (5, 32, 32, 3) and small["target_points"].shape == (7, 5, 2)
 
 
-def test_visible_track_points_land_on_their_object(clips, record_property):
-    seen, same = np.sum([own_object_hits(c) for c in clips.values()], axis=0)
+@pytest.mark.parametrize("preset", list(data.SCENE_PRESETS))
+def test_visible_track_points_land_on_their_object(clips, preset, record_property):
+    seen, same = np.sum([own_object_hits(clips[(preset, i)]) for i in range(2)], axis=0)
     rate = same / seen
     record_property("own_object_rate", float(rate))
-    print(f"\nvisible track points on their own object: {100 * rate:.2f}% of {seen}")
+    print(f"\n{preset}: visible track points on their own object: {100 * rate:.2f}% of {seen}")
     assert rate >= 0.97
 
 
@@ -200,6 +201,91 @@ def test_bad_renderer_input_raises_value_error():
                  lambda: data.check_clip({"video": np.zeros((2, 4, 4, 3), np.uint8)})):
         with pytest.raises(ValueError):
             call()
+
+
+# ----------------------------------------------------------------------------- movi_a
+def test_movi_a_is_deterministic_and_depends_on_its_key():
+    a, b = data.sample_scene("movi_a", "train", 3), data.sample_scene("movi_a", "train", 3)
+    assert all(np.array_equal(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(data.Scene))
+    first = data.render_clip("movi_a", "train", 3, resolution=32, num_frames=6)
+    again = data.render_clip("movi_a", "train", 3, resolution=32, num_frames=6)
+    assert all(np.array_equal(first[k], again[k]) for k in data.CLIP_KEYS)
+    for other in (dict(index=4), dict(seed=1), dict(split="test")):
+        args = dict(split="train", index=3, seed=0) | other
+        clip = data.render_clip("movi_a", args["split"], args["index"], args["seed"], resolution=32, num_frames=6)
+        assert not np.array_equal(first["video"], clip["video"]), other
+
+
+def test_movi_a_objects_slide_at_their_speed_and_bounce_inside_the_pen():
+    cfg = data.SCENE_PRESETS["movi_a"]
+    bounced = 0
+    for i in range(20):
+        s = data.sample_scene("movi_a", "validation", i)  # 24 frames: 6-12 units of travel
+        assert 2 <= len(s.kind) <= 5 and 2 <= s.moving.sum() <= 4 and not (s.kind == data.CARD).any()
+        assert np.allclose(s.eye, s.eye[0]) and np.allclose(s.cam_rot, s.cam_rot[0])
+        xy, half = s.centre[s.moving, :, :2], s.size[s.moving, None, :2]
+        assert (np.abs(xy) + half <= cfg.pen + 1e-9).all()  # a centre stays within pen - size
+        speed = np.linalg.norm(np.diff(xy, axis=1), axis=-1) * cfg.fps  # [M, T-1] units/s
+        assert (speed <= cfg.speed[1] + 1e-9).all()  # a step with a bounce is only shorter
+        top = speed.max(axis=1, keepdims=True)  # the drawn speed: steps without a bounce
+        assert (top >= cfg.speed[0] - 1e-9).all() and (np.isclose(speed, top).mean(axis=1) > 0.6).all()
+        bounced += (np.diff(np.sign(np.diff(xy, axis=1)), axis=1) != 0).any(axis=(1, 2)).sum()
+        spheres = s.moving & (s.kind == data.SPHERE)
+        assert np.allclose(s.rot[spheres], s.rot[spheres, :1])  # in the pen, spheres slide
+    assert bounced >= 30  # the pen is not vacuous: most moving objects hit a wall in 2 s
+
+
+def test_movi_a_surfaces_are_plain_distinct_colours(monkeypatch):
+    requested = []
+    original = data.load_texture_image
+    monkeypatch.setattr(data, "load_texture_image", lambda name: requested.append(name) or original(name))
+    for i in range(10):
+        s = data.sample_scene("movi_a", "test", i, num_frames=2)
+        flat = s.textures.reshape(len(s.textures), -1, 3)
+        assert np.ptp(flat, axis=1).max() == 0  # one colour per surface
+        assert np.ptp(flat[:2, 0], axis=-1).max() == 0  # the floor and the walls are grey
+        colours = flat[2:, 0]
+        assert np.ptp(colours, axis=-1).min() > 0.5  # objects are saturated ...
+        gaps = np.linalg.norm(colours[:, None] - colours[None], axis=-1)[np.triu_indices(len(colours), 1)]
+        assert gaps.min() > 0.3  # ... and no two alike
+    assert not requested  # no photograph is read
+    # rendered: an object's pixels are one RGB direction (shading only scales it), up to uint8 rounding
+    clip = data.render_clip("movi_a", "train", 0, resolution=32, num_frames=6, num_points=0)
+    seg, rgb = clip["segmentations"][..., 0], clip["video"].astype(float)
+    for k in np.unique(seg[seg > 0]):
+        unit = rgb[seg == k] / np.linalg.norm(rgb[seg == k], axis=-1, keepdims=True)
+        mean = unit.mean(0) / np.linalg.norm(unit.mean(0))
+        assert np.degrees(np.arccos(np.clip(unit @ mean, -1, 1))).max() < 1.0, k
+
+
+def _moving_object_motion(preset, index, res=32, frames=12):
+    """Share of valid tracks on moving objects; steps (px/frame) of visible valid points; per
+    moving object seen in ≥ 5 steps, the median step of its points."""
+    clip = data.render_clip(preset, "train", index, resolution=res, num_frames=frames)
+    scene = data.sample_scene(preset, "train", index, num_frames=frames)
+    q = clip["query_points"].astype(int)
+    owner = clip["segmentations"][0, q[:, 1], q[:, 2], 0].astype(int)
+    valid = clip["point_valid"]
+    on_moving = valid & np.append(False, scene.moving)[owner]
+    seen = ~clip["occluded"][:, 1:] & ~clip["occluded"][:, :-1] & valid[:, None]
+    step = np.linalg.norm(np.diff(clip["target_points"], axis=1), axis=-1)
+    per_object = [np.median(step[seen & (owner == k + 1)[:, None]]) for k in np.nonzero(scene.moving)[0]
+                  if (seen & (owner == k + 1)[:, None]).sum() >= 5]
+    return on_moving.sum() / valid.sum(), step[seen], per_object
+
+
+def test_more_of_a_movi_a_clip_moves_than_of_a_movi_e_clip():
+    share, steps, slowest = {}, {}, {}
+    for preset in ("movi_e", "movi_a"):
+        runs = [_moving_object_motion(preset, i) for i in range(6)]
+        share[preset] = np.mean([r[0] for r in runs])
+        steps[preset] = np.concatenate([r[1] for r in runs]).mean()
+        slowest[preset] = min(min(r[2], default=np.inf) for r in runs)
+    print(f"\ntracks on moving objects {share}; mean step of visible points {steps}; slowest object {slowest}")
+    assert share["movi_a"] > 3 * share["movi_e"]
+    assert steps["movi_a"] > 1.5 * steps["movi_e"]
+    # >= 3 units/s at 12 fps, <= 15 units away, foreshortened at most by half: >= 0.29 px/frame at 32x32
+    assert slowest["movi_a"] > 0.25
 
 
 # ----------------------------------------------------------------------------- pipeline
