@@ -205,6 +205,11 @@ class ModelConfig:
     # The authors' release offers these; the paper reports neither (off by default).
     loss_gradient_input: bool = False
     state_stop_gradient_prob: float = 0.0
+    # Departures for a small world (chapter 06's study), off by default:
+    # one initial draw shared by every clip (token k keeps its identity across clips),
+    fixed_initial_state: bool = False
+    # and the QK-norm scales start at this value (attention logits start ×s² sharper).
+    qk_norm_scale: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,33 +299,33 @@ def _tiny() -> Config:
 
 
 def _cpu() -> Config:
-    """A laptop: a model that learns next-frame prediction in minutes on a CPU.
+    """A laptop: a small world (`movi_a` at 32²) where MooG's tokens learn to bind in minutes.
 
-    Chosen by timing train steps on 2 CPU cores (see the README): at 64² with
-    the paper's layout a step took 4–5 s, dominated by the full-resolution convs
-    and the decoder's MLP over B·T·(H/S)² queries. So this preset downsamples in
-    the first conv (strides (2, 1, 1, 2, 1, 1), as the authors' Ego4D
-    checkpoints do), narrows the convs, and uses K = 64 tokens of width 128 with
-    quarter-width transformers: 0.83 s per step on a quiet machine
-    (`benchmarks/step.py --preset cpu`); in the full loop (input pipeline,
-    logging, evaluation) `make demo`'s 1,000 steps (64,000 frames) took 16 min 20 s
-    and the whole demo 18.5 minutes.
+    Chosen by chapter 06's small-scale study (`benchmarks/small_scale.py`) on 2
+    CPU cores. Departures from the paper, each a switch of `ModelConfig`:
+    the scene family (plain colours, objects that keep moving), 32² frames
+    with the first conv at stride 2 (16×16 feature tokens), K = 16 tokens of
+    width 64, 2-layer transformers a quarter as wide, 6 Fourier bases (the
+    paper's 16–20 alias at 32²), decoder subsampling S = 2, and two
+    departures that let tokens bind early: one fixed initial draw of unit
+    scale shared by every clip (`fixed_initial_state`, `initial_state_scale=1`)
+    and QK-norm scales that start at 2 (`qk_norm_scale`).
     """
+    small = TransformerConfig(2, 4, 64, 128)
     return Config(
         name="cpu",
         model=ModelConfig(
-            token_dim=128, num_tokens=64, encoder_features=(16, 32, 32, 64, 64, 128),
-            encoder_strides=(2, 1, 1, 2, 1, 1),
-            predictor=TransformerConfig(2, 4, 128, 512),
-            corrector=TransformerConfig(2, 4, 128, 512),
-            decoder=TransformerConfig(2, 2, 64, 256),
+            token_dim=64, num_tokens=16, encoder_features=(32, 32, 64), encoder_strides=(2, 1, 1),
+            encoder_fourier_bases=6, predictor=small, corrector=small,
+            decoder=TransformerConfig(2, 2, 64, 128), decoder_fourier_bases=6,
+            train_subsample=2, eval_subsample=2, initial_state_scale=1.0,
+            fixed_initial_state=True, qk_norm_scale=2.0,
         ),
-        data=DataConfig(scene_preset="movi_e", resolution=64, num_frames=8, batch_size=8,
+        data=DataConfig(scene_preset="movi_a", resolution=32, num_frames=8, batch_size=8,
                         num_clips=1000, eval_clips=32, data_dir="data"),
-        train=TrainConfig(steps=1000, peak_learning_rate=1e-3, warmup_steps=100, log_every=25,
-                          eval_every=250, checkpoint_every=250),
-        readout=ReadoutConfig(grid=TransformerConfig(2, 4, 128, 512),
-                              recurrent=TransformerConfig(2, 4, 128, 512), latent_dim=128,
+        train=TrainConfig(steps=1200, peak_learning_rate=1e-3, warmup_steps=100, log_every=25,
+                          eval_every=300, checkpoint_every=300),
+        readout=ReadoutConfig(grid=small, recurrent=small, latent_dim=64,
                               train=TrainConfig(steps=300, peak_learning_rate=1e-3,
                                                 warmup_steps=30, log_every=25, eval_every=300,
                                                 checkpoint_every=300)),
@@ -427,6 +432,30 @@ display(Markdown(
     "|---|---|---|---|---|---|---|\n" + "\n".join(rows)
 ))
 
+# %% [markdown]
+# The `cpu` preset is a small world, not a small copy of the paper: besides
+# being smaller it changes the scenes (`movi_a`: plain colours, objects that
+# keep moving) and switches on two departures that let its tokens bind within
+# minutes (`fixed_initial_state`, `qk_norm_scale`; chapter 03 and chapter 02).
+# Chapter 06's small-scale study measures what each change buys. Every field
+# where it differs from the paper:
+
+# %%
+def departures(config: Config, reference: Config) -> list[str]:
+    """Markdown rows `| field | config | reference |` for every model/data field that differs."""
+    rows = []
+    for section in ("model", "data"):
+        ours, theirs = getattr(config, section), getattr(reference, section)
+        rows += [f"| `{section}.{f.name}` | {getattr(ours, f.name)} | {getattr(theirs, f.name)} |"
+                 for f in dataclasses.fields(ours) if getattr(ours, f.name) != getattr(theirs, f.name)]
+    return rows
+
+
+cpu_departures = departures(get("cpu"), get("paper"))
+display(Markdown("| field | `cpu` | paper |\n|---|---|---|\n" + "\n".join(cpu_departures)))
+assert any("fixed_initial_state" in row for row in cpu_departures)
+assert not get("paper").model.fixed_initial_state and get("paper").model.qk_norm_scale == 1.0
+
 # %%
 assert get("paper").model == ModelConfig(compute_dtype="bfloat16")
 assert override(get("tiny"), ["model.num_tokens=8"]).model.num_tokens == 8
@@ -473,7 +502,7 @@ print(config.name, config.model.num_tokens, "tokens at", config.data.resolution,
 # ## Exercises
 #
 # 1. ★ How many pixels does each token of the paper's state cover on average at
-#    128×128? And each token of the `cpu` preset at 64×64?
+#    128×128? And each token of the `cpu` preset at 32×32?
 # 2. ★★ Make a preset for a 96×96 experiment from `cpu` with `override`, with
 #    twice the tokens, and check the encoder grid is an integer size.
 # 3. ★★ Which override is rejected, and why: `model.encoder_strides=[1, 2]`,

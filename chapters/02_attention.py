@@ -246,11 +246,13 @@ class MultiHeadAttention(nnx.Module):
     total projection width over `num_heads` heads. Kernels: query/key/value
     `[in, heads, head_dim]` without bias; out `[heads, head_dim, query_size]`
     with bias. `dtype` is the compute dtype, `param_dtype` the storage dtype.
+    `qk_norm_scale` is the initial value of both RMS norms' learned scales (1,
+    as in the paper and the release; chapter 06's small world starts at 2).
     """
 
     def __init__(self, query_size: int, kv_size: int | None = None, *, num_heads: int,
                  qkv_size: int, rngs: nnx.Rngs, norm_eps: float = 1e-6, dtype=None,
-                 param_dtype=jnp.float32):
+                 param_dtype=jnp.float32, qk_norm_scale: float = 1.0):
         if num_heads < 1 or qkv_size % num_heads:
             raise ValueError(f"MultiHeadAttention: qkv_size ({qkv_size}) must be a positive "
                              f"multiple of num_heads ({num_heads})")
@@ -263,7 +265,8 @@ class MultiHeadAttention(nnx.Module):
         self.key = project(kv_size)
         self.value = project(kv_size)
         norm = functools.partial(nnx.RMSNorm, self.head_dim, epsilon=norm_eps, rngs=rngs,
-                                 dtype=dtype, param_dtype=param_dtype)
+                                 dtype=dtype, param_dtype=param_dtype,
+                                 scale_init=nnx.initializers.constant(qk_norm_scale))
         self.query_norm = norm()
         self.key_norm = norm()
         self.out = nnx.LinearGeneral((num_heads, self.head_dim), query_size, axis=(-2, -1),
@@ -303,6 +306,25 @@ assert attention.query_norm.scale[...].shape == (16,)
 self_attention = MultiHeadAttention(32, num_heads=4, qkv_size=64, rngs=nnx.Rngs(0))
 assert self_attention(x).shape == (2, 5, 32)  # self-attention: kv defaults to x
 print(jax.tree.map(jnp.shape, nnx.state(attention, nnx.Param)))
+
+# %% [markdown]
+# **How sharp can attention be at the start?** With QK-norm every query and
+# key head has RMS 1, so a logit `q·k / sqrt(d)` is at most `sqrt(d)` times
+# the product of the two norms' learned scales: 4 for `d = 16` at
+# initialisation, however the kernels are drawn. Attention can only sharpen
+# as fast as those scales grow. `qk_norm_scale` (default 1, the paper's)
+# starts both scales higher; the `cpu` preset starts them at 2, so logits
+# may reach 4× further from the first step (a departure for small worlds,
+# measured in chapter 06's study).
+
+# %%
+sharp = MultiHeadAttention(32, kv_size=24, num_heads=4, qkv_size=64, rngs=nnx.Rngs(0),
+                           qk_norm_scale=2.0)
+_, sharp_weights = sharp(x, kv, return_attention=True)
+entropy = lambda w: float(-(w * jnp.log(w)).sum(-1).mean())
+print(f"mean attention entropy: scale 1 {entropy(weights):.3f}, scale 2 {entropy(sharp_weights):.3f} "
+      f"(uniform over 9 keys: {math.log(9):.3f})")
+assert entropy(sharp_weights) < entropy(weights)
 
 # %% [markdown]
 # ### A toy example you can read
@@ -411,13 +433,14 @@ class TransformerBlock(nnx.Module):
 
     def __init__(self, width: int, *, num_heads: int, qkv_size: int, mlp_size: int,
                  kv_size: int | None = None, self_attention: bool = True, rngs: nnx.Rngs,
-                 norm_eps: float = 1e-6, dtype=None, param_dtype=jnp.float32):
+                 norm_eps: float = 1e-6, dtype=None, param_dtype=jnp.float32,
+                 qk_norm_scale: float = 1.0):
         if not self_attention and kv_size is None:
             raise ValueError("TransformerBlock: a block without self-attention needs kv_size "
                              "(the width of the tokens it cross-attends to)")
         attention = functools.partial(MultiHeadAttention, width, num_heads=num_heads,
                                       qkv_size=qkv_size, rngs=rngs, dtype=dtype,
-                                      param_dtype=param_dtype)
+                                      param_dtype=param_dtype, qk_norm_scale=qk_norm_scale)
         dense = functools.partial(nnx.Linear, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
         self.attention_norm = _layer_norm(width, norm_eps, rngs, dtype, param_dtype)
         self.self_attention = attention() if self_attention else None
@@ -527,7 +550,7 @@ class Transformer(nnx.Module):
                  mlp_size: int, kv_size: int | None = None, hidden_size: int | None = None,
                  output_size: int | None = None, cross_attention_only: bool = False,
                  rngs: nnx.Rngs, norm_eps: float = 1e-6, dtype=None,
-                 param_dtype=jnp.float32):
+                 param_dtype=jnp.float32, qk_norm_scale: float = 1.0):
         if cross_attention_only and kv_size is None:
             raise ValueError("Transformer: cross_attention_only=True needs kv_size")
         if num_layers < 0:
@@ -539,7 +562,8 @@ class Transformer(nnx.Module):
         self.layers = nnx.data([
             TransformerBlock(width, num_heads=num_heads, qkv_size=qkv_size, mlp_size=mlp_size,
                              kv_size=kv_size, self_attention=not cross_attention_only,
-                             rngs=rngs, norm_eps=norm_eps, dtype=dtype, param_dtype=param_dtype)
+                             rngs=rngs, norm_eps=norm_eps, dtype=dtype, param_dtype=param_dtype,
+                             qk_norm_scale=qk_norm_scale)
             for _ in range(num_layers)
         ])
         self.final_norm = _layer_norm(width, norm_eps, rngs, dtype, param_dtype)

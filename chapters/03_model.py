@@ -399,6 +399,14 @@ def initial_noise(key: jax.Array, batch_size: int, num_tokens: int, token_dim: i
     return scale * jax.random.normal(key, (batch_size, num_tokens, token_dim), jnp.float32)
 
 
+def fixed_noise(batch_size: int, num_tokens: int, token_dim: int, scale: float) -> jnp.ndarray:
+    """One draw shared by every example: token k is `scale · N(0, I)` from `fold_in(key(0), k)`,
+    so the first K tokens are the same whatever K is. [B, K, D], float32."""
+    keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.key(0), k))(jnp.arange(num_tokens))
+    tokens = jax.vmap(lambda k: jax.random.normal(k, (token_dim,), jnp.float32))(keys)
+    return jnp.broadcast_to(scale * tokens, (batch_size, num_tokens, token_dim))
+
+
 # %%
 noise = initial_noise(jax.random.key(0), 4, 256, 512)
 layer_norm = nnx.LayerNorm(512, epsilon=1e-4, use_bias=False, rngs=nnx.Rngs(0))
@@ -409,6 +417,30 @@ print(f"noise std {float(noise.std()):.3g} -> after LN {float(state0.std()):.5f}
 assert abs(float(noise.std()) - 1e-4) < 2e-6
 assert abs(float(state0.std()) - predicted_std) < 2e-4
 assert not jnp.allclose(noise[0], noise[1])  # every example draws its own noise
+
+# %% [markdown]
+# **A departure for small worlds (off by default).** Fresh noise means token
+# `k` is a different vector in every clip: nothing tells the corrector which
+# token should take which part of the scene, so every token at first attends
+# to almost the same blend of the frame and the decoder has nothing to route
+# by. At the paper's scale that symmetry breaks over a million steps; on a
+# laptop it does not break in a thousand. Two switches of `ModelConfig`
+# change this, and the `cpu` preset turns both on (chapter 06's study shows
+# what they buy):
+#
+# - `fixed_initial_state=True`: one draw shared by every clip — token `k` is
+#   drawn from `fold_in(key(0), k)`, so it is the same vector in every clip
+#   and for any `K` (the first `K` tokens of a larger state are the same);
+# - `initial_state_scale=1.0`: that draw at unit scale, so the tokens differ
+#   by as much as they would after training, not by 1 %.
+#
+# The tokens still move off the grid: the initial state only gives each token
+# a name it keeps across clips, as learned queries do in DETR-style models.
+
+# %%
+same = fixed_noise(2, 4, 8, 1.0)
+assert jnp.array_equal(same[0], same[1])  # every clip starts from the same tokens
+assert jnp.array_equal(fixed_noise(1, 6, 8, 1.0)[0, :4], same[0])  # and K can grow
 
 # %% [markdown]
 # ## 5. Predict, correct
@@ -461,22 +493,31 @@ class PredictCorrect(nnx.Module):
         self.dtype = _compute_dtype(config, dtype)
         self.token_dim = width
         self.initial_state_scale = config.initial_state_scale
+        self.fixed_initial_state = config.fixed_initial_state
         kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
-        self.predictor = attention.Transformer.from_config(width, config.predictor, **kwargs)
-        self.corrector = attention.Transformer.from_config(width, config.corrector, kv_size=width,
-                                                           **kwargs)
+        self.predictor = attention.Transformer.from_config(
+            width, config.predictor, qk_norm_scale=config.qk_norm_scale, **kwargs)
+        self.corrector = attention.Transformer.from_config(
+            width, config.corrector, kv_size=width, qk_norm_scale=config.qk_norm_scale, **kwargs)
         self.correction_norm = scale_only_norm(width, config.correction_norm_eps, rngs,
                                                 self.dtype, param_dtype)
         self.gradient_projection = (nnx.Linear(2 * width, width, **kwargs)
                                     if config.loss_gradient_input else None)
 
     def initial_state(self, key: jax.Array, batch_size: int, num_tokens: int) -> jnp.ndarray:
-        """The state before the first frame: LN(scale · N(0, I)), [B, K, D]."""
+        """The state before the first frame: LN(scale · N(0, I)), [B, K, D].
+
+        With `fixed_initial_state` (a departure, see §4) `key` is ignored: token k
+        is drawn from `fold_in(key(0), k)`, the same in every clip and for any K.
+        """
         if not isinstance(num_tokens, int | np.integer) or num_tokens < 1:
             raise ValueError(f"initial_state: the number of tokens K must be an int >= 1, "
                              f"got {num_tokens!r}")
-        noise = initial_noise(key, batch_size, num_tokens, self.token_dim,
-                              self.initial_state_scale)
+        if self.fixed_initial_state:
+            noise = fixed_noise(batch_size, num_tokens, self.token_dim, self.initial_state_scale)
+        else:
+            noise = initial_noise(key, batch_size, num_tokens, self.token_dim,
+                                  self.initial_state_scale)
         return self.correction_norm(noise)
 
     def predict(self, state: jnp.ndarray) -> jnp.ndarray:
@@ -485,14 +526,14 @@ class PredictCorrect(nnx.Module):
 
     def correct(self, predicted: jnp.ndarray, features: jnp.ndarray,
                 loss_gradient: jnp.ndarray | None = None) -> jnp.ndarray:
-        """z_c = LN(q + C(q, F_t)) with q = z_p (or the loss-gradient query, if switched on)."""
+        """z_c = LN(z_p + C(q, F_t)), q = z_p (or the loss-gradient query, if switched on)."""
         query = predicted
         if self.gradient_projection is not None:
             if loss_gradient is None:
                 raise ValueError("correct: loss_gradient_input is on; pass loss_gradient [B, K, D]")
             joined = jnp.concatenate([predicted, loss_gradient.astype(predicted.dtype)], -1)
             query = self.gradient_projection(joined)
-        return self.correction_norm(query + self.corrector(query, features))
+        return self.correction_norm(predicted + self.corrector(query, features))
 
     def unroll(self, features: jnp.ndarray, state: jnp.ndarray, *,
                stop_gradient: jnp.ndarray | None = None, loss_gradient_fn=None,
@@ -847,7 +888,10 @@ print("mean cosine between tokens, first and last frame:",
 # optimisers and of the "innovation" term of a Kalman filter. Computing it
 # needs the decoder and frame `t` *inside* the loop, so `unroll` takes a
 # `loss_gradient_fn(z_p, inputs_t)` and the per-frame inputs it needs (chapter 04
-# passes the decoder's loss). The release does not pin down how the outer
+# passes the decoder's loss). Only the query changes: the residual is still
+# `z_p`, so `z_c = LN(z_p + C(q, F_t))` (the release's `Moog` adds the
+# corrector's output to the predicted state, not to `q`). The release does not
+# pin down how the outer
 # gradient treats this input; we treat it as an input — `stop_gradient`, no
 # second derivatives through the decoder — and say so here. The projection adds
 # `2D·D + D` parameters (524,800 in the paper model); chapter 12 maps it to the

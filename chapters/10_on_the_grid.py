@@ -776,7 +776,9 @@ def following_score(sums: dict) -> dict:
 def token_following(net, batches, *, seed: int = 0, first_frame: int = 1) -> dict:
     """Held-out scores of `net` (any of the three models) in one pass over `batches`
     (with "video", "target_points", "occluded", "point_valid"): `following_score`,
-    and chapter 06's loss, PSNR and copy-the-last-frame PSNR (S = 4, frames 1 … T−1)."""
+    and chapter 06's loss, PSNR and copy-the-last-frame PSNR (S = 4, frames 1 … T−1),
+    and the decoder attention's sharpness (chapter 11's `attention_sharpness`, the same
+    frames: 1 − mean entropy / log K)."""
 
     @nnx.jit
     def scores(m, batch, key):
@@ -785,7 +787,11 @@ def token_following(net, batches, *, seed: int = 0, first_frame: int = 1) -> dic
         sums = token_following_sums(out["attention"], batch["target_points"], batch["occluded"],
                                     batch["point_valid"], height=frames.shape[2],
                                     width=frames.shape[3], first_frame=first_frame)
-        return sums, dict(loss=out["loss"], **train.frame_metrics(out, frames))
+        weights = out["attention"][:, first_frame:].astype(jnp.float32)
+        entropy = -jnp.sum(weights * jnp.log(jnp.maximum(weights, 1e-12)), axis=-1).mean()
+        sharpness = 1.0 - entropy / jnp.log(weights.shape[-1])
+        return sums, dict(loss=out["loss"], sharpness=sharpness,
+                          **train.frame_metrics(out, frames))
 
     keys = ("video", "target_points", "occluded", "point_valid")
     totals, frame_scores = None, []
@@ -965,7 +971,8 @@ def compare_one(config: configs.Config, kind: str, run_dir, *, sources, track_ba
             "tokens": num_tokens(kind, config), "parameters": count_parameters(abstract),
             "steps": config.train.steps, "pretrain_minutes": pretraining["minutes"],
             "psnr": pretraining["psnr"], "copy_psnr": pretraining["copy_psnr"],
-            "following": pretraining["following"], "token_speed": pretraining["token_speed"],
+            "following": pretraining["following"], "sharpness": pretraining["sharpness"],
+            "token_speed": pretraining["token_speed"],
             "content_speed": pretraining["content_speed"],
             "readout_steps": config.readout.train.steps,
             "readout_minutes": readout_stage["minutes"],
@@ -1167,7 +1174,7 @@ queries = (cpu.data.resolution // cpu.model.train_subsample) ** 2
 print(f"K = {cpu.model.num_tokens}: {counts[0]:,} parameters; K = {wide.num_tokens}: "
       f"{counts[1]:,}; decoder query–token pairs per frame {queries * cpu.model.num_tokens:,} "
       f"-> {queries * wide.num_tokens:,}")
-assert counts[0] == counts[1] and wide.num_tokens == 4 * cpu.model.num_tokens
+assert counts[0] == counts[1] and wide.num_tokens == grid_side**2 > cpu.model.num_tokens
 
 # %% [markdown]
 # ### Solution 2

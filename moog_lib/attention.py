@@ -49,11 +49,13 @@ class MultiHeadAttention(nnx.Module):
     total projection width over `num_heads` heads. Kernels: query/key/value
     `[in, heads, head_dim]` without bias; out `[heads, head_dim, query_size]`
     with bias. `dtype` is the compute dtype, `param_dtype` the storage dtype.
+    `qk_norm_scale` is the initial value of both RMS norms' learned scales (1,
+    as in the paper and the release; chapter 06's small world starts at 2).
     """
 
     def __init__(self, query_size: int, kv_size: int | None = None, *, num_heads: int,
                  qkv_size: int, rngs: nnx.Rngs, norm_eps: float = 1e-6, dtype=None,
-                 param_dtype=jnp.float32):
+                 param_dtype=jnp.float32, qk_norm_scale: float = 1.0):
         if num_heads < 1 or qkv_size % num_heads:
             raise ValueError(f"MultiHeadAttention: qkv_size ({qkv_size}) must be a positive "
                              f"multiple of num_heads ({num_heads})")
@@ -66,7 +68,8 @@ class MultiHeadAttention(nnx.Module):
         self.key = project(kv_size)
         self.value = project(kv_size)
         norm = functools.partial(nnx.RMSNorm, self.head_dim, epsilon=norm_eps, rngs=rngs,
-                                 dtype=dtype, param_dtype=param_dtype)
+                                 dtype=dtype, param_dtype=param_dtype,
+                                 scale_init=nnx.initializers.constant(qk_norm_scale))
         self.query_norm = norm()
         self.key_norm = norm()
         self.out = nnx.LinearGeneral((num_heads, self.head_dim), query_size, axis=(-2, -1),
@@ -88,7 +91,7 @@ class MultiHeadAttention(nnx.Module):
         return (output, weights) if return_attention else output
 
 
-# chapters/02_attention.py, cell 19
+# chapters/02_attention.py, cell 21
 def _layer_norm(width: int, eps: float, rngs: nnx.Rngs, dtype, param_dtype) -> nnx.LayerNorm:
     """A LayerNorm with a learned scale and no bias."""
     return nnx.LayerNorm(width, epsilon=eps, use_bias=False, use_scale=True, rngs=rngs,
@@ -104,13 +107,14 @@ class TransformerBlock(nnx.Module):
 
     def __init__(self, width: int, *, num_heads: int, qkv_size: int, mlp_size: int,
                  kv_size: int | None = None, self_attention: bool = True, rngs: nnx.Rngs,
-                 norm_eps: float = 1e-6, dtype=None, param_dtype=jnp.float32):
+                 norm_eps: float = 1e-6, dtype=None, param_dtype=jnp.float32,
+                 qk_norm_scale: float = 1.0):
         if not self_attention and kv_size is None:
             raise ValueError("TransformerBlock: a block without self-attention needs kv_size "
                              "(the width of the tokens it cross-attends to)")
         attention = functools.partial(MultiHeadAttention, width, num_heads=num_heads,
                                       qkv_size=qkv_size, rngs=rngs, dtype=dtype,
-                                      param_dtype=param_dtype)
+                                      param_dtype=param_dtype, qk_norm_scale=qk_norm_scale)
         dense = functools.partial(nnx.Linear, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
         self.attention_norm = _layer_norm(width, norm_eps, rngs, dtype, param_dtype)
         self.self_attention = attention() if self_attention else None
@@ -143,7 +147,7 @@ class TransformerBlock(nnx.Module):
         return (x, weights) if return_attention else x
 
 
-# chapters/02_attention.py, cell 25
+# chapters/02_attention.py, cell 27
 class Transformer(nnx.Module):
     """A stack of `TransformerBlock`s: [input Dense] → blocks → final LN → [output Dense].
 
@@ -159,7 +163,7 @@ class Transformer(nnx.Module):
                  mlp_size: int, kv_size: int | None = None, hidden_size: int | None = None,
                  output_size: int | None = None, cross_attention_only: bool = False,
                  rngs: nnx.Rngs, norm_eps: float = 1e-6, dtype=None,
-                 param_dtype=jnp.float32):
+                 param_dtype=jnp.float32, qk_norm_scale: float = 1.0):
         if cross_attention_only and kv_size is None:
             raise ValueError("Transformer: cross_attention_only=True needs kv_size")
         if num_layers < 0:
@@ -171,7 +175,8 @@ class Transformer(nnx.Module):
         self.layers = nnx.data([
             TransformerBlock(width, num_heads=num_heads, qkv_size=qkv_size, mlp_size=mlp_size,
                              kv_size=kv_size, self_attention=not cross_attention_only,
-                             rngs=rngs, norm_eps=norm_eps, dtype=dtype, param_dtype=param_dtype)
+                             rngs=rngs, norm_eps=norm_eps, dtype=dtype, param_dtype=param_dtype,
+                             qk_norm_scale=qk_norm_scale)
             for _ in range(num_layers)
         ])
         self.final_norm = _layer_norm(width, norm_eps, rngs, dtype, param_dtype)

@@ -389,7 +389,9 @@ def following_score(sums: dict) -> dict:
 def token_following(net, batches, *, seed: int = 0, first_frame: int = 1) -> dict:
     """Held-out scores of `net` (any of the three models) in one pass over `batches`
     (with "video", "target_points", "occluded", "point_valid"): `following_score`,
-    and chapter 06's loss, PSNR and copy-the-last-frame PSNR (S = 4, frames 1 … T−1)."""
+    and chapter 06's loss, PSNR and copy-the-last-frame PSNR (S = 4, frames 1 … T−1),
+    and the decoder attention's sharpness (chapter 11's `attention_sharpness`, the same
+    frames: 1 − mean entropy / log K)."""
 
     @nnx.jit
     def scores(m, batch, key):
@@ -398,7 +400,11 @@ def token_following(net, batches, *, seed: int = 0, first_frame: int = 1) -> dic
         sums = token_following_sums(out["attention"], batch["target_points"], batch["occluded"],
                                     batch["point_valid"], height=frames.shape[2],
                                     width=frames.shape[3], first_frame=first_frame)
-        return sums, dict(loss=out["loss"], **train.frame_metrics(out, frames))
+        weights = out["attention"][:, first_frame:].astype(jnp.float32)
+        entropy = -jnp.sum(weights * jnp.log(jnp.maximum(weights, 1e-12)), axis=-1).mean()
+        sharpness = 1.0 - entropy / jnp.log(weights.shape[-1])
+        return sums, dict(loss=out["loss"], sharpness=sharpness,
+                          **train.frame_metrics(out, frames))
 
     keys = ("video", "target_points", "occluded", "point_valid")
     totals, frame_scores = None, []
@@ -479,7 +485,8 @@ def compare_one(config: configs.Config, kind: str, run_dir, *, sources, track_ba
             "tokens": num_tokens(kind, config), "parameters": count_parameters(abstract),
             "steps": config.train.steps, "pretrain_minutes": pretraining["minutes"],
             "psnr": pretraining["psnr"], "copy_psnr": pretraining["copy_psnr"],
-            "following": pretraining["following"], "token_speed": pretraining["token_speed"],
+            "following": pretraining["following"], "sharpness": pretraining["sharpness"],
+            "token_speed": pretraining["token_speed"],
             "content_speed": pretraining["content_speed"],
             "readout_steps": config.readout.train.steps,
             "readout_minutes": readout_stage["minutes"],

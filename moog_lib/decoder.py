@@ -105,7 +105,8 @@ class Decoder(nnx.Module):
         kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
         self.transformer = attention.Transformer.from_config(
             self.query_width, config.decoder if layers is None else layers,
-            kv_size=config.token_dim, cross_attention_only=True, **kwargs)
+            kv_size=config.token_dim, cross_attention_only=True,
+            qk_norm_scale=config.qk_norm_scale, **kwargs)
         self.readout = nnx.Linear(self.query_width, outputs, **kwargs)
 
     def queries(self, coords: jnp.ndarray) -> jnp.ndarray:

@@ -13,6 +13,7 @@ __all__ = [
     "apply_conv_stack",
     "Encoder",
     "initial_noise",
+    "fixed_noise",
     "stop_gradient_mask",
     "PredictCorrect",
     "chunks_of",
@@ -171,7 +172,15 @@ def initial_noise(key: jax.Array, batch_size: int, num_tokens: int, token_dim: i
     return scale * jax.random.normal(key, (batch_size, num_tokens, token_dim), jnp.float32)
 
 
-# chapters/03_model.py, cell 18
+def fixed_noise(batch_size: int, num_tokens: int, token_dim: int, scale: float) -> jnp.ndarray:
+    """One draw shared by every example: token k is `scale · N(0, I)` from `fold_in(key(0), k)`,
+    so the first K tokens are the same whatever K is. [B, K, D], float32."""
+    keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.key(0), k))(jnp.arange(num_tokens))
+    tokens = jax.vmap(lambda k: jax.random.normal(k, (token_dim,), jnp.float32))(keys)
+    return jnp.broadcast_to(scale * tokens, (batch_size, num_tokens, token_dim))
+
+
+# chapters/03_model.py, cell 20
 def stop_gradient_mask(key: jax.Array, batch_size: int, num_frames: int,
                        probability: float) -> jnp.ndarray:
     """bool [B, T]: where True, the state carried into that frame is cut from the gradient."""
@@ -194,22 +203,31 @@ class PredictCorrect(nnx.Module):
         self.dtype = _compute_dtype(config, dtype)
         self.token_dim = width
         self.initial_state_scale = config.initial_state_scale
+        self.fixed_initial_state = config.fixed_initial_state
         kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
-        self.predictor = attention.Transformer.from_config(width, config.predictor, **kwargs)
-        self.corrector = attention.Transformer.from_config(width, config.corrector, kv_size=width,
-                                                           **kwargs)
+        self.predictor = attention.Transformer.from_config(
+            width, config.predictor, qk_norm_scale=config.qk_norm_scale, **kwargs)
+        self.corrector = attention.Transformer.from_config(
+            width, config.corrector, kv_size=width, qk_norm_scale=config.qk_norm_scale, **kwargs)
         self.correction_norm = scale_only_norm(width, config.correction_norm_eps, rngs,
                                                 self.dtype, param_dtype)
         self.gradient_projection = (nnx.Linear(2 * width, width, **kwargs)
                                     if config.loss_gradient_input else None)
 
     def initial_state(self, key: jax.Array, batch_size: int, num_tokens: int) -> jnp.ndarray:
-        """The state before the first frame: LN(scale · N(0, I)), [B, K, D]."""
+        """The state before the first frame: LN(scale · N(0, I)), [B, K, D].
+
+        With `fixed_initial_state` (a departure, see §4) `key` is ignored: token k
+        is drawn from `fold_in(key(0), k)`, the same in every clip and for any K.
+        """
         if not isinstance(num_tokens, int | np.integer) or num_tokens < 1:
             raise ValueError(f"initial_state: the number of tokens K must be an int >= 1, "
                              f"got {num_tokens!r}")
-        noise = initial_noise(key, batch_size, num_tokens, self.token_dim,
-                              self.initial_state_scale)
+        if self.fixed_initial_state:
+            noise = fixed_noise(batch_size, num_tokens, self.token_dim, self.initial_state_scale)
+        else:
+            noise = initial_noise(key, batch_size, num_tokens, self.token_dim,
+                                  self.initial_state_scale)
         return self.correction_norm(noise)
 
     def predict(self, state: jnp.ndarray) -> jnp.ndarray:
@@ -218,14 +236,14 @@ class PredictCorrect(nnx.Module):
 
     def correct(self, predicted: jnp.ndarray, features: jnp.ndarray,
                 loss_gradient: jnp.ndarray | None = None) -> jnp.ndarray:
-        """z_c = LN(q + C(q, F_t)) with q = z_p (or the loss-gradient query, if switched on)."""
+        """z_c = LN(z_p + C(q, F_t)), q = z_p (or the loss-gradient query, if switched on)."""
         query = predicted
         if self.gradient_projection is not None:
             if loss_gradient is None:
                 raise ValueError("correct: loss_gradient_input is on; pass loss_gradient [B, K, D]")
             joined = jnp.concatenate([predicted, loss_gradient.astype(predicted.dtype)], -1)
             query = self.gradient_projection(joined)
-        return self.correction_norm(query + self.corrector(query, features))
+        return self.correction_norm(predicted + self.corrector(query, features))
 
     def unroll(self, features: jnp.ndarray, state: jnp.ndarray, *,
                stop_gradient: jnp.ndarray | None = None, loss_gradient_fn=None,
@@ -277,7 +295,7 @@ class PredictCorrect(nnx.Module):
         return {"z_p": time_major(predicted), "z_c": time_major(corrected), "state": state}
 
 
-# chapters/03_model.py, cell 30
+# chapters/03_model.py, cell 32
 def chunks_of(frames, chunk_size: int):
     """Split a video [B, T, ...] along time into chunks [B, <= chunk_size, ...] (a generator)."""
     if not isinstance(chunk_size, int) or chunk_size < 1:

@@ -102,7 +102,7 @@ def test_capacity_rule_at_every_preset():
         elif r["kind"] == "grid":
             assert 0.6 < ratio < 0.9, r
     tokens = {(r["preset"], r["kind"]): r["tokens"] for r in rows}
-    assert tokens[("cpu", "moog")] == 64 and tokens[("cpu", "grid")] == 256
+    assert tokens[("cpu", "moog")] == 16 and tokens[("cpu", "grid")] == 256
     assert tokens[("paper", "moog")] == tokens[("paper", "grid_rec")] == 1024
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from moog_lib import configs, model
+from moog_lib import configs, decoder, model
 
 
 def _count(module) -> int:
@@ -177,3 +177,45 @@ def test_release_switches_in_the_loop(features):
     _, cut_feature_grads = grads(dynamics, f, state, target, no_cut.at[:, 1].set(True))
     assert np.abs(cut_feature_grads[:, 0]).max() == 0
     assert np.abs(cut_feature_grads[:, 1]).max() > 0
+
+
+def test_loss_gradient_corrector_adds_to_the_predicted_state(features):
+    """With the loss-gradient query q, the residual is z_p: z_c = LN(z_p + C(q, F_t))."""
+    cfg = configs.override(configs.get("tiny"), ["model.loss_gradient_input=True"]).model
+    dynamics = model.PredictCorrect(cfg, rngs=nnx.Rngs(0))
+    z_p = jax.random.normal(jax.random.key(1), (2, 12, cfg.token_dim))
+    gradient = jax.random.normal(jax.random.key(2), z_p.shape)
+    f = features[:, 0]
+    q = dynamics.gradient_projection(jnp.concatenate([z_p, gradient], -1))
+    expected = dynamics.correction_norm(z_p + dynamics.corrector(q, f))
+    wrong = dynamics.correction_norm(q + dynamics.corrector(q, f))
+    got = dynamics.correct(z_p, f, gradient)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert np.abs(got - wrong).max() > 1e-2
+
+
+def test_fixed_initial_state_is_shared_and_stable_in_k():
+    """The small-world switch: every clip starts from the same tokens, token k is the same
+    for any K, the key is ignored; off (the paper's fresh noise) by default."""
+    assert not configs.get("paper").model.fixed_initial_state
+    cfg = configs.override(configs.get("tiny"), ["model.fixed_initial_state=True",
+                                                 "model.initial_state_scale=1.0"]).model
+    dynamics = model.PredictCorrect(cfg, rngs=nnx.Rngs(0))
+    a = dynamics.initial_state(jax.random.key(1), 3, 8)
+    b = dynamics.initial_state(jax.random.key(2), 2, 12)
+    np.testing.assert_array_equal(a[0], a[2])
+    np.testing.assert_array_equal(a[0], b[1, :8])
+    assert 0.5 < float(a.std()) < 1.5  # unit scale survives the LN
+    fresh = model.PredictCorrect(configs.get("tiny").model, rngs=nnx.Rngs(0))
+    c = fresh.initial_state(jax.random.key(1), 2, 8)
+    assert not np.allclose(c[0], c[1]) and float(c.std()) < 0.05
+
+
+def test_qk_norm_scale_sets_every_attention_norm():
+    cfg = configs.override(configs.get("tiny"), ["model.qk_norm_scale=2.0"]).model
+    net = decoder.MooG(cfg, rngs=nnx.Rngs(0))
+    scales = [m.scale[...] for _, m in nnx.iter_graph(net) if isinstance(m, nnx.RMSNorm)]
+    assert len(scales) >= 6 and all(np.all(np.asarray(s) == 2.0) for s in scales)
+    paper_like = decoder.MooG(configs.get("tiny").model, rngs=nnx.Rngs(0))
+    assert all(np.all(np.asarray(m.scale[...]) == 1.0) for _, m in nnx.iter_graph(paper_like)
+               if isinstance(m, nnx.RMSNorm))
