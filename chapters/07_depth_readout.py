@@ -574,6 +574,76 @@ else:
     assert np.isfinite(scores["baseline"]["abs_rel"])
 
 # %% [markdown]
+# ## 8. The shipped readouts
+#
+# Chapter 06 ships a trained `cpu` MooG (`train.load_tutorial_model`); the
+# repository also ships frozen readout heads trained on it, as
+# `moog_lib/trained/cpu_<task name>.npz` (`cpu_depth`, `cpu_points`,
+# `cpu_boxes`). Only the head is stored: a frozen readout leaves MooG
+# bit-identical, so the backbone is the shipped MooG the head's manifest names.
+
+# %%
+#| export
+import json
+
+
+def load_tutorial_readout(task: ReadoutTask, name: str | None = None, *, directory=None):
+    """(readout_model, config, manifest): the shipped frozen readout for `task`.
+
+    Reads `<directory>/<name>.npz/.json` (default name `cpu_<task.name>`, default
+    directory `train.TRAINED_DIR`). The file holds only the **head**'s parameters;
+    the backbone is the shipped MooG named in the manifest's "backbone" (default
+    `cpu_moog`), loaded with `train.load_tutorial_model`, and the readout is
+    frozen, as it was trained. `config` is the readout run's (its `train` section
+    is the readout schedule, see `readout_run_config`).
+    """
+    name = f"cpu_{task.name}" if name is None else name
+    directory = train.TRAINED_DIR if directory is None else Path(directory)
+    meta = directory / f"{name}.json"
+    if not meta.exists():
+        raise FileNotFoundError(
+            f"no shipped readout {meta}. It is made from a finished frozen readout run with "
+            f"`python tools/ship_weights.py readout --task {task.name} --workdir READOUT_RUN "
+            f"--name {name} --command \"the command that trained it\"`")
+    manifest = json.loads(meta.read_text())
+    if manifest.get("task", task.name) != task.name:
+        raise ValueError(f"{meta} holds a {manifest['task']!r} readout, not {task.name!r}")
+    backbone, backbone_config, _ = train.load_tutorial_model(
+        manifest.get("backbone", "cpu_moog"), directory=directory)
+    config = train.config_from_dict(manifest["config"]) if "config" in manifest else backbone_config
+    if config.model != backbone_config.model:
+        raise ValueError(f"{meta}: the readout was trained on another model config than the "
+                         f"shipped backbone {manifest.get('backbone', 'cpu_moog')!r}")
+    readout_model, _ = build_readout(task, config, backbone, frozen=True)
+    train.load_weights(readout_model.head, directory / name)
+    return readout_model, config, manifest
+
+
+# %% [markdown]
+# A round trip with this chapter's small run: ship its MooG and depth head to a
+# scratch folder, load them with one call, and the readout's loss is
+# bit-identical.
+
+# %%
+trained_readout = train.restore_model(*build_readout(DEPTH, config, check_backbone(
+    config, backbone_dir), frozen=True), depth_dir / "checkpoints")
+shipped = scratch / "shipped"
+train.save_weights(trained_readout.backbone, shipped / "small_moog",
+                   manifest={"config": dataclasses.asdict(train.read_config(backbone_dir))})
+train.save_weights(trained_readout.head, shipped / "small_depth",
+                   manifest={"config": dataclasses.asdict(train.read_config(depth_dir)),
+                             "task": "depth", "backbone": "small_moog"})
+loaded_readout, _, _ = load_tutorial_readout(DEPTH, "small_depth", directory=shipped)
+depth_loss_fn = readout_loss(DEPTH, config)
+expected, _ = depth_loss_fn(trained_readout, batch, jax.random.key(5), training=False)
+got, _ = depth_loss_fn(loaded_readout, batch, jax.random.key(5), training=False)
+assert np.array_equal(np.asarray(expected), np.asarray(got))
+print(f"shipped and reloaded: loss {float(got):.4f} both times")
+if (train.TRAINED_DIR / "cpu_depth.json").exists():
+    cpu_depth, _, cpu_depth_manifest = load_tutorial_readout(DEPTH)
+    print("shipped cpu depth readout:", cpu_depth_manifest["held_out"]["metrics"])
+
+# %% [markdown]
 # ## Summary
 #
 # - Readouts read `[z_p, z_c]`, 2K tokens per frame; `token_features` computes
@@ -583,6 +653,8 @@ else:
 #   log(1 + depth) with a masked L2 at S = 8, scored by AbsRel on depth at S = 4.
 # - Every readout is a `ReadoutTask` trained by chapter 06's `fit`, evaluated on
 #   training-length windows and on whole clips, and compared with a baseline.
+# - The shipped frozen heads load with `load_tutorial_readout(task)`: the head
+#   from `cpu_<task name>.npz`, MooG from chapter 06's shipped weights.
 #
 # ## Exercises
 #

@@ -25,6 +25,7 @@ __all__ = [
     "build_readout",
     "train_readout",
     "evaluate_readout",
+    "load_tutorial_readout",
 ]
 
 
@@ -310,3 +311,39 @@ def evaluate_readout(task: ReadoutTask, config: configs.Config, backbone_dir, wo
         results["baseline" + suffix] = {k: float(np.nanmean([b[k] for b in baselines]))
                                         for k in baselines[0]}
     return results
+
+
+# chapters/07_depth_readout.py, cell 29
+import json
+
+
+def load_tutorial_readout(task: ReadoutTask, name: str | None = None, *, directory=None):
+    """(readout_model, config, manifest): the shipped frozen readout for `task`.
+
+    Reads `<directory>/<name>.npz/.json` (default name `cpu_<task.name>`, default
+    directory `train.TRAINED_DIR`). The file holds only the **head**'s parameters;
+    the backbone is the shipped MooG named in the manifest's "backbone" (default
+    `cpu_moog`), loaded with `train.load_tutorial_model`, and the readout is
+    frozen, as it was trained. `config` is the readout run's (its `train` section
+    is the readout schedule, see `readout_run_config`).
+    """
+    name = f"cpu_{task.name}" if name is None else name
+    directory = train.TRAINED_DIR if directory is None else Path(directory)
+    meta = directory / f"{name}.json"
+    if not meta.exists():
+        raise FileNotFoundError(
+            f"no shipped readout {meta}. It is made from a finished frozen readout run with "
+            f"`python tools/ship_weights.py readout --task {task.name} --workdir READOUT_RUN "
+            f"--name {name} --command \"the command that trained it\"`")
+    manifest = json.loads(meta.read_text())
+    if manifest.get("task", task.name) != task.name:
+        raise ValueError(f"{meta} holds a {manifest['task']!r} readout, not {task.name!r}")
+    backbone, backbone_config, _ = train.load_tutorial_model(
+        manifest.get("backbone", "cpu_moog"), directory=directory)
+    config = train.config_from_dict(manifest["config"]) if "config" in manifest else backbone_config
+    if config.model != backbone_config.model:
+        raise ValueError(f"{meta}: the readout was trained on another model config than the "
+                         f"shipped backbone {manifest.get('backbone', 'cpu_moog')!r}")
+    readout_model, _ = build_readout(task, config, backbone, frozen=True)
+    train.load_weights(readout_model.head, directory / name)
+    return readout_model, config, manifest

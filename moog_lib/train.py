@@ -35,6 +35,11 @@ __all__ = [
     "config_from_dict",
     "predict_frames",
     "write_report",
+    "WEIGHTS_FORMAT",
+    "TRAINED_DIR",
+    "save_weights",
+    "load_weights",
+    "load_tutorial_model",
 ]
 
 
@@ -603,3 +608,121 @@ def write_report(workdir, out_dir, *, num_clips: int = 4, fps: int = 4) -> Path:
     ]
     (out_dir / "summary.md").write_text("\n".join(lines))
     return out_dir
+
+
+# chapters/06_pretraining.py, cell 35
+import hashlib
+import io
+import os
+import tempfile
+
+import moog_lib
+
+WEIGHTS_FORMAT = 1
+# The package's own folder (moog_lib/trained), also when this code runs in a notebook.
+TRAINED_DIR = Path(moog_lib.__file__).parent / "trained"
+
+
+def _weights_files(path) -> tuple[Path, Path]:
+    """(`<path>.npz`, `<path>.json`), with or without the .npz suffix on `path`."""
+    path = Path(path)
+    stem = path.name[:-len(".npz")] if path.name.endswith(".npz") else path.name
+    return path.with_name(stem + ".npz"), path.with_name(stem + ".json")
+
+
+def _param_leaves(module: nnx.Module):
+    """(the pure dict of `module`'s nnx.Params, its flat [('a/b/c', array)], its treedef)."""
+    pure = nnx.to_pure_dict(nnx.state(module, nnx.Param))
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(pure)
+    return [("/".join(str(k.key) for k in path), leaf) for path, leaf in leaves], treedef
+
+
+def _write_atomic(path: Path, write) -> None:
+    """`write(file)` into a temporary file beside `path`, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(module: nnx.Module, path, *, manifest: dict) -> Path:
+    """Write every nnx.Param of `module` to `<path>.npz` (float32, keyed by '/'-joined
+    parameter path) and `manifest` plus format, counts and the npz's SHA-256 to
+    `<path>.json`; both atomically. Returns the .npz path."""
+    npz, meta = _weights_files(path)
+    leaves, _ = _param_leaves(module)
+    arrays = {name: np.asarray(jax.device_get(leaf), np.float32) for name, leaf in leaves}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    payload = buffer.getvalue()
+    _write_atomic(npz, lambda f: f.write(payload))
+    record = {**manifest, "format": WEIGHTS_FORMAT, "arrays": len(arrays),
+              "parameters": int(sum(a.size for a in arrays.values())),
+              "sha256": hashlib.sha256(payload).hexdigest()}
+    _write_atomic(meta, lambda f: f.write((json.dumps(record, indent=1) + "\n").encode()))
+    return npz
+
+
+def load_weights(module: nnx.Module, path) -> dict:
+    """Fill `module`'s nnx.Params, in place, from `<path>.npz`; returns the manifest.
+
+    Refuses (ValueError) a file whose SHA-256 differs from its manifest's, and
+    arrays whose names or shapes differ from the module's parameters.
+    """
+    npz, meta = _weights_files(path)
+    for file in (meta, npz):
+        if not file.exists():
+            raise FileNotFoundError(f"load_weights: {file} does not exist")
+    manifest = json.loads(meta.read_text())
+    if manifest.get("format") != WEIGHTS_FORMAT:
+        raise ValueError(f"{meta}: weights format {manifest.get('format')!r}, expected "
+                         f"{WEIGHTS_FORMAT}")
+    payload = npz.read_bytes()
+    digest = hashlib.sha256(payload).hexdigest()
+    if digest != manifest.get("sha256"):
+        raise ValueError(f"{npz}: SHA-256 {digest} differs from the {manifest.get('sha256')} "
+                         f"recorded in {meta.name}: the file is damaged or belongs to other "
+                         "weights (re-download it or ship both files again)")
+    with np.load(io.BytesIO(payload), allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    leaves, treedef = _param_leaves(module)
+    expected = dict(leaves)
+    missing = [n for n in expected if n not in arrays]
+    unexpected = [f"{n} {list(arrays[n].shape)}" for n in arrays if n not in expected]
+    mismatched = [f"{n}: file {list(arrays[n].shape)}, module {list(expected[n].shape)}"
+                  for n in expected if n in arrays and arrays[n].shape != expected[n].shape]
+    if missing or unexpected or mismatched:
+        problems = [f"{len(found)} {kind}: " + ", ".join(found) for kind, found in
+                    (("missing", [f"{n} {list(expected[n].shape)}" for n in missing]),
+                     ("unexpected", unexpected), ("with another shape", mismatched)) if found]
+        raise ValueError(f"{npz} does not fit {type(module).__name__} "
+                         f"({len(expected)} parameters): " + "; ".join(problems))
+    values = [jnp.asarray(arrays[name], dtype=leaf.dtype) for name, leaf in leaves]
+    state = nnx.state(module, nnx.Param)
+    nnx.replace_by_pure_dict(state, jax.tree_util.tree_unflatten(treedef, values))
+    nnx.update(module, state)
+    return manifest
+
+
+def load_tutorial_model(name: str = "cpu_moog", *, directory=None):
+    """(model, config, manifest): the MooG shipped as `<directory>/<name>.npz/.json`
+    (default directory: `TRAINED_DIR`, inside the installed package)."""
+    directory = TRAINED_DIR if directory is None else Path(directory)
+    meta = directory / f"{name}.json"
+    if not meta.exists():
+        shipped = sorted(p.stem for p in directory.glob("*.json")) if directory.exists() else []
+        raise FileNotFoundError(
+            f"no shipped weights {meta} (shipped here: {', '.join(shipped) or 'none'}). They are "
+            f"made from a finished training run with `python tools/ship_weights.py backbone "
+            f"--workdir RUN --name {name} --command \"the command that trained RUN\"`")
+    config = config_from_dict(json.loads(meta.read_text())["config"])
+    model = decoder.MooG(config.model, rngs=nnx.Rngs(0))
+    manifest = load_weights(model, directory / name)
+    return model, config, manifest

@@ -1,0 +1,115 @@
+"""Chapter 06's small-scale study: which knobs let MooG's tokens bind on a laptop.
+
+From one base recipe (the `cpu` preset) each row changes one knob. For every row
+MooG is pretrained, then measured on the held-out clips (test split): next-frame
+PSNR and copy-the-previous-frame PSNR on the same pixels, token-following F
+(chapter 10) and decoder-attention sharpness (chapter 11), the points AJ of a
+short frozen readout (chapter 08) next to the zero-motion baseline, and wall
+minutes. Resumable: finished stages are read back from `<out>/<row>/`, an
+interrupted pretraining resumes from its last checkpoint; rerun the same command.
+
+    python benchmarks/small_scale.py --list
+    python benchmarks/small_scale.py --out runs/small_scale --rows base paper_init
+    python benchmarks/small_scale.py --out runs/small_scale            # every row, hours
+
+The table is written to `<out>/results.md` after every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from moog_lib import baselines, configs, train
+
+# One knob at a time, relative to the `cpu` preset (chapter 00).
+ROWS = {
+    "base": [],
+    "paper_init": ["model.fixed_initial_state=False", "model.initial_state_scale=0.0001",
+                   "model.qk_norm_scale=1.0"],
+    "fresh_noise": ["model.fixed_initial_state=False"],
+    "qk_norm_1": ["model.qk_norm_scale=1.0"],
+    "textured": ["data.scene_preset='movi_e'"],
+    "res_48": ["data.resolution=48"],
+    "res_64": ["data.resolution=64"],
+    "S_1": ["model.train_subsample=1"],
+    "S_4": ["model.train_subsample=4"],
+    "K_8": ["model.num_tokens=8"],
+    "K_32": ["model.num_tokens=32"],
+    "K_64": ["model.num_tokens=64"],
+    "D_128": ["model.token_dim=128"],
+    "depth_1": [f"model.{m}.num_layers=1" for m in ("predictor", "corrector", "decoder")],
+    "depth_3": [f"model.{m}.num_layers=3" for m in ("predictor", "corrector", "decoder")],
+    "lr_3e-4": ["train.peak_learning_rate=3e-4"],
+    "lr_3e-3": ["train.peak_learning_rate=3e-3"],
+    "warmup_500": ["train.warmup_steps=500"],
+    "batch_4": ["data.batch_size=4"],
+    "batch_16": ["data.batch_size=16"],
+    "steps_x2": ["train.steps=2400"],
+}
+
+
+def row_config(name: str, data_dir: str, readout_steps: int) -> configs.Config:
+    config = configs.override(configs.get("cpu"), ROWS[name] + [f"data.data_dir={data_dir!r}"])
+    return baselines.with_steps(config, None, readout_steps)
+
+
+def run_row(name: str, out: Path, data_dir: str, readout_steps: int) -> dict:
+    config = row_config(name, data_dir, readout_steps)
+    sources = train.make_sources(config)
+    track_batches = train.held_out_batches(
+        sources[1], config, keys=("video", "target_points", "occluded", "point_valid"))
+    row = baselines.compare_one(config, "moog", out / name, sources=sources,
+                                track_batches=track_batches, tasks=("points",))
+    points = row["readouts"]["points"]
+    return {"row": name, "change": ", ".join(ROWS[name]) or "—", "steps": row["steps"],
+            "psnr": row["psnr"], "copy_psnr": row["copy_psnr"], "following": row["following"],
+            "sharpness": row["sharpness"], "points_aj": points["readout"]["average_jaccard"],
+            "zero_motion_aj": points["baseline"]["average_jaccard"],
+            "minutes": row["pretrain_minutes"] + row["readout_minutes"],
+            "content_speed": row["content_speed"], "token_speed": row["token_speed"]}
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = ["| row | change from `cpu` | steps | PSNR (dB) | copy last (dB) | F ↑ | sharpness ↑ "
+             "| points AJ (zero motion) | minutes |", "|---" * 9 + "|"]
+    for r in rows:
+        lines.append(f"| `{r['row']}` | {r['change']} | {r['steps']} | {r['psnr']:.2f} | "
+                     f"{r['copy_psnr']:.2f} | {r['following']:+.2f} | {r['sharpness']:.3f} | "
+                     f"{r['points_aj']:.3f} ({r['zero_motion_aj']:.3f}) | {r['minutes']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/small_scale")
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--data-dir", default="data", help="rendered datasets (built if missing)")
+    parser.add_argument("--readout-steps", type=int, default=300)
+    parser.add_argument("--list", action="store_true", help="print the rows and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        for name, change in ROWS.items():
+            print(f"{name:12s} {', '.join(change) or '(the cpu preset)'}")
+        return 0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.json"
+    done = {r["row"]: r for r in json.loads(results_path.read_text())} if results_path.exists() else {}
+    for name in args.rows:
+        tic = time.perf_counter()
+        done[name] = run_row(name, out, args.data_dir, args.readout_steps)
+        print(f"{name}: {json.dumps(done[name])} ({(time.perf_counter() - tic) / 60:.1f} min)",
+              file=sys.stderr)
+        ordered = [done[n] for n in ROWS if n in done]
+        results_path.write_text(json.dumps(ordered, indent=1))
+        (out / "results.md").write_text(format_table(ordered))
+    print(format_table([done[n] for n in ROWS if n in done]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
