@@ -97,7 +97,7 @@ print("devices:", jax.devices())
 # | `moog train --preset cpu --workdir runs/cpu [--steps N] [--resume] [--set field=value …]` | pretrain; `--resume` continues a run |
 # | `moog eval --workdir runs/cpu` | held-out next-frame PSNR and the copy-the-previous-frame PSNR, as JSON |
 # | `moog report --workdir runs/cpu --out runs/demo` | curves, a prediction video and `summary.md`, and chapter 11's figures with `report.html` |
-# | `moog demo --preset cpu` | train (resuming if the run exists), then the report |
+# | `moog demo --preset cpu` | train (resuming if the run exists), then the report, then three checks on held-out clips appended to `summary.md`: PSNR above copying the previous frame, token following F ≥ 0.5, attention sharpness ≥ 0.3 (`demo_checks`) |
 # | `moog eval-readouts --preset cpu --workdir runs/cpu [--tasks depth points boxes] [--modes frozen e2e]` | train every readout on a run, frozen and end to end, and write `readouts/results.md` (chapters 07–09) |
 # | `moog compare --preset cpu [--steps N] [--readout-steps N] [--scenes static movi_e]` | pretrain MooG, Grid and Grid Rec. alike, train frozen readouts on each and write `runs/<preset>/compare/results.md` (chapter 10) |
 # | `moog track video.mp4 --ego4d-dir DIR [--points 'x,y;x,y' \| --grid N] [--out tracks.mp4]` | track points with the authors' Ego4D weights (chapter 12) and draw them into a video |
@@ -160,13 +160,44 @@ def cmd_report(args) -> dict:
     return {"report": str(out / "summary.md"), "page": str(page)}
 
 
+def demo_checks(workdir, out_dir) -> dict:
+    """Does the trained model work? Held-out next-frame PSNR against copying the previous
+    frame (same pixels), token-following F and attention sharpness (chapters 10–11);
+    appended to `<out_dir>/summary.md` and returned."""
+    loaded = train.load_trained(workdir)
+    if loaded is None:
+        raise SystemExit(f"{workdir} has no readable checkpoint; train first")
+    model, config = loaded
+    _, eval_source = train.make_sources(config, progress=False)
+    batches = train.held_out_batches(
+        eval_source, config, keys=("video", "target_points", "occluded", "point_valid"))
+    scores = baselines.token_following(model, batches)
+    checks = {"PSNR above copying the previous frame": scores["psnr"] > scores["copy_psnr"],
+              "token following F >= 0.5": scores["following"] >= 0.5,
+              "attention sharpness >= 0.3": scores["sharpness"] >= 0.3}
+    lines = ["", "## Does it work? (held-out clips)", "",
+             f"- next-frame PSNR {scores['psnr']:.2f} dB vs copying the previous frame "
+             f"{scores['copy_psnr']:.2f} dB",
+             f"- token following F = {scores['following']:+.2f} (1: tokens move with the content "
+             f"under them; 0: they stand still), token / content speed "
+             f"{scores['token_speed']:.2f} / {scores['content_speed']:.2f} px/frame",
+             f"- decoder attention sharpness {scores['sharpness']:.3f} (0: uniform, 1: one token "
+             "per pixel)", ""]
+    lines += [f"- [{'x' if ok else ' '}] {name}" for name, ok in checks.items()]
+    with open(Path(out_dir) / "summary.md", "a") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines), file=sys.stderr)
+    return {**scores, "checks": checks}
+
+
 def cmd_demo(args) -> dict:
     config = _config(args)
     result = train.train(config, args.workdir, steps=args.steps, resume=True)
     train.write_report(args.workdir, args.out)
     page = viz.write_figures(args.workdir, args.out)
-    return {"step": result["step"], "eval": result["eval"], "report": str(Path(args.out) / "summary.md"),
-            "page": str(page)}
+    checks = demo_checks(args.workdir, args.out)
+    return {"step": result["step"], "eval": result["eval"], "checks": checks,
+            "report": str(Path(args.out) / "summary.md"), "page": str(page)}
 
 
 def cmd_eval_readouts(args) -> dict:
@@ -305,6 +336,15 @@ assert main(["train", "--preset", PRESET, "--workdir", str(scratch / "run"), "--
 assert main(["eval", "--workdir", str(scratch / "run")]) == 0
 assert main(["report", "--workdir", str(scratch / "run"), "--out", str(scratch / "report")]) == 0
 assert (scratch / "report" / "predictions.gif").stat().st_size > 0
+
+# %% [markdown]
+# `moog demo` ends with `demo_checks`: the three numbers that say whether the
+# model works, appended to `summary.md` (a 4-step run passes none of them):
+
+# %%
+checks = demo_checks(scratch / "run", scratch / "report")
+assert len(checks["checks"]) == 3 and 0.0 <= checks["sharpness"] <= 1.0
+assert "Does it work?" in (scratch / "report" / "summary.md").read_text()
 
 # %% [markdown]
 # Bad input gets a clear message and exit code 2, not a traceback:

@@ -11,6 +11,7 @@ __all__ = [
     "evaluate_run",
     "cmd_eval",
     "cmd_report",
+    "demo_checks",
     "cmd_demo",
     "cmd_eval_readouts",
     "cmd_compare",
@@ -74,13 +75,44 @@ def cmd_report(args) -> dict:
     return {"report": str(out / "summary.md"), "page": str(page)}
 
 
+def demo_checks(workdir, out_dir) -> dict:
+    """Does the trained model work? Held-out next-frame PSNR against copying the previous
+    frame (same pixels), token-following F and attention sharpness (chapters 10–11);
+    appended to `<out_dir>/summary.md` and returned."""
+    loaded = train.load_trained(workdir)
+    if loaded is None:
+        raise SystemExit(f"{workdir} has no readable checkpoint; train first")
+    model, config = loaded
+    _, eval_source = train.make_sources(config, progress=False)
+    batches = train.held_out_batches(
+        eval_source, config, keys=("video", "target_points", "occluded", "point_valid"))
+    scores = baselines.token_following(model, batches)
+    checks = {"PSNR above copying the previous frame": scores["psnr"] > scores["copy_psnr"],
+              "token following F >= 0.5": scores["following"] >= 0.5,
+              "attention sharpness >= 0.3": scores["sharpness"] >= 0.3}
+    lines = ["", "## Does it work? (held-out clips)", "",
+             f"- next-frame PSNR {scores['psnr']:.2f} dB vs copying the previous frame "
+             f"{scores['copy_psnr']:.2f} dB",
+             f"- token following F = {scores['following']:+.2f} (1: tokens move with the content "
+             f"under them; 0: they stand still), token / content speed "
+             f"{scores['token_speed']:.2f} / {scores['content_speed']:.2f} px/frame",
+             f"- decoder attention sharpness {scores['sharpness']:.3f} (0: uniform, 1: one token "
+             "per pixel)", ""]
+    lines += [f"- [{'x' if ok else ' '}] {name}" for name, ok in checks.items()]
+    with open(Path(out_dir) / "summary.md", "a") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines), file=sys.stderr)
+    return {**scores, "checks": checks}
+
+
 def cmd_demo(args) -> dict:
     config = _config(args)
     result = train.train(config, args.workdir, steps=args.steps, resume=True)
     train.write_report(args.workdir, args.out)
     page = viz.write_figures(args.workdir, args.out)
-    return {"step": result["step"], "eval": result["eval"], "report": str(Path(args.out) / "summary.md"),
-            "page": str(page)}
+    checks = demo_checks(args.workdir, args.out)
+    return {"step": result["step"], "eval": result["eval"], "checks": checks,
+            "report": str(Path(args.out) / "summary.md"), "page": str(page)}
 
 
 def cmd_eval_readouts(args) -> dict:
