@@ -1121,6 +1121,7 @@ else:
 # | 16 tokens, QK-norm scales at 2 | 16.05 dB | 0.013 |
 # | 16 tokens, one fixed draw at scale 1 | 16.13 dB | 0.087 |
 # | 16 tokens, one fixed draw at scale 1 and QK-norm scales at 2 | **17.10 dB** | **0.394** |
+# | the same with the library's per-token draw (`binding_probe.py --mode perceiver`, committed) | 16.90 dB | 0.356 |
 #
 # The grid decoder leaves the mean image (≈ 16 dB) within 200 steps. With
 # tokens that start as noise it does not: each clip's tokens are a new random
@@ -1155,7 +1156,8 @@ else:
 # `--mode perceiver --initial-state-scale 1 --fixed-initial-state 0
 # --qk-norm-scale 1`, …), except that its fixed draw was one `N(0, I)` of
 # shape [K, D] where the library draws per token (`fixed_noise`); the
-# committed script has not been re-run for this table yet. The second used
+# committed script was re-run for the `cpu` preset's row only (the last
+# row, 14 min on one busy core). The second used
 # chapter 06's `make_train_step` on 512 clips rendered in memory, random
 # 8-frame windows without augmentation, a cosine schedule over the run.
 #
