@@ -1157,7 +1157,7 @@ else:
 # --qk-norm-scale 1`, …), except that its fixed draw was one `N(0, I)` of
 # shape [K, D] where the library draws per token (`fixed_noise`); the
 # committed script was re-run for the `cpu` preset's row only (the last
-# row, 14 min on one busy core). The second used
+# row, 6 min on one busy core). The second used
 # chapter 06's `make_train_step` on 512 clips rendered in memory, random
 # 8-frame windows without augmentation, a cosine schedule over the run.
 #
