@@ -204,8 +204,8 @@ class _OnTheGrid(nnx.Module):
         self.dtype = jnp.dtype(config.compute_dtype if dtype is None else dtype)
         kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
         self.encoder = model.Encoder(config, **kwargs)
-        self.grid_transformer = attention.Transformer.from_config(config.token_dim,
-                                                                  self.grid_layers, **kwargs)
+        self.grid_transformer = attention.Transformer.from_config(
+            config.token_dim, self.grid_layers, qk_norm_scale=config.qk_norm_scale, **kwargs)
         self.decoder = decoder.Decoder(config, **kwargs)
 
     def grid_tokens(self, frames) -> jnp.ndarray:
@@ -338,16 +338,23 @@ class GridRecurrence(nnx.Module):
         width = config.token_dim
         self.token_dim = width
         self.initial_state_scale = config.initial_state_scale
+        self.fixed_initial_state = config.fixed_initial_state
         kwargs = dict(rngs=rngs, dtype=dtype, param_dtype=param_dtype)
-        self.corrector = attention.Transformer.from_config(width, config.corrector,
-                                                           kv_size=width, **kwargs)
+        self.corrector = attention.Transformer.from_config(
+            width, config.corrector, kv_size=width, qk_norm_scale=config.qk_norm_scale, **kwargs)
         self.correction_norm = nnx.LayerNorm(width, epsilon=config.correction_norm_eps,
                                              use_bias=False, use_scale=True, **kwargs)
 
     def initial_state(self, key: jax.Array, batch_size: int, num_tokens: int) -> jnp.ndarray:
-        """The past before frame 0: LN(1e-4 · N(0, I)), [B, N, D] (as MooG's initial state)."""
-        return self.correction_norm(model.initial_noise(key, batch_size, num_tokens,
-                                                        self.token_dim, self.initial_state_scale))
+        """The past before frame 0: LN(1e-4 · N(0, I)), [B, N, D], drawn as MooG's initial
+        state is (the small-world switches of chapter 03 included)."""
+        if self.fixed_initial_state:
+            noise = model.fixed_noise(batch_size, num_tokens, self.token_dim,
+                                      self.initial_state_scale)
+        else:
+            noise = model.initial_noise(key, batch_size, num_tokens, self.token_dim,
+                                        self.initial_state_scale)
+        return self.correction_norm(noise)
 
     def correct(self, grid_tokens: jnp.ndarray, previous: jnp.ndarray) -> jnp.ndarray:
         """c_t from g_t [B, N, D] and c_{t−1} [B, N', D]."""
