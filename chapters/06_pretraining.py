@@ -1122,6 +1122,8 @@ else:
 # | 16 tokens, one fixed draw at scale 1 | 16.13 dB | 0.087 |
 # | 16 tokens, one fixed draw at scale 1 and QK-norm scales at 2 | **17.10 dB** | **0.394** |
 # | the same with the library's per-token draw (`binding_probe.py --mode perceiver`, committed) | 16.90 dB | 0.356 |
+# | … and QK-norm scales at 4 (`--qk-norm-scale 4`, committed) | 16.50 dB | 0.512 |
+# | … and peak learning rate 3e-3 (`--learning-rate 3e-3`, committed) | **18.56 dB** | 0.423 |
 #
 # The grid decoder leaves the mean image (≈ 16 dB) within 200 steps. With
 # tokens that start as noise it does not: each clip's tokens are a new random
@@ -1156,8 +1158,10 @@ else:
 # `--mode perceiver --initial-state-scale 1 --fixed-initial-state 0
 # --qk-norm-scale 1`, …), except that its fixed draw was one `N(0, I)` of
 # shape [K, D] where the library draws per token (`fixed_noise`); the
-# committed script was re-run for the `cpu` preset's row only (the last
-# row, 6 min on one busy core). The second used
+# committed script was re-run for the last three rows (6–7 min each on one
+# busy core). A three times larger learning rate is the strongest knob found
+# so far; the `cpu` preset does not use it yet (it was found after `make
+# demo`'s run; the full model has not been tried with it). The second used
 # chapter 06's `make_train_step` on 512 clips rendered in memory, random
 # 8-frame windows without augmentation, a cosine schedule over the run.
 #
