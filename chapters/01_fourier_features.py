@@ -109,6 +109,7 @@ print("devices:", jax.devices())
 
 # %%
 #| export
+import jax
 import jax.numpy as jnp
 from flax import nnx
 
@@ -154,18 +155,20 @@ print(grid[..., 0], "\n", grid[..., 1])
 def fourier_features(coords: jnp.ndarray, num_bases: int) -> jnp.ndarray:
     """Sinusoidal features of coordinates: [..., D_c] -> [..., 2 * D_c * num_bases].
 
-    `x_k = pi * 2**k * coords` for k = 0 .. num_bases-1, concatenated
+    `x_k = (pi * coords) * 2**k` for k = 0 .. num_bases-1, concatenated
     frequency-major and dimension-minor; the result is `sin([x, x + pi/2])`
-    (all sines, then all cosines). Computed in float32.
+    (all sines, then all cosines). Computed in float32, with the argument formed
+    as the release forms it (`(pi * coords) @ freq_basis`, section 3 below), so
+    jitted and eager results agree bit for bit.
     """
     if not isinstance(num_bases, int) or num_bases < 1:
         raise ValueError(f"fourier_features: num_bases must be a positive int, got {num_bases!r}")
     coords = jnp.asarray(coords, jnp.float32)
     if coords.ndim < 1:
         raise ValueError("fourier_features: coords must have a trailing coordinate axis [..., D_c]")
-    scales = jnp.pi * 2.0 ** jnp.arange(num_bases, dtype=jnp.float32)  # [B_f]
-    scaled = coords[..., None, :] * scales[:, None]  # [..., B_f, D_c]
-    scaled = scaled.reshape(*coords.shape[:-1], num_bases * coords.shape[-1])
+    eye = jnp.eye(coords.shape[-1], dtype=jnp.float32)
+    freq_basis = jnp.concatenate([2.0**k * eye for k in range(num_bases)], axis=1)  # [D_c, D_c·B_f]
+    scaled = jnp.matmul(coords * jnp.pi, freq_basis, precision=jax.lax.Precision.HIGHEST)
     return jnp.sin(jnp.concatenate([scaled, scaled + jnp.pi / 2], axis=-1))
 
 
@@ -229,6 +232,44 @@ grid_features = fourier_features(coordinate_grid(16, 16), 8)
 assert jnp.allclose(grid_features[0], grid_features[-1], atol=1e-4)  # top row == bottom row
 print("max |f(-1) - f(+1)|, 8 bases:", float(jnp.abs(tight[0] - tight[1]).max()),
       "| 16 bases:", float(jnp.abs(loose[0] - loose[1]).max()))
+
+# %% [markdown]
+# ### Why the floating-point form of the formula matters
+#
+# The same rounding has a second consequence. The 20th basis of the encoder
+# multiplies by `π·2^19 ≈ 1.6·10^6`, where one float32 step is `0.125` rad: the
+# top bands are not smooth functions of position any more but a deterministic
+# hash of the coordinate's last bits. A model trained on them (the authors' was)
+# has learned *that* hash, so the exact order of roundings becomes part of the
+# model. The release forms the argument as `(π·c) @ freq_basis`, a matrix
+# product with a one-hot matrix of powers of two (`moog/pos_embeddings.py`,
+# `_convert_to_fourier_features`): `π·c` is rounded once, the power of two is
+# exact, and adding `π/2` rounds a second time. Written as the product
+# `c · (π·2^k) + π/2`, XLA fuses multiply and add into one fused multiply-add
+# under `jit` — a single rounding — and the cosines differ in the top bands by
+# whole units. We form the argument as the release does (with `HIGHEST`
+# matmul precision, so a TPU does not round `π·c` to bfloat16 first); then
+# jitted and eager features agree bit for bit, and both agree with the
+# release's arithmetic written out in NumPy:
+
+# %%
+import numpy as np
+
+check_coords = jax.random.uniform(jax.random.key(1), (4096, 2), minval=-1, maxval=1)
+for bases in (16, 20):
+    eager = np.asarray(fourier_features(check_coords, bases))
+    jitted = np.asarray(jax.jit(fourier_features, static_argnums=1)(check_coords, bases))
+    c = np.asarray(check_coords, np.float32) * np.float32(np.pi)  # rounded once
+    x = np.concatenate([c * np.float32(2.0**k) for k in range(bases)], axis=-1)  # exact
+    release = np.sin(np.concatenate([x, x + np.float32(np.pi / 2)], -1), dtype=np.float32)
+    scales = jnp.pi * 2.0 ** jnp.arange(bases)  # the one-product form, for contrast:
+    fused = np.asarray(jax.jit(lambda c, s: jnp.sin(
+        (c[..., None, :] * s[:, None]).reshape(len(c), -1) + jnp.pi / 2))(check_coords, scales))
+    assert np.array_equal(eager, jitted), bases
+    assert np.abs(eager - release).max() < 1e-6  # sin itself may differ by an ulp
+    print(f"{bases} bases: jit == eager bit for bit; max |ours − release (NumPy)| "
+          f"{np.abs(eager - release).max():.1e}; one-product cosines vs ours "
+          f"{np.abs(fused - eager[:, x.shape[-1]:]).max():.1e}")
 
 # %% [markdown]
 # ## 4. Three ways to apply them

@@ -15,6 +15,7 @@ __all__ = [
 
 
 # chapters/01_fourier_features.py, cell 5
+import jax
 import jax.numpy as jnp
 from flax import nnx
 
@@ -37,22 +38,24 @@ def coordinate_grid(height: int, width: int) -> jnp.ndarray:
 def fourier_features(coords: jnp.ndarray, num_bases: int) -> jnp.ndarray:
     """Sinusoidal features of coordinates: [..., D_c] -> [..., 2 * D_c * num_bases].
 
-    `x_k = pi * 2**k * coords` for k = 0 .. num_bases-1, concatenated
+    `x_k = (pi * coords) * 2**k` for k = 0 .. num_bases-1, concatenated
     frequency-major and dimension-minor; the result is `sin([x, x + pi/2])`
-    (all sines, then all cosines). Computed in float32.
+    (all sines, then all cosines). Computed in float32, with the argument formed
+    as the release forms it (`(pi * coords) @ freq_basis`, section 3 below), so
+    jitted and eager results agree bit for bit.
     """
     if not isinstance(num_bases, int) or num_bases < 1:
         raise ValueError(f"fourier_features: num_bases must be a positive int, got {num_bases!r}")
     coords = jnp.asarray(coords, jnp.float32)
     if coords.ndim < 1:
         raise ValueError("fourier_features: coords must have a trailing coordinate axis [..., D_c]")
-    scales = jnp.pi * 2.0 ** jnp.arange(num_bases, dtype=jnp.float32)  # [B_f]
-    scaled = coords[..., None, :] * scales[:, None]  # [..., B_f, D_c]
-    scaled = scaled.reshape(*coords.shape[:-1], num_bases * coords.shape[-1])
+    eye = jnp.eye(coords.shape[-1], dtype=jnp.float32)
+    freq_basis = jnp.concatenate([2.0**k * eye for k in range(num_bases)], axis=1)  # [D_c, D_c·B_f]
+    scaled = jnp.matmul(coords * jnp.pi, freq_basis, precision=jax.lax.Precision.HIGHEST)
     return jnp.sin(jnp.concatenate([scaled, scaled + jnp.pi / 2], axis=-1))
 
 
-# chapters/01_fourier_features.py, cell 16
+# chapters/01_fourier_features.py, cell 18
 def _broadcast_features(inputs: jnp.ndarray, coords: jnp.ndarray, num_bases: int) -> jnp.ndarray:
     features = fourier_features(coords, num_bases)
     return jnp.broadcast_to(features, inputs.shape[:-1] + features.shape[-1:]).astype(inputs.dtype)

@@ -1,4 +1,4 @@
-"""Fourier features (spec §1) against the closed form, shapes and the three modes."""
+"""Fourier features (release `moog/pos_embeddings.py`) against the closed form, jit, shapes and the three modes."""
 
 import jax
 import jax.numpy as jnp
@@ -77,3 +77,16 @@ def test_the_three_modes():
     np.testing.assert_allclose(concat[1, ..., 10:], features, atol=1e-6)
     np.testing.assert_allclose(FourierReplace(3)(x, grid), np.broadcast_to(features, (2, 4, 6, 12)), atol=1e-6)
     assert {p for p, _ in nnx.to_flat_state(nnx.state(add, nnx.Param))} == {("dense_pe", "kernel"), ("dense_pe", "bias")}
+
+
+@pytest.mark.parametrize("num_bases", [16, 20])
+def test_jitted_features_equal_eager_bit_for_bit(num_bases):
+    """The argument is formed as the release forms it, so XLA's fusion under jit
+    cannot round it differently (a fused multiply-add would, in the top bands)."""
+    coords = jax.random.uniform(jax.random.key(3), (2048, 2), minval=-1, maxval=1)
+    eager = np.asarray(fourier_features(coords, num_bases))
+    jitted = np.asarray(jax.jit(fourier_features, static_argnums=1)(coords, num_bases))
+    np.testing.assert_array_equal(jitted, eager)
+    c = np.asarray(coords, np.float32) * np.float32(np.pi)
+    x = np.concatenate([c * np.float32(2.0**k) for k in range(num_bases)], axis=-1)
+    np.testing.assert_allclose(eager[:, : x.shape[-1]], np.sin(x), atol=1e-6, rtol=0)
