@@ -118,7 +118,8 @@ print("devices:", jax.devices())
 # `t`, and the error of that prediction is the only training signal. So the
 # model must carry in `z` whatever it needs to predict what comes next.
 #
-# Sizes come from `configs.ModelConfig` (paper values, spec §3–§4):
+# Sizes come from `configs.ModelConfig` (paper values: the encoder of Table 5, the
+# loop of Eq. 1–2, with the layer sizes of the authors' `moog/configs/movi.py`):
 #
 # | part | paper | `tiny` |
 # |---|---|---|
@@ -166,8 +167,9 @@ def check_frames(frames, *, stride: int = 1, subsample: int = 1, name: str = "fr
     """Raise ValueError unless `frames` is a float video [B, T, H, W, 3] with values in [0, 1].
 
     H and W must be divisible by `stride` (the encoder's) and by `subsample`
-    (the decoder's S). Values (range, NaN/Inf) are only checked on concrete
-    arrays; inside `jax.jit` they are unknown and skipped.
+    (the decoder's S). Values (range, NaN/Inf) are checked with NumPy on concrete
+    arrays only (also ones a jitted function captures); a traced argument is
+    checked for shape and dtype alone.
     """
     shape = getattr(frames, "shape", None)
     if shape is None or not hasattr(frames, "dtype"):
@@ -190,11 +192,13 @@ def check_frames(frames, *, stride: int = 1, subsample: int = 1, name: str = "fr
             raise ValueError(f"{name}: height and width must be divisible by {what} ({factor}), "
                              f"got {height}×{width}; crop or resize to a multiple of {factor}")
     if isinstance(frames, jax.core.Tracer):
-        return  # traced inside jit: the values are not known here
-    xp = np if isinstance(frames, np.ndarray) else jnp
-    if not bool(xp.isfinite(frames).all()):
+        return  # an argument of a jitted function: its values are not known here
+    # A concrete array (also one captured by a jitted function) is checked on the
+    # host with NumPy, never with traced jnp operations.
+    values = np.asarray(frames)
+    if not np.isfinite(values).all():
         raise ValueError(f"{name} contain NaN or Inf values; expected finite values in [0, 1]")
-    low, high = float(frames.min()), float(frames.max())
+    low, high = float(values.min()), float(values.max())
     if low < 0.0 or high > 1.0:
         hint = "; divide 8-bit values by 255" if high > 1.0 else ""
         raise ValueError(f"{name} must have values in [0, 1], got min {low:.4g} and max "
@@ -339,7 +343,8 @@ class Encoder(nnx.Module):
 # %% [markdown]
 # The encoder of the current preset on a clip, and the paper's encoder built
 # abstractly (no memory, no compute) to check its grid and its parameter count,
-# 2,593,792 (spec §8):
+# 2,593,792 (the encoder of the authors' `moog/configs/movi.py`, counted array by
+# array):
 
 # %%
 def count_params(module) -> int:
@@ -467,7 +472,8 @@ assert jnp.array_equal(fixed_noise(1, 6, 8, 1.0)[0, :4], same[0])  # and K can g
 # Fig. 7).
 #
 # Two switches of the authors' release, off by default because the paper
-# reports neither (spec §8), are also here; §9 below explains them.
+# reports neither (release `moog/modules.py`, `Moog`: `stop_gradient_prob` and
+# `use_loss_gradient`), are also here; §9 below explains them.
 
 # %%
 #| export
@@ -873,7 +879,8 @@ print("mean cosine between tokens, first and last frame:",
 #
 # The authors' code has two options that the paper does not describe. Both are
 # off by default (`configs.ModelConfig`), and both are here so that the
-# release's configurations can be reproduced (spec §8).
+# release's configurations can be reproduced (`moog/modules.py`, `Moog.__call__`
+# and `Moog.frame_step`).
 #
 # **Random stop-gradient of the carried state** (`state_stop_gradient_prob = p`).
 # Before each frame, for each example independently, the state carried into

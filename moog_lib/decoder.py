@@ -302,8 +302,9 @@ def check_offsets(offsets, batch: int, num_frames: int, subsample: int) -> None:
                          f"got shape {shape}")
     if not jnp.issubdtype(offsets.dtype, jnp.integer):
         raise ValueError(f"offsets must be integers in [0, S), got dtype {offsets.dtype}")
-    if not isinstance(offsets, jax.core.Tracer):
-        low, high = int(np.min(offsets)), int(np.max(offsets))
+    if not isinstance(offsets, jax.core.Tracer):  # concrete: checked on the host
+        values = np.asarray(offsets)
+        low, high = int(values.min()), int(values.max())
         if low < 0 or high >= subsample:
             raise ValueError(f"offsets must lie in [0, S) = [0, {subsample}), got values "
                              f"from {low} to {high}")

@@ -41,8 +41,9 @@ def check_frames(frames, *, stride: int = 1, subsample: int = 1, name: str = "fr
     """Raise ValueError unless `frames` is a float video [B, T, H, W, 3] with values in [0, 1].
 
     H and W must be divisible by `stride` (the encoder's) and by `subsample`
-    (the decoder's S). Values (range, NaN/Inf) are only checked on concrete
-    arrays; inside `jax.jit` they are unknown and skipped.
+    (the decoder's S). Values (range, NaN/Inf) are checked with NumPy on concrete
+    arrays only (also ones a jitted function captures); a traced argument is
+    checked for shape and dtype alone.
     """
     shape = getattr(frames, "shape", None)
     if shape is None or not hasattr(frames, "dtype"):
@@ -65,11 +66,13 @@ def check_frames(frames, *, stride: int = 1, subsample: int = 1, name: str = "fr
             raise ValueError(f"{name}: height and width must be divisible by {what} ({factor}), "
                              f"got {height}×{width}; crop or resize to a multiple of {factor}")
     if isinstance(frames, jax.core.Tracer):
-        return  # traced inside jit: the values are not known here
-    xp = np if isinstance(frames, np.ndarray) else jnp
-    if not bool(xp.isfinite(frames).all()):
+        return  # an argument of a jitted function: its values are not known here
+    # A concrete array (also one captured by a jitted function) is checked on the
+    # host with NumPy, never with traced jnp operations.
+    values = np.asarray(frames)
+    if not np.isfinite(values).all():
         raise ValueError(f"{name} contain NaN or Inf values; expected finite values in [0, 1]")
-    low, high = float(frames.min()), float(frames.max())
+    low, high = float(values.min()), float(values.max())
     if low < 0.0 or high > 1.0:
         hint = "; divide 8-bit values by 255" if high > 1.0 else ""
         raise ValueError(f"{name} must have values in [0, 1], got min {low:.4g} and max "

@@ -249,3 +249,24 @@ def test_bad_inputs_raise(moog, clip, tiny):
         kwargs = {"key": key, **kwargs}
         with pytest.raises(ValueError, match=match):
             moog(**kwargs)
+
+
+def test_moog_runs_under_jit_with_captured_constants(moog, clip):
+    """Frames and offsets captured by a jitted function (not passed as arguments)
+    are concrete: their values are checked on the host, never as traced values."""
+    frames, offsets = clip[:1, :2], jnp.zeros((1, 2, 2), jnp.int32)
+
+    @nnx.jit
+    def loss(model):
+        return model(frames, key=jax.random.key(0), offsets=offsets)["loss"]
+
+    eager = moog(frames, key=jax.random.key(0), offsets=offsets)["loss"]
+    np.testing.assert_allclose(float(loss(moog)), float(eager), rtol=1e-5)
+    bad = frames * 255.0
+
+    @nnx.jit
+    def bad_loss(model):
+        return model(bad, key=jax.random.key(0), offsets=offsets)["loss"]
+
+    with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
+        bad_loss(moog)
