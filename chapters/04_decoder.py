@@ -140,7 +140,8 @@ print(PRESET, "| D =", mc.token_dim, "| decoder:", mc.decoder, "| Fourier bases:
 # at every step would make the decoder the most expensive part of training. The
 # paper decodes **one pixel in `S × S`** (`S = 8` in training: 256 pixels per
 # frame) and makes the choice random, so that over many steps every pixel is
-# trained (spec §5):
+# trained (the release's `moog/modules.py`, `_random_roll_resize_subsampling`;
+# `subsample_factor=8`, `eval_subsample_factor=4` in `moog/configs/movi.py`):
 #
 # 1. draw integer offsets `(dy, dx)` uniformly in `[0, S)`, independently for
 #    every example and every frame;
@@ -637,7 +638,8 @@ def _loss_gradient_fn(decoder: Decoder):
 # %% [markdown]
 # ### The paper model: 34,726,787 parameters
 #
-# Built abstractly, part by part (spec §8):
+# Built abstractly, part by part; the total equals the sum over the 181 arrays
+# of the release's paper model (`moog/configs/movi.py`):
 
 # %%
 paper = nnx.eval_shape(lambda: MooG(configs.get("paper").model, rngs=nnx.Rngs(0)))
