@@ -116,6 +116,36 @@ def test_errors_name_file_and_cell(repo, capsys, name, cells, message):
     assert f"chapters/{name}.py" in err and message in err
 
 
+def test_a_chapter_may_own_several_modules_and_name_what_they_hold(repo):
+    write_chapter(repo, "03_gamma", "Gamma", [
+        "#| default_exp gamma",
+        "#| export\ndef gamma():\n    return 3",
+        '#| export delta\n"""Deltas: what this module holds."""\nimport math\n\n\ndef delta():\n'
+        "    return math.e",
+        "#| export gamma_extra\nEXTRA = 1",
+    ])
+    assert run(repo) == 0
+    delta = (repo / "moog_lib" / "delta.py").read_text()
+    assert delta.startswith('"""Deltas: what this module holds.\n\nGenerated from chapters/03_gamma.py')
+    assert delta.count("Deltas") == 1 and '"delta",' in delta and "import math" in delta
+    assert (repo / "moog_lib" / "gamma_extra.py").read_text().startswith('"""Gamma.')
+    assert '"gamma",' in (repo / "moog_lib" / "gamma.py").read_text()
+    write_chapter(repo, "04_epsilon", "Epsilon", ["#| export delta\nx = 1"])
+    assert run(repo) == 2  # a module has exactly one owning chapter
+
+
+def test_solution_code_is_collapsed_in_the_notebook_and_still_runs(repo):
+    path = repo / "chapters" / "03_sol.py"
+    path.write_text(HEADER.format(n="03", title="Sol") + "# %%\nx = 1\n\n"
+                    "# %% [markdown]\n# ### Solution 1\n\n# %%\nassert x == 1\n\n"
+                    "# %% [markdown]\n# ## References\n\n# %%\ny = 2\n")
+    cells = json.loads(export.render_notebook(export.parse_chapter(path, repo)))["cells"]
+    solution = next(c for c in cells if "".join(c["source"]).endswith("assert x == 1"))
+    assert solution["metadata"] == {"cellView": "form", "jupyter": {"source_hidden": True}}
+    assert solution["source"][0].startswith("# @title Solution 1")
+    assert all(c["metadata"] == {} for c in cells if c is not solution)  # only the solution
+
+
 def test_same_name_twice_in_one_module_is_an_error(repo, capsys):
     write_chapter(repo, "03_same", "Same", ["#| default_exp gamma", "#| export\nx = 1", "#| export\nx = 2"])
     assert run(repo) == 2

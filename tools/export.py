@@ -3,16 +3,23 @@
 The chapters (`chapters/NN_slug.py`, Jupytext percent format) are the only source.
 Two nbdev-style directives, on the first lines of a code cell, control the export:
 
-    #| default_exp fourier     once per chapter: the module this chapter owns
+    #| default_exp fourier     once per chapter: the module its `export` cells go to
     #| export                  this cell's code goes to that module
+    #| export notebook         this cell's code goes to `notebook`, another module
+                               this chapter owns
+
+A chapter may own several modules; every module has exactly one owning chapter.
+When the first exported cell of a module opens with a string literal, that string
+is the module's docstring (say what the module holds); otherwise the docstring is
+the chapter's title.
 
 Usage:
     python tools/export.py            write moog_lib/<module>.py and notebooks/<chapter>.ipynb
     python tools/export.py --check    exit 1 and list the files that differ; write nothing
 
 Errors (exit 2, naming the file and cell): an unknown directive, a chapter with two
-`default_exp`, an `export` cell in a chapter without one, two chapters exporting to
-one module, the same top-level name exported twice anywhere in the package, and
+`default_exp`, a bare `export` cell in a chapter without one, two chapters exporting
+to one module, the same top-level name exported twice anywhere in the package, and
 exported code that does not parse.
 """
 
@@ -124,19 +131,37 @@ class Module:
         return [n for n in names if not n.startswith("_")]
 
     def render(self) -> str:
-        title = self.chapter.title
-        title = re.sub(r"^\d+\s*[—–\-:·.]\s*", "", title).rstrip(".")
+        cells = list(self.cells)
+        docstring, rest = _leading_docstring(cells[0][1]) if cells else (None, "")
+        if docstring is None:
+            title = re.sub(r"^\d+\s*[—–\-:·.]\s*", "", self.chapter.title).rstrip(".")
+            docstring = f"{title}."
+        else:
+            cells[0] = (cells[0][0], rest)
         header = (
-            f'"""{title}.\n\n'
+            f'"""{docstring}\n\n'
             f"Generated from {self.chapter.rel} by tools/export.py; {GENERATED_MARKER}.\n"
             f'Edit the chapter, then run `make export`.\n"""\n'
         )
         names = self.public_names()
         all_block = "__all__ = [\n" + "".join(f'    "{n}",\n' for n in names) + "]\n"
         parts = [header, all_block]
-        for cell, code in self.cells:
+        for cell, code in cells:
             parts.append(f"# {self.chapter.rel}, cell {cell.index}\n{code}\n")
         return "\n\n".join(parts)
+
+
+def _leading_docstring(code: str) -> tuple[str | None, str]:
+    """A string literal opening `code` (its text, stripped) and the code after it."""
+    try:
+        body = ast.parse(code).body
+    except SyntaxError:
+        return None, code  # reported by public_names with the cell's name
+    if not (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)):
+        return None, code
+    lines = code.splitlines()
+    return body[0].value.value.strip(), "\n".join(lines[body[0].end_lineno:]).strip("\n")
 
 
 def _defined_names(code: str, where: str) -> list[str]:
@@ -155,10 +180,16 @@ def _defined_names(code: str, where: str) -> list[str]:
     return names
 
 
+def _module_name(arg: str, where: str, directive: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", arg):
+        raise ExportError(f"{where}: '#| {directive}' needs a module name, got {arg!r}")
+    return arg
+
+
 def collect_modules(chapters: list[Chapter]) -> dict[str, Module]:
     modules: dict[str, Module] = {}
     for chapter in chapters:
-        module, exported = None, []
+        module, exported, named = None, [], {}  # named: module -> cells of `export <module>`
         for cell in chapter.cells:
             if cell.kind != "code":
                 continue
@@ -168,24 +199,26 @@ def collect_modules(chapters: list[Chapter]) -> dict[str, Module]:
                 if name not in KNOWN_DIRECTIVES:
                     raise ExportError(f"{where}: unknown directive '#| {name}' (known: default_exp, export)")
                 if name == "default_exp":
-                    if not re.fullmatch(r"[a-z_][a-z0-9_]*", arg):
-                        raise ExportError(f"{where}: '#| default_exp' needs a module name, got {arg!r}")
                     if module is not None:
                         raise ExportError(f"{where}: second '#| default_exp' (already '{module}')")
-                    if arg in modules:
-                        raise ExportError(
-                            f"{where}: module '{arg}' is already exported by {modules[arg].chapter.rel}"
-                        )
-                    module = arg
+                    module = _module_name(arg, where, name)
+                elif name == "export" and arg:
+                    named.setdefault(_module_name(arg, where, name), []).append((cell, code))
                 elif name == "export":
-                    if arg:
-                        raise ExportError(f"{where}: '#| export' takes no argument, got {arg!r}")
                     exported.append((cell, code))
         if exported and module is None:
             where = f"{chapter.rel}, cell {exported[0][0].index}"
             raise ExportError(f"{where}: '#| export' in a chapter without '#| default_exp'")
+        owned = dict(named)
         if module is not None:
-            modules[module] = Module(module, chapter, exported)
+            owned[module] = sorted(exported + owned.get(module, []), key=lambda c: c[0].index)
+        for name, cells in owned.items():
+            if name in modules:
+                where = f"{chapter.rel}, cell {cells[0][0].index}" if cells else chapter.rel
+                raise ExportError(
+                    f"{where}: module '{name}' is already exported by {modules[name].chapter.rel}"
+                )
+            modules[name] = Module(name, chapter, cells)
     owner: dict[str, str] = {}
     for module in modules.values():
         for name in module.public_names():
@@ -197,11 +230,28 @@ def collect_modules(chapters: list[Chapter]) -> dict[str, Module]:
     return modules
 
 
+SOLUTION = re.compile(r"^#+\s*(Solution\b.*)$")
+
+
 def render_notebook(chapter: Chapter) -> str:
-    """An output-free .ipynb for Colab; deterministic (no ids, sorted keys)."""
-    cells = []
+    """An output-free .ipynb for Colab; deterministic (no ids, sorted keys).
+
+    The code of a solution (the code cells after a markdown cell headed
+    "### Solution …", up to the next markdown cell) is collapsed: Colab shows a
+    titled form (`# @title`, `cellView: form`) and Jupyter hides the source
+    (`jupyter.source_hidden`); it still runs with "Run all" and under nbval.
+    """
+    cells, solution = [], None
     for cell in chapter.cells:
-        entry = {"cell_type": cell.kind, "metadata": {}, "source": cell.source.splitlines(keepends=True)}
+        source = cell.source
+        metadata: dict = {}
+        if cell.kind == "markdown":
+            heading = SOLUTION.match(source.splitlines()[0]) if source else None
+            solution = heading.group(1) if heading else None
+        elif solution is not None:
+            source = f"# @title {solution} (double-click to show the code)\n{source}"
+            metadata = {"cellView": "form", "jupyter": {"source_hidden": True}}
+        entry = {"cell_type": cell.kind, "metadata": metadata, "source": source.splitlines(keepends=True)}
         if cell.kind == "code":
             entry.update(execution_count=None, outputs=[])
         cells.append(entry)
