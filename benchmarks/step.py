@@ -1,4 +1,7 @@
-"""Benchmark one MooG training step (loss, gradients, Adam update) on this machine.
+"""Benchmark one MooG training step on this machine: the library's own step.
+
+The timed function is `train.make_train_step` with `train.make_optimizer` (global-norm
+clipping, then the preset's optimiser and schedule), exactly as `train.fit` runs it.
 
     python benchmarks/step.py --preset paper --batch 1 --frames 2
     python benchmarks/step.py --preset cpu              # the preset's batch and clip length
@@ -28,6 +31,7 @@ Notes:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -37,10 +41,9 @@ import time
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx
 
-from moog_lib import configs, decoder
+from moog_lib import configs, decoder, train
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
@@ -57,22 +60,13 @@ def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 / statistics.median(times) / 1e9
 
 
-def make_step(model_config: configs.ModelConfig, learning_rate: float = 1e-4):
-    """A pure, jittable train step over (params, optimizer state) and its initial state."""
-    model = decoder.MooG(model_config, rngs=nnx.Rngs(0))
-    optimizer = nnx.Optimizer(model, optax.adam(learning_rate), wrt=nnx.Param)
-    graphdef, state = nnx.split((model, optimizer))
-
-    def step(state, frames, key):
-        model, optimizer = nnx.merge(graphdef, state)
-
-        def loss_fn(model):
-            return model(frames, key=key, training=True)["loss"]
-
-        loss, grads = nnx.value_and_grad(loss_fn)(model)
-        optimizer.update(model, grads)
-        return loss, nnx.state((model, optimizer))
-
+def make_step(config: configs.Config):
+    """The library's jitted train step, its initial `TrainState` and the step's Python
+    function (for counting FLOPs with the scan unrolled)."""
+    model = decoder.MooG(config.model, rngs=nnx.Rngs(0))
+    tx = train.make_optimizer(config.train)
+    graphdef, rest, state = train.split_model(model, tx)
+    step = train.make_train_step(graphdef, rest, tx)
     return step, state
 
 
@@ -90,8 +84,8 @@ def count_flops_unrolled(step, state, key, batch, frames, resolution) -> float |
         clip = jax.ShapeDtypeStruct((batch, num_frames, resolution, resolution, 3), jnp.float32)
         original_scan = jax.lax.scan
         jax.lax.scan = lambda *a, **k: original_scan(*a, **{**k, "unroll": True})
-        try:  # a fresh lambda, so JAX traces again (with the patched scan)
-            return flop_count(jax.jit(lambda *a: step(*a)).lower(state, clip, key).compile())
+        try:  # a fresh jit of the step's Python function, so JAX traces again (patched scan)
+            return flop_count(jax.jit(step.__wrapped__).lower(state, {"video": clip}, key).compile())
         finally:
             jax.lax.scan = original_scan
 
@@ -130,25 +124,26 @@ def main(argv=None) -> dict:
 
     matmul = matmul_gflops()
 
-    step, state = make_step(model_config)
+    config = dataclasses.replace(config, model=model_config)
+    step, state = make_step(config)
     frames = jax.random.uniform(jax.random.key(1), (args.batch, args.frames, resolution,
                                                     resolution, 3))
+    batch = {"video": frames}
     key = jax.random.key(2)
-    jitted = jax.jit(step, donate_argnums=0)
     start = time.perf_counter()
-    compiled = jitted.lower(state, frames, key).compile()
+    compiled = step.lower(state, batch, key).compile()
     compile_seconds = time.perf_counter() - start
 
     scan_flops = flop_count(compiled)
     flops = count_flops_unrolled(step, state, key, args.batch, args.frames, resolution)
 
-    loss, state = compiled(state, frames, key)  # warm-up
-    loss.block_until_ready()
+    state, metrics = compiled(state, batch, key)  # warm-up
+    metrics["loss"].block_until_ready()
     times = []
     for i in range(args.steps):
         start = time.perf_counter()
-        loss, state = compiled(state, frames, jax.random.fold_in(key, i))
-        loss.block_until_ready()
+        state, metrics = compiled(state, batch, jax.random.fold_in(key, i))
+        metrics["loss"].block_until_ready()
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
     matmul = max(matmul, matmul_gflops())  # measured before and after: the better one
@@ -176,7 +171,7 @@ def main(argv=None) -> dict:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
         "load_average_1min": round(os.getloadavg()[0], 2),
-        "loss": float(loss),
+        "loss": float(metrics["loss"]),
         "notes": notes,
     }
     print(json.dumps(result, indent=1))
