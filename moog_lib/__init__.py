@@ -4,9 +4,11 @@ Every module except this file is generated from a chapter in `chapters/` by
 `tools/export.py`. Import what you need, e.g. `from moog_lib import configs`.
 Modules come in layers (nothing imports upward):
 
-- fourier, attention, configs, data, metrics: import nothing of ours;
-- model, decoder, readouts: build on them;
-- train, viz, baselines, pretrained: build on those;
+- fourier, attention, configs, data: import nothing of ours;
+- model, decoder: build on them;
+- train: on those;
+- readouts (chapter 07), then points (08) and boxes (09);
+- baselines, viz, pretrained: on those;
 - cli: on top.
 """
 

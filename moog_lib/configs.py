@@ -38,7 +38,8 @@ class TransformerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """The MooG model (chapters 03–04). Defaults are the paper's (spec §3–§5)."""
+    """The MooG model (chapters 03–04). Defaults are the paper's (Table 5, Eq. 1–2), with the
+    layer sizes of the authors' release (`moog/configs/movi.py`)."""
 
     token_dim: int = 512  # D
     num_tokens: int = 1024  # K (a default: K can change at call time)
@@ -62,6 +63,9 @@ class ModelConfig:
     fixed_initial_state: bool = False
     # and the QK-norm scales start at this value (attention logits start ×s² sharper).
     qk_norm_scale: float = 1.0
+    # Chapter 10's Grid Rec.: its decoder reads the grid tokens g_t, as in the paper
+    # (Appendix C.3.2); True decodes the corrected tokens c_t instead (off by default).
+    grid_rec_decode_corrected: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +85,7 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Optimiser and schedule (chapter 06). Defaults are the paper's (spec §7)."""
+    """Optimiser and schedule (chapter 06). Defaults are the paper's (Appendix C.2–C.3)."""
 
     steps: int = 1_000_000
     peak_learning_rate: float = 1e-4
@@ -101,7 +105,8 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ReadoutConfig:
-    """Readout heads on MooG's tokens (chapters 07–09). Defaults are the paper's (spec §6).
+    """Readout heads on MooG's tokens (chapters 07–09). Defaults are the paper's (Section 3.2,
+    Appendix C).
 
     The paper does not publish the Huber δ or the certainty threshold of the point
     loss; these are TAPIR's (4 and 6 pixels at 256×256). `train` is the readouts'
