@@ -516,13 +516,18 @@ assert jnp.allclose(both(x, kv), by_hand, atol=1e-5)
 # A transformer is an optional input `Dense` to `hidden_size`, `N` blocks, a
 # final scale-only LN, and — if the blocks' width differs from the width we
 # want out (the input width, or an explicit `output_size`) — a final `Dense`
-# to it. MooG uses three configurations of it (paper sizes, spec §4–5):
+# to it. MooG uses three configurations of it (the paper's sizes, as the authors'
+# release configures them in `moog/configs/movi.py`):
 #
 # | role | layers | paths | heads × head_dim | MLP | width | kv width |
 # |---|---|---|---|---|---|---|
 # | predictor `P` | 3 | self | 4 × 64 | 2048 | 512 | — |
 # | corrector `C` | 2 | self ∥ cross | 8 × 64 | 2048 | 512 | 512 |
 # | decoder | 6 | cross only | 2 × 64 | 2048 | 576 | 512 |
+#
+# (The decoder's width 576 is that of its queries, built in chapter 04: 512 zeros
+# followed by the 64 Fourier features — 2 coordinates × 16 bases × sin, cos — of
+# the pixel's position.)
 #
 # `return_attention=True` also returns every layer's weights, stacked over
 # layers: `{"self": [layers, ..., heads, N, N], "cross": [layers, ..., heads, N, K]}`
@@ -650,8 +655,8 @@ assert jnp.allclose(mean_map.sum(-1), 1.0, atol=1e-5)  # an average of distribut
 #
 # `nnx.eval_shape` builds a module abstractly: every parameter is a
 # `ShapeDtypeStruct`, nothing is initialised or stored. It is the cheap way to
-# check the paper's sizes — the three numbers below come from the authors'
-# released parameter list (spec §8), summed array by array.
+# check the paper's sizes — the three numbers below are those of the authors'
+# released model (`moog/configs/movi.py`), summed array by array.
 
 # %%
 def count_params(module) -> int:

@@ -104,8 +104,9 @@ print("devices:", jax.devices())
 #
 # For frame t MooG holds two sets of K tokens: `z_p`, the prediction made before
 # the frame arrived, and `z_c`, the prediction corrected by the frame. The paper
-# gives its readouts both, concatenated along the token axis (spec §4: "readouts
-# read [z_p, z_c], 2K tokens"). `token_features` runs only the encoder and the
+# gives its readouts both, concatenated along the token axis: 2K tokens, the
+# release's `states_concat` (`moog/modules.py`, `Moog`), which its readouts read
+# (`moog/configs/movi.py`). `token_features` runs only the encoder and the
 # predict–correct loop — the pixel decoder is not needed for readouts.
 
 # %%
@@ -245,9 +246,9 @@ def readout_loss(task: ReadoutTask, config: configs.Config):
 # %% [markdown]
 # ## 4. Depth targets, loss and AbsRel
 #
-# The paper regresses log(1 + depth) (spec §6), which tames the long tail of far
-# pixels; `depth_targets` refuses depth ≤ −1, where the log is undefined. The
-# loss is the squared error over pixels the renderer marks valid
+# The paper regresses log(1 + depth) (Section 3.2, Appendix C), which tames the
+# long tail of far pixels; `depth_targets` refuses depth ≤ −1, where the log is
+# undefined. The loss is the squared error over pixels the renderer marks valid
 # (`depth_mask`). The metric is AbsRel, mean |d̂ − d| / d over valid pixels,
 # computed **on depth** (predictions mapped back with exp(x) − 1), as is
 # standard (Eigen et al.): per clip, then averaged over clips.

@@ -270,7 +270,8 @@ print({k: round(v, 3) for k, v in scores.items()})
 # %% [markdown]
 # ## 2. The recurrent readout
 #
-# One latent per query (spec §6). It starts as Fourier features of the query's
+# One latent per query (paper Section 3.2 and Appendix C; release `moog/modules.py`,
+# `ConditionalAutoregressiveReadout`). It starts as Fourier features of the query's
 # coordinates (16 bases, `replace`: the features *are* the input) through an
 # MLP to the latent width. Then for each frame t, scanned over time:
 #
@@ -293,7 +294,8 @@ def raster_to_grid(points: jnp.ndarray, height: int, width: int) -> jnp.ndarray:
 
 
 class RecurrentReadout(nnx.Module):
-    """One latent per query, corrected by every frame's tokens (spec §6).
+    """One latent per query, corrected by every frame's tokens (paper Section 3.2,
+    Appendix C; release `moog/modules.py`, `ConditionalAutoregressiveReadout`).
 
     `__call__(tokens [B, T, 2K, D], coords [B, N, C], query_frames int [B, N])`
     returns `outputs` float32 [B, N, T, outputs].
@@ -371,7 +373,7 @@ print("outputs", outputs.shape, "— permutation-equivariant, queries independen
 #
 # Four numbers per query and frame: (x, y) through a sigmoid as coordinates
 # normalised to [0, 1], a visibility logit v and a certainty logit c. A point is
-# reported visible when σ(v)·σ(c) > 0.5 (TAPIR's rule). The loss (spec §6):
+# reported visible when σ(v)·σ(c) > 0.5 (TAPIR's rule). The loss (paper Appendix C):
 #
 # - Huber (δ = 4/256) on the normalised coordinates of points visible in the
 #   truth, ×1000;

@@ -106,7 +106,7 @@ print("devices:", jax.devices())
 # zero height or width has zero area — fine, and its IoU is 0. An *inverted*
 # box (ymax < ymin) is not a box at all: as an input (a query or a ground-truth
 # box) it is refused; a predicted box that comes out inverted simply has zero
-# area (metrics.md).
+# area.
 
 # %%
 #| export
@@ -289,12 +289,13 @@ print("held-out mean IoU", round(record["eval"]["mean_iou"], 3))
 plt.show(train.plot_metrics(log))
 
 # %% [markdown]
-# `moog eval-readouts` (chapter 13) runs `readout_table` for every task,
-# frozen and end to end, and writes the table to `<workdir>/readouts/`.
+# `moog eval-readouts` (chapter 13) runs `readout_table` for every task in
+# `READOUT_TASKS` (depth, points, boxes), frozen and end to end, and writes the
+# table to `<workdir>/readouts/`.
 
 # %%
 #| export
-READOUT_TASKS = {"depth": readouts.DEPTH, "points": points.POINTS}
+READOUT_TASKS = {"depth": readouts.DEPTH, "points": points.POINTS, "boxes": BOXES}
 
 
 def readout_table(config: configs.Config, backbone_dir, out_dir, *,
@@ -304,17 +305,16 @@ def readout_table(config: configs.Config, backbone_dir, out_dir, *,
     """Train and evaluate every readout in `tasks` × `modes` on the MooG run in
     `backbone_dir` (or on `backbone`, see `readouts.train_readout`); write
     `results.json` and `results.md` to `out_dir`."""
-    all_tasks = {**READOUT_TASKS, "boxes": BOXES}
-    unknown = set(tasks) - set(all_tasks) or set(modes) - {"frozen", "e2e"}
+    unknown = set(tasks) - set(READOUT_TASKS) or set(modes) - {"frozen", "e2e"}
     if unknown:
-        raise ValueError(f"unknown task or mode {sorted(unknown)}; tasks: {sorted(all_tasks)}, "
+        raise ValueError(f"unknown task or mode {sorted(unknown)}; tasks: {sorted(READOUT_TASKS)}, "
                          "modes: frozen, e2e")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = train.make_sources(readouts.readout_run_config(config), progress=progress)
     rows = []
     for name in tasks:
-        task = all_tasks[name]
+        task = READOUT_TASKS[name]
         for mode in modes:
             workdir = out_dir / f"{name}_{mode}"
             tic = time.perf_counter()

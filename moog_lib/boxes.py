@@ -131,7 +131,7 @@ BOXES = readouts.ReadoutTask(name="boxes", make_head=make_box_head, loss=box_los
 
 
 # chapters/09_box_tracking.py, cell 14
-READOUT_TASKS = {"depth": readouts.DEPTH, "points": points.POINTS}
+READOUT_TASKS = {"depth": readouts.DEPTH, "points": points.POINTS, "boxes": BOXES}
 
 
 def readout_table(config: configs.Config, backbone_dir, out_dir, *,
@@ -141,17 +141,16 @@ def readout_table(config: configs.Config, backbone_dir, out_dir, *,
     """Train and evaluate every readout in `tasks` × `modes` on the MooG run in
     `backbone_dir` (or on `backbone`, see `readouts.train_readout`); write
     `results.json` and `results.md` to `out_dir`."""
-    all_tasks = {**READOUT_TASKS, "boxes": BOXES}
-    unknown = set(tasks) - set(all_tasks) or set(modes) - {"frozen", "e2e"}
+    unknown = set(tasks) - set(READOUT_TASKS) or set(modes) - {"frozen", "e2e"}
     if unknown:
-        raise ValueError(f"unknown task or mode {sorted(unknown)}; tasks: {sorted(all_tasks)}, "
+        raise ValueError(f"unknown task or mode {sorted(unknown)}; tasks: {sorted(READOUT_TASKS)}, "
                          "modes: frozen, e2e")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = train.make_sources(readouts.readout_run_config(config), progress=progress)
     rows = []
     for name in tasks:
-        task = all_tasks[name]
+        task = READOUT_TASKS[name]
         for mode in modes:
             workdir = out_dir / f"{name}_{mode}"
             tic = time.perf_counter()

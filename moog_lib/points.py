@@ -130,7 +130,8 @@ def raster_to_grid(points: jnp.ndarray, height: int, width: int) -> jnp.ndarray:
 
 
 class RecurrentReadout(nnx.Module):
-    """One latent per query, corrected by every frame's tokens (spec §6).
+    """One latent per query, corrected by every frame's tokens (paper Section 3.2,
+    Appendix C; release `moog/modules.py`, `ConditionalAutoregressiveReadout`).
 
     `__call__(tokens [B, T, 2K, D], coords [B, N, C], query_frames int [B, N])`
     returns `outputs` float32 [B, N, T, outputs].
