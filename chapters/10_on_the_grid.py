@@ -119,7 +119,7 @@ print("devices:", jax.devices())
 # |---|---|---|---|---|
 # | MooG | `K` tokens carried over time: `z_p` (predicted), `z_c` (corrected) | `z_p` | predict frame t (it has not seen it) | `[z_p, z_c]`, 2K |
 # | Grid | `g_t = G(E(x_t))`: the encoder's `h·w` grid tokens through a transformer `G` | `g_t` | **reconstruct** frame t (an auto-encoder) | `g_t`, h·w |
-# | Grid Rec. | `g_t` as in Grid, then corrected by the past: `c_t = LN(g_t + C(g_t, kv = c_{t−1}))` | `c_t` | reconstruct frame t | `[g_t, c_t]`, 2·h·w |
+# | Grid Rec. | `g_t` as in Grid, then corrected by the past: `c_t = LN(g_t + C(g_t, kv = c_{t−1}))` | `g_t` (a switch: `c_t`) | reconstruct frame t | `[g_t, c_t]`, 2·h·w |
 #
 # `E` is chapter 03's encoder, `G` a self-attention `attention.Transformer`
 # (paper: 3 layers, 8 heads × 64, MLP 2048, width 512), `C` MooG's corrector
@@ -127,17 +127,32 @@ print("devices:", jax.devices())
 # it cannot predict, so it is trained on the frame it is given — keep that in
 # mind when its PSNR looks good: it is a reconstruction, MooG's a prediction.
 #
-# Two details the paper's short description leaves open, decided here once:
+# **What Grid Rec.'s decoder reads.** The paper says it (Appendix C.3.2):
+#
+# > "The decoder reads from the output of the encoder (the tokens initialized
+# > on-the-grid) as is the case for the Grid baseline, while the other readout
+# > modules have access to the corrected tokens as well."
+#
+# So by default Grid Rec.'s decoder reads `g_t`, as Grid's does, and its
+# readouts read `[g_t, c_t]`. Read literally, this gives the recurrence no
+# gradient at all from the pretraining loss: the reconstruction of frame t
+# depends on `g_t` only. Pretraining then trains the encoder, the grid
+# transformer and the decoder, and leaves the recurrence at its random
+# initialisation (§4 measures it: its gradient is exactly zero). Only a readout
+# trained end to end trains the recurrence, through the readout's loss; a frozen
+# readout reads `c_t` from an untrained recurrence. Why one might want the
+# other choice: with `ModelConfig.grid_rec_decode_corrected=True` (off by
+# default) the decoder reads `c_t`, the pretraining loss trains the recurrence
+# too, and frozen readouts read a trained memory.
+#
+# One detail the paper's short description leaves open, decided here:
 #
 # - In Grid Rec. the queries of the recurrence are frame t's grid tokens and
 #   the keys/values the corrected tokens of frame t−1 — MooG's corrector with
 #   the roles turned round, so the tokens stay on the grid of frame t while
-#   reading the past. The decoder reads `c_t`, the grid tokens *after* the
-#   correction: decoding `g_t` instead would leave the recurrence without any
-#   gradient from the pretraining loss (it would be a random function).
-# - Token `i` of `c_t` starts from grid cell `i` of frame t at every frame;
-#   before frame 0 the past is MooG's initial state, `LN(1e-4 · N(0, I))`
-#   with one token per grid cell.
+#   reading the past. Token `i` of `c_t` starts from grid cell `i` of frame t at
+#   every frame; before frame 0 the past is MooG's initial state,
+#   `LN(1e-4 · N(0, I))` with one token per grid cell.
 
 # %%
 #| export
@@ -378,7 +393,8 @@ class GridRecurrence(nnx.Module):
 
 class GridRec(_OnTheGrid):
     """Grid with a recurrence: frame t's grid tokens cross-attend into the corrected tokens
-    of frame t−1; the decoder reconstructs frame t from the corrected tokens."""
+    of frame t−1. The decoder reconstructs frame t from the grid tokens g_t, as in the paper
+    (Appendix C.3.2); with `config.grid_rec_decode_corrected` from the corrected tokens c_t."""
 
     def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
                  param_dtype=jnp.float32, layers: configs.TransformerConfig | None = None):
@@ -387,19 +403,22 @@ class GridRec(_OnTheGrid):
                                          param_dtype=param_dtype)
 
     def represent(self, frames, key=None, state=None) -> dict:
-        """{"tokens": c_t (decoded), "grid_tokens": g_t, "state": c_{T−1} (to carry on)}."""
+        """{"tokens": what the decoder reads (g_t; c_t with `grid_rec_decode_corrected`),
+        "grid_tokens": g_t, "corrected_tokens": c_t, "state": c_{T−1} (to carry on)}."""
         grid_tokens = self.grid_tokens(frames)
         if state is None:
             state = self.recurrence.initial_state(key, grid_tokens.shape[0],
                                                   grid_tokens.shape[2])
         corrected, last = self.recurrence.unroll(grid_tokens, state)
-        return {"tokens": corrected, "grid_tokens": grid_tokens, "state": last}
+        decoded = corrected if self.config.grid_rec_decode_corrected else grid_tokens
+        return {"tokens": decoded, "grid_tokens": grid_tokens, "corrected_tokens": corrected,
+                "state": last}
 
     def readout_tokens(self, frames, key) -> jnp.ndarray:
         """What readouts read: [g_t, c_t] along the token axis, [B, T, 2·h·w, D] (as MooG's
         [z_p, z_c]); `key` draws the initial state."""
         out = self.represent(frames, key)
-        return jnp.concatenate([out["grid_tokens"], out["tokens"]], axis=2)
+        return jnp.concatenate([out["grid_tokens"], out["corrected_tokens"]], axis=2)
 
     def _needs_key(self, state) -> bool:
         return state is None
@@ -438,8 +457,8 @@ state0 = grid_rec.recurrence.initial_state(jax.random.key(4), 2, n)
 whole = run_rec(grid_rec, clip, None, state0)
 first = run_rec(grid_rec, clip[:, :2], None, state0)
 second = run_rec(grid_rec, clip[:, 2:], None, first["state"])
-np.testing.assert_allclose(whole["tokens"], jnp.concatenate([first["tokens"],
-                                                             second["tokens"]], 1), atol=1e-5)
+np.testing.assert_allclose(whole["corrected_tokens"], jnp.concatenate(
+    [first["corrected_tokens"], second["corrected_tokens"]], 1), atol=1e-5)
 print(f"frame 2's corrected tokens move by up to {frame2_shift:.3f} when frame 1 changes, "
       "not at all when frame 3 does; chunks carry the state")
 
@@ -478,9 +497,9 @@ for what, (module, kwargs) in bad_calls.items():
 #
 # | model | readout tokens | why |
 # |---|---|---|
-# | MooG | `[z_p, z_c]`, 2K | the paper (spec §4) |
+# | MooG | `[z_p, z_c]`, 2K | the paper; the release's `states_concat` (`moog/modules.py`, `Moog`) |
 # | Grid | `g_t`, h·w | its only representation |
-# | Grid Rec. | `[g_t, c_t]`, 2·h·w | the same pair as MooG: before and after the frame's tokens meet the past |
+# | Grid Rec. | `[g_t, c_t]`, 2·h·w | the paper (Appendix C.3.2: the readouts "have access to the corrected tokens as well"); the same pair as MooG: before and after the frame's tokens meet the past |
 
 # %%
 #| export
@@ -510,6 +529,48 @@ for kind in MODEL_KINDS:
           f"| readout tokens {tuple(read.shape)}")
     assert np.isfinite(float(loss)) and read.shape[:2] == (2, num_frames)
     assert read.shape[2] == {"moog": 2 * mc.num_tokens, "grid": n, "grid_rec": 2 * n}[kind]
+
+# %% [markdown]
+# What does pretraining train in Grid Rec.? §1 claimed that with the paper's
+# decoder input the pretraining loss never reaches the recurrence. Measured: the
+# largest gradient of chapter 06's loss over each part's parameters, for the
+# paper's choice and for the switch; and, for the paper's choice, the gradient
+# that reaches the recurrence from a readout trained end to end (a linear head
+# on the readout tokens, a made-up loss). A frozen readout sends none: its
+# tokens pass through a stop-gradient (chapter 07).
+
+# %%
+video = train.video_batch(batch)
+
+
+def largest_gradients(loss_fn, module, within=None) -> dict:
+    """max |∂loss/∂θ| over the parameters of each part of `module` (or of `module.within`)."""
+    grads = nnx.jit(nnx.grad(loss_fn))(module)
+    grads = grads if within is None else grads[within]
+    return {part: max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grads[part]))
+            for part in grads}
+
+
+def readout_loss(readout_model):
+    return jnp.mean(jnp.square(readout_model.head(readout_model.tokens(video, jax.random.key(5)))))
+
+
+pretraining_grads = {}
+for decode_corrected in (False, True):
+    variant = dataclasses.replace(mc, grid_rec_decode_corrected=decode_corrected)
+    pretraining_grads[decode_corrected] = largest_gradients(
+        lambda m: train.pretraining_loss(m, batch, jax.random.key(5))[0],
+        GridRec(variant, rngs=nnx.Rngs(0)))
+    print(f"decoder reads {'c_t' if decode_corrected else 'g_t'}: pretraining gradient "
+          + ", ".join(f"{part} {g:.1e}" for part, g in pretraining_grads[decode_corrected].items()))
+end_to_end = readouts.ReadoutModel(GridRec(mc, rngs=nnx.Rngs(0)),
+                                   nnx.Linear(mc.token_dim, 1, rngs=nnx.Rngs(1)), frozen=False)
+readout_grad = largest_gradients(readout_loss, end_to_end, within="backbone")["recurrence"]
+print(f"decoder reads g_t: a readout trained end to end sends {readout_grad:.1e} to the recurrence")
+assert pretraining_grads[False]["recurrence"] == 0.0  # the paper's choice: never trained
+assert min(pretraining_grads[False][p] for p in ("encoder", "grid_transformer", "decoder")) > 0
+assert min(pretraining_grads[True].values()) > 0  # the switch: every part is trained
+assert readout_grad > 0
 
 # %% [markdown]
 # ## 5. Same capacity
@@ -590,8 +651,8 @@ for r in capacity:
 # `train_baseline` is `train.fit` with `train.pretraining_loss`, as `train.train`
 # is for MooG; `with_steps` shortens a config's schedules for a short run (the
 # cosine then decays over the steps actually taken). The run directory gets
-# one more file, `baseline.json`, naming the kind, so that `load_baseline` can
-# rebuild the right model — and so that
+# one more file, `baseline.json`, naming the kind (and, for Grid Rec., what its
+# decoder reads), so that `load_baseline` can rebuild the right model — and so that
 # chapter 07's `check_backbone`, which loads MooG runs only, can refuse a
 # baseline's run with a clear message instead of failing on its checkpoint.
 # To train a readout on a baseline, load it and pass it as `backbone=` to
@@ -610,6 +671,13 @@ def run_kind(workdir) -> str:
     return json.loads(path.read_text())["kind"] if path.exists() else "moog"
 
 
+def run_decodes_corrected(workdir) -> bool:
+    """Whether the decoder of the Grid Rec. run in `workdir` reads c_t, as its
+    baseline.json records (runs written before the switch existed did)."""
+    record = json.loads((Path(workdir) / BASELINE_FILE).read_text())
+    return bool(record.get("grid_rec_decode_corrected", True))
+
+
 def train_baseline(config: configs.Config, workdir, kind: str, *, steps: int | None = None,
                    resume: bool = True, train_source=None, eval_source=None, eval_sources=None,
                    progress: bool = True) -> dict:
@@ -623,9 +691,18 @@ def train_baseline(config: configs.Config, workdir, kind: str, *, steps: int | N
     if checkpoints.exists() and any(checkpoints.iterdir()) and run_kind(workdir) != kind:
         raise ValueError(f"{workdir} holds a {MODEL_NAMES[run_kind(workdir)]} run; train "
                          f"{MODEL_NAMES[kind]} in another workdir")
+    decode_corrected = config.model.grid_rec_decode_corrected
+    if (kind == "grid_rec" and checkpoints.exists() and any(checkpoints.iterdir())
+            and run_decodes_corrected(workdir) != decode_corrected):
+        raise ValueError(f"{workdir} holds a Grid Rec. run whose decoder reads "
+                         f"{'c_t' if not decode_corrected else 'g_t'}; set model."
+                         f"grid_rec_decode_corrected={not decode_corrected} or use another workdir")
     workdir.mkdir(parents=True, exist_ok=True)
     if kind != "moog":
-        (workdir / BASELINE_FILE).write_text(json.dumps({"kind": kind}) + "\n")
+        record = {"kind": kind}
+        if kind == "grid_rec":
+            record["grid_rec_decode_corrected"] = decode_corrected
+        (workdir / BASELINE_FILE).write_text(json.dumps(record) + "\n")
     net = build_model(kind, config.model, rngs=nnx.Rngs(config.train.seed))
     return train.fit(config, workdir, net, train.make_optimizer(config.train),
                      train.pretraining_loss, steps=steps, resume=resume,
@@ -654,10 +731,15 @@ def with_steps(config: configs.Config, steps: int | None = None,
 
 
 def load_baseline(workdir, config: configs.Config | None = None):
-    """(model, config) of the newest readable checkpoint of a run of any kind (None if none)."""
+    """(model, config) of the newest readable checkpoint of a run of any kind (None if none).
+    A Grid Rec. run is rebuilt with the decoder input it was trained with."""
     workdir = Path(workdir)
     config = train.read_config(workdir) if config is None else config
-    net = build_model(run_kind(workdir), config.model, rngs=nnx.Rngs(0))
+    kind = run_kind(workdir)
+    if kind == "grid_rec":
+        config = dataclasses.replace(config, model=dataclasses.replace(
+            config.model, grid_rec_decode_corrected=run_decodes_corrected(workdir)))
+    net = build_model(kind, config.model, rngs=nnx.Rngs(0))
     restored = train.restore_model(net, train.make_optimizer(config.train),
                                    workdir / "checkpoints", config.train.keep_checkpoints)
     return None if restored is None else (restored, config)
@@ -961,6 +1043,8 @@ def compare_one(config: configs.Config, kind: str, run_dir, *, sources, track_ba
         return {"minutes": minutes, **token_following(trained(), track_batches)}
 
     settings = {"kind": kind, "steps": config.train.steps, "scene": config.data.scene_preset}
+    if kind == "grid_rec":  # results of the other decoder input are not reused
+        settings["grid_rec_decode_corrected"] = config.model.grid_rec_decode_corrected
     pretraining = _stage(run_dir / "pretraining.json", settings, pretrain)
 
     def readout():
@@ -1109,7 +1193,10 @@ def _gap_lines(rows: list[dict], tasks) -> list[str]:
 # min, the `static` half sharing the cores with other jobs; the `movi_e` half,
 # alone, 54 min (MooG 10.5, Grid 16.6, Grid Rec. 27.1 min of pretraining and
 # readouts). On the `cpu` runs it made, the paper's ordering is not reproduced
-# at 300 steps — the README discusses the table.
+# at 300 steps — the README discusses the table. Those runs were made before
+# `grid_rec_decode_corrected` existed, when Grid Rec.'s decoder read `c_t`: they
+# are the switch's numbers, not the paper's choice (`load_baseline` rebuilds such
+# a run with the switch on).
 #
 # If that table exists it is shown here; otherwise the session's preset runs a
 # miniature comparison whose numbers only show that the machinery works: the
@@ -1138,7 +1225,10 @@ else:
 # - **Grid** = encoder → self-attention transformer on the `h·w` grid tokens →
 #   decoder, trained to reconstruct the frame it sees (an auto-encoder; no
 #   state). **Grid Rec.** adds `c_t = LN(g_t + C(g_t, kv = c_{t−1}))`, scanned
-#   over time, and decodes `c_t`.
+#   over time. Its decoder reads `g_t`, as the paper says (Appendix C.3.2), so
+#   pretraining leaves the recurrence untrained (its gradient is exactly zero)
+#   and only end-to-end readouts train it; `grid_rec_decode_corrected=True`
+#   decodes `c_t` instead.
 # - Both are built from chapter 02–04 modules and answer MooG's call, so
 #   `train.fit` with `train.pretraining_loss` trains them and the readouts of
 #   chapters 07–09 run on their `readout_tokens` (`g_t`; `[g_t, c_t]`).

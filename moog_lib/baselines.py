@@ -18,6 +18,7 @@ __all__ = [
     "capacity_table",
     "BASELINE_FILE",
     "run_kind",
+    "run_decodes_corrected",
     "train_baseline",
     "with_steps",
     "load_baseline",
@@ -204,7 +205,8 @@ class GridRecurrence(nnx.Module):
 
 class GridRec(_OnTheGrid):
     """Grid with a recurrence: frame t's grid tokens cross-attend into the corrected tokens
-    of frame t−1; the decoder reconstructs frame t from the corrected tokens."""
+    of frame t−1. The decoder reconstructs frame t from the grid tokens g_t, as in the paper
+    (Appendix C.3.2); with `config.grid_rec_decode_corrected` from the corrected tokens c_t."""
 
     def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
                  param_dtype=jnp.float32, layers: configs.TransformerConfig | None = None):
@@ -213,19 +215,22 @@ class GridRec(_OnTheGrid):
                                          param_dtype=param_dtype)
 
     def represent(self, frames, key=None, state=None) -> dict:
-        """{"tokens": c_t (decoded), "grid_tokens": g_t, "state": c_{T−1} (to carry on)}."""
+        """{"tokens": what the decoder reads (g_t; c_t with `grid_rec_decode_corrected`),
+        "grid_tokens": g_t, "corrected_tokens": c_t, "state": c_{T−1} (to carry on)}."""
         grid_tokens = self.grid_tokens(frames)
         if state is None:
             state = self.recurrence.initial_state(key, grid_tokens.shape[0],
                                                   grid_tokens.shape[2])
         corrected, last = self.recurrence.unroll(grid_tokens, state)
-        return {"tokens": corrected, "grid_tokens": grid_tokens, "state": last}
+        decoded = corrected if self.config.grid_rec_decode_corrected else grid_tokens
+        return {"tokens": decoded, "grid_tokens": grid_tokens, "corrected_tokens": corrected,
+                "state": last}
 
     def readout_tokens(self, frames, key) -> jnp.ndarray:
         """What readouts read: [g_t, c_t] along the token axis, [B, T, 2·h·w, D] (as MooG's
         [z_p, z_c]); `key` draws the initial state."""
         out = self.represent(frames, key)
-        return jnp.concatenate([out["grid_tokens"], out["tokens"]], axis=2)
+        return jnp.concatenate([out["grid_tokens"], out["corrected_tokens"]], axis=2)
 
     def _needs_key(self, state) -> bool:
         return state is None
@@ -248,7 +253,7 @@ def build_model(kind: str, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype
     return classes[kind](config, rngs=rngs, dtype=dtype)
 
 
-# chapters/10_on_the_grid.py, cell 22
+# chapters/10_on_the_grid.py, cell 24
 def count_parameters(module) -> int:
     """Number of trainable numbers in `module` (works on abstract `nnx.eval_shape` modules)."""
     return sum(math.prod(p.shape) for p in jax.tree.leaves(nnx.state(module, nnx.Param)))
@@ -276,7 +281,7 @@ def capacity_table(presets=("tiny", "cpu", "paper")) -> list[dict]:
     return rows
 
 
-# chapters/10_on_the_grid.py, cell 25
+# chapters/10_on_the_grid.py, cell 27
 BASELINE_FILE = "baseline.json"
 
 
@@ -285,6 +290,13 @@ def run_kind(workdir) -> str:
     baseline.json, else "moog"."""
     path = Path(workdir) / BASELINE_FILE
     return json.loads(path.read_text())["kind"] if path.exists() else "moog"
+
+
+def run_decodes_corrected(workdir) -> bool:
+    """Whether the decoder of the Grid Rec. run in `workdir` reads c_t, as its
+    baseline.json records (runs written before the switch existed did)."""
+    record = json.loads((Path(workdir) / BASELINE_FILE).read_text())
+    return bool(record.get("grid_rec_decode_corrected", True))
 
 
 def train_baseline(config: configs.Config, workdir, kind: str, *, steps: int | None = None,
@@ -300,9 +312,18 @@ def train_baseline(config: configs.Config, workdir, kind: str, *, steps: int | N
     if checkpoints.exists() and any(checkpoints.iterdir()) and run_kind(workdir) != kind:
         raise ValueError(f"{workdir} holds a {MODEL_NAMES[run_kind(workdir)]} run; train "
                          f"{MODEL_NAMES[kind]} in another workdir")
+    decode_corrected = config.model.grid_rec_decode_corrected
+    if (kind == "grid_rec" and checkpoints.exists() and any(checkpoints.iterdir())
+            and run_decodes_corrected(workdir) != decode_corrected):
+        raise ValueError(f"{workdir} holds a Grid Rec. run whose decoder reads "
+                         f"{'c_t' if not decode_corrected else 'g_t'}; set model."
+                         f"grid_rec_decode_corrected={not decode_corrected} or use another workdir")
     workdir.mkdir(parents=True, exist_ok=True)
     if kind != "moog":
-        (workdir / BASELINE_FILE).write_text(json.dumps({"kind": kind}) + "\n")
+        record = {"kind": kind}
+        if kind == "grid_rec":
+            record["grid_rec_decode_corrected"] = decode_corrected
+        (workdir / BASELINE_FILE).write_text(json.dumps(record) + "\n")
     net = build_model(kind, config.model, rngs=nnx.Rngs(config.train.seed))
     return train.fit(config, workdir, net, train.make_optimizer(config.train),
                      train.pretraining_loss, steps=steps, resume=resume,
@@ -331,16 +352,21 @@ def with_steps(config: configs.Config, steps: int | None = None,
 
 
 def load_baseline(workdir, config: configs.Config | None = None):
-    """(model, config) of the newest readable checkpoint of a run of any kind (None if none)."""
+    """(model, config) of the newest readable checkpoint of a run of any kind (None if none).
+    A Grid Rec. run is rebuilt with the decoder input it was trained with."""
     workdir = Path(workdir)
     config = train.read_config(workdir) if config is None else config
-    net = build_model(run_kind(workdir), config.model, rngs=nnx.Rngs(0))
+    kind = run_kind(workdir)
+    if kind == "grid_rec":
+        config = dataclasses.replace(config, model=dataclasses.replace(
+            config.model, grid_rec_decode_corrected=run_decodes_corrected(workdir)))
+    net = build_model(kind, config.model, rngs=nnx.Rngs(0))
     restored = train.restore_model(net, train.make_optimizer(config.train),
                                    workdir / "checkpoints", config.train.keep_checkpoints)
     return None if restored is None else (restored, config)
 
 
-# chapters/10_on_the_grid.py, cell 29
+# chapters/10_on_the_grid.py, cell 31
 def token_following_sums(attention, target_points, occluded, point_valid, *, height: int,
                          width: int, first_frame: int = 1) -> dict:
     """The sums behind `following_score` for one batch.
@@ -426,7 +452,7 @@ def token_following(net, batches, *, seed: int = 0, first_frame: int = 1) -> dic
     return {**following_score(totals), **means}
 
 
-# chapters/10_on_the_grid.py, cell 33
+# chapters/10_on_the_grid.py, cell 35
 def scene_motion(source, num_clips: int = 8) -> float:
     """Mean displacement (pixels per frame) of tracked points visible in consecutive frames."""
     speeds = []
@@ -439,7 +465,7 @@ def scene_motion(source, num_clips: int = 8) -> float:
     return float(np.concatenate(speeds).mean())
 
 
-# chapters/10_on_the_grid.py, cell 36
+# chapters/10_on_the_grid.py, cell 38
 COMPARE_TASKS = ("points", "depth", "boxes")
 
 
@@ -475,6 +501,8 @@ def compare_one(config: configs.Config, kind: str, run_dir, *, sources, track_ba
         return {"minutes": minutes, **token_following(trained(), track_batches)}
 
     settings = {"kind": kind, "steps": config.train.steps, "scene": config.data.scene_preset}
+    if kind == "grid_rec":  # results of the other decoder input are not reused
+        settings["grid_rec_decode_corrected"] = config.model.grid_rec_decode_corrected
     pretraining = _stage(run_dir / "pretraining.json", settings, pretrain)
 
     def readout():

@@ -2,6 +2,7 @@
 Grid's lack of state, Grid Rec.'s causal recurrence, training and loading, the
 token-following score, and `moog compare` end to end on `tiny`."""
 
+import dataclasses
 import json
 import time
 
@@ -140,23 +141,81 @@ def test_grid_rec_chunks_carry_the_state(models, clip):
     whole = run(net, clip, state)
     first = run(net, clip[:, :2], state)
     second = run(net, clip[:, 2:], first["state"])
-    np.testing.assert_allclose(whole["prediction"], jnp.concatenate(
-        [first["prediction"], second["prediction"]], 1), atol=1e-5)
+    for name in ("prediction", "corrected_tokens"):
+        np.testing.assert_allclose(whole[name], jnp.concatenate(
+            [first[name], second[name]], 1), atol=1e-5)
+
+
+# --- what Grid Rec.'s decoder reads ----------------------------------------------------------
+
+def test_grid_rec_decodes_the_grid_tokens_by_default(models, clip):
+    """The paper (Appendix C.3.2): the decoder reads the encoder's output g_t, as in Grid."""
+    assert not M.grid_rec_decode_corrected
+    net = models["grid_rec"]
+    run = nnx.jit(lambda m, x, s: m(x, state=s))
+    state = net.recurrence.initial_state(jax.random.key(5), 2, N)
+    out = run(net, clip, state)
+    np.testing.assert_allclose(out["tokens"], out["grid_tokens"], atol=0)
+    assert not np.allclose(out["corrected_tokens"], out["grid_tokens"])
+    # so the past does not reach the reconstruction: another state, the same frames
+    other = run(net, clip, 3.0 * state + 1.0)
+    np.testing.assert_allclose(other["prediction"], out["prediction"], atol=1e-6)
+    assert not np.allclose(other["corrected_tokens"], out["corrected_tokens"])
+    # the readouts still read both, [g_t, c_t]
+    read = nnx.jit(lambda m, x, k: m.readout_tokens(x, k))(net, clip, jax.random.key(5))
+    np.testing.assert_allclose(read[:, :, :N], out["grid_tokens"], atol=1e-6)
+    np.testing.assert_allclose(read[:, :, N:], out["corrected_tokens"], atol=1e-5)
+
+
+def test_grid_rec_switch_decodes_the_corrected_tokens(clip):
+    switched = dataclasses.replace(M, grid_rec_decode_corrected=True)
+    net = baselines.build_model("grid_rec", switched, rngs=nnx.Rngs(0))
+    run = nnx.jit(lambda m, x, s: m(x, state=s))
+    state = net.recurrence.initial_state(jax.random.key(5), 2, N)
+    out = run(net, clip, state)
+    np.testing.assert_allclose(out["tokens"], out["corrected_tokens"], atol=0)
+    other = run(net, clip, 3.0 * state + 1.0)
+    assert not np.allclose(other["prediction"], out["prediction"], atol=1e-6)
+    assert configs.override(TINY, ["model.grid_rec_decode_corrected=True"]).model == switched
 
 
 # --- training --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind", ["grid", "grid_rec"])
-def test_pretraining_loss_trains_every_part(models, clip, kind):
-    net = baselines.build_model(kind, M, rngs=nnx.Rngs(1))
+@pytest.mark.parametrize("kind, decode_corrected", [("grid", False), ("grid_rec", False),
+                                                    ("grid_rec", True)])
+def test_what_the_pretraining_loss_trains(clip, kind, decode_corrected):
+    """Every part gets a gradient, except Grid Rec.'s recurrence under the paper's decoder
+    input (g_t): its gradient is exactly zero; with the switch (c_t) it gets one too."""
+    config = dataclasses.replace(M, grid_rec_decode_corrected=decode_corrected)
+    net = baselines.build_model(kind, config, rngs=nnx.Rngs(1))
     batch = {"video": (np.asarray(clip) * 255).astype(np.uint8)}
     grads = nnx.jit(lambda m, b, k: nnx.grad(
         lambda m: train.pretraining_loss(m, b, k)[0])(m))(net, batch, jax.random.key(6))
-    parts = ["encoder", "grid_transformer", "decoder"] + (["recurrence"] if kind == "grid_rec"
-                                                          else [])
-    for part in parts:  # the recurrence gets a gradient: the decoder reads c_t
-        leaves = jax.tree.leaves(grads[part])
-        assert max(float(jnp.abs(g).max()) for g in leaves) > 0, part
+    largest = {part: max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grads[part]))
+               for part in grads}
+    assert set(largest) == {"encoder", "grid_transformer", "decoder"} | (
+        {"recurrence"} if kind == "grid_rec" else set())
+    for part, value in largest.items():
+        if part == "recurrence" and not decode_corrected:
+            assert value == 0.0, largest
+        else:
+            assert value > 0, (part, largest)
+
+
+def test_grid_rec_runs_record_their_decoder_input(tmp_path):
+    run = tmp_path / "old"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "1").mkdir()
+    (run / baselines.BASELINE_FILE).write_text(json.dumps({"kind": "grid_rec"}))
+    assert baselines.run_decodes_corrected(run)  # written before the switch: decoded c_t
+    with pytest.raises(ValueError, match="grid_rec_decode_corrected=True"):
+        baselines.train_baseline(TINY, run, "grid_rec", steps=1, progress=False)
+    (run / baselines.BASELINE_FILE).write_text(
+        json.dumps({"kind": "grid_rec", "grid_rec_decode_corrected": False}))
+    assert not baselines.run_decodes_corrected(run)
+    switched = configs.override(TINY, ["model.grid_rec_decode_corrected=True"])
+    with pytest.raises(ValueError, match="grid_rec_decode_corrected=False"):
+        baselines.train_baseline(switched, run, "grid_rec", steps=1, progress=False)
 
 
 def test_train_load_and_refusals(tmp_path):
