@@ -640,6 +640,15 @@ mediapy.show_video(video_grid([[upscale(clip["video"], factor),
 # (they are still coloured): their tokens come from the initial noise and from
 # a single frame, are far from all the others, and would otherwise take the
 # first components for themselves.
+#
+# Which three components? The first three are the directions of largest
+# variance, which need not be the most telling ones: a token must also carry
+# where it is, so that the decoder's pixel queries can find it, and if that
+# takes most of the variance the first components paint position rather than
+# content. So `pca_bounds` and `pca_images` take `components=` — any three
+# indices, counted from 0, of a PCA fitted with enough of them
+# (`fit_pca(..., num_components=n)`). Below, the first three, then three
+# further down.
 
 # %%
 #| export
@@ -666,19 +675,30 @@ def pca_project(vectors, pca: dict):
     return (np.asarray(vectors, np.float64) - pca["mean"]) @ pca["components"].T
 
 
-def pca_bounds(vectors, pca: dict):
-    """[2, 3]: the 1st and 99th percentiles of the first three PCA coordinates of `vectors`."""
-    coords = pca_project(vectors, pca)[..., :3].reshape(-1, 3)
+def _three_components(coords, pca: dict, components) -> np.ndarray:
+    """coords [..., C] -> [..., 3]: the three `components` (indices from 0) as R, G, B."""
+    components, fitted = tuple(components), len(pca["components"])
+    if len(components) != 3 or not all(0 <= c < fitted for c in components):
+        raise ValueError(f"components must be three indices below {fitted} (the components "
+                         f"fitted; fit_pca(..., num_components=n) fits more), got {components}")
+    return coords[..., list(components)]
+
+
+def pca_bounds(vectors, pca: dict, components=(0, 1, 2)):
+    """[2, 3]: the 1st and 99th percentiles of three PCA coordinates of `vectors`
+    (`components`: which three, counted from 0; the first three by default)."""
+    coords = _three_components(pca_project(vectors, pca), pca, components).reshape(-1, 3)
     return np.stack([np.percentile(coords, 1, axis=0), np.percentile(coords, 99, axis=0)])
 
 
-def pca_images(tokens, argmax, pca: dict, bounds):
-    """Every pixel coloured by the first three PCA coordinates of its argmax token.
+def pca_images(tokens, argmax, pca: dict, bounds, components=(0, 1, 2)):
+    """Every pixel coloured by three PCA coordinates of its argmax token (`components`,
+    counted from 0: the first three by default; `bounds` from `pca_bounds` with the same).
 
     tokens [B, T, K, D], argmax [B, T, H, W] -> float RGB [B, T, H, W, 3] in [0, 1];
     component c is mapped from [bounds[0, c], bounds[1, c]] to [0, 1] and clipped.
     """
-    coords = pca_project(tokens, pca)[..., :3]  # [B, T, K, 3]
+    coords = _three_components(pca_project(tokens, pca), pca, components)  # [B, T, K, 3]
     colours = np.clip((coords - bounds[0]) / np.maximum(bounds[1] - bounds[0], 1e-12), 0, 1)
     ids = np.asarray(argmax)
     b, t = np.indices(ids.shape[:2])
@@ -702,12 +722,29 @@ assert np.abs(projected.reshape(-1, 3).mean(0)).max() < 1e-6 * np.abs(projected)
 bounds = pca_bounds(tokens[:, 2:], pca)
 rgb = pca_images(tokens, np.concatenate([s["argmax"] for s in batch_seen]), pca, bounds)
 print("variance explained by the three components:", np.round(pca["explained"], 3))
+deeper = fit_pca(tokens[:, 2:], num_components=6)  # the same first three, and three more
+assert np.allclose(deeper["components"][:3], pca["components"], atol=1e-6)
+later = (3, 4, 5)
+rgb_later = pca_images(tokens, np.concatenate([s["argmax"] for s in batch_seen]), deeper,
+                       pca_bounds(tokens[:, 2:], deeper, later), later)
+print("variance explained by components 3, 4, 5:", np.round(deeper["explained"][3:], 3))
 fig, axes = plt.subplots(4, 8, figsize=(12, 6.4))
 for row, c, colours in zip(axes, batch_clips, rgb):
     for j, t in enumerate(times[::2]):
         row[2 * j].imshow(c["video"][t])
         row[2 * j + 1].imshow(colours[t])
         row[2 * j].set_title(f"t = {t}", fontsize=8)
+for ax in axes.flat:
+    ax.set_xticks([])
+    ax.set_yticks([])
+plt.tight_layout()
+plt.show()
+fig, axes = plt.subplots(1, 8, figsize=(12, 1.8))  # the first clip: components 0–2 | 3–5
+for j, t in enumerate(times[::2]):
+    axes[2 * j].imshow(rgb[0, t])
+    axes[2 * j + 1].imshow(rgb_later[0, t])
+    axes[2 * j].set_title(f"t = {t}: 0–2", fontsize=8)
+    axes[2 * j + 1].set_title("3–5", fontsize=8)
 for ax in axes.flat:
     ax.set_xticks([])
     ax.set_yticks([])
@@ -1462,6 +1499,9 @@ if demo_page is not None:
 # born in encoder cell k — and then cross-attend into the previous frame's
 # tokens. Every function of this chapter takes it unchanged (it has MooG's call
 # interface; it draws its own initial state, so `first_state` returns None).
+# The maps are its decoder's attention: over the grid tokens `g_t` with the
+# paper's decoder input (chapter 10 §1), over the corrected `c_t` for a run
+# trained with `grid_rec_decode_corrected=True`.
 #
 # Which two runs? If `moog compare` has run for this preset (chapter 10; it
 # writes `runs/<preset>/compare/<scene>/<model>`), its MooG and Grid Rec. —
@@ -1567,7 +1607,8 @@ mediapy.show_video(video_grid(side_rows), fps=8,
 # in its cell. On `tiny` (60 steps, content that barely moves) the numbers are
 # noise: both models attend almost uniformly and F can be very negative. On the
 # `cpu` runs of `moog compare` (300 steps each; `static` scene, held-out clip 0;
-# measured with this section's code), half of the paper's picture shows:
+# measured with this section's code, before the switch existed, so Grid Rec.'s
+# decoder read `c_t`), half of the paper's picture shows:
 #
 # | | sharpness | argmax = own cell | token → object | frozen token → object |
 # |---|---|---|---|---|

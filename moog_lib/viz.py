@@ -359,19 +359,30 @@ def pca_project(vectors, pca: dict):
     return (np.asarray(vectors, np.float64) - pca["mean"]) @ pca["components"].T
 
 
-def pca_bounds(vectors, pca: dict):
-    """[2, 3]: the 1st and 99th percentiles of the first three PCA coordinates of `vectors`."""
-    coords = pca_project(vectors, pca)[..., :3].reshape(-1, 3)
+def _three_components(coords, pca: dict, components) -> np.ndarray:
+    """coords [..., C] -> [..., 3]: the three `components` (indices from 0) as R, G, B."""
+    components, fitted = tuple(components), len(pca["components"])
+    if len(components) != 3 or not all(0 <= c < fitted for c in components):
+        raise ValueError(f"components must be three indices below {fitted} (the components "
+                         f"fitted; fit_pca(..., num_components=n) fits more), got {components}")
+    return coords[..., list(components)]
+
+
+def pca_bounds(vectors, pca: dict, components=(0, 1, 2)):
+    """[2, 3]: the 1st and 99th percentiles of three PCA coordinates of `vectors`
+    (`components`: which three, counted from 0; the first three by default)."""
+    coords = _three_components(pca_project(vectors, pca), pca, components).reshape(-1, 3)
     return np.stack([np.percentile(coords, 1, axis=0), np.percentile(coords, 99, axis=0)])
 
 
-def pca_images(tokens, argmax, pca: dict, bounds):
-    """Every pixel coloured by the first three PCA coordinates of its argmax token.
+def pca_images(tokens, argmax, pca: dict, bounds, components=(0, 1, 2)):
+    """Every pixel coloured by three PCA coordinates of its argmax token (`components`,
+    counted from 0: the first three by default; `bounds` from `pca_bounds` with the same).
 
     tokens [B, T, K, D], argmax [B, T, H, W] -> float RGB [B, T, H, W, 3] in [0, 1];
     component c is mapped from [bounds[0, c], bounds[1, c]] to [0, 1] and clipped.
     """
-    coords = pca_project(tokens, pca)[..., :3]  # [B, T, K, 3]
+    coords = _three_components(pca_project(tokens, pca), pca, components)  # [B, T, K, 3]
     colours = np.clip((coords - bounds[0]) / np.maximum(bounds[1] - bounds[0], 1e-12), 0, 1)
     ids = np.asarray(argmax)
     b, t = np.indices(ids.shape[:2])

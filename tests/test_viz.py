@@ -69,6 +69,15 @@ def test_pca_projections_are_centred(seen):
     bounds = viz.pca_bounds(tokens, pca)
     rgb = viz.pca_images(tokens, seen["argmax"], pca, bounds)
     assert rgb.shape == (1, 12, RES, RES, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    # any three components: a longer fit starts with the same three
+    deeper = viz.fit_pca(tokens, num_components=6)
+    assert np.allclose(deeper["components"][:3], pca["components"], atol=1e-6)
+    later = (3, 4, 5)
+    rgb_later = viz.pca_images(tokens, seen["argmax"], deeper,
+                               viz.pca_bounds(tokens, deeper, later), later)
+    assert rgb_later.shape == rgb.shape and not np.allclose(rgb_later, rgb)
+    with pytest.raises(ValueError, match="three indices below 3"):
+        viz.pca_images(tokens, seen["argmax"], pca, bounds, (0, 1, 3))
 
 
 def test_fewer_tokens_run_with_the_same_parameters(net, clip):
