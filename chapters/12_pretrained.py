@@ -122,7 +122,9 @@ print("devices:", jax.devices())
 # | `moog_ego4d_box_track_head_ckpt_164335139.npz` | a head that tracks boxes for 16 frames |
 #
 # The Ego4D model is **not** the paper's model with other weights. What
-# differs (spec §9; the paper's column is what chapters 03–04 built):
+# differs (read from the model the release's demo notebook defines,
+# `colabs/moog_inference_demo.ipynb`: its `MooG`, `EvalWrapper` and
+# `AttentionReadout`; the paper's column is what chapters 03–04 built):
 #
 # | | paper model (chapters 03–04) | Ego4D checkpoints |
 # |---|---|---|
@@ -138,16 +140,17 @@ print("devices:", jax.devices())
 #
 # Everything attention-shaped is our chapter 02 `Transformer`, unchanged: the
 # release's blocks are the same pre-LN, parallel self ∥ cross blocks with
-# QK-norm (spec §2, and the block the authors' demo notebook defines). So most
+# QK-norm (the release's `moog/attention.py`, `ImprovedTransformerBlock`, and the
+# block of the same name the demo notebook defines). So most
 # of the work below is *names*.
 #
 # Every file is a flat dictionary from a `/`-joined parameter path, such as
 # `pretrained_model/predictor_sa/layer_0/self_att/dense_query/kernel`, to a
-# float32 array. The spec that came with this project lists every path and
-# shape of the three files. We write those tables into the library (the next
-# cells) so that an installed `moog_lib` can check a file without the spec at
-# hand, and `tests/test_pretrained.py` compares them with the spec entry by
-# entry.
+# float32 array. We write the table of every path and shape of the three files
+# into the library (the next cells) so that an installed `moog_lib` can check a
+# file before using it. The maintainers keep a list of those paths and shapes
+# beside the repository (it is not part of it); where it is at hand,
+# `tests/test_pretrained.py` compares our tables with it entry by entry.
 
 # %% [markdown]
 # ### The configuration
@@ -192,7 +195,8 @@ EGO4D_SIZES = ("official", "tiny")
 
 @dataclasses.dataclass(frozen=True)
 class Ego4DBackboneConfig:
-    """The Ego4D MooG (spec §9). Defaults are the released model's sizes."""
+    """The Ego4D MooG (the release's demo notebook, `colabs/moog_inference_demo.ipynb`).
+    Defaults are the released model's sizes."""
 
     token_dim: int = 512  # D, the width of the state
     num_tokens: int = 1024  # K (a default: K can change at call time)
@@ -215,7 +219,8 @@ class Ego4DBackboneConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Ego4DHeadConfig:
-    """A one-shot attention readout head over all frames of a clip (spec §9)."""
+    """A one-shot attention readout head over all frames of a clip (the demo notebook's
+    `AttentionReadout`)."""
 
     query_dim: int  # 2: a point (x, y); 4: a box (ymin, xmin, ymax, xmax)
     num_outputs: int  # numbers per tile: frames_per_tile × channels
@@ -292,9 +297,9 @@ assert tiny.points.num_tiles == 8 and tiny.points.num_frames == 16  # the file l
 # %% [markdown]
 # ## 2. What a valid file contains
 #
-# The tables below are the spec's, written compactly: a transformer's entries
-# follow from its width, depth, heads and MLP size, so we write one function
-# for a block and one per file. These functions know nothing about our
+# The tables below list every array of the three files, written compactly: a
+# transformer's entries follow from its width, depth, heads and MLP size, so we
+# write one function for a block and one per file. These functions know nothing about our
 # modules — they describe the authors' naming — which is what makes the check
 # in section 5 (our module tree, renamed, gives the same table) meaningful.
 #
@@ -426,9 +431,9 @@ def release_param_shapes(config: configs.ModelConfig) -> dict[str, tuple]:
 
 
 # %% [markdown]
-# How many numbers does each file hold? And — since the spec that came with
-# this project sits beside the repository in CI — do the tables agree with it?
-# (The unit tests make the same comparison; on Colab the spec is not there and
+# How many numbers does each file hold? And — where the maintainers' list of
+# paths and shapes sits beside the repository — do the tables agree with it?
+# (The unit tests make the same comparison; on Colab the list is not there and
 # the comparison is skipped.)
 
 # %%
@@ -450,9 +455,9 @@ if SPEC_DIR is not None:
     variant = dataclasses.replace(paper, loss_gradient_input=True)
     assert ({k: tuple(v[0]) for k, v in release["loss_gradient_variant"].items()}
             == release_param_shapes(variant))
-    print("the tables equal the spec, path by path and shape by shape")
+    print("the tables equal the maintainers' list, path by path and shape by shape")
 else:
-    print("spec not found beside the repository; tests/test_pretrained.py compares the tables")
+    print("the maintainers' list is not beside the repository; comparison skipped")
 assert sum(math.prod(s) for s in release_param_shapes(configs.get("paper").model).values()) == 34_726_787
 
 # %% [markdown]
@@ -1901,8 +1906,8 @@ for frames_t in (4, 8):
 # ## References
 #
 # - S. van Steenkiste et al. *Moving Off-the-Grid: Scene-Grounded Video
-#   Representations.* NeurIPS 2024 (Section 4 and Appendix C: readouts; the
-#   Ego4D transfer results).
+#   Representations.* NeurIPS 2024 (Section 4 and Appendix C: readouts). The
+#   Ego4D checkpoints come from the authors' release (next entry).
 # - The authors' release: `google-deepmind/representations4d` (folder `moog/`
 #   and `colabs/moog_inference_demo.ipynb`, Apache-2.0) — the source of the
 #   checkpoint URLs, the parameter names and the demo's conventions (query

@@ -73,7 +73,8 @@ EGO4D_SIZES = ("official", "tiny")
 
 @dataclasses.dataclass(frozen=True)
 class Ego4DBackboneConfig:
-    """The Ego4D MooG (spec §9). Defaults are the released model's sizes."""
+    """The Ego4D MooG (the release's demo notebook, `colabs/moog_inference_demo.ipynb`).
+    Defaults are the released model's sizes."""
 
     token_dim: int = 512  # D, the width of the state
     num_tokens: int = 1024  # K (a default: K can change at call time)
@@ -96,7 +97,8 @@ class Ego4DBackboneConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Ego4DHeadConfig:
-    """A one-shot attention readout head over all frames of a clip (spec §9)."""
+    """A one-shot attention readout head over all frames of a clip (the demo notebook's
+    `AttentionReadout`)."""
 
     query_dim: int  # 2: a point (x, y); 4: a box (ymin, xmin, ymax, xmax)
     num_outputs: int  # numbers per tile: frames_per_tile × channels
