@@ -210,6 +210,8 @@ def test_release_tree_to_moog_and_back_is_the_identity(config):
     tree = _random_tree(config)
     moog = pretrained.from_release_params(tree)  # the paper preset, variant from the tree
     assert moog.config.loss_gradient_input == config.loss_gradient_input
+    assert moog.config.compute_dtype == "bfloat16"  # the preset asks for bfloat16 ...
+    assert moog.decoder.dtype == jnp.float32  # ... loading computes in float32 unless asked
     assert (moog.dynamics.gradient_projection is not None) == config.loss_gradient_input
     back = pretrained.to_release_params(moog)
     assert jax.tree.structure(back) == jax.tree.structure(tree)
