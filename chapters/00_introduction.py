@@ -29,62 +29,21 @@
 # | `colab` | Colab TPU v5e-1 | a few seconds; not measured yet |
 
 # %%
-# Shared setup, identical in every chapter (tests/test_chapters.py checks it).
-# On Colab: install this repository without replacing the preinstalled jax, jaxlib,
-# libtpu and flax. Everywhere: set XLA flags before JAX starts, pick the preset
-# (MOOG_PRESET; TPU presets fall back to `tiny` without a TPU) and say what runs.
-import os
+# Setup, the same in every chapter (chapter 00, section 5, explains it). On Colab:
+# install this repository, keeping the jax, jaxlib, libtpu and flax Colab ships.
+# Then `notebook.setup()` sets XLA flags before JAX starts, picks the preset
+# (MOOG_PRESET; `colab` on a TPU, else `tiny`) and prints what runs.
 import subprocess
 import sys
 
 REPOSITORY = "https://github.com/moog-tutorial/moog-tutorial"
-REVISION = "main"  # the Colab badge opens main's notebook, so install main too
-IN_COLAB = "google.colab" in sys.modules
+if "google.colab" in sys.modules:
+    subprocess.run("pip freeze | grep -iE '^(jax|jaxlib|libtpu|flax)==' > /tmp/keep.txt && "
+                   f"pip install -q -c /tmp/keep.txt 'moog-tutorial[video] @ git+{REPOSITORY}@main'",
+                   shell=True, check=True)
+from moog_lib import configs, notebook
 
-
-def _run_visible(command):
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as p:
-        for line in p.stdout:
-            print(line, end="")
-    if p.returncode:
-        raise RuntimeError(f"command failed ({p.returncode}): {' '.join(command)}")
-
-
-if IN_COLAB:
-    frozen = subprocess.run([sys.executable, "-m", "pip", "freeze"], capture_output=True, text=True)
-    keep = [
-        line
-        for line in frozen.stdout.splitlines()
-        if line.split("==")[0].lower() in {"jax", "jaxlib", "libtpu", "flax"}
-    ]
-    with open("/tmp/moog_keep.txt", "w") as f:
-        f.write("\n".join(keep) + "\n")
-    _run_visible(
-        [sys.executable, "-m", "pip", "install", "-c", "/tmp/moog_keep.txt",
-         f"moog-tutorial[video] @ git+{REPOSITORY}@{REVISION}"]
-    )
-if "jax" in sys.modules:
-    print("note: JAX was already imported; XLA flags set now take effect after a restart")
-if os.environ.get("MOOG_CPU_DEVICES"):  # simulate N devices on one CPU
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "")
-        + f" --xla_force_host_platform_device_count={os.environ['MOOG_CPU_DEVICES']}"
-    )
-
-import flax
-import jax
-
-import moog_lib
-from moog_lib import configs
-
-ON_TPU = jax.default_backend() == "tpu"
-PRESET = os.environ.get("MOOG_PRESET") or ("colab" if ON_TPU else "tiny")
-if PRESET in configs.TPU_PRESETS and not ON_TPU:
-    print(f"WARNING: preset '{PRESET}' wants a TPU and none is attached; using 'tiny'.")
-    PRESET = "tiny"
-print(f"python {sys.version.split()[0]} | jax {jax.__version__} | flax {flax.__version__}"
-      f" | moog_lib {moog_lib.__version__} | preset {PRESET}")
-print("devices:", jax.devices())
+PRESET = notebook.setup()
 
 # %%
 #| default_exp configs
@@ -130,7 +89,7 @@ print("devices:", jax.devices())
 #
 # | chapter | topic | exports |
 # |---|---|---|
-# | 00 | introduction, notation, presets | `moog_lib.configs` |
+# | 00 | introduction, notation, presets, the setup cell | `moog_lib.configs`, `moog_lib.notebook` |
 # | 01 | Fourier features | `moog_lib.fourier` |
 # | 02 | attention and the transformer block | `moog_lib.attention` |
 # | 03 | encoder and the predict–correct loop | `moog_lib.model` |
@@ -488,7 +447,87 @@ config = get(PRESET)
 print(config.name, config.model.num_tokens, "tokens at", config.data.resolution, "px")
 
 # %% [markdown]
-# ## 5. How to run everything
+# ## 5. The setup cell
+#
+# The second cell of every chapter is the same few lines. On Colab it installs
+# this repository without touching the jax, jaxlib, libtpu and flax that Colab
+# ships (they are built for its TPU runtime); everywhere it then calls
+# `notebook.setup()`, which
+#
+# - sets XLA's flags *before* JAX starts (XLA reads them once, when the first
+#   JAX computation runs; `MOOG_CPU_DEVICES=8` gives eight simulated CPU devices
+#   for trying data parallelism on a laptop);
+# - picks the preset: `MOOG_PRESET` if set, else `colab` on a TPU and `tiny`
+#   elsewhere, falling back to `tiny` (with a warning) when a TPU preset finds
+#   no TPU;
+# - prints the versions and devices, so that a notebook's output says what ran.
+#
+# Its code lives in the library, so it is tested once rather than copied fourteen times:
+
+# %%
+#| export notebook
+"""Setting up a chapter: XLA flags before JAX starts, the preset, what runs where."""
+import os
+import sys
+
+
+def in_colab() -> bool:
+    """True inside a Google Colab runtime."""
+    return "google.colab" in sys.modules
+
+
+def simulate_cpu_devices(count) -> None:
+    """Ask XLA for `count` CPU devices (to try data parallelism on one machine).
+
+    Takes effect only if JAX has not started yet; says so otherwise."""
+    count = int(count)
+    if count < 1:
+        raise ValueError(f"MOOG_CPU_DEVICES must be a positive int, got {count}")
+    if "jax" in sys.modules:
+        print("note: JAX was already imported; the device count takes effect after a restart")
+    flag = f"--xla_force_host_platform_device_count={count}"
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
+
+
+def setup(preset: str | None = None) -> str:
+    """Prepare this process for a chapter and return the preset to run it with.
+
+    The preset is `preset`, else `$MOOG_PRESET`, else `colab` on a TPU and `tiny`
+    elsewhere; a TPU preset without a TPU falls back to `tiny` with a warning.
+    `$MOOG_CPU_DEVICES=N` simulates N CPU devices. Prints the versions, the preset
+    and the devices.
+    """
+    if os.environ.get("MOOG_CPU_DEVICES"):
+        simulate_cpu_devices(os.environ["MOOG_CPU_DEVICES"])
+    import flax
+    import jax
+
+    import moog_lib
+    from moog_lib import configs
+
+    on_tpu = jax.default_backend() == "tpu"
+    chosen = preset or os.environ.get("MOOG_PRESET") or ("colab" if on_tpu else "tiny")
+    configs.get(chosen)  # an unknown name is refused here, with the list of presets
+    if chosen in configs.TPU_PRESETS and not on_tpu:
+        print(f"WARNING: preset '{chosen}' wants a TPU and none is attached; using 'tiny'.")
+        chosen = "tiny"
+    print(f"python {sys.version.split()[0]} | jax {jax.__version__} | flax {flax.__version__}"
+          f" | moog_lib {moog_lib.__version__} | preset {chosen}")
+    print("devices:", jax.devices())
+    return chosen
+
+
+# %%
+assert setup("tiny") == "tiny" and in_colab() is False
+try:
+    setup("tiny_typo")
+except ValueError as err:
+    print("a typo is caught:", err)
+else:
+    raise AssertionError("setup accepted an unknown preset")
+
+# %% [markdown]
+# ## 6. How to run everything
 #
 # From a clone of the repository, with Python 3.11 or newer:
 #

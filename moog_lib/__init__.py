@@ -4,7 +4,8 @@ Every module except this file is generated from a chapter in `chapters/` by
 `tools/export.py`. Import what you need, e.g. `from moog_lib import configs`.
 Modules come in layers (nothing imports upward):
 
-- fourier, attention, configs, data: import nothing of ours;
+- fourier, attention, configs, data: import nothing of ours; notebook (the
+  setup cell of every chapter) imports configs;
 - model, decoder: build on them;
 - train: on those;
 - readouts (chapter 07), then points (08) and boxes (09);
