@@ -30,16 +30,22 @@ check-export: install
 lint: install
 	$(VENV)/bin/ruff check tools tests benchmarks chapters
 
+# Two workers (xdist), whole files per worker: the machine CI runs on has two cores.
+WORKERS ?= 2
+XDIST := -n $(WORKERS) --dist loadfile
+
 unit: install
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests $(XDIST) --durations=15
 
 chapters: install  ## every chapter under nbval on the tiny preset, with per-chapter runtimes
 	MOOG_PRESET=tiny $(PY) -m pytest --nbval-lax --nbval-current-env chapters/ \
-		-p no:cacheprovider --durations=15
+		-p no:cacheprovider $(XDIST)
 
 test: check-export lint unit chapters
 
-# The same unit tests under the versions Colab's TPU runtime preinstalls.
+# The unit tests under the versions Colab's TPU runtime preinstalls, leaving out the
+# tests marked `slow` (long trainings, renders, subprocess meshes) that exercise no
+# more library API than the fast ones do.
 $(COLAB_STAMP): pyproject.toml constraints/colab-tpu.txt
 	test -x $(COLAB_VENV)/bin/python || $(COLAB_PYTHON) -m venv $(COLAB_VENV)
 	$(COLAB_VENV)/bin/python -m pip install --quiet --upgrade pip uv
@@ -49,7 +55,7 @@ $(COLAB_STAMP): pyproject.toml constraints/colab-tpu.txt
 
 test-colab: $(COLAB_STAMP)
 	$(COLAB_VENV)/bin/python -c "import jax, flax; print('colab pins: jax', jax.__version__, 'flax', flax.__version__)"
-	$(COLAB_VENV)/bin/python -m pytest tests
+	$(COLAB_VENV)/bin/python -m pytest tests -m "not slow" $(XDIST)
 
 demo: install  ## train the cpu preset on rendered clips, then write runs/demo/ (curves, video, summary)
 	$(VENV)/bin/moog demo --preset cpu --workdir runs/cpu --out runs/demo
