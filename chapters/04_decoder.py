@@ -117,8 +117,6 @@ print(PRESET, "| D =", mc.token_dim, "| decoder:", mc.decoder, "| Fourier bases:
 
 # %%
 #| export
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -339,6 +337,9 @@ class Decoder(nnx.Module):
 # `576 · 3 + 3 = 1,731` in the readout.
 
 # %%
+import math
+
+
 def count_params(module) -> int:
     return sum(math.prod(p.shape) for p in jax.tree.leaves(nnx.state(module, nnx.Param)))
 

@@ -71,7 +71,6 @@ PRESET = notebook.setup()
 # %%
 #| export
 import dataclasses
-import time
 import typing
 from pathlib import Path
 
@@ -81,7 +80,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from moog_lib import configs, data, decoder, model, train
+from moog_lib import configs, decoder, model, train
 
 
 def token_features(moog: decoder.MooG, frames: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
@@ -99,6 +98,8 @@ def token_features(moog: decoder.MooG, frames: jnp.ndarray, key: jax.Array) -> j
 import tempfile
 
 import matplotlib.pyplot as plt
+
+from moog_lib import data
 
 config = configs.get(PRESET)
 m = config.model

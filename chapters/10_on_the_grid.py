@@ -126,7 +126,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from moog_lib import attention, boxes, configs, data, decoder, model, readouts, train
+from moog_lib import attention, boxes, configs, data, decoder, model, train
 
 MODEL_KINDS = ("moog", "grid", "grid_rec")
 MODEL_NAMES = {"moog": "MooG", "grid": "Grid", "grid_rec": "Grid Rec."}
@@ -471,6 +471,8 @@ def build_model(kind: str, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype
 
 
 # %%
+from moog_lib import readouts
+
 batch = {"video": (np.asarray(clip) * 255).astype(np.uint8)}
 
 

@@ -20,8 +20,6 @@ __all__ = [
 
 
 # chapters/04_decoder.py, cell 7
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -31,7 +31,6 @@ __all__ = [
 
 # chapters/07_depth_readout.py, cell 5
 import dataclasses
-import time
 import typing
 from pathlib import Path
 
@@ -41,7 +40,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from moog_lib import configs, data, decoder, model, train
+from moog_lib import configs, decoder, model, train
 
 
 def token_features(moog: decoder.MooG, frames: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
