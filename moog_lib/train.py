@@ -33,6 +33,13 @@ __all__ = [
     "load_trained",
     "read_config",
     "config_from_dict",
+    "RESUMABLE_FIELDS",
+    "COMPUTE_DTYPES",
+    "check_count",
+    "check_config",
+    "config_differences",
+    "move_run_aside",
+    "prepare_run_folder",
     "predict_frames",
     "write_report",
     "WEIGHTS_FORMAT",
@@ -230,6 +237,7 @@ class Checkpointer:
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                                enable_async_checkpointing=False)
         self.manager = ocp.CheckpointManager(self.directory, options=options)
+        self.unreadable: dict[int, str] = {}  # step: why `restore` could not read it
 
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
@@ -242,20 +250,24 @@ class Checkpointer:
         self.manager.wait_until_finished()
 
     def restore(self, like: TrainState):
-        """(state, metadata) of the newest readable step, shaped and sharded like `like`; or None."""
+        """(state, metadata) of the newest readable step, shaped and sharded like `like`; or
+        None, with the reason each step could not be read in `self.unreadable`."""
         treedef = jax.tree_util.tree_structure(like)
         abstract = {key: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
                     for key, x in _flat(like).items()}
+        self.unreadable = {}
         for step in reversed(self.steps()):
             try:
                 restored = self.manager.restore(step, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(abstract), metadata=ocp.args.JsonRestore()))
                 arrays = [restored["state"][key] for key in abstract]
-                return jax.tree_util.tree_unflatten(treedef, arrays), restored["metadata"]
-            except Exception as err:  # a corrupt or partial step: report it, use the one before
-                warnings.warn(f"checkpoint step {step} in {self.directory} cannot be read "
-                              f"({type(err).__name__}: {str(err)[:200]}); trying the previous one",
-                              stacklevel=2)
+            except Exception as err:  # a corrupt or partial step: use the one before
+                self.unreadable[step] = f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
+                continue
+            for bad, reason in self.unreadable.items():  # say which newer steps were skipped
+                warnings.warn(f"checkpoint step {bad} in {self.directory} cannot be read "
+                              f"({reason}); using step {step}", stacklevel=2)
+            return jax.tree_util.tree_unflatten(treedef, arrays), restored["metadata"]
         return None
 
     def close(self):
@@ -385,8 +397,8 @@ def evaluate_batches(evaluate, params, batches, key) -> dict:
 
 def fit(config: configs.Config, workdir, model: nnx.Module, tx: optax.GradientTransformation,
         loss_fn, *, keys: tuple[str, ...] = ("video",), steps: int | None = None,
-        resume: bool = True, train_source=None, eval_source=None, eval_sources=None,
-        progress: bool = True, desc: str = "pretraining") -> dict:
+        resume: bool = True, force_new_run: bool = False, train_source=None, eval_source=None,
+        eval_sources=None, progress: bool = True, desc: str = "pretraining") -> dict:
     """Train `model` on `loss_fn` with `tx`; returns the last train and eval records.
 
     The loop behind `train` (pretraining) and the readouts of chapters 07–09:
@@ -397,16 +409,20 @@ def fit(config: configs.Config, workdir, model: nnx.Module, tx: optax.GradientTr
     `keep_checkpoints` kept) and `curves.png` to `workdir`. With `resume`,
     continues from the newest readable checkpoint: parameters, optimiser state,
     step and data position, so the run goes on exactly as if it had never
-    stopped. `steps` overrides the config's total (the schedule follows
-    `config.train.steps`). `eval_sources` maps a split name to (source,
-    num_frames) for extra held-out evaluations (default: "eval" on
-    `eval_source` with the training window length).
+    stopped. A folder holds one run: `prepare_run_folder` refuses, before anything
+    is written, to resume a run of another config or to start a fresh run over
+    one; `force_new_run` moves the old run aside instead. `steps` overrides the
+    config's total (the schedule follows `config.train.steps`). `eval_sources`
+    maps a split name to (source, num_frames) for extra held-out evaluations
+    (default: "eval" on `eval_source` with the training window length).
     """
     from tqdm.auto import tqdm
 
-    workdir = Path(workdir)
+    if steps is not None:
+        check_count("steps", steps, "training steps; None for config.train.steps")
+    check_config(config)
+    workdir = prepare_run_folder(config, workdir, resume=resume, force_new_run=force_new_run)
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
     total_steps = config.train.steps if steps is None else steps
     t, d = config.train, config.data
     mesh = data.data_parallel_mesh()
@@ -440,6 +456,12 @@ def fit(config: configs.Config, workdir, model: nnx.Module, tx: optax.GradientTr
         state, metadata = restored
         batches.set_state(metadata["data_state"])
         print(f"resumed from step {int(state.step)} in {workdir}")
+    elif resume and checkpoints.unreadable:  # starting over would rotate them away
+        checkpoints.close()
+        raise ValueError(f"none of the checkpoints in {checkpoints.directory} (steps "
+                         f"{', '.join(map(str, sorted(checkpoints.unreadable)))}) can be read as "
+                         f"this model ({next(iter(checkpoints.unreadable.values()))}); {_WAYS_OUT}")
+    (workdir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
 
     def checkpoint():
         checkpoints.save(state, {"data_state": batches.get_state(), "seed": t.seed,
@@ -485,12 +507,13 @@ def fit(config: configs.Config, workdir, model: nnx.Module, tx: optax.GradientTr
 
 
 def train(config: configs.Config, workdir, *, steps: int | None = None, resume: bool = True,
-          train_source=None, eval_source=None, progress: bool = True) -> dict:
+          force_new_run: bool = False, train_source=None, eval_source=None,
+          progress: bool = True) -> dict:
     """Pretrain MooG on next-frame prediction (see `fit`); returns the last records."""
-    model = decoder.MooG(config.model, rngs=nnx.Rngs(config.train.seed))
+    model = decoder.MooG(check_config(config).model, rngs=nnx.Rngs(config.train.seed))
     return fit(config, workdir, model, make_optimizer(config.train), pretraining_loss,
-               steps=steps, resume=resume, train_source=train_source,
-               eval_source=eval_source, progress=progress)
+               steps=steps, resume=resume, force_new_run=force_new_run,
+               train_source=train_source, eval_source=eval_source, progress=progress)
 
 
 def restore_model(model: nnx.Module, tx: optax.GradientTransformation, directory,
@@ -501,6 +524,11 @@ def restore_model(model: nnx.Module, tx: optax.GradientTransformation, directory
     checkpoints = Checkpointer(directory, keep=keep)
     restored = checkpoints.restore(replicate(like, data.data_parallel_mesh()))
     checkpoints.close()
+    if restored is None and checkpoints.unreadable:
+        raise ValueError(f"none of the checkpoints in {checkpoints.directory} (steps "
+                         f"{', '.join(map(str, sorted(checkpoints.unreadable)))}) fits this model "
+                         f"({next(iter(checkpoints.unreadable.values()))}): they are damaged, or "
+                         "the config they are read with (a run's config.json) was edited")
     return None if restored is None else merge_model(graphdef, rest, restored[0])
 
 
@@ -517,31 +545,173 @@ def load_trained(workdir, config: configs.Config | None = None):
 def read_config(workdir) -> configs.Config:
     """The config a run in `workdir` was trained with (its config.json)."""
     config_path = Path(workdir) / "config.json"
+    if Path(workdir).is_file():
+        raise ValueError(f"{workdir} is a file, not a run folder; pass the folder a run was "
+                         "trained in")
     if not config_path.exists():
         raise ValueError(f"{workdir} has no config.json; pass the config it was trained with")
-    return config_from_dict(json.loads(config_path.read_text()))
+    try:
+        values = json.loads(config_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{config_path} is not JSON ({err.msg}, line {err.lineno} column "
+                         f"{err.colno}); restore the run's config (json.dumps of "
+                         "dataclasses.asdict(config))") from None
+    return config_from_dict(values, source=str(config_path))
 
 
-def config_from_dict(values: dict) -> configs.Config:
-    """Rebuild a `configs.Config` from `dataclasses.asdict` output (e.g. a run's config.json)."""
+def config_from_dict(values: dict, source: str = "config") -> configs.Config:
+    """Rebuild a `configs.Config` from `dataclasses.asdict` output (e.g. a run's config.json).
 
-    def build(cls, fields):
-        kwargs = {}
-        for field in dataclasses.fields(cls):
-            if field.name not in fields:  # a run written before the field existed
-                continue
-            value = fields[field.name]
-            if dataclasses.is_dataclass(field.type if isinstance(field.type, type) else None):
-                value = build(field.type, value)
-            elif isinstance(value, list):
-                value = tuple(value)
-            kwargs[field.name] = value
-        return cls(**kwargs)
+    A missing field takes its default (a run written before the field existed); an
+    unknown field or a value of another type is a ValueError naming `source` and the
+    dotted field."""
+    import typing
 
-    return build(configs.Config, values)
+    def value_of(kind, value, name):
+        if typing.get_origin(kind) is tuple and isinstance(value, list | tuple):
+            item = typing.get_args(kind)[0]
+            if all(type(v) is item for v in value):
+                return tuple(value)
+        elif kind is float and type(value) is int:
+            return float(value)
+        elif type(value) is kind:
+            return value
+        expected = "a list of numbers" if typing.get_origin(kind) is tuple else kind.__name__
+        raise ValueError(f"{source}: {name} is {value!r}; expected {expected}")
+
+    def build(cls, fields, prefix):
+        section = prefix[:-1] or "the top level"
+        if not isinstance(fields, dict):
+            raise ValueError(f"{source}: {section} is {fields!r}; expected a section of "
+                             f"{cls.__name__} fields")
+        hints = typing.get_type_hints(cls)
+        unknown = [prefix + name for name in fields if name not in hints]
+        if unknown:
+            raise ValueError(f"{source}: unknown field {', '.join(unknown)} (a typo, or a "
+                             "newer version's); remove it or correct its name")
+        kwargs = {name: build(hints[name], value, f"{prefix}{name}.")
+                  if dataclasses.is_dataclass(hints[name])
+                  else value_of(hints[name], value, prefix + name)
+                  for name, value in fields.items()}
+        try:
+            return cls(**kwargs)
+        except TypeError as err:  # a field without a default is missing
+            raise ValueError(f"{source}: {section} lacks a field ({err})") from None
+
+    return build(configs.Config, values, "")
 
 
-# chapters/06_pretraining.py, cell 28
+# chapters/06_pretraining.py, cell 26
+# What may change when a run is resumed, in `train` and in the readouts' `readout.train`.
+RESUMABLE_FIELDS = tuple(f"{section}.{field}" for section in ("train", "readout.train")
+                         for field in ("steps", "log_every", "eval_every", "checkpoint_every",
+                                       "keep_checkpoints")) + ("data.data_dir",)
+COMPUTE_DTYPES = ("float32", "bfloat16")
+_WAYS_OUT = ("choose another workdir, or pass --force-new-run (force_new_run=True) to move "
+             "the old run to <workdir>.old-<time> and start afresh")
+
+
+def check_count(name: str, value, what: str) -> None:
+    """A ValueError unless `value` is a positive whole number; `what` says what it counts."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name}={value!r}: expected a positive whole number ({what})")
+
+
+def check_config(config: configs.Config) -> configs.Config:
+    """`config`, once its counts, cadences and dtype are checked; else a ValueError
+    naming the dotted field and what it expects."""
+    for section, t in (("train", config.train), ("readout.train", config.readout.train)):
+        for field, what in (("steps", "training steps"), ("log_every", "steps per log record"),
+                            ("eval_every", "steps between evaluations"),
+                            ("checkpoint_every", "steps between checkpoints"),
+                            ("keep_checkpoints", "checkpoints kept")):
+            check_count(f"{section}.{field}", getattr(t, field), what)
+        if not 0 <= t.warmup_steps or not 0 < t.peak_learning_rate < math.inf:
+            raise ValueError(f"{section}: warmup_steps={t.warmup_steps}, peak_learning_rate="
+                             f"{t.peak_learning_rate}; expected warmup >= 0 and a positive rate")
+    for field in ("resolution", "num_frames", "batch_size", "clip_frames", "num_clips",
+                  "eval_clips"):
+        check_count(f"data.{field}", getattr(config.data, field), "a count of clips, frames "
+                     "or pixels")
+    for field in ("token_dim", "num_tokens"):
+        check_count(f"model.{field}", getattr(config.model, field), "model size")
+    if config.model.compute_dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"model.compute_dtype={config.model.compute_dtype!r}: expected one of "
+                         f"{', '.join(map(repr, COMPUTE_DTYPES))}")
+    return config
+
+
+def config_differences(old: configs.Config, new: configs.Config) -> dict:
+    """{dotted field: (old value, new value)} for every field where `new` differs."""
+    def flat(node, prefix=""):
+        return {k: v for f in dataclasses.fields(node) for k, v in (
+            flat(getattr(node, f.name), f"{prefix}{f.name}.").items()
+            if dataclasses.is_dataclass(getattr(node, f.name))
+            else [(prefix + f.name, getattr(node, f.name))])}
+
+    a, b = flat(old), flat(new)
+    return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+
+
+def move_run_aside(workdir) -> Path:
+    """Rename `workdir` to `<workdir>.old-<time>` (deleting nothing); returns the new name."""
+    workdir = Path(workdir).absolute()
+    if Path.cwd().resolve().is_relative_to(workdir.resolve()):
+        raise ValueError(f"cannot move {workdir} aside while it holds the current directory; "
+                         "run the command from elsewhere")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target, n = workdir.with_name(f"{workdir.name}.old-{stamp}"), 1
+    while target.exists():
+        target, n = workdir.with_name(f"{workdir.name}.old-{stamp}-{n}"), n + 1
+    if jax.process_index() == 0:
+        workdir.rename(target)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("moog: old run moved aside")
+    return target
+
+
+def prepare_run_folder(config: configs.Config, workdir, *, resume: bool,
+                       force_new_run: bool = False) -> Path:
+    """`workdir` as a Path, once it may take this run; writes nothing except with
+    `force_new_run`, which moves a run already there aside (`move_run_aside`).
+
+    A folder holds a run when it has a config.json or checkpoints. Resuming needs
+    its config to equal `config` except for `RESUMABLE_FIELDS`; a fresh run needs
+    a folder without a run. Otherwise a one-line ValueError names the differing
+    fields (old → new) and the ways out.
+    """
+    workdir = Path(workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise ValueError(f"workdir {workdir} is a file; pass a folder (created if missing)")
+    checkpoint_dir = workdir / "checkpoints"
+    saved = sorted(p.name for p in checkpoint_dir.iterdir()) if checkpoint_dir.is_dir() else []
+    if not saved and not (workdir / "config.json").exists():
+        return workdir
+    if force_new_run:
+        print(f"moved the run in {workdir} to {move_run_aside(workdir)}; starting afresh")
+        return workdir
+    if not resume:
+        raise ValueError(f"{workdir} already holds a run (checkpoints: {', '.join(saved) or 'none'}"
+                         f"); pass --resume (resume=True) to continue it, or {_WAYS_OUT}")
+    if not (workdir / "config.json").exists():
+        raise ValueError(f"{workdir} holds checkpoints but no config.json to check them "
+                         f"against; {_WAYS_OUT}")
+    differences = {k: v for k, v in config_differences(read_config(workdir), config).items()
+                   if k not in RESUMABLE_FIELDS}
+    if differences:
+        shown = [f"{k} {old!r} → {new!r}" for k, (old, new) in differences.items()]
+        if len(shown) > 6:
+            shown = shown[:6] + [f"and {len(shown) - 6} more"]
+        raise ValueError(f"{workdir} holds a run of another config ({'; '.join(shown)}); to "
+                         f"resume it pass the config it was trained with, or {_WAYS_OUT}")
+    return workdir
+
+
+# chapters/06_pretraining.py, cell 33
 def predict_frames(model, frames: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
     """Dense next-frame predictions [B, T, H, W, 3]: every z_p decoded at every pixel.
 
@@ -610,7 +780,7 @@ def write_report(workdir, out_dir, *, num_clips: int = 4, fps: int = 4) -> Path:
     return out_dir
 
 
-# chapters/06_pretraining.py, cell 35
+# chapters/06_pretraining.py, cell 40
 import hashlib
 import io
 import os

@@ -185,3 +185,22 @@ def test_loss_goes_down_over_20_steps_on_tiny(tmp_path):
     assert (tmp_path / "curves.png").stat().st_size > 0
     config = train.config_from_dict(json.loads((tmp_path / "config.json").read_text()))
     assert config == configs.get("tiny")
+
+
+def test_resume_extends_a_run_and_refuses_another_config(tmp_path):
+    short = configs.override(configs.get("tiny"), ["train.steps=2", "train.log_every=1"])
+    train.train(short, tmp_path, progress=False)
+    saved = {p: p.read_bytes() for p in (tmp_path / "checkpoints").rglob("*") if p.is_file()}
+    other = configs.override(short, ["model.token_dim=48"])
+    with pytest.raises(ValueError, match=r"model.token_dim 32 → 48.*--force-new-run"):
+        train.train(other, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="already holds a run"):
+        train.train(short, tmp_path, resume=False, progress=False)
+    assert saved == {p: p.read_bytes() for p in (tmp_path / "checkpoints").rglob("*")
+                     if p.is_file()}
+    # The run's length and cadence may change on resume: here it goes on to step 4.
+    longer = configs.override(short, ["train.steps=4", "train.checkpoint_every=2"])
+    assert train.train(longer, tmp_path, progress=False)["step"] == 4
+    assert train.read_config(tmp_path) == longer
+    logged = [r["step"] for r in train.MetricsLog(tmp_path / "metrics.jsonl").read("train")]
+    assert logged == [1, 2, 3, 4]
