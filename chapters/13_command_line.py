@@ -28,62 +28,21 @@
 # | `colab` | Colab TPU v5e-1 | not measured yet |
 
 # %%
-# Shared setup, identical in every chapter (tests/test_chapters.py checks it).
-# On Colab: install this repository without replacing the preinstalled jax, jaxlib,
-# libtpu and flax. Everywhere: set XLA flags before JAX starts, pick the preset
-# (MOOG_PRESET; TPU presets fall back to `tiny` without a TPU) and say what runs.
-import os
+# Setup, the same in every chapter (chapter 00, section 5, explains it). On Colab:
+# install this repository, keeping the jax, jaxlib, libtpu and flax Colab ships.
+# Then `notebook.setup()` sets XLA flags before JAX starts, picks the preset
+# (MOOG_PRESET; `colab` on a TPU, else `tiny`) and prints what runs.
 import subprocess
 import sys
 
 REPOSITORY = "https://github.com/moog-tutorial/moog-tutorial"
-REVISION = "main"  # the Colab badge opens main's notebook, so install main too
-IN_COLAB = "google.colab" in sys.modules
+if "google.colab" in sys.modules:
+    subprocess.run("pip freeze | grep -iE '^(jax|jaxlib|libtpu|flax)==' > /tmp/keep.txt && "
+                   f"pip install -q -c /tmp/keep.txt 'moog-tutorial[video] @ git+{REPOSITORY}@main'",
+                   shell=True, check=True)
+from moog_lib import configs, notebook
 
-
-def _run_visible(command):
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as p:
-        for line in p.stdout:
-            print(line, end="")
-    if p.returncode:
-        raise RuntimeError(f"command failed ({p.returncode}): {' '.join(command)}")
-
-
-if IN_COLAB:
-    frozen = subprocess.run([sys.executable, "-m", "pip", "freeze"], capture_output=True, text=True)
-    keep = [
-        line
-        for line in frozen.stdout.splitlines()
-        if line.split("==")[0].lower() in {"jax", "jaxlib", "libtpu", "flax"}
-    ]
-    with open("/tmp/moog_keep.txt", "w") as f:
-        f.write("\n".join(keep) + "\n")
-    _run_visible(
-        [sys.executable, "-m", "pip", "install", "-c", "/tmp/moog_keep.txt",
-         f"moog-tutorial[video] @ git+{REPOSITORY}@{REVISION}"]
-    )
-if "jax" in sys.modules:
-    print("note: JAX was already imported; XLA flags set now take effect after a restart")
-if os.environ.get("MOOG_CPU_DEVICES"):  # simulate N devices on one CPU
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "")
-        + f" --xla_force_host_platform_device_count={os.environ['MOOG_CPU_DEVICES']}"
-    )
-
-import flax
-import jax
-
-import moog_lib
-from moog_lib import configs
-
-ON_TPU = jax.default_backend() == "tpu"
-PRESET = os.environ.get("MOOG_PRESET") or ("colab" if ON_TPU else "tiny")
-if PRESET in configs.TPU_PRESETS and not ON_TPU:
-    print(f"WARNING: preset '{PRESET}' wants a TPU and none is attached; using 'tiny'.")
-    PRESET = "tiny"
-print(f"python {sys.version.split()[0]} | jax {jax.__version__} | flax {flax.__version__}"
-      f" | moog_lib {moog_lib.__version__} | preset {PRESET}")
-print("devices:", jax.devices())
+PRESET = notebook.setup()
 
 # %%
 #| default_exp cli
@@ -94,7 +53,7 @@ print("devices:", jax.devices())
 # | command | does |
 # |---|---|
 # | `moog data build --preset movi_e --split train --num 2000 --resolution 64` | render clips into an `array_record` dataset (both cores, resumable) |
-# | `moog train --preset cpu --workdir runs/cpu [--steps N] [--resume] [--set field=value …]` | pretrain; `--resume` continues a run |
+# | `moog train --preset cpu --workdir runs/cpu [--steps N] [--resume] [--force-new-run] [--set field=value …]` | pretrain; `--resume` continues a run of the same config (chapter 06 lists what may change), `--force-new-run` moves a run already there aside |
 # | `moog eval --workdir runs/cpu` | held-out next-frame PSNR and the copy-the-previous-frame PSNR, as JSON |
 # | `moog report --workdir runs/cpu --out runs/demo` | curves, a prediction video and `summary.md`, and chapter 11's figures with `report.html` |
 # | `moog demo --preset cpu` | train (resuming if the run exists), then the report, then three checks on held-out clips appended to `summary.md`: PSNR above copying the previous frame, token following F ≥ 0.5, attention sharpness ≥ 0.3 (`demo_checks`) |
@@ -120,7 +79,17 @@ from moog_lib import baselines, boxes, configs, data, pretrained, train, viz
 
 
 def _config(args) -> configs.Config:
-    return configs.override(configs.get(args.preset), args.set or [])
+    return train.check_config(configs.override(configs.get(args.preset), args.set or []))
+
+
+def _check_counts(args) -> None:
+    """Counts given on the command line must be positive (argparse has made them ints)."""
+    for name in ("steps", "readout_steps", "clips", "num", "resolution", "frames", "grid",
+                 "max_frames"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} {value}: expected a positive whole "
+                             "number")
 
 
 def cmd_data_build(args) -> dict:
@@ -130,19 +99,17 @@ def cmd_data_build(args) -> dict:
 
 
 def cmd_train(args) -> dict:
-    config = _config(args)
-    workdir = Path(args.workdir)
-    if not args.resume and (workdir / "checkpoints").exists() and any((workdir / "checkpoints").iterdir()):
-        raise SystemExit(f"{workdir} already holds a run; pass --resume to continue it, "
-                         "or choose another --workdir")
-    return train.train(config, workdir, steps=args.steps, resume=args.resume)
+    return train.train(_config(args), args.workdir, steps=args.steps, resume=args.resume,
+                       force_new_run=args.force_new_run)
 
 
 def evaluate_run(workdir, clips: int | None = None) -> dict:
     """Held-out metrics (S = 4) of the newest checkpoint in `workdir`."""
+    if clips is not None:
+        train.check_count("clips", clips, "held-out clips")
     loaded = train.load_trained(workdir)
     if loaded is None:
-        raise SystemExit(f"{workdir} has no readable checkpoint; train first")
+        raise ValueError(f"{workdir} has no checkpoint; train first")
     model, config = loaded
     if clips is not None:
         config = configs.override(config, [f"data.eval_clips={clips}"])
@@ -166,7 +133,7 @@ def demo_checks(workdir, out_dir) -> dict:
     appended to `<out_dir>/summary.md` and returned."""
     loaded = train.load_trained(workdir)
     if loaded is None:
-        raise SystemExit(f"{workdir} has no readable checkpoint; train first")
+        raise ValueError(f"{workdir} has no checkpoint; train first")
     model, config = loaded
     _, eval_source = train.make_sources(config, progress=False)
     batches = train.held_out_batches(
@@ -192,7 +159,8 @@ def demo_checks(workdir, out_dir) -> dict:
 
 def cmd_demo(args) -> dict:
     config = _config(args)
-    result = train.train(config, args.workdir, steps=args.steps, resume=True)
+    result = train.train(config, args.workdir, steps=args.steps, resume=True,
+                         force_new_run=args.force_new_run)
     train.write_report(args.workdir, args.out)
     page = viz.write_figures(args.workdir, args.out)
     checks = demo_checks(args.workdir, args.out)
@@ -254,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     with_preset(train_cmd)
     train_cmd.add_argument("--workdir", required=True)
     train_cmd.add_argument("--resume", action="store_true", help="continue the run in --workdir")
+    new_run = dict(action="store_true", help="start afresh; a run already in --workdir is "
+                   "moved to <workdir>.old-<time>, not deleted")
+    train_cmd.add_argument("--force-new-run", **new_run)
     train_cmd.set_defaults(run=cmd_train)
 
     eval_cmd = commands.add_parser("eval", help="held-out metrics of a run")
@@ -270,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_preset(demo)
     demo.add_argument("--workdir", default="runs/cpu")
     demo.add_argument("--out", default="runs/demo")
+    demo.add_argument("--force-new-run", **new_run)
     demo.set_defaults(run=cmd_demo)
 
     readout_cmd = commands.add_parser(
@@ -314,8 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_counts(args)
         result = args.run(args)
-    except ValueError as err:  # bad input: say what is wrong, no traceback
+    except (ValueError, FileNotFoundError) as err:  # bad input: say what is wrong, no traceback
         print(f"moog {args.command}: {err}", file=sys.stderr)
         return 2
     print(json.dumps(result, default=str))
@@ -347,24 +320,34 @@ assert len(checks["checks"]) == 3 and 0.0 <= checks["sharpness"] <= 1.0
 assert "Does it work?" in (scratch / "report" / "summary.md").read_text()
 
 # %% [markdown]
-# Bad input gets a clear message and exit code 2, not a traceback:
+# Bad input gets a one-line message and exit code 2, not a traceback: values are
+# checked where they are given (`_check_counts`, `train.check_config`), and a run
+# folder takes no second run (chapter 06's `prepare_run_folder`), neither a fresh
+# one nor a resumed one of another config; `--force-new-run` moves the old run
+# aside instead. `tests/test_bad_inputs.py` runs every such case.
 
 # %%
-assert main(["train", "--preset", PRESET, "--workdir", str(scratch / "bad"), "--steps", "1",
-             "--set", "model.num_tokens=many"]) == 2
-try:
-    main(["train", "--preset", PRESET, "--workdir", str(scratch / "run"), "--steps", "4"])
-except SystemExit as exit_:
-    print("refused:", exit_)
-else:
-    raise AssertionError("overwrote a run without --resume")
+import contextlib
+import io
+
+for argv in (["--set", "model.num_tokens=many"], ["--set", "train.checkpoint_every=0"],
+             ["--steps", "-5"], ["--resume", "--set", "model.token_dim=48"], []):
+    said = io.StringIO()
+    with contextlib.redirect_stderr(said):
+        code = main(["train", "--preset", PRESET, "--workdir", str(scratch / "run"),
+                     "--steps", "4", *argv])
+    print(code, said.getvalue(), end="")
+    assert code == 2 and said.getvalue().count("\n") == 1
+assert train.read_config(scratch / "run") == configs.override(  # the run is untouched
+    configs.get(PRESET), ["train.log_every=2", "train.eval_every=4"])
 
 # %% [markdown]
 # ## Summary
 #
 # - `moog` wraps the library: `data build`, `train`, `eval`, `report`, `demo`.
-# - Runs live in a work directory; `--resume` (and `moog demo`, always)
-#   continues from its newest readable checkpoint.
+# - Runs live in a work directory, one run each; `--resume` (and `moog demo`,
+#   always) continues from its newest readable checkpoint if the config matches,
+#   and `--force-new-run` moves an old run aside rather than deleting it.
 # - Config fields change with `--set section.field=value`.
 #
 # ## Exercises

@@ -35,7 +35,17 @@ from moog_lib import baselines, boxes, configs, data, pretrained, train, viz
 
 
 def _config(args) -> configs.Config:
-    return configs.override(configs.get(args.preset), args.set or [])
+    return train.check_config(configs.override(configs.get(args.preset), args.set or []))
+
+
+def _check_counts(args) -> None:
+    """Counts given on the command line must be positive (argparse has made them ints)."""
+    for name in ("steps", "readout_steps", "clips", "num", "resolution", "frames", "grid",
+                 "max_frames"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} {value}: expected a positive whole "
+                             "number")
 
 
 def cmd_data_build(args) -> dict:
@@ -45,19 +55,17 @@ def cmd_data_build(args) -> dict:
 
 
 def cmd_train(args) -> dict:
-    config = _config(args)
-    workdir = Path(args.workdir)
-    if not args.resume and (workdir / "checkpoints").exists() and any((workdir / "checkpoints").iterdir()):
-        raise SystemExit(f"{workdir} already holds a run; pass --resume to continue it, "
-                         "or choose another --workdir")
-    return train.train(config, workdir, steps=args.steps, resume=args.resume)
+    return train.train(_config(args), args.workdir, steps=args.steps, resume=args.resume,
+                       force_new_run=args.force_new_run)
 
 
 def evaluate_run(workdir, clips: int | None = None) -> dict:
     """Held-out metrics (S = 4) of the newest checkpoint in `workdir`."""
+    if clips is not None:
+        train.check_count("clips", clips, "held-out clips")
     loaded = train.load_trained(workdir)
     if loaded is None:
-        raise SystemExit(f"{workdir} has no readable checkpoint; train first")
+        raise ValueError(f"{workdir} has no checkpoint; train first")
     model, config = loaded
     if clips is not None:
         config = configs.override(config, [f"data.eval_clips={clips}"])
@@ -81,7 +89,7 @@ def demo_checks(workdir, out_dir) -> dict:
     appended to `<out_dir>/summary.md` and returned."""
     loaded = train.load_trained(workdir)
     if loaded is None:
-        raise SystemExit(f"{workdir} has no readable checkpoint; train first")
+        raise ValueError(f"{workdir} has no checkpoint; train first")
     model, config = loaded
     _, eval_source = train.make_sources(config, progress=False)
     batches = train.held_out_batches(
@@ -107,7 +115,8 @@ def demo_checks(workdir, out_dir) -> dict:
 
 def cmd_demo(args) -> dict:
     config = _config(args)
-    result = train.train(config, args.workdir, steps=args.steps, resume=True)
+    result = train.train(config, args.workdir, steps=args.steps, resume=True,
+                         force_new_run=args.force_new_run)
     train.write_report(args.workdir, args.out)
     page = viz.write_figures(args.workdir, args.out)
     checks = demo_checks(args.workdir, args.out)
@@ -165,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     with_preset(train_cmd)
     train_cmd.add_argument("--workdir", required=True)
     train_cmd.add_argument("--resume", action="store_true", help="continue the run in --workdir")
+    new_run = dict(action="store_true", help="start afresh; a run already in --workdir is "
+                   "moved to <workdir>.old-<time>, not deleted")
+    train_cmd.add_argument("--force-new-run", **new_run)
     train_cmd.set_defaults(run=cmd_train)
 
     eval_cmd = commands.add_parser("eval", help="held-out metrics of a run")
@@ -181,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_preset(demo)
     demo.add_argument("--workdir", default="runs/cpu")
     demo.add_argument("--out", default="runs/demo")
+    demo.add_argument("--force-new-run", **new_run)
     demo.set_defaults(run=cmd_demo)
 
     readout_cmd = commands.add_parser(
@@ -225,8 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_counts(args)
         result = args.run(args)
-    except ValueError as err:  # bad input: say what is wrong, no traceback
+    except (ValueError, FileNotFoundError) as err:  # bad input: say what is wrong, no traceback
         print(f"moog {args.command}: {err}", file=sys.stderr)
         return 2
     print(json.dumps(result, default=str))
