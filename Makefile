@@ -28,7 +28,7 @@ check-export: install
 	$(PY) tools/export.py --check
 
 lint: install
-	$(VENV)/bin/ruff check tools tests benchmarks chapters
+	$(VENV)/bin/ruff check tools tests benchmarks chapters moog_lib
 
 # Two workers (xdist), whole files per worker: the machine CI runs on has two cores.
 WORKERS ?= 2

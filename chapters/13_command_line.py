@@ -71,10 +71,6 @@ import json
 import sys
 from pathlib import Path
 
-import jax
-import numpy as np
-from flax import nnx
-
 from moog_lib import baselines, boxes, configs, data, pretrained, train, viz
 
 
