@@ -276,5 +276,10 @@ def test_every_case_has_a_row():
     assert all(c.before for c in CASES), "each case says, in its docstring, what used to happen"
 
 
+def test_the_readme_shows_this_table():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert markdown_table() in readme, "regenerate with: python tests/test_bad_inputs.py"
+
+
 if __name__ == "__main__":
     sys.stdout.write(markdown_table() + "\n")
