@@ -30,16 +30,16 @@ check-export: install
 lint: install
 	$(VENV)/bin/ruff check tools tests benchmarks chapters moog_lib
 
-# Two workers (xdist), whole files per worker: the machine CI runs on has two cores.
+# Two xdist workers: the machine CI runs on has two cores. Unit tests are spread one
+# by one; a chapter's cells share one kernel, so chapters go whole to a worker.
 WORKERS ?= 2
-XDIST := -n $(WORKERS) --dist loadfile
 
 unit: install
-	$(PY) -m pytest tests $(XDIST) --durations=15
+	$(PY) -m pytest tests -n $(WORKERS) --dist load --durations=15
 
 chapters: install  ## every chapter under nbval on the tiny preset, with per-chapter runtimes
 	MOOG_PRESET=tiny $(PY) -m pytest --nbval-lax --nbval-current-env chapters/ \
-		-p no:cacheprovider $(XDIST)
+		-p no:cacheprovider -n $(WORKERS) --dist loadfile
 
 test: check-export lint unit chapters
 
@@ -55,7 +55,7 @@ $(COLAB_STAMP): pyproject.toml constraints/colab-tpu.txt
 
 test-colab: $(COLAB_STAMP)
 	$(COLAB_VENV)/bin/python -c "import jax, flax; print('colab pins: jax', jax.__version__, 'flax', flax.__version__)"
-	$(COLAB_VENV)/bin/python -m pytest tests -m "not slow" $(XDIST)
+	$(COLAB_VENV)/bin/python -m pytest tests -m "not slow" -n $(WORKERS) --dist load
 
 demo: install  ## train the cpu preset on rendered clips, then write runs/demo/ (curves, video, summary)
 	$(VENV)/bin/moog demo --preset cpu --workdir runs/cpu --out runs/demo

@@ -218,6 +218,7 @@ def test_grid_rec_runs_record_their_decoder_input(tmp_path):
         baselines.train_baseline(switched, run, "grid_rec", steps=1, progress=False)
 
 
+@pytest.mark.slow
 def test_train_load_and_refusals(tmp_path):
     config = configs.override(TINY, ["train.log_every=1", "train.checkpoint_every=1"])
     record = baselines.train_baseline(config, tmp_path / "grid", "grid", steps=1,
@@ -277,6 +278,7 @@ def test_token_following_rejects_mismatched_tracks():
 
 # --- the comparison -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_compare_command_end_to_end(tmp_path):
     """Grid Rec., one scene, one readout, two steps: every stage of `compare` (a run per
     model costs tens of seconds of compilation on a CPU; the table for all models and

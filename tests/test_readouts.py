@@ -270,6 +270,7 @@ def test_a_readout_lowers_its_loss_on_tiny(clip_batch, task):
     assert np.isfinite(losses).all() and losses[-1] < 0.7 * losses[1], losses
 
 
+@pytest.mark.slow
 def test_eval_readouts_command_end_to_end(tmp_path, capsys):
     backbone = tmp_path / "moog"
     train.train(TINY, backbone, steps=2, progress=False)
@@ -283,6 +284,7 @@ def test_eval_readouts_command_end_to_end(tmp_path, capsys):
     assert "| depth | abs_rel ↓ | frozen | 2 |" in (backbone / "readouts" / "results.md").read_text()
 
 
+@pytest.mark.slow
 def test_readout_on_another_models_run_is_refused(tmp_path):
     train.train(TINY, tmp_path / "moog", steps=1, progress=False)
     other = configs.override(TINY, ["model.num_tokens=8"])

@@ -102,6 +102,7 @@ def test_data_parallel_step_on_8_devices_equals_one_device(single_device_step):
     np.testing.assert_allclose(eight["params"], one["params"], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_two_processes_with_jax_distributed_agree_with_one(single_device_step):
     one = single_device_step
     port = free_port()
@@ -175,6 +176,7 @@ def test_corrupt_latest_checkpoint_falls_back_with_a_warning(tmp_path):
     manager.close()
 
 
+@pytest.mark.slow
 def test_loss_goes_down_over_20_steps_on_tiny(tmp_path):
     result = train.train(configs.get("tiny"), tmp_path, steps=20, progress=False)
     records = train.MetricsLog(tmp_path / "metrics.jsonl").read("train")

@@ -162,6 +162,7 @@ def test_bad_inputs_raise(net):
                          num_tokens=0)
 
 
+@pytest.mark.slow
 def test_write_figures_on_a_two_step_tiny_run(tmp_path):
     run = tmp_path / "run"
     config = configs.override(CONFIG, ["train.steps=2", "train.eval_every=2",
