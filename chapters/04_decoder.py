@@ -49,8 +49,9 @@ import sys
 
 REPOSITORY = "https://github.com/moog-tutorial/moog-tutorial"
 if "google.colab" in sys.modules:
-    subprocess.run("pip freeze | grep -iE '^(jax|jaxlib|libtpu|flax)==' > /tmp/keep.txt && "
-                   f"pip install -q -c /tmp/keep.txt 'moog-tutorial[video] @ git+{REPOSITORY}@main'",
+    pip = f"{sys.executable} -m pip"
+    subprocess.run(f"{pip} freeze | grep -iE '^(jax|jaxlib|libtpu|flax)==' > /tmp/keep.txt && "
+                   f"{pip} install -q -c /tmp/keep.txt 'moog-tutorial[video] @ git+{REPOSITORY}@main'",
                    shell=True, check=True)
 from moog_lib import configs, notebook
 
