@@ -10,6 +10,12 @@ COLAB_VENV ?= .venv-colab
 COLAB_STAMP := $(COLAB_VENV)/.installed
 MOOG_PRESET ?= tiny
 export MOOG_PRESET
+# Tests, chapters and their kernels compile the same small programs again and again:
+# JAX's persistent compilation cache compiles each once per checkout (safe to delete).
+JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
+JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0
+JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES ?= 0
+export JAX_COMPILATION_CACHE_DIR JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES
 
 .PHONY: install export check-export lint unit chapters test test-colab demo executed clean
 
@@ -64,4 +70,4 @@ executed: install  ## run every chapter (MOOG_PRESET) and keep the executed note
 	$(PY) tools/run_chapters.py --out runs/chapters
 
 clean:
-	rm -rf $(VENV) $(COLAB_VENV) runs .pytest_cache
+	rm -rf $(VENV) $(COLAB_VENV) runs .pytest_cache .jax_cache

@@ -80,7 +80,10 @@ def held_out_record(config, clips: int) -> tuple[dict, FirstClips, object]:
 
 
 def common(args, config) -> dict:
-    return {"name": args.name, "config": dataclasses.asdict(config), "command": args.command,
+    # The shipped config renders its clips in memory (data_dir ""): the same clips, bit for
+    # bit, as a dataset built with `moog data build`, and no path of the training machine.
+    portable = dataclasses.replace(config, data=dataclasses.replace(config.data, data_dir=""))
+    return {"name": args.name, "config": dataclasses.asdict(portable), "command": args.command,
             "run": str(args.workdir),
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "versions": {"jax": jax.__version__, "flax": flax.__version__,
