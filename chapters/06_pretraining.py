@@ -673,7 +673,7 @@ def fit(config: configs.Config, workdir, model: nnx.Module, tx: optax.GradientTr
                         frames_per_second=len(values) * d.batch_size * d.num_frames / seconds,
                         data_wait_share=data_seconds / seconds)
             last["train"] = log.write(done, "train", mean)
-            shown = {k: f"{mean[k]:.4g}" for k in list(metrics)[:2]}
+            shown = {k: f"{mean[k]:.4g}" for k in ("loss", "psnr") if k in mean}  # the model's own
             bar.set_postfix(**shown, fps=f"{mean['frames_per_second']:.0f}")
         if done % t.eval_every == 0 or done == total_steps:
             for split, split_batches in held_out.items():
