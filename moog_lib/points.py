@@ -250,10 +250,14 @@ def point_loss(head, tokens, batch, key, *, config: configs.Config, training: bo
     query, target = batch["query_points"], jnp.asarray(batch["target_points"], jnp.float32)
     occluded, valid = jnp.asarray(batch["occluded"], bool), jnp.asarray(batch["point_valid"], bool)
     num_frames = tokens.shape[1]
-    check_queries(query, num_frames, height, width)
     if occluded.shape != target.shape[:3] or valid.shape != target.shape[:2]:
         raise ValueError(f"occluded {occluded.shape} and point_valid {valid.shape} must match "
                          f"target_points {target.shape} as [B, N, T] and [B, N]")
+    # A track left out (point_valid False) may hold any query, e.g. a point already outside
+    # the frame at a window's first frame (chapter 05, `select_window`): check the others.
+    kept = jnp.shape(query)[:2] == valid.shape
+    check_queries(jnp.where(valid[..., None], query, 0.0) if kept else query, num_frames,
+                  height, width)
     if training and config.readout.points_per_clip < query.shape[1]:  # a random subset
         keep = jax.random.permutation(key, query.shape[1])[: config.readout.points_per_clip]
         query, target, occluded, valid = (x[:, keep] for x in (query, target, occluded, valid))

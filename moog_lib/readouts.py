@@ -26,6 +26,8 @@ __all__ = [
     "train_readout",
     "evaluate_readout",
     "load_tutorial_readout",
+    "manifest_batches",
+    "baseline_verdict",
 ]
 
 
@@ -312,8 +314,10 @@ def evaluate_readout(task: ReadoutTask, config: configs.Config, backbone_dir, wo
     return results
 
 
-# chapters/07_depth_readout.py, cell 29
+# chapters/07_depth_readout.py, cell 27
 import json
+
+from moog_lib import data
 
 
 def load_tutorial_readout(task: ReadoutTask, name: str | None = None, *, directory=None):
@@ -346,3 +350,36 @@ def load_tutorial_readout(task: ReadoutTask, name: str | None = None, *, directo
     readout_model, _ = build_readout(task, config, backbone, frozen=True)
     train.load_weights(readout_model.head, directory / name)
     return readout_model, config, manifest
+
+
+def manifest_batches(manifest: dict, config: configs.Config, keys: tuple[str, ...]) -> list[dict]:
+    """The held-out clips a shipped readout was scored on (its manifest's `held_out`
+    record), rendered again, as the evaluation batches of `evaluate_readout`:
+    windows of `num_frames` frames from frame 0 of the whole rendered clips."""
+    h = manifest["held_out"]
+    if h["clips"] != list(range(h["num_clips"])):
+        raise ValueError(f"manifest_batches renders clips 0 … n−1, the manifest names {h['clips']}")
+    source = data.SyntheticSource(h["scene_preset"], h["split"], h["num_clips"], seed=h["seed"],
+                                  resolution=h["resolution"], num_frames=config.data.clip_frames)
+    return train.held_out_batches(source, config, keys=keys, num_frames=h["num_frames"])
+
+
+def baseline_verdict(task: ReadoutTask, readout: float, baseline: float, manifest: dict, *,
+                     directory=None) -> str:
+    """One or two sentences: does the readout beat its trivial baseline, by how much, and
+    (when it misses) the likely reasons, from the head's and its backbone's manifests."""
+    gap = readout - baseline if task.higher_is_better else baseline - readout
+    scores = f"{readout:.3f} against {baseline:.3f}"
+    if gap > 0:
+        return f"The readout beats its baseline by {gap:.3f} {task.metric} ({scores})."
+    directory = train.TRAINED_DIR if directory is None else Path(directory)
+    backbone_file = directory / f"{manifest.get('backbone', 'cpu_moog')}.json"
+    backbone = json.loads(backbone_file.read_text()) if backbone_file.exists() else {}
+    following = backbone.get("held_out", {}).get("metrics", {}).get("following")
+    reasons = [f"its backbone is MooG after {backbone.get('steps', '?')} steps at "
+               f"{manifest['held_out']['resolution']}² on a CPU, far from the paper's compute"
+               + (f" (its tokens do not yet follow objects: F = {following:.2f}, chapter 11)"
+                  if following is not None and following <= 0 else ""),
+               f"and the head was trained for only {manifest.get('steps', '?')} steps"]
+    return (f"The readout misses its baseline by {-gap:.3f} {task.metric} ({scores}). "
+            f"Likely reasons: {' '.join(reasons)}.")
