@@ -106,17 +106,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 from flax import nnx
 
-from moog_lib import baselines, data, decoder, model, train
+from moog_lib import baselines, data, decoder, model, readouts, train
 
 chapter_start = time.perf_counter()
 scratch = Path(tempfile.mkdtemp())
 net, config, manifest = train.load_tutorial_model()
 held = manifest["held_out"]
-held_clips = data.SyntheticSource(held["scene_preset"], held["split"], held["num_clips"],
-                                  seed=held["seed"], resolution=held["resolution"],
-                                  num_frames=config.data.clip_frames)
-scores = baselines.token_following(net, train.held_out_batches(
-    held_clips, config, keys=("video", "target_points", "occluded", "point_valid")))
+scores = baselines.token_following(net, readouts.manifest_batches(
+    manifest, config, ("video", "target_points", "occluded", "point_valid")))
 print(f"shipped {manifest['name']}: {manifest['steps']} steps of `{manifest['command']}`")
 print(f"K = {config.model.num_tokens} tokens of D = {config.model.token_dim}, "
       f"{config.data.resolution}² {config.data.scene_preset} frames, trained on "

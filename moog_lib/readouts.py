@@ -353,8 +353,8 @@ def load_tutorial_readout(task: ReadoutTask, name: str | None = None, *, directo
 
 
 def manifest_batches(manifest: dict, config: configs.Config, keys: tuple[str, ...]) -> list[dict]:
-    """The held-out clips a shipped readout was scored on (its manifest's `held_out`
-    record), rendered again, as the evaluation batches of `evaluate_readout`:
+    """The held-out clips shipped weights (a MooG or a readout) were scored on (the
+    manifest's `held_out` record), rendered again, as the evaluation batches of `evaluate_readout`:
     windows of `num_frames` frames from frame 0 of the whole rendered clips."""
     h = manifest["held_out"]
     if h["clips"] != list(range(h["num_clips"])):
