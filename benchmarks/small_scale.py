@@ -7,6 +7,7 @@ PSNR and copy-the-previous-frame PSNR on the same pixels, token-following F
 short frozen readout (chapter 08) next to the zero-motion baseline, and wall
 minutes. Resumable: finished stages are read back from `<out>/<row>/`, an
 interrupted pretraining resumes from its last checkpoint; rerun the same command.
+Two processes may share one `--out` if they run different rows (one per core).
 
     python benchmarks/small_scale.py --list
     python benchmarks/small_scale.py --out runs/small_scale --rows base paper_init
@@ -98,15 +99,23 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
-    done = {r["row"]: r for r in json.loads(results_path.read_text())} if results_path.exists() else {}
+
+    def finished() -> dict:  # read afresh: other processes may run other rows into `out`
+        return ({r["row"]: r for r in json.loads(results_path.read_text())}
+                if results_path.exists() else {})
+
     for name in args.rows:
+        if name in finished():
+            continue
         tic = time.perf_counter()
-        done[name] = run_row(name, out, args.data_dir, args.readout_steps)
-        print(f"{name}: {json.dumps(done[name])} ({(time.perf_counter() - tic) / 60:.1f} min)",
+        row = run_row(name, out, args.data_dir, args.readout_steps)
+        print(f"{name}: {json.dumps(row)} ({(time.perf_counter() - tic) / 60:.1f} min)",
               file=sys.stderr)
+        done = {**finished(), name: row}
         ordered = [done[n] for n in ROWS if n in done]
         results_path.write_text(json.dumps(ordered, indent=1))
         (out / "results.md").write_text(format_table(ordered))
+    done = finished()
     print(format_table([done[n] for n in ROWS if n in done]))
     return 0
 
