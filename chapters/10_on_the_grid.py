@@ -828,8 +828,8 @@ def token_following(net, batches, *, seed: int = 0, first_frame: int = 1) -> dic
     """Held-out scores of `net` (any of the three models) in one pass over `batches`
     (with "video", "target_points", "occluded", "point_valid"): `following_score`,
     and chapter 06's loss, PSNR and copy-the-last-frame PSNR (S = 4, frames 1 … T−1),
-    and the decoder attention's sharpness (chapter 11's `attention_sharpness`, the same
-    frames: 1 − mean entropy / log K)."""
+    the decoder attention's sharpness (chapter 11's `attention_sharpness`, the same
+    frames: 1 − mean entropy / log K) and `cross_clip_agreement` (needs ≥ 2 clips a batch)."""
 
     @nnx.jit
     def scores(m, batch, key):
@@ -842,6 +842,7 @@ def token_following(net, batches, *, seed: int = 0, first_frame: int = 1) -> dic
         entropy = -jnp.sum(weights * jnp.log(jnp.maximum(weights, 1e-12)), axis=-1).mean()
         sharpness = 1.0 - entropy / jnp.log(weights.shape[-1])
         return sums, dict(loss=out["loss"], sharpness=sharpness,
+                          cross_clip_ari=cross_clip_agreement(out["attention"], first_frame),
                           **train.frame_metrics(out, frames))
 
     keys = ("video", "target_points", "occluded", "point_valid")
@@ -909,6 +910,60 @@ assert scores["wrong way"]["following"] < -1.0
 # is cut off, so its centroid lags behind the content — which will happen to
 # real tokens too. `F` is a comparison between models, not an absolute scale.
 #
+# **Tied to the content, or to the image?** A low `F` has two causes that look
+# alike in a score: tokens that try to follow and jitter, and tokens that never
+# look at the content at all — a fixed partition of the image, a grid in
+# disguise. The second has a signature: two *different* clips get the same
+# partition. Label each decoded pixel with its most-attended token and compare
+# the labelings of two clips at the same frame with the adjusted Rand index
+# (ARI; Hubert & Arabie, 1985): 1 when the two partitions are the same (whatever
+# the tokens' names — MooG draws fresh tokens per clip, so names mean nothing),
+# about 0 when they agree no more than chance. Averaged over every pair of clips
+# in a batch and every frame `t ≥ 1`, a model whose tokens bind to the content
+# scores near 0; a content-blind partition scores near 1. (Grid's tokens *are*
+# a fixed partition; the number is for the models that should not be.)
+
+# %%
+#| export
+def adjusted_rand_index(labels_a, labels_b, num_labels: int) -> jnp.ndarray:
+    """ARI of two labelings [P] (integers in [0, num_labels)) of the same P items."""
+    table = jax.nn.one_hot(labels_a, num_labels).T @ jax.nn.one_hot(labels_b, num_labels)
+    pairs = lambda n: n * (n - 1) / 2  # noqa: E731
+    index = pairs(table).sum()
+    rows, cols = pairs(table.sum(1)).sum(), pairs(table.sum(0)).sum()
+    expected = rows * cols / pairs(table.sum())
+    spread = (rows + cols) / 2 - expected
+    return jnp.where(spread > 0, (index - expected) / jnp.where(spread > 0, spread, 1.0), 1.0)
+
+
+def cross_clip_agreement(attention, first_frame: int = 1) -> jnp.ndarray:
+    """Mean ARI between the argmax-token maps of every two clips of a batch at the same
+    frame (frames ≥ first_frame): near 1, a content-blind partition; near 0, chosen
+    by content. attention [B, T, h', w', K]; NaN for a single clip."""
+    batch, _, _, _, num_tokens = attention.shape
+    ids = jnp.argmax(attention[:, first_frame:], axis=-1)
+    ids = ids.reshape(batch, ids.shape[1], -1)  # [B, T', P]
+    first, second = np.triu_indices(batch, 1)
+    per_frame = jax.vmap(jax.vmap(adjusted_rand_index, (0, 0, None)), (0, 0, None))
+    return jnp.mean(per_frame(ids[first], ids[second], num_tokens))
+
+
+# %% [markdown]
+# The blobs above, as two clips: grid-locked blobs give both clips the same
+# partition; blobs placed at random per clip do not.
+
+# %%
+locked_pair = np.repeat(blob_attention(np.repeat(centres0[None], T_demo, 0), h_demo, h_demo,
+                                       stride_demo)[None], 2, 0)
+rng_demo = np.random.default_rng(0)
+random_pair = np.stack([blob_attention(np.repeat(rng_demo.uniform(0, 32, (1, 16, 2)), T_demo, 0),
+                                       h_demo, h_demo, stride_demo) for _ in range(2)])
+ari_locked = float(cross_clip_agreement(jnp.asarray(locked_pair)))
+ari_random = float(cross_clip_agreement(jnp.asarray(random_pair)))
+print(f"cross-clip ARI: grid-locked {ari_locked:.2f}, placed by content {ari_random:.2f}")
+assert ari_locked == 1.0 and ari_random < 0.5
+
+# %% [markdown]
 # ## 8. The comparison
 #
 # **Which scenes.** The renderer of chapter 05 has four camera presets. How
@@ -1025,6 +1080,8 @@ def compare_one(config: configs.Config, kind: str, run_dir, *, sources, track_ba
             "steps": config.train.steps, "pretrain_minutes": pretraining["minutes"],
             "psnr": pretraining["psnr"], "copy_psnr": pretraining["copy_psnr"],
             "following": pretraining["following"], "sharpness": pretraining["sharpness"],
+            # stages scored before the number existed do not have it
+            "cross_clip_ari": pretraining.get("cross_clip_ari", float("nan")),
             "token_speed": pretraining["token_speed"],
             "content_speed": pretraining["content_speed"],
             "readout_steps": config.readout.train.steps,

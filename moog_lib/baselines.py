@@ -25,6 +25,8 @@ __all__ = [
     "token_following_sums",
     "following_score",
     "token_following",
+    "adjusted_rand_index",
+    "cross_clip_agreement",
     "scene_motion",
     "COMPARE_TASKS",
     "compare_one",
@@ -423,8 +425,8 @@ def token_following(net, batches, *, seed: int = 0, first_frame: int = 1) -> dic
     """Held-out scores of `net` (any of the three models) in one pass over `batches`
     (with "video", "target_points", "occluded", "point_valid"): `following_score`,
     and chapter 06's loss, PSNR and copy-the-last-frame PSNR (S = 4, frames 1 … T−1),
-    and the decoder attention's sharpness (chapter 11's `attention_sharpness`, the same
-    frames: 1 − mean entropy / log K)."""
+    the decoder attention's sharpness (chapter 11's `attention_sharpness`, the same
+    frames: 1 − mean entropy / log K) and `cross_clip_agreement` (needs ≥ 2 clips a batch)."""
 
     @nnx.jit
     def scores(m, batch, key):
@@ -437,6 +439,7 @@ def token_following(net, batches, *, seed: int = 0, first_frame: int = 1) -> dic
         entropy = -jnp.sum(weights * jnp.log(jnp.maximum(weights, 1e-12)), axis=-1).mean()
         sharpness = 1.0 - entropy / jnp.log(weights.shape[-1])
         return sums, dict(loss=out["loss"], sharpness=sharpness,
+                          cross_clip_ari=cross_clip_agreement(out["attention"], first_frame),
                           **train.frame_metrics(out, frames))
 
     keys = ("video", "target_points", "occluded", "point_valid")
@@ -453,6 +456,30 @@ def token_following(net, batches, *, seed: int = 0, first_frame: int = 1) -> dic
 
 
 # chapters/10_on_the_grid.py, cell 35
+def adjusted_rand_index(labels_a, labels_b, num_labels: int) -> jnp.ndarray:
+    """ARI of two labelings [P] (integers in [0, num_labels)) of the same P items."""
+    table = jax.nn.one_hot(labels_a, num_labels).T @ jax.nn.one_hot(labels_b, num_labels)
+    pairs = lambda n: n * (n - 1) / 2  # noqa: E731
+    index = pairs(table).sum()
+    rows, cols = pairs(table.sum(1)).sum(), pairs(table.sum(0)).sum()
+    expected = rows * cols / pairs(table.sum())
+    spread = (rows + cols) / 2 - expected
+    return jnp.where(spread > 0, (index - expected) / jnp.where(spread > 0, spread, 1.0), 1.0)
+
+
+def cross_clip_agreement(attention, first_frame: int = 1) -> jnp.ndarray:
+    """Mean ARI between the argmax-token maps of every two clips of a batch at the same
+    frame (frames ≥ first_frame): near 1, a content-blind partition; near 0, chosen
+    by content. attention [B, T, h', w', K]; NaN for a single clip."""
+    batch, _, _, _, num_tokens = attention.shape
+    ids = jnp.argmax(attention[:, first_frame:], axis=-1)
+    ids = ids.reshape(batch, ids.shape[1], -1)  # [B, T', P]
+    first, second = np.triu_indices(batch, 1)
+    per_frame = jax.vmap(jax.vmap(adjusted_rand_index, (0, 0, None)), (0, 0, None))
+    return jnp.mean(per_frame(ids[first], ids[second], num_tokens))
+
+
+# chapters/10_on_the_grid.py, cell 39
 def scene_motion(source, num_clips: int = 8) -> float:
     """Mean displacement (pixels per frame) of tracked points visible in consecutive frames."""
     speeds = []
@@ -465,7 +492,7 @@ def scene_motion(source, num_clips: int = 8) -> float:
     return float(np.concatenate(speeds).mean())
 
 
-# chapters/10_on_the_grid.py, cell 38
+# chapters/10_on_the_grid.py, cell 42
 COMPARE_TASKS = ("points", "depth", "boxes")
 
 
@@ -521,6 +548,8 @@ def compare_one(config: configs.Config, kind: str, run_dir, *, sources, track_ba
             "steps": config.train.steps, "pretrain_minutes": pretraining["minutes"],
             "psnr": pretraining["psnr"], "copy_psnr": pretraining["copy_psnr"],
             "following": pretraining["following"], "sharpness": pretraining["sharpness"],
+            # stages scored before the number existed do not have it
+            "cross_clip_ari": pretraining.get("cross_clip_ari", float("nan")),
             "token_speed": pretraining["token_speed"],
             "content_speed": pretraining["content_speed"],
             "readout_steps": config.readout.train.steps,

@@ -276,6 +276,24 @@ def test_token_following_rejects_mismatched_tracks():
                                        height=32, width=32)
 
 
+def test_adjusted_rand_index():
+    a = jnp.array([0, 0, 1, 1, 2, 2])
+    assert float(baselines.adjusted_rand_index(a, (a + 1) % 3, 3)) == pytest.approx(1.0)  # renamed
+    # by hand: every cell of the 2×2 table holds 1 → index 0, expected 2/3, max 2 → −1/2
+    assert float(baselines.adjusted_rand_index(jnp.array([0, 0, 1, 1]), jnp.array([0, 1, 0, 1]),
+                                               2)) == pytest.approx(-0.5)
+
+
+def test_cross_clip_agreement_tells_a_fixed_partition_from_one_set_by_content():
+    centres = np.stack(np.meshgrid(np.arange(4, 32, 8.0), np.arange(4, 32, 8.0)), -1).reshape(-1, 2)
+    fixed = np.repeat(_blobs(np.repeat(centres[None], 5, 0))[None], 3, 0)  # [3 clips, 5, 8, 8, 16]
+    rng = np.random.default_rng(0)
+    by_content = np.stack([_blobs(np.repeat(rng.uniform(0, 32, (1, 16, 2)), 5, 0)) for _ in range(3)])
+    assert float(baselines.cross_clip_agreement(jnp.asarray(fixed))) == pytest.approx(1.0)
+    assert float(baselines.cross_clip_agreement(jnp.asarray(by_content))) < 0.5
+    assert np.isnan(float(baselines.cross_clip_agreement(jnp.asarray(fixed[:1]))))
+
+
 # --- the comparison -------------------------------------------------------------------------------
 
 @pytest.mark.slow
