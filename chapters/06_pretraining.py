@@ -693,11 +693,21 @@ def fit(config: configs.Config, workdir, model: nnx.Module, tx: optax.GradientTr
     return {"step": int(state.step), **last}
 
 
-def train(config: configs.Config, workdir, *, steps: int | None = None, resume: bool = True,
-          force_new_run: bool = False, train_source=None, eval_source=None,
-          progress: bool = True) -> dict:
-    """Pretrain MooG on next-frame prediction (see `fit`); returns the last records."""
+def train(config: configs.Config, workdir, *, steps: int | None = None,
+          minutes: float | None = None, resume: bool = True, force_new_run: bool = False,
+          train_source=None, eval_source=None, progress: bool = True) -> dict:
+    """Pretrain MooG on next-frame prediction (see `fit`); returns the last records.
+    `minutes`: train for that long instead of `config.train.steps` (`budget_steps`)."""
     model = decoder.MooG(check_config(config).model, rngs=nnx.Rngs(config.train.seed))
+    if minutes is not None:
+        if steps is not None:
+            raise ValueError("give a number of steps or a budget in minutes, not both")
+        if train_source is None or eval_source is None:
+            train_source, eval_source = make_sources(config, progress=progress)
+        total = budget_steps(config, model, make_optimizer(config.train), pretraining_loss,
+                             minutes, train_source=train_source,
+                             start=last_step(workdir) if resume else 0)
+        config = configs.override(config, [f"train.steps={total}"])
     return fit(config, workdir, model, make_optimizer(config.train), pretraining_loss,
                steps=steps, resume=resume, force_new_run=force_new_run,
                train_source=train_source, eval_source=eval_source, progress=progress)
@@ -965,6 +975,90 @@ else:
     raise AssertionError("resumed a run with another model config")
 assert saved == {p: p.read_bytes() for p in (workdir / "checkpoints").rglob("*") if p.is_file()}
 assert read_config(workdir) == config
+
+# %% [markdown]
+# **A time budget instead of a step count.** "Train for 1,200 steps" says
+# nothing about how long a person waits: a step takes a second on a laptop
+# core and a few milliseconds on a TPU. `train(..., minutes=20)` (and `moog
+# train --minutes 20`) turns a budget into steps before the run starts: it
+# compiles the very step `fit` runs, times a few steps on a real batch, and
+# sets `train.steps` — and with it the cosine schedule, which must know where
+# it ends — to what fits, saying so first. Compiling is taken out of the
+# budget; rendering data, evaluation and checkpoints come on top. On a resumed
+# run the budget is for the steps still to come.
+
+# %%
+#| export
+def time_train_step(model: nnx.Module, tx: optax.GradientTransformation, loss_fn, batch: dict,
+                    *, repeats: int = 3) -> tuple[float, float]:
+    """(seconds to compile, seconds per step) of `fit`'s train step on `batch` (sharded as
+    `fit` shards it); `model` is left as it was."""
+    graphdef, rest, state = split_model(model, tx)
+    state = jax.tree.map(jnp.copy, replicate(state, data.data_parallel_mesh()))  # it is donated
+    step = make_train_step(graphdef, rest, tx, loss_fn)
+    key = jax.random.key(0)
+    tic = time.perf_counter()
+    state, metrics = step(state, batch, key)
+    jax.block_until_ready(metrics)
+    compile_seconds = time.perf_counter() - tic
+    tic = time.perf_counter()
+    for _ in range(repeats):
+        state, metrics = step(state, batch, key)
+    jax.block_until_ready(metrics)
+    return compile_seconds, (time.perf_counter() - tic) / repeats
+
+
+def steps_for_budget(minutes: float, compile_seconds: float, step_seconds: float) -> int:
+    """How many steps of `step_seconds` fit in `minutes` after one compile."""
+    if not 0 < minutes < math.inf:
+        raise ValueError(f"a budget of {minutes} minutes: expected a positive number")
+    steps = int((60 * minutes - compile_seconds) // step_seconds)
+    if steps < 1:
+        raise ValueError(f"a budget of {minutes:g} min fits no step: compiling takes "
+                         f"{compile_seconds:.0f} s and a step {step_seconds:.2f} s")
+    return steps
+
+
+def last_step(workdir) -> int:
+    """The newest checkpointed step in `workdir` (0 if none), read without writing."""
+    directory = Path(workdir) / "checkpoints"
+    return max((int(p.name) for p in directory.iterdir() if p.name.isdigit()), default=0) if (
+        directory.is_dir()) else 0
+
+
+def budget_steps(config: configs.Config, model: nnx.Module, tx: optax.GradientTransformation,
+                 loss_fn, minutes: float, *, train_source, keys: tuple[str, ...] = ("video",),
+                 start: int = 0) -> int:
+    """The `train.steps` with which a run from step `start` trains for `minutes`:
+    `fit`'s step is timed on one batch of `train_source`; the estimate is printed."""
+    d = config.data
+    mesh = data.data_parallel_mesh()
+    pipeline = data.make_pipeline(HostShard(train_source), batch_size=local_batch_size(
+        d.batch_size, mesh), seed=config.train.seed, num_frames=d.num_frames,
+        resolution=d.resolution)
+    batch = data.shard_clip_batch({k: v for k, v in next(iter(pipeline)).items() if k in keys},
+                                  mesh)
+    compile_seconds, step_seconds = time_train_step(model, tx, loss_fn, batch)
+    steps = steps_for_budget(minutes, compile_seconds, step_seconds)
+    print(f"≈ {steps:,} steps in {minutes:.3g} min at {step_seconds:.3g} s/step (compiling took "
+          f"{compile_seconds:.0f} s){f', after step {start:,}' if start else ''}; evaluation "
+          "and checkpoints come on top")
+    if start + steps <= 2 * config.train.warmup_steps:
+        warnings.warn(f"the budget ends at step {start + steps:,}, in or near the warm-up of "
+                      f"{config.train.warmup_steps:,} steps: give more minutes or lower "
+                      "train.warmup_steps", stacklevel=2)
+    return start + steps
+
+
+# %% [markdown]
+# Measured here on the session's preset: a budget of a few seconds.
+
+# %%
+budget_dir = scratch / "budget"
+seconds = 20 if config.name == "tiny" else 120
+record = train(config, budget_dir, minutes=seconds / 60, progress=False)
+print(f"trained {record['step']} steps")
+assert record["step"] == read_config(budget_dir).train.steps >= 1
 
 # %% [markdown]
 # ## 7. What a person looks at

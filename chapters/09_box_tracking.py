@@ -261,10 +261,11 @@ READOUT_TASKS = {"depth": readouts.DEPTH, "points": points.POINTS, "boxes": BOXE
 def readout_table(config: configs.Config, backbone_dir, out_dir, *,
                   tasks: tuple[str, ...] = ("depth", "points", "boxes"),
                   modes: tuple[str, ...] = ("frozen", "e2e"), steps: int | None = None,
-                  progress: bool = True, backbone=None) -> list[dict]:
+                  minutes: float | None = None, progress: bool = True,
+                  backbone=None) -> list[dict]:
     """Train and evaluate every readout in `tasks` × `modes` on the MooG run in
-    `backbone_dir` (or on `backbone`, see `readouts.train_readout`); write
-    `results.json` and `results.md` to `out_dir`."""
+    `backbone_dir` (or on `backbone`, see `readouts.train_readout`; `minutes`: the
+    budget of each); write `results.json` and `results.md` to `out_dir`."""
     unknown = set(tasks) - set(READOUT_TASKS) or set(modes) - {"frozen", "e2e"}
     if unknown:
         raise ValueError(f"unknown task or mode {sorted(unknown)}; tasks: {sorted(READOUT_TASKS)}, "
@@ -280,7 +281,7 @@ def readout_table(config: configs.Config, backbone_dir, out_dir, *,
             tic = time.perf_counter()
             record = readouts.train_readout(task, config, backbone_dir, workdir,
                                             frozen=mode == "frozen", steps=steps,
-                                            sources=sources, progress=progress,
+                                            minutes=minutes, sources=sources, progress=progress,
                                             backbone=backbone)
             minutes = (time.perf_counter() - tic) / 60
             scores = readouts.evaluate_readout(task, config, backbone_dir, workdir,

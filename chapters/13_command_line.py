@@ -54,11 +54,11 @@ PRESET = notebook.setup()
 # | command | does |
 # |---|---|
 # | `moog data build --preset movi_e --split train --num 2000 --resolution 64` | render clips into an `array_record` dataset (both cores, resumable) |
-# | `moog train --preset cpu --workdir runs/cpu [--steps N] [--resume] [--force-new-run] [--set field=value …]` | pretrain; `--resume` continues a run of the same config (chapter 06 lists what may change), `--force-new-run` moves a run already there aside |
+# | `moog train --preset cpu --workdir runs/cpu [--steps N \| --minutes M] [--resume] [--force-new-run] [--set field=value …]` | pretrain; `--minutes` sets the step count (and the schedule) from the measured step time (chapter 06 §6), `--resume` continues a run of the same config (chapter 06 lists what may change), `--force-new-run` moves a run already there aside |
 # | `moog eval --workdir runs/cpu` | held-out next-frame PSNR and the copy-the-previous-frame PSNR, as JSON |
 # | `moog report --workdir runs/cpu --out runs/demo` | curves, a prediction video and `summary.md`, and chapter 11's figures with `report.html` |
 # | `moog demo --preset cpu` | train (resuming if the run exists), then the report, then three checks on held-out clips appended to `summary.md`: PSNR above copying the previous frame, token following F ≥ 0.5, attention sharpness ≥ 0.3 (`demo_checks`) |
-# | `moog eval-readouts --preset cpu --workdir runs/cpu [--tasks depth points boxes] [--modes frozen e2e]` | train every readout on a run, frozen and end to end, and write `readouts/results.md` (chapters 07–09) |
+# | `moog eval-readouts --preset cpu --workdir runs/cpu [--tasks depth points boxes] [--modes frozen e2e] [--minutes M]` | train every readout on a run, frozen and end to end (`--minutes`: the budget of each), and write `readouts/results.md` (chapters 07–09) |
 # | `moog compare --preset cpu [--steps N] [--readout-steps N] [--scenes static movi_e]` | pretrain MooG, Grid and Grid Rec. alike, train frozen readouts on each and write `runs/<preset>/compare/results.md` (chapter 10) |
 # | `moog track video.mp4 --ego4d-dir DIR [--points 'x,y;x,y' \| --grid N] [--out tracks.mp4]` | track points with the authors' Ego4D weights (chapter 12) and draw them into a video |
 #
@@ -69,6 +69,7 @@ PRESET = notebook.setup()
 #| export
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -87,6 +88,9 @@ def _check_counts(args) -> None:
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} {value}: expected a positive whole "
                              "number")
+    minutes = getattr(args, "minutes", None)
+    if minutes is not None and not 0 < minutes < math.inf:
+        raise ValueError(f"--minutes {minutes}: expected a positive number of minutes")
 
 
 def cmd_data_build(args) -> dict:
@@ -96,8 +100,8 @@ def cmd_data_build(args) -> dict:
 
 
 def cmd_train(args) -> dict:
-    return train.train(_config(args), args.workdir, steps=args.steps, resume=args.resume,
-                       force_new_run=args.force_new_run)
+    return train.train(_config(args), args.workdir, steps=args.steps, minutes=args.minutes,
+                       resume=args.resume, force_new_run=args.force_new_run)
 
 
 def evaluate_run(workdir, clips: int | None = None) -> dict:
@@ -156,7 +160,7 @@ def demo_checks(workdir, out_dir) -> dict:
 
 def cmd_demo(args) -> dict:
     config = _config(args)
-    result = train.train(config, args.workdir, steps=args.steps, resume=True,
+    result = train.train(config, args.workdir, steps=args.steps, minutes=args.minutes, resume=True,
                          force_new_run=args.force_new_run)
     train.write_report(args.workdir, args.out)
     page = viz.write_figures(args.workdir, args.out)
@@ -169,7 +173,8 @@ def cmd_eval_readouts(args) -> dict:
     config = _config(args)
     out = Path(args.out or Path(args.workdir) / "readouts")
     rows = boxes.readout_table(config, args.workdir, out, tasks=tuple(args.tasks),
-                               modes=tuple(args.modes), steps=args.steps)
+                               modes=tuple(args.modes), steps=args.steps,
+                               minutes=args.minutes)
     print((out / "results.md").read_text(), file=sys.stderr)
     return {"results": str(out / "results.md"), "rows": len(rows)}
 
@@ -198,11 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moog", description="MooG: data, training, evaluation.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def with_preset(p, default="cpu"):
+    def with_preset(p, default="cpu", budget=False):
         p.add_argument("--preset", default=default, choices=configs.PRESETS)
         p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
                        help="override a config field (repeatable)")
-        p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
+        length = p.add_mutually_exclusive_group() if budget else p
+        length.add_argument("--steps", type=int, default=None, help="stop after this many steps")
+        if budget:
+            length.add_argument("--minutes", type=float, default=None,
+                                help="train for about this long instead: the step count (and "
+                                "the schedule) follow the measured step time")
 
     data_cmd = commands.add_parser("data", help="datasets").add_subparsers(dest="action", required=True)
     build = data_cmd.add_parser("build", help="render clips into an array_record dataset")
@@ -216,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.set_defaults(run=cmd_data_build)
 
     train_cmd = commands.add_parser("train", help="pretrain MooG")
-    with_preset(train_cmd)
+    with_preset(train_cmd, budget=True)
     train_cmd.add_argument("--workdir", required=True)
     train_cmd.add_argument("--resume", action="store_true", help="continue the run in --workdir")
     new_run = dict(action="store_true", help="start afresh; a run already in --workdir is "
@@ -235,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(run=cmd_report)
 
     demo = commands.add_parser("demo", help="train (resuming) then write the report")
-    with_preset(demo)
+    with_preset(demo, budget=True)
     demo.add_argument("--workdir", default="runs/cpu")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--force-new-run", **new_run)
@@ -243,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     readout_cmd = commands.add_parser(
         "eval-readouts", help="train depth, point and box readouts on a run; write the table")
-    with_preset(readout_cmd)
+    with_preset(readout_cmd, budget=True)
     readout_cmd.add_argument("--workdir", required=True, help="the pretrained MooG run")
     readout_cmd.add_argument("--out", default=None, help="default: <workdir>/readouts")
     readout_cmd.add_argument("--tasks", nargs="+", default=["depth", "points", "boxes"],

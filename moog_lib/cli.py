@@ -24,6 +24,7 @@ __all__ = [
 # chapters/13_command_line.py, cell 5
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -42,6 +43,9 @@ def _check_counts(args) -> None:
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} {value}: expected a positive whole "
                              "number")
+    minutes = getattr(args, "minutes", None)
+    if minutes is not None and not 0 < minutes < math.inf:
+        raise ValueError(f"--minutes {minutes}: expected a positive number of minutes")
 
 
 def cmd_data_build(args) -> dict:
@@ -51,8 +55,8 @@ def cmd_data_build(args) -> dict:
 
 
 def cmd_train(args) -> dict:
-    return train.train(_config(args), args.workdir, steps=args.steps, resume=args.resume,
-                       force_new_run=args.force_new_run)
+    return train.train(_config(args), args.workdir, steps=args.steps, minutes=args.minutes,
+                       resume=args.resume, force_new_run=args.force_new_run)
 
 
 def evaluate_run(workdir, clips: int | None = None) -> dict:
@@ -111,7 +115,7 @@ def demo_checks(workdir, out_dir) -> dict:
 
 def cmd_demo(args) -> dict:
     config = _config(args)
-    result = train.train(config, args.workdir, steps=args.steps, resume=True,
+    result = train.train(config, args.workdir, steps=args.steps, minutes=args.minutes, resume=True,
                          force_new_run=args.force_new_run)
     train.write_report(args.workdir, args.out)
     page = viz.write_figures(args.workdir, args.out)
@@ -124,7 +128,8 @@ def cmd_eval_readouts(args) -> dict:
     config = _config(args)
     out = Path(args.out or Path(args.workdir) / "readouts")
     rows = boxes.readout_table(config, args.workdir, out, tasks=tuple(args.tasks),
-                               modes=tuple(args.modes), steps=args.steps)
+                               modes=tuple(args.modes), steps=args.steps,
+                               minutes=args.minutes)
     print((out / "results.md").read_text(), file=sys.stderr)
     return {"results": str(out / "results.md"), "rows": len(rows)}
 
@@ -149,11 +154,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moog", description="MooG: data, training, evaluation.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def with_preset(p, default="cpu"):
+    def with_preset(p, default="cpu", budget=False):
         p.add_argument("--preset", default=default, choices=configs.PRESETS)
         p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
                        help="override a config field (repeatable)")
-        p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
+        length = p.add_mutually_exclusive_group() if budget else p
+        length.add_argument("--steps", type=int, default=None, help="stop after this many steps")
+        if budget:
+            length.add_argument("--minutes", type=float, default=None,
+                                help="train for about this long instead: the step count (and "
+                                "the schedule) follow the measured step time")
 
     data_cmd = commands.add_parser("data", help="datasets").add_subparsers(dest="action", required=True)
     build = data_cmd.add_parser("build", help="render clips into an array_record dataset")
@@ -167,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.set_defaults(run=cmd_data_build)
 
     train_cmd = commands.add_parser("train", help="pretrain MooG")
-    with_preset(train_cmd)
+    with_preset(train_cmd, budget=True)
     train_cmd.add_argument("--workdir", required=True)
     train_cmd.add_argument("--resume", action="store_true", help="continue the run in --workdir")
     new_run = dict(action="store_true", help="start afresh; a run already in --workdir is "
@@ -186,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(run=cmd_report)
 
     demo = commands.add_parser("demo", help="train (resuming) then write the report")
-    with_preset(demo)
+    with_preset(demo, budget=True)
     demo.add_argument("--workdir", default="runs/cpu")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--force-new-run", **new_run)
@@ -194,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     readout_cmd = commands.add_parser(
         "eval-readouts", help="train depth, point and box readouts on a run; write the table")
-    with_preset(readout_cmd)
+    with_preset(readout_cmd, budget=True)
     readout_cmd.add_argument("--workdir", required=True, help="the pretrained MooG run")
     readout_cmd.add_argument("--out", default=None, help="default: <workdir>/readouts")
     readout_cmd.add_argument("--tasks", nargs="+", default=["depth", "points", "boxes"],

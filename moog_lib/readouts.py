@@ -264,15 +264,26 @@ def build_readout(task: ReadoutTask, config: configs.Config, backbone: decoder.M
 
 
 def train_readout(task: ReadoutTask, config: configs.Config, backbone_dir, workdir, *,
-                  frozen: bool = True, steps: int | None = None, resume: bool = True,
-                  sources=None, progress: bool = True, backbone=None) -> dict:
+                  frozen: bool = True, steps: int | None = None, minutes: float | None = None,
+                  resume: bool = True, sources=None, progress: bool = True,
+                  backbone=None) -> dict:
     """Train `task`'s head on the MooG run in `backbone_dir` (or on a copy of `backbone`,
-    a pretrained model passed in, e.g. a baseline of chapter 10); returns `fit`'s records."""
+    a pretrained model passed in, e.g. a baseline of chapter 10); returns `fit`'s records.
+    `minutes`: train for that long instead of `readout.train.steps` (chapter 06)."""
     backbone = check_backbone(config, backbone_dir) if backbone is None else _own_copy(backbone)
     readout_model, tx = build_readout(task, config, backbone, frozen=frozen)
     run_config = readout_run_config(config)
     train_source, eval_source = (train.make_sources(run_config, progress=progress)
                                  if sources is None else sources)
+    if minutes is not None:
+        if steps is not None:
+            raise ValueError("give a number of steps or a budget in minutes, not both")
+        total = train.budget_steps(run_config, readout_model, tx, readout_loss(task, config),
+                                   minutes, train_source=train_source, keys=("video",) + task.keys,
+                                   start=train.last_step(workdir) if resume else 0)
+        config = configs.override(config, [f"readout.train.steps={total}"])
+        readout_model, tx = build_readout(task, config, backbone, frozen=frozen)
+        run_config = readout_run_config(config)
     d = config.data
     return train.fit(run_config, workdir, readout_model, tx, readout_loss(task, config),
                      keys=("video",) + task.keys, steps=steps, resume=resume,

@@ -141,6 +141,13 @@ def negative_steps(tmp_path, run):
     return Probe(argv=train_argv(tmp_path / "run", "--steps", "-5"))
 
 
+@case("`moog train --minutes 0`", "--minutes 0.0: expected a positive number of minutes")
+def zero_minutes(tmp_path, run):
+    """There was no budget: a run took `train.steps` steps however long each one took."""
+    return Probe(argv=["train", "--preset", "tiny", "--workdir", str(tmp_path / "run"),
+                       "--minutes", "0"])
+
+
 @case("`train.train(config, workdir, steps=-5)`", "steps=-5: expected a positive whole number")
 def library_negative_steps(tmp_path, run):
     """Returned at step 0 having trained nothing."""

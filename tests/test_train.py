@@ -206,3 +206,33 @@ def test_resume_extends_a_run_and_refuses_another_config(tmp_path):
     assert train.read_config(tmp_path) == longer
     logged = [r["step"] for r in train.MetricsLog(tmp_path / "metrics.jsonl").read("train")]
     assert logged == [1, 2, 3, 4]
+
+
+# --- a time budget instead of a step count --------------------------------------------------------
+
+def test_steps_for_budget_follows_the_measured_step_time():
+    assert train.steps_for_budget(10, compile_seconds=30, step_seconds=1.0) == 570
+    assert train.steps_for_budget(10, compile_seconds=30, step_seconds=0.5) == 1140
+    with pytest.raises(ValueError, match="fits no step"):
+        train.steps_for_budget(0.5, compile_seconds=40, step_seconds=1.0)
+    with pytest.raises(ValueError, match="positive"):
+        train.steps_for_budget(0, compile_seconds=1, step_seconds=1.0)
+
+
+def test_a_budget_sets_the_run_length_from_the_timed_step(tmp_path, monkeypatch, capsys):
+    config = configs.get("tiny")
+    measured, real = [], train.time_train_step
+
+    def timed(model, tx, loss_fn, batch, repeats=3):
+        measured.append(real(model, tx, loss_fn, batch, repeats=1))
+        return 1.0, 0.25  # as if a step took a quarter second, after a second of compiling
+
+    monkeypatch.setattr(train, "time_train_step", timed)
+    record = train.train(config, tmp_path / "run", minutes=5 / 60, progress=False)
+    assert record["step"] == 16 == train.read_config(tmp_path / "run").train.steps  # (5 − 1) / 0.25
+    assert measured and all(c > 0 and s > 0 for c, s in measured)  # the real step was timed
+    assert "≈ 16 steps in 0.0833 min at 0.25 s/step" in capsys.readouterr().out
+    record = train.train(config, tmp_path / "run", minutes=5 / 60, progress=False)  # resumed
+    assert record["step"] == 32 and train.last_step(tmp_path / "run") == 32
+    with pytest.raises(ValueError, match="not both"):
+        train.train(config, tmp_path / "other", steps=3, minutes=1, progress=False)
