@@ -169,6 +169,21 @@ def unlabelled_clip(video: np.ndarray, num_points: int = 256, max_boxes: int = M
     return clip
 
 
+def check_finite(name: str, values, fix: str = "", where=None) -> np.ndarray:
+    """`values` as a NumPy array; ValueError naming `name`, how many values are NaN or
+    ±Inf (only under the bool mask `where`, if given), the first one's index and `fix`.
+    For concrete values a person hands over (files, points, boxes), never traced ones."""
+    array = np.asarray(values)
+    if array.dtype.kind in "fc":
+        bad = ~np.isfinite(array) if where is None else ~np.isfinite(array) & where
+        if bad.any():
+            count, first = int(bad.sum()), tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"{name} must be finite, but {count} "
+                             f"{'value is' if count == 1 else 'values are'} NaN or Inf (the "
+                             f"first at index {first})" + (f"; {fix}" if fix else ""))
+    return array
+
+
 # %% [markdown]
 # A bare video becomes a valid clip whose labels are all switched off:
 
@@ -1108,9 +1123,15 @@ def render_scene(scene: Scene, resolution: int, num_points: int, rng: np.random.
     }
 
 
-def _check_size(name: str, value, low: int = 1, multiple_of: int = 1) -> int:
+MAX_RESOLUTION = 1024  # the renderer's largest frame side (MOVi-E and TAP-Vid: 256)
+
+
+def _check_size(name: str, value, low: int = 1, multiple_of: int = 1,
+                high: int | None = None) -> int:
     if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
         raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{name}={value}: expected at most {high} pixels on a side")
     if value % multiple_of:
         raise ValueError(f"{name} must be divisible by {multiple_of}, got {value}")
     return int(value)
@@ -1127,7 +1148,7 @@ def render_clip(preset: str, split: str, index: int, seed: int = 0, *, resolutio
     point_valid [N] in raster pixels, queries on frame 0. Single-threaded; see
     `render_clips` for many clips on all cores.
     """
-    resolution = _check_size("resolution", resolution, low=8)
+    resolution = _check_size("resolution", resolution, low=8, high=MAX_RESOLUTION)
     num_points = _check_size("num_points", num_points, low=0)
     scene = sample_scene(preset, split, index, seed, num_frames=num_frames,
                          texture_size=min(256, 2 * resolution))
@@ -1658,6 +1679,10 @@ class _Augment:
     augment: bool
 
     def __call__(self, clip, rng):
+        missing = [key for key in CLIP_KEYS if key not in clip]
+        if missing:
+            raise ValueError(f"a clip from the source lacks {missing} (it has {sorted(clip)}); "
+                             "every clip needs the keys data.CLIP_KEYS (see data.unlabelled_clip)")
         clip = {key: np.asarray(clip[key]) for key in CLIP_KEYS}  # drops extra keys, e.g. "index"
         return augment_clip(clip, rng, num_frames=self.num_frames, resolution=self.resolution,
                             crop=self.augment, jitter=self.augment)
@@ -1677,6 +1702,9 @@ def make_pipeline(source, *, batch_size: int, seed: int = 0, num_frames: int = 8
     transform = _Augment(num_frames, resolution, augment)
     if not (hasattr(source, "__getitem__") and hasattr(source, "__len__")):
         return _stream_batches(source, transform, batch_size, seed, num_epochs)
+    if len(source) == 0:
+        raise ValueError("make_pipeline: the source holds no clips; pass a source with at "
+                         "least one clip")
     import grain
 
     ds = grain.MapDataset.source(source)
@@ -1697,12 +1725,16 @@ def _stream_batches(source, transform, batch_size, seed, num_epochs):
     rng = np.random.default_rng(seed)
     epoch = 0
     while num_epochs is None or epoch < num_epochs:
-        batch = []
+        batch, seen = [], 0
         for clip in source:
+            seen += 1
             batch.append(transform(clip, rng))
             if len(batch) == batch_size:
                 yield collate_clips(batch)
                 batch = []
+        if not seen:
+            raise ValueError(f"make_pipeline: the source gave no clips (in epoch {epoch}); "
+                             "pass a source that can be iterated again, with at least one clip")
         epoch += 1
 
 
@@ -1821,7 +1853,7 @@ def synthetic_dataset_config(preset: str, split: str, num: int, resolution: int,
     if split not in DATA_SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {DATA_SPLITS}")
     num = _check_size("num", num)
-    resolution = _check_size("resolution", resolution, low=8)
+    resolution = _check_size("resolution", resolution, low=8, high=MAX_RESOLUTION)
     num_frames = _check_size("num_frames", num_frames)
     num_points = _check_size("num_points", num_points, low=0)
     seed = _check_size("seed", seed, low=0)
@@ -1919,6 +1951,11 @@ def _render_shard(task) -> int:
     return stop - start
 
 
+# Every preset's model reads frames whose sides divide by 8: encoder stride 4 (tiny, colab,
+# paper) or 2 (cpu), decoder subsampling S up to 8 (tests/test_data.py checks the presets).
+DATASET_MULTIPLE = 8
+
+
 def build_dataset(preset: str, split: str, num: int, resolution: int, data_dir: str,
                   num_frames: int = 24, *, num_points: int = 256, seed: int = 0,
                   num_workers: int | None = None, shard_size: int = 16, keep_shards: bool = False,
@@ -1933,7 +1970,15 @@ def build_dataset(preset: str, split: str, num: int, resolution: int, data_dir: 
     """
     if not data_dir:
         raise ValueError("build_dataset needs a data_dir (a folder to write the dataset into)")
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise ValueError(f"data_dir {os.fspath(data_dir)!r} is a file; pass a folder (it is "
+                         "made if missing)")
     config = synthetic_dataset_config(preset, split, num, resolution, num_frames, num_points, seed)
+    if config.resolution % DATASET_MULTIPLE:
+        raise ValueError(f"resolution={resolution}: a dataset's frames must be a multiple of "
+                         f"{DATASET_MULTIPLE} pixels on a side, so that every preset's model can "
+                         f"read them (encoder stride and decoder subsampling S divide "
+                         f"{DATASET_MULTIPLE}); e.g. 32, 64 or 128")
     _check_size("shard_size", shard_size)
     with _quiet_tfds():
         builder = MoogSynthetic(config=config, data_dir=os.fspath(data_dir), file_format="array_record")

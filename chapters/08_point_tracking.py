@@ -95,7 +95,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from moog_lib import attention, configs, fourier, readouts
+from moog_lib import attention, configs, data, fourier, readouts
 
 TAPVID_THRESHOLDS = (1, 2, 4, 8, 16)
 TAPVID_SIZE = 256  # TAP-Vid scores positions in pixels of a 256×256 frame
@@ -144,8 +144,21 @@ def tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tra
     query_mode "first" or "strided". Returns {name: [b]} with
     `occlusion_accuracy`, `pts_within_{1,2,4,8,16}`, `jaccard_{1,…,16}`,
     `average_jaccard`, `average_pts_within_thresh` (NaN where a video has no
-    visible scored point).
+    visible scored point). Refused: occlusion flags that are not bool (or 0/1
+    ints), NaN/Inf queries or ground truth at visible points (a NaN prediction
+    counts as a miss).
     """
+    check_tracks(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks)
+    for name, flags in (("gt_occluded", gt_occluded), ("pred_occluded", pred_occluded)):
+        dtype = flags.dtype if hasattr(flags, "dtype") else np.asarray(flags).dtype
+        if dtype.kind not in "bui":
+            raise ValueError(f"{name} must be bool (True = occluded), got {dtype}; threshold "
+                             f"probabilities first, e.g. {name} = probability > 0.5")
+    if _is_concrete(query_points, gt_occluded, gt_tracks):
+        data.check_finite("query_points", query_points, "queries are (t, y, x): a frame index "
+                          "and pixels")
+        data.check_finite("gt_tracks at visible points", gt_tracks, "mark points whose position "
+                          "is unknown as occluded", where=~np.asarray(gt_occluded, bool)[..., None])
     return _tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks,
                            query_mode, None)
 

@@ -134,6 +134,8 @@ import math
 import os
 import tempfile
 import urllib.request
+import zipfile
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -1013,11 +1015,22 @@ class Ego4DModels(NamedTuple):
 
 def _read_npz(source, what: str) -> dict[str, np.ndarray]:
     """Every array of an .npz file, read without pickle."""
+    damaged = (zipfile.BadZipFile, zlib.error, EOFError)
+    again = "download it again (an interrupted download leaves a truncated file)"
     try:
-        archive = np.load(source, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
+        with open(source, "rb") as f:
+            head = f.read(6)
+        is_numpy = head.startswith((b"PK", b"\x93NUMPY"))  # a zip (.npz) or a single .npy
+        archive = np.load(source, allow_pickle=False) if is_numpy else None
+    except damaged as err:
+        raise ValueError(f"the {what} checkpoint {str(source)!r} is damaged or truncated ({err}); "
+                         f"{again}") from None
+    except (OSError, ValueError) as err:
         raise ValueError(f"cannot read the {what} checkpoint {str(source)!r} as an .npz archive: "
                          f"{err}") from None
+    if archive is None:
+        raise ValueError(f"the {what} checkpoint {str(source)!r} is not an .npz archive (it begins "
+                         f"with {head!r}); {again}")
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError(f"the {what} checkpoint {str(source)!r} holds a single array; expected an "
                          ".npz archive of named float32 arrays")
@@ -1026,6 +1039,9 @@ def _read_npz(source, what: str) -> dict[str, np.ndarray]:
         for name in archive.files:
             try:
                 arrays[name] = archive[name]
+            except damaged as err:
+                raise ValueError(f"the {what} checkpoint {str(source)!r}: entry {name!r} is "
+                                 f"damaged or truncated ({err}); {again}") from None
             except ValueError as err:
                 raise ValueError(
                     f"the {what} checkpoint {str(source)!r}: entry {name!r} cannot be read without "
@@ -1057,6 +1073,9 @@ def check_entries(arrays: dict, expected: dict, what: str) -> None:
     if problems:
         raise ValueError(f"{what} does not match the expected {len(expected)} float32 arrays; "
                          + "; ".join(problems))
+    for name in common:
+        data.check_finite(f"{what}: entry {name!r}", arrays[name], "download the file again, "
+                          "or take weights from a run that did not diverge")
 
 
 def _from_arrays(make, arrays: dict[str, np.ndarray]) -> nnx.Module:
@@ -1450,7 +1469,8 @@ def parse_points(text: str) -> np.ndarray:
         points = None
     if not points or any(len(p) != 2 for p in points):
         raise ValueError(f"points must look like 'x,y;x,y' (pixels on the first frame), got {text!r}")
-    return np.asarray(points, np.float32)
+    return data.check_finite(f"points {text!r}", np.asarray(points, np.float32),
+                             "give pixel positions on the first frame, e.g. '12,30;40,8'")
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
@@ -1482,6 +1502,15 @@ def track_video(models: Ego4DModels, video, *, points=None, boxes=None,
     if video.ndim != 4 or video.shape[-1] != 3 or video.shape[0] < 1:
         raise ValueError(f"track_video: video must be [T, H, W, 3], got shape {video.shape}")
     num_frames, height, width = video.shape[:3]
+    if video.dtype != np.uint8:
+        if video.dtype.kind != "f":
+            raise ValueError(f"track_video: video has dtype {video.dtype}; expected floats in "
+                             "[0, 1] or uint8")
+        data.check_finite("track_video: video", video, "expected floats in [0, 1] or uint8")
+        low, high = float(video.min()), float(video.max())
+        if low < 0.0 or high > 1.0:
+            raise ValueError(f"track_video: video has float values in [{low:g}, {high:g}]; "
+                             "expected floats in [0, 1] or uint8 (divide 8-bit values by 255)")
     if points is None and boxes is None:
         raise ValueError("track_video: pass points [Q, 2] and/or boxes [Qb, 4] on the first frame")
     size = np.array([width, height], np.float32)
@@ -1491,6 +1520,7 @@ def track_video(models: Ego4DModels, video, *, points=None, boxes=None,
         points = np.asarray(points, np.float32)
         if points.ndim != 2 or points.shape[1] != 2 or len(points) < 1:
             raise ValueError(f"track_video: points must be raster (x, y) [Q, 2], got {points.shape}")
+        data.check_finite("track_video: points", points, "give raster (x, y) pixels on frame 0")
         if (points < 0).any() or (points > size).any():
             raise ValueError(f"track_video: points must lie inside the {width}×{height} frame "
                              f"(x in [0, {width}], y in [0, {height}])")
@@ -1502,6 +1532,7 @@ def track_video(models: Ego4DModels, video, *, points=None, boxes=None,
         if boxes.ndim != 2 or boxes.shape[1] != 4 or len(boxes) < 1:
             raise ValueError(f"track_video: boxes must be (ymin, xmin, ymax, xmax) [Qb, 4] in "
                              f"[0, 1], got shape {boxes.shape}")
+        data.check_finite("track_video: boxes", boxes, "give (ymin, xmin, ymax, xmax) in [0, 1]")
     window = (models.points or models.boxes).config.num_frames
     graphdef, state = nnx.split((models.backbone, models.points, models.boxes))
     run = functools.partial(_run_window, graphdef, models.config.resolution, chunk_size, state)
@@ -1517,7 +1548,7 @@ def track_video(models: Ego4DModels, video, *, points=None, boxes=None,
     while True:
         clip = video[start:start + window]  # converted one window at a time: long videos fit
         clip = (clip.astype(np.float32) / 255.0 if clip.dtype == np.uint8
-                else np.clip(clip.astype(np.float32), 0.0, 1.0))
+                else clip.astype(np.float32))
         n = len(clip)
         clip = np.concatenate([clip, np.repeat(clip[-1:], window - n, axis=0)])
         out = jax.device_get(run(clip[None], None if points is None else points[None],
@@ -1627,6 +1658,7 @@ def track_video_file(video_path, ego4d_dir, out, *, points: str | None = None,
 
     if points is not None and grid is not None:
         raise ValueError("give either points or grid, not both")
+    queries = None if points is None else parse_points(points)  # before any slow step
     if size not in EGO4D_SIZES:
         raise ValueError(f"unknown size {size!r}; expected one of {', '.join(EGO4D_SIZES)}")
     out = Path(out)
@@ -1637,7 +1669,7 @@ def track_video_file(video_path, ego4d_dir, out, *, points: str | None = None,
         raise ValueError(f"no point-track head (*point_track_head*.npz) in {str(ego4d_dir)!r}")
     video = data.read_video(os.fspath(video_path), max_frames=max_frames)
     height, width = video.shape[1:3]
-    queries = parse_points(points) if points is not None else grid_points(height, width, grid or 8)
+    queries = grid_points(height, width, grid or 8) if queries is None else queries
     models = load_ego4d(files["backbone_npz"], files["point_head_npz"], config=ego4d_config(size))
     result = track_video(models, video, points=queries, key=jax.random.key(seed))
     drawn = overlay_tracks(video, result["tracks"], result["visible"])

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from moog_lib import configs, points, readouts, train
+from moog_lib import configs, data, points, readouts, train
 
 
 def check_boxes(boxes, name: str = "boxes") -> None:
@@ -58,7 +58,20 @@ def box_area(boxes: jnp.ndarray) -> jnp.ndarray:
 
 
 def box_iou(boxes_a: jnp.ndarray, boxes_b: jnp.ndarray) -> jnp.ndarray:
-    """IoU of corresponding boxes [..., 4] -> [...]; 0 where the union is empty."""
+    """IoU of corresponding boxes [..., 4] (equal shapes) -> [...]; 0 where the union is
+    empty (degenerate or inverted boxes have area 0). Other shapes are refused, and so
+    are NaN or Inf in concrete arrays (under jit only the shapes are checked)."""
+    shape_a, shape_b = jnp.shape(boxes_a), jnp.shape(boxes_b)
+    if shape_a[-1:] != (4,) or shape_a != shape_b:
+        raise ValueError(f"box_iou: boxes_a and boxes_b must have the same shape [..., 4] as "
+                         f"(ymin, xmin, ymax, xmax), got {shape_a} and {shape_b}")
+    for name, b in (("boxes_a", boxes_a), ("boxes_b", boxes_b)):
+        if not isinstance(b, jax.core.Tracer):
+            data.check_finite(f"box_iou: {name}", b, "give (ymin, xmin, ymax, xmax) numbers")
+    return _box_iou(jnp.asarray(boxes_a), jnp.asarray(boxes_b))
+
+
+def _box_iou(boxes_a: jnp.ndarray, boxes_b: jnp.ndarray) -> jnp.ndarray:
     low = jnp.maximum(boxes_a[..., :2], boxes_b[..., :2])
     high = jnp.minimum(boxes_a[..., 2:], boxes_b[..., 2:])
     intersection = box_area(jnp.concatenate([low, high], -1))
@@ -75,7 +88,7 @@ def mean_box_iou(predicted: jnp.ndarray, boxes: jnp.ndarray, valid: jnp.ndarray)
         raise ValueError(f"predicted {predicted.shape} and boxes {boxes.shape} must be "
                          f"[B, N, T, 4] and valid {valid.shape} [B, N, T]")
     scored = jnp.asarray(valid, bool).at[..., 0].set(False)  # the first frame is the query
-    iou = jnp.where(scored, box_iou(predicted, boxes), 0.0)
+    iou = jnp.where(scored, _box_iou(predicted, boxes), 0.0)  # predictions may be NaN
     return iou.sum(axis=(1, 2)) / scored.sum(axis=(1, 2))
 
 

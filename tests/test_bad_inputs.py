@@ -21,9 +21,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from moog_lib import cli, configs, train
+from moog_lib import boxes, cli, configs, data, points, pretrained, train
 
 TINY = configs.get("tiny")
 
@@ -234,6 +235,227 @@ def library_config_json_not_json(tmp_path, run):
     """json.JSONDecodeError without the file's name."""
     edit_config(run, text="")
     return Probe(call=lambda: train.read_config(run))
+
+
+# --- Files, videos, points and boxes handed to the library ------------------------------------
+
+TINY_EGO4D = pretrained.ego4d_config("tiny")
+
+
+def tiny_ego4d_files(folder: Path) -> dict:
+    """The three Ego4D files at tiny widths (random weights, the authors' layout)."""
+    return pretrained.write_random_ego4d(folder, TINY_EGO4D, seed=0)
+
+
+def tiny_ego4d(folder: Path) -> pretrained.Ego4DModels:
+    return pretrained.load_ego4d(**tiny_ego4d_files(folder), config=TINY_EGO4D)
+
+
+def still_video(num_frames: int = 3, size: int = 32) -> np.ndarray:
+    return np.zeros((num_frames, size, size, 3), np.uint8)
+
+
+@case("an Ego4D `.npz` with a NaN weight, loaded by `pretrained.load_ego4d`",
+      "entry 'attention_readout/Dense_0/bias' must be finite, but 1 value is NaN")
+def ego4d_nan_weight(tmp_path, run):
+    """Loaded without a word; every track then came out NaN."""
+    files = tiny_ego4d_files(tmp_path)
+    head = dict(np.load(files["point_head_npz"]))
+    head["attention_readout/Dense_0/bias"][3] = np.nan
+    np.savez(files["point_head_npz"], **head)
+    return Probe(call=lambda: pretrained.load_ego4d(**files, config=TINY_EGO4D))
+
+
+@case("a truncated Ego4D `.npz` (an interrupted download)",
+      "is damaged or truncated (File is not a zip file); download it again")
+def ego4d_truncated(tmp_path, run):
+    """zipfile.BadZipFile (a traceback)."""
+    files = tiny_ego4d_files(tmp_path)
+    whole = Path(files["backbone_npz"]).read_bytes()
+    Path(files["backbone_npz"]).write_bytes(whole[:len(whole) // 2])
+    return Probe(call=lambda: pretrained.load_ego4d(**files, config=TINY_EGO4D))
+
+
+@case("a text file named like an Ego4D `.npz`", "is not an .npz archive (it begins with b'<html")
+def ego4d_text_file(tmp_path, run):
+    """A ValueError saying the file holds pickled data and suggesting `allow_pickle=True`
+    (wrong, and unsafe)."""
+    files = tiny_ego4d_files(tmp_path)
+    Path(files["backbone_npz"]).write_text("<html>Not Found</html>\n")
+    return Probe(call=lambda: pretrained.load_ego4d(**files, config=TINY_EGO4D))
+
+
+def shipped_copy(tmp_path: Path, damage: Callable[[Path], None]) -> Path:
+    for suffix in (".npz", ".json"):
+        shutil.copy(train.TRAINED_DIR / f"cpu_moog{suffix}", tmp_path / f"cpu_moog{suffix}")
+    damage(tmp_path / "cpu_moog.npz")
+    return tmp_path
+
+
+@case("shipped weights whose `.npz` is truncated (`train.load_tutorial_model`)",
+      "recorded in cpu_moog.json: the file is damaged or belongs to other weights")
+def shipped_weights_truncated(tmp_path, run):
+    """Already refused (the SHA-256 in the manifest differs); registered here."""
+    folder = shipped_copy(tmp_path, lambda npz: npz.write_bytes(npz.read_bytes()[:1000]))
+    return Probe(call=lambda: train.load_tutorial_model("cpu_moog", directory=folder))
+
+
+@case("a text file named like shipped weights (`cpu_moog.npz`)",
+      "recorded in cpu_moog.json: the file is damaged or belongs to other weights")
+def shipped_weights_text_file(tmp_path, run):
+    """Already refused (the SHA-256 in the manifest differs); registered here."""
+    folder = shipped_copy(tmp_path, lambda npz: npz.write_text("not weights\n"))
+    return Probe(call=lambda: train.load_tutorial_model("cpu_moog", directory=folder))
+
+
+def track_argv(tmp_path: Path, points_text: str) -> list[str]:
+    """`moog track` on a real little video with tiny weights, asking for `points_text`."""
+    import imageio_ffmpeg
+    import mediapy
+
+    mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())
+    mediapy.write_video(tmp_path / "clip.mp4", still_video(8, 48), fps=10)
+    tiny_ego4d_files(tmp_path / "ego4d")
+    return ["track", str(tmp_path / "clip.mp4"), "--ego4d-dir", str(tmp_path / "ego4d"),
+            "--size", "tiny", "--points", points_text, "--out", str(tmp_path / "out.mp4")]
+
+
+@case('`moog track VIDEO --points "nan,5"`',
+      "points 'nan,5' must be finite, but 1 value is NaN or Inf")
+def track_nan_point(tmp_path, run):
+    """Accepted after decoding the whole video and loading the weights; the track was NaN."""
+    return Probe(argv=track_argv(tmp_path, "nan,5"))
+
+
+@case('`moog track VIDEO --points "1,2;3"` (a malformed point list)',
+      "points must look like 'x,y;x,y'")
+def track_malformed_points(tmp_path, run):
+    """Refused, but only after the whole video had been decoded: the points were parsed
+    last."""
+    return Probe(argv=track_argv(tmp_path, "1,2;3"))
+
+
+@case("`pretrained.parse_points(\"nan,5\")`", "points 'nan,5' must be finite")
+def parse_nan_point(tmp_path, run):
+    """Returned [[nan, 5]]."""
+    return Probe(call=lambda: pretrained.parse_points("nan,5"))
+
+
+@case("`pretrained.track_video(models, video, points=[[nan, 5]])`",
+      "track_video: points must be finite, but 1 value is NaN or Inf")
+def track_video_nan_point(tmp_path, run):
+    """Tracked: every position of that point came out NaN."""
+    models = tiny_ego4d(tmp_path)
+    return Probe(call=lambda: pretrained.track_video(models, still_video(),
+                                                     points=[[np.nan, 5.0]]))
+
+
+@case("`pretrained.track_video` on a float video with values in 0–255",
+      "video has float values in [0, 200]; expected floats in [0, 1] or uint8")
+def track_video_float_255(tmp_path, run):
+    """Clipped to [0, 1] without a word: the model saw a white video."""
+    models = tiny_ego4d(tmp_path)
+    video = np.linspace(0, 200, 3 * 32 * 32 * 3, dtype=np.float32).reshape(3, 32, 32, 3)
+    return Probe(call=lambda: pretrained.track_video(models, video, points=[[5.0, 5.0]]))
+
+
+def one_track(t: int = 4) -> dict:
+    """TAP-Vid inputs for one video with one visible, perfectly predicted point."""
+    occluded = np.zeros((1, 1, t), bool)
+    tracks = np.full((1, 1, t, 2), 10.0, np.float32)
+    return {"query_points": np.array([[[0.0, 10.0, 10.0]]], np.float32),
+            "gt_occluded": occluded, "gt_tracks": tracks, "pred_occluded": occluded,
+            "pred_tracks": tracks.copy()}
+
+
+@case("`points.tapvid_metrics` with a NaN query frame", "query_points must be finite")
+def tapvid_nan_query_frame(tmp_path, run):
+    """Scored: the NaN frame was rounded to some integer frame."""
+    args = one_track()
+    args["query_points"][0, 0, 0] = np.nan
+    return Probe(call=lambda: points.tapvid_metrics(**args, query_mode="first"))
+
+
+@case("`points.tapvid_metrics` with NaN ground-truth positions at visible points",
+      "gt_tracks at visible points must be finite")
+def tapvid_nan_ground_truth(tmp_path, run):
+    """Scored: the NaN positions counted as misses of the prediction."""
+    args = one_track()
+    args["gt_tracks"][0, 0, 2] = np.nan
+    return Probe(call=lambda: points.tapvid_metrics(**args, query_mode="first"))
+
+
+@case("`points.tapvid_metrics` with float occlusion flags (probabilities)",
+      "gt_occluded must be bool (True = occluded), got float32")
+def tapvid_float_occluded(tmp_path, run):
+    """Cast to bool: a probability of 0.3 counted as occluded."""
+    args = one_track()
+    args["gt_occluded"] = np.full((1, 1, 4), 0.3, np.float32)
+    return Probe(call=lambda: points.tapvid_metrics(**args, query_mode="first"))
+
+
+UNIT_BOX = np.array([0.0, 0.0, 1.0, 1.0], np.float32)
+
+
+@case("`boxes.box_iou` with a NaN box", "box_iou: boxes_a must be finite")
+def box_iou_nan(tmp_path, run):
+    """IoU 0.0, as if the boxes did not overlap."""
+    return Probe(call=lambda: boxes.box_iou(np.array([np.nan, 0, 1, 1], np.float32), UNIT_BOX))
+
+
+@case("`boxes.box_iou` with boxes of 3 coordinates",
+      "must have the same shape [..., 4] as (ymin, xmin, ymax, xmax), got (3,) and (3,)")
+def box_iou_three_coordinates(tmp_path, run):
+    """IndexError (a traceback)."""
+    return Probe(call=lambda: boxes.box_iou(UNIT_BOX[:3], UNIT_BOX[:3]))
+
+
+@case("`boxes.box_iou` with boxes [2, 4] and [3, 4]", "got (2, 4) and (3, 4)")
+def box_iou_mismatched(tmp_path, run):
+    """TypeError about broadcasting (a traceback); [2, 4] against [4] was broadcast
+    silently."""
+    return Probe(call=lambda: boxes.box_iou(np.zeros((2, 4)), np.zeros((3, 4))))
+
+
+# --- Datasets and clip sources -------------------------------------------------------------
+
+@case("`moog data build --resolution 30`",
+      "resolution=30: a dataset's frames must be a multiple of 8 pixels on a side")
+def data_build_resolution_30(tmp_path, run):
+    """Rendered the dataset; the tiny, colab and paper models then refused its 30×30
+    frames (not divisible by their decoder subsampling S = 8)."""
+    return Probe(argv=["data", "build", "--num", "1", "--resolution", "30", "--data-dir",
+                       str(tmp_path / "data")])
+
+
+@case("`data.render_clip(..., resolution=100000)`",
+      "resolution=100000: expected at most 1024 pixels on a side")
+def render_clip_huge(tmp_path, run):
+    """MemoryError (a traceback): "Unable to allocate 1.75 TiB"."""
+    return Probe(call=lambda: data.render_clip("movi_e", "train", 0, resolution=100_000))
+
+
+@case("`moog data build --data-dir FILE` (a file, not a folder)", "is a file; pass a folder")
+def data_build_dir_is_a_file(tmp_path, run):
+    """NotADirectoryError (a traceback)."""
+    (tmp_path / "notes.txt").write_text("not a folder")
+    return Probe(argv=["data", "build", "--num", "1", "--resolution", "16", "--data-dir",
+                       str(tmp_path / "notes.txt")])
+
+
+@case("`data.make_pipeline` on clips without the key `video` (e.g. `frames`)",
+      "a clip from the source lacks ['video']")
+def pipeline_clip_without_video(tmp_path, run):
+    """KeyError: 'video' (a traceback)."""
+    clip = data.unlabelled_clip(still_video(4, 16), num_points=2)
+    clip["frames"] = clip.pop("video")
+    return Probe(call=lambda: next(iter(data.make_pipeline([clip], batch_size=1, num_frames=2))))
+
+
+@case("`data.make_pipeline` on an empty source", "the source holds no clips")
+def pipeline_empty_source(tmp_path, run):
+    """A bare StopIteration at the first batch."""
+    return Probe(call=lambda: next(iter(data.make_pipeline([], batch_size=1, num_frames=2))))
 
 
 # --- Running the cases --------------------------------------------------------------------

@@ -6,13 +6,14 @@ Tests that need PyAV or scikit-video skip cleanly where those are not installed.
 """
 
 import dataclasses
+import math
 import os
 import pickle
 
 import numpy as np
 import pytest
 
-from moog_lib import data
+from moog_lib import configs, data, model
 
 T, R = 24, 64  # the paper's clip length; the renderer's default resolution
 
@@ -585,6 +586,21 @@ def test_read_video_resizes_crops_and_rejects_bad_files(tmp_path):
             data.read_video(bad)
     with pytest.raises(ValueError):
         data.make_source("video_files", paths=[path], resolution=32, num_frames=10)
+
+
+def test_every_preset_reads_frames_whose_side_is_a_multiple_of_dataset_multiple():
+    """`build_dataset` refuses other sides: the encoder stride and both decoder
+    subsamplings of every preset divide `DATASET_MULTIPLE`."""
+    for name in configs.PRESETS:
+        config = configs.get(name)
+        m = config.model
+        need = math.lcm(model.encoder_stride(m), m.train_subsample, m.eval_subsample)
+        assert data.DATASET_MULTIPLE % need == 0, (name, need)
+        assert config.data.resolution % data.DATASET_MULTIPLE == 0, name
+    with pytest.raises(ValueError, match="multiple of 8"):
+        data.build_dataset("static", "train", 1, 30, "/nonexistent/moog")
+    with pytest.raises(ValueError, match="at most 1024"):
+        data.synthetic_dataset_config("static", "train", 1, 2048)
 
 
 def test_make_source_rejects_bad_input():
