@@ -6,6 +6,7 @@ clipping, then the preset's optimiser and schedule), exactly as `train.fit` runs
     python benchmarks/step.py --preset paper --batch 1 --frames 2
     python benchmarks/step.py --preset cpu              # the preset's batch and clip length
     python benchmarks/step.py --preset cpu --override model.num_tokens=128
+    python benchmarks/step.py --preset colab --keep-dtype --compile-only   # memory, TPU estimate
 
 Prints one JSON object: median step time, compile time, XLA's FLOP count for
 the step, the achieved GFLOP/s, this machine's float32 matmul GFLOP/s measured
@@ -22,6 +23,11 @@ Notes:
   counts at T = 1 and 2, since every part of the step is linear in T
   (flops(T) = flops(1) + (T − 1)·(flops(2) − flops(1))). Both numbers are
   printed.
+- `--compile-only` compiles the step without running it and prints XLA's memory
+  analysis (parameters and optimiser state in, state out, temporaries) and, from
+  the FLOP count, the step time on one TPU v5e chip (197 bfloat16 TFLOP/s peak,
+  16 GB HBM) at a stated share of its peak. Both are estimates: the buffers are
+  this backend's assignment, not the TPU's, and utilisation is assumed.
 - Linux/glibc: large temporary buffers are fresh `mmap`s, so every step pays
   page faults on gigabytes of memory. `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`
   backs them with transparent huge pages (512× fewer faults); the JSON says
@@ -97,6 +103,29 @@ def count_flops_unrolled(step, state, key, batch, frames, resolution) -> float |
     return one + (frames - 1) * (two - one)
 
 
+V5E_PEAK_FLOPS, V5E_HBM_BYTES = 197e12, 16 * 2**30
+
+
+def report_compiled(args, config, resolution, compiled, compile_seconds, flops, notes) -> dict:
+    """Memory analysis of the compiled step and its estimated time on one v5e chip."""
+    memory = train.compiled_memory(compiled)
+    result = {
+        "preset": args.preset, "overrides": args.override, "batch": args.batch,
+        "frames": args.frames, "resolution": resolution,
+        "compute_dtype": config.model.compute_dtype, "backend": jax.default_backend(),
+        "jax": jax.__version__, "compile_seconds": round(compile_seconds, 2),
+        "memory_gib": {k: round(v, 3) for k, v in memory.items()},
+        "fraction_of_v5e_hbm": round(memory["peak"] * 2**30 / V5E_HBM_BYTES, 3),
+        "step_gflop": round(flops / 1e9, 2) if flops else None,
+        "v5e_utilisation_assumed": args.utilisation,
+        "v5e_step_seconds_estimate": (float(f"{flops / (V5E_PEAK_FLOPS * args.utilisation):.3g}")
+                                      if flops else None),
+        "notes": notes + ["estimates: this backend's buffer assignment, an assumed utilisation"],
+    }
+    print(json.dumps(result, indent=1))
+    return result
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="paper", choices=configs.PRESETS)
@@ -109,6 +138,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--steps", type=int, default=5, help="timed steps (after one warm-up)")
     parser.add_argument("--keep-dtype", action="store_true",
                         help="keep the preset's compute dtype on CPU")
+    parser.add_argument("--compile-only", action="store_true",
+                        help="do not run: memory analysis and a v5e time estimate")
+    parser.add_argument("--utilisation", type=float, default=0.4,
+                        help="share of the v5e's peak assumed by --compile-only")
     args = parser.parse_args(argv)
 
     config = configs.override(configs.get(args.preset), args.override)
@@ -136,6 +169,8 @@ def main(argv=None) -> dict:
 
     scan_flops = flop_count(compiled)
     flops = count_flops_unrolled(step, state, key, args.batch, args.frames, resolution)
+    if args.compile_only:
+        return report_compiled(args, config, resolution, compiled, compile_seconds, flops, notes)
 
     state, metrics = compiled(state, batch, key)  # warm-up
     metrics["loss"].block_until_ready()

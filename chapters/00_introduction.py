@@ -305,11 +305,13 @@ def _cpu() -> Config:
 
 
 def _colab() -> Config:
-    """One Colab TPU host (v5e-1, 16 GB): the paper's model, bfloat16 compute, batch 16."""
+    """One Colab TPU host (v5e-1, 16 GB): the paper's model, bfloat16 compute, one clip a
+    step — a step needs about 8 GiB a clip (chapter 06 §3), which is also the paper's
+    share per 16 GB TPUv3 core (128 clips over 64 chips of two cores)."""
     return Config(
         name="colab",
         model=ModelConfig(compute_dtype="bfloat16"),
-        data=DataConfig(resolution=128, num_frames=8, batch_size=16),
+        data=DataConfig(resolution=128, num_frames=8, batch_size=1),
         train=TrainConfig(steps=50_000),
         readout=ReadoutConfig(train=TrainConfig(steps=5_000)),
     )

@@ -351,6 +351,66 @@ assert local_batch_size(d.batch_size, mesh) * jax.process_count() == d.batch_siz
 assert len(HostShard(clips, index=0, count=2)) == (len(clips) + 1) // 2
 
 # %% [markdown]
+# **Will a step fit on the chip?** Parameters are not what fills a device: the
+# activations the backward pass keeps are. XLA knows before anything runs —
+# compile the step ahead of time (`.lower(...).compile()`, no data needed, only
+# shapes) and ask for its `memory_analysis()`: the bytes of its arguments (the
+# `TrainState` and the batch), its outputs, and the temporaries it needs. On a
+# TPU this is the TPU's own buffer assignment; on a CPU it is the CPU's, a
+# rough guide to the TPU's.
+
+# %%
+#| export
+def compiled_memory(compiled) -> dict:
+    """GiB of a compiled step's arguments, outputs and temporaries (XLA's
+    `memory_analysis()`), and "peak": their sum, donated buffers counted once."""
+    analysis = compiled.memory_analysis()
+    if analysis is None:
+        raise ValueError(f"the {jax.default_backend()} backend gives no memory analysis")
+    sizes = {name: getattr(analysis, f"{name}_size_in_bytes") / 2**30
+             for name in ("argument", "output", "temp", "alias")}
+    sizes["peak"] = sizes["argument"] + sizes["output"] + sizes["temp"] - sizes["alias"]
+    return sizes
+
+
+def step_memory(config: configs.Config) -> dict:
+    """`compiled_memory` of the train step `fit` runs for `config` (its batch, clip length
+    and resolution), compiled for the default device and not run."""
+    d = config.data
+    tx = make_optimizer(config.train)
+    graphdef, rest, state = split_model(decoder.MooG(config.model, rngs=nnx.Rngs(0)), tx)
+    video = jax.ShapeDtypeStruct((d.batch_size, d.num_frames, d.resolution, d.resolution, 3),
+                                 jnp.float32)
+    step = make_train_step(graphdef, rest, tx)
+    return compiled_memory(step.lower(state, {"video": video}, jax.random.key(0)).compile())
+
+
+# %%
+memory = step_memory(config)
+print(f"{config.name} step on {jax.devices()[0].device_kind}: " + ", ".join(
+    f"{name} {gib:.3g} GiB" for name, gib in memory.items()))
+assert memory["temp"] > 0 and memory["peak"] >= memory["argument"]
+
+# %% [markdown]
+# For the `colab` preset we compiled the step here, on the CPU, with its
+# bfloat16 compute kept (`python benchmarks/step.py --preset colab --keep-dtype
+# --compile-only --batch B`, which prints the same analysis and XLA's FLOP
+# count; 2 CPU cores, December 2026):
+#
+# | clips per step | temporaries | peak | TFLOP per step | estimated v5e step time at 40 % of 197 TFLOP/s |
+# |---|---|---|---|---|
+# | 1 | 8.29 GiB | 8.68 GiB | 1.77 | 22 ms |
+# | 4 | 32.8 GiB | 33.2 GiB | 7.06 | 90 ms |
+# | 16 | 130.7 GiB | 131.1 GiB | 28.2 | 358 ms |
+#
+# About 8 GiB a clip, in the CPU's assignment: the full-resolution convolutions
+# of the encoder at 128² and the attention of every frame, kept for the
+# backward pass. A v5e chip has 16 GB, so the `colab` preset trains **one clip
+# per step** — which is also the paper's share per device: 128 clips over 64
+# TPUv3 chips of two 16 GB cores each. Both columns are estimates until someone
+# runs this cell on the TPU, where it prints the TPU's own numbers.
+
+# %% [markdown]
 # ## 4. Checkpoints that survive being killed
 #
 # A checkpoint holds the whole `TrainState` (flattened to `{path: array}`, so its

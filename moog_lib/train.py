@@ -20,6 +20,8 @@ __all__ = [
     "replicate",
     "local_batch_size",
     "HostShard",
+    "compiled_memory",
+    "step_memory",
     "Checkpointer",
     "MetricsLog",
     "plot_metrics",
@@ -222,6 +224,31 @@ class HostShard(data.ClipSource):
 
 
 # chapters/06_pretraining.py, cell 18
+def compiled_memory(compiled) -> dict:
+    """GiB of a compiled step's arguments, outputs and temporaries (XLA's
+    `memory_analysis()`), and "peak": their sum, donated buffers counted once."""
+    analysis = compiled.memory_analysis()
+    if analysis is None:
+        raise ValueError(f"the {jax.default_backend()} backend gives no memory analysis")
+    sizes = {name: getattr(analysis, f"{name}_size_in_bytes") / 2**30
+             for name in ("argument", "output", "temp", "alias")}
+    sizes["peak"] = sizes["argument"] + sizes["output"] + sizes["temp"] - sizes["alias"]
+    return sizes
+
+
+def step_memory(config: configs.Config) -> dict:
+    """`compiled_memory` of the train step `fit` runs for `config` (its batch, clip length
+    and resolution), compiled for the default device and not run."""
+    d = config.data
+    tx = make_optimizer(config.train)
+    graphdef, rest, state = split_model(decoder.MooG(config.model, rngs=nnx.Rngs(0)), tx)
+    video = jax.ShapeDtypeStruct((d.batch_size, d.num_frames, d.resolution, d.resolution, 3),
+                                 jnp.float32)
+    step = make_train_step(graphdef, rest, tx)
+    return compiled_memory(step.lower(state, {"video": video}, jax.random.key(0)).compile())
+
+
+# chapters/06_pretraining.py, cell 22
 def _flat(tree) -> dict:
     """{"path": array} for any pytree: a checkpoint layout that does not depend on node types."""
     return {jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
@@ -278,7 +305,7 @@ class Checkpointer:
         self.manager.close()
 
 
-# chapters/06_pretraining.py, cell 22
+# chapters/06_pretraining.py, cell 26
 class MetricsLog:
     """Append-only JSON lines, one record per log or evaluation: `{"step", "split", ...}`."""
 
@@ -340,7 +367,7 @@ def plot_metrics(log: MetricsLog, path=None):
     return fig
 
 
-# chapters/06_pretraining.py, cell 24
+# chapters/06_pretraining.py, cell 28
 def make_sources(config: configs.Config, *, progress: bool = True):
     """(train, held-out) clip sources for `config.data`.
 
@@ -615,7 +642,7 @@ def config_from_dict(values: dict, source: str = "config") -> configs.Config:
     return build(configs.Config, values, "")
 
 
-# chapters/06_pretraining.py, cell 26
+# chapters/06_pretraining.py, cell 30
 # What may change when a run is resumed, in `train` and in the readouts' `readout.train`.
 RESUMABLE_FIELDS = tuple(f"{section}.{field}" for section in ("train", "readout.train")
                          for field in ("steps", "log_every", "eval_every", "checkpoint_every",
@@ -725,7 +752,7 @@ def prepare_run_folder(config: configs.Config, workdir, *, resume: bool,
     return workdir
 
 
-# chapters/06_pretraining.py, cell 33
+# chapters/06_pretraining.py, cell 37
 def time_train_step(model: nnx.Module, tx: optax.GradientTransformation, loss_fn, batch: dict,
                     *, repeats: int = 3) -> tuple[float, float]:
     """(seconds to compile, seconds per step) of `fit`'s train step on `batch` (sharded as
@@ -787,7 +814,7 @@ def budget_steps(config: configs.Config, model: nnx.Module, tx: optax.GradientTr
     return start + steps
 
 
-# chapters/06_pretraining.py, cell 37
+# chapters/06_pretraining.py, cell 41
 def predict_frames(model, frames: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
     """Dense next-frame predictions [B, T, H, W, 3]: every z_p decoded at every pixel.
 
@@ -856,7 +883,7 @@ def write_report(workdir, out_dir, *, num_clips: int = 4, fps: int = 4) -> Path:
     return out_dir
 
 
-# chapters/06_pretraining.py, cell 44
+# chapters/06_pretraining.py, cell 48
 import hashlib
 import io
 import os
