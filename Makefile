@@ -17,7 +17,7 @@ JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0
 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES ?= 0
 export JAX_COMPILATION_CACHE_DIR JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES
 
-.PHONY: install export check-export lint unit chapters test test-colab demo executed clean
+.PHONY: install export check-export api lint unit chapters test test-colab demo executed clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,12 @@ install: $(STAMP)
 export: install  ## write moog_lib/ and notebooks/ from chapters/
 	$(PY) tools/export.py
 
-check-export: install
+check-export: install  ## moog_lib/ and notebooks/ agree with the chapters, docs/api/ with moog_lib
 	$(PY) tools/export.py --check
+	$(PY) tools/api_reference.py --check
+
+api: install  ## write docs/api/: pdoc's HTML reference of moog_lib, from its docstrings
+	$(PY) tools/api_reference.py
 
 lint: install
 	$(VENV)/bin/ruff check tools tests benchmarks chapters moog_lib
@@ -52,11 +56,11 @@ test: check-export lint unit chapters
 # The unit tests under the versions Colab's TPU runtime preinstalls, leaving out the
 # tests marked `slow` (long trainings, renders, subprocess meshes) that exercise no
 # more library API than the fast ones do, the tests of the repository's own tooling and
-# error messages (exporter, chapter layout, environment files, bad inputs), and the
+# error messages (exporter, API reference, chapter layout, environment files, bad inputs), and the
 # modules built only from APIs the remaining tests already exercise under the pins
 # (the baselines, the Ego4D variant and the shipped weights are NNX modules loaded and
 # trained like MooG; viz is matplotlib over MooG's outputs).
-COLAB_SKIP := $(addprefix --ignore=tests/,test_export.py test_chapters.py test_environment.py \
+COLAB_SKIP := $(addprefix --ignore=tests/,test_export.py test_api_reference.py test_chapters.py test_environment.py \
 	test_bad_inputs.py test_baselines.py test_pretrained.py test_shipped.py test_viz.py)
 $(COLAB_STAMP): pyproject.toml constraints/colab-tpu.txt
 	test -x $(COLAB_VENV)/bin/python || $(COLAB_PYTHON) -m venv $(COLAB_VENV)
