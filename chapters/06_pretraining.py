@@ -1324,8 +1324,8 @@ def save_weights(module: nnx.Module, path, *, manifest: dict) -> Path:
 def load_weights(module: nnx.Module, path) -> dict:
     """Fill `module`'s nnx.Params, in place, from `<path>.npz`; returns the manifest.
 
-    Refuses (ValueError) a file whose SHA-256 differs from its manifest's, and
-    arrays whose names or shapes differ from the module's parameters.
+    Refuses (ValueError) a file whose SHA-256 differs from its manifest's,
+    arrays whose names or shapes differ from the module's parameters, and NaN or Inf.
     """
     npz, meta = _weights_files(path)
     for file in (meta, npz):
@@ -1355,6 +1355,9 @@ def load_weights(module: nnx.Module, path) -> dict:
                      ("unexpected", unexpected), ("with another shape", mismatched)) if found]
         raise ValueError(f"{npz} does not fit {type(module).__name__} "
                          f"({len(expected)} parameters): " + "; ".join(problems))
+    for name in expected:
+        data.check_finite(f"{npz}: array {name!r}", arrays[name],
+                          "these weights were saved from a diverged run")
     values = [jnp.asarray(arrays[name], dtype=leaf.dtype) for name, leaf in leaves]
     state = nnx.state(module, nnx.Param)
     nnx.replace_by_pure_dict(state, jax.tree_util.tree_unflatten(treedef, values))

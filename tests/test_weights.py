@@ -147,3 +147,16 @@ def test_npz_with_object_array_cannot_sneak_in(shipped, tmp_path):
     rewrite(path, arrays)
     with pytest.raises(ValueError, match="allow_pickle"):
         train.load_weights(tiny_moog(1), path)
+
+
+def test_nan_weights_are_refused_naming_the_array(shipped, tmp_path):
+    path = copy_of(shipped, tmp_path)
+    with np.load(path.with_suffix(".npz")) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    arrays["decoder/readout/bias"] = np.array([0.0, np.nan, np.inf], np.float32)
+    rewrite(path, arrays)  # with a matching SHA-256: only the values are wrong
+    model = tiny_moog(1)
+    before = prediction(model)
+    with pytest.raises(ValueError, match=r"'decoder/readout/bias' must be finite, but 2 values"):
+        train.load_weights(model, path)
+    assert np.array_equal(before, prediction(model))
