@@ -12,6 +12,7 @@ Two processes may share one `--out` if they run different rows (one per core).
     python benchmarks/small_scale.py --list
     python benchmarks/small_scale.py --out runs/small_scale --rows base paper_init
     python benchmarks/small_scale.py --out runs/small_scale            # every row, hours
+    python benchmarks/small_scale.py --out runs/small_scale --rescore  # finished rows, today's scores
 
 The table is written to `<out>/results.md` after every row.
 """
@@ -53,6 +54,9 @@ ROWS = {
 }
 
 
+TRACK_KEYS = ("video", "target_points", "occluded", "point_valid")
+
+
 def row_config(name: str, data_dir: str, readout_steps: int) -> configs.Config:
     config = configs.override(configs.get("cpu"), ROWS[name] + [f"data.data_dir={data_dir!r}"])
     return baselines.with_steps(config, None, readout_steps)
@@ -61,25 +65,37 @@ def row_config(name: str, data_dir: str, readout_steps: int) -> configs.Config:
 def run_row(name: str, out: Path, data_dir: str, readout_steps: int) -> dict:
     config = row_config(name, data_dir, readout_steps)
     sources = train.make_sources(config)
-    track_batches = train.held_out_batches(
-        sources[1], config, keys=("video", "target_points", "occluded", "point_valid"))
+    track_batches = train.held_out_batches(sources[1], config, keys=TRACK_KEYS)
     row = baselines.compare_one(config, "moog", out / name, sources=sources,
                                 track_batches=track_batches, tasks=("points",))
     points = row["readouts"]["points"]
     return {"row": name, "change": ", ".join(ROWS[name]) or "—", "steps": row["steps"],
             "psnr": row["psnr"], "copy_psnr": row["copy_psnr"], "following": row["following"],
-            "sharpness": row["sharpness"], "points_aj": points["readout"]["average_jaccard"],
+            "sharpness": row["sharpness"], "cross_clip_ari": row["cross_clip_ari"],
+            "points_aj": points["readout"]["average_jaccard"],
             "zero_motion_aj": points["baseline"]["average_jaccard"],
             "minutes": row["pretrain_minutes"] + row["readout_minutes"],
             "content_speed": row["content_speed"], "token_speed": row["token_speed"]}
 
 
+def rescore(name: str, out: Path, data_dir: str, readout_steps: int) -> dict:
+    """Chapter 10's `token_following` scores of the finished row `name`, from its checkpoint."""
+    config = row_config(name, data_dir, readout_steps)
+    net = baselines.load_baseline(out / name, config)[0]
+    batches = train.held_out_batches(train.make_sources(config, progress=False)[1], config,
+                                     keys=TRACK_KEYS)
+    scores = baselines.token_following(net, batches)
+    return {k: scores[k] for k in ("psnr", "copy_psnr", "following", "sharpness",
+                                   "cross_clip_ari", "token_speed", "content_speed")}
+
+
 def format_table(rows: list[dict]) -> str:
     lines = ["| row | change from `cpu` | steps | PSNR (dB) | copy last (dB) | F ↑ | sharpness ↑ "
-             "| points AJ (zero motion) | minutes |", "|---" * 9 + "|"]
+             "| cross-clip ARI ↓ | points AJ (zero motion) | minutes |", "|---" * 10 + "|"]
     for r in rows:
         lines.append(f"| `{r['row']}` | {r['change']} | {r['steps']} | {r['psnr']:.2f} | "
                      f"{r['copy_psnr']:.2f} | {r['following']:+.2f} | {r['sharpness']:.3f} | "
+                     f"{r.get('cross_clip_ari', float('nan')):.2f} | "
                      f"{r['points_aj']:.3f} ({r['zero_motion_aj']:.3f}) | {r['minutes']:.1f} |")
     return "\n".join(lines) + "\n"
 
@@ -91,6 +107,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", default="data", help="rendered datasets (built if missing)")
     parser.add_argument("--readout-steps", type=int, default=300)
     parser.add_argument("--list", action="store_true", help="print the rows and exit")
+    parser.add_argument("--rescore", action="store_true",
+                        help="score the finished rows again with today's token_following")
     args = parser.parse_args(argv)
     if args.list:
         for name, change in ROWS.items():
@@ -104,6 +122,16 @@ def main(argv=None) -> int:
         return ({r["row"]: r for r in json.loads(results_path.read_text())}
                 if results_path.exists() else {})
 
+    if args.rescore:
+        done = finished()
+        for name in [n for n in args.rows if n in done]:
+            done[name].update(rescore(name, out, args.data_dir, args.readout_steps))
+            print(f"{name}: {json.dumps(done[name])}", file=sys.stderr)
+        ordered = [done[n] for n in ROWS if n in done]
+        results_path.write_text(json.dumps(ordered, indent=1))
+        (out / "results.md").write_text(format_table(ordered))
+        print(format_table(ordered))
+        return 0
     for name in args.rows:
         if name in finished():
             continue
