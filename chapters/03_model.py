@@ -399,8 +399,13 @@ assert not jnp.allclose(noise[0], noise[1])  # every example draws its own noise
 # - `initial_state_scale=1.0`: that draw at unit scale, so the tokens differ
 #   by as much as they would after training, not by 1 %.
 #
-# The tokens still move off the grid: the initial state only gives each token
-# a name it keeps across clips, as learned queries do in DETR-style models.
+# Nothing ties the tokens to the grid: the initial state only gives each token
+# a name it keeps across clips, as learned queries do in DETR-style models. But
+# a name shared by every clip invites a place shared by every clip, and that
+# is what the small model learns: trained this way, its tokens settle into one
+# partition of the image that hardly depends on the clip (chapter 10 §7
+# measures it; chapter 06 §10 shows what it costs). Read the switch as a way to
+# get a small model off the ground, not as a way to make its tokens bind.
 
 # %%
 same = fixed_noise(2, 4, 8, 1.0)
