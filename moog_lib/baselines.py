@@ -37,6 +37,7 @@ __all__ = [
 
 # chapters/10_on_the_grid.py, cell 5
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -421,32 +422,33 @@ def following_score(sums: dict) -> dict:
             "content_speed": float(sums["content_speed"]) / weight}
 
 
+@functools.partial(nnx.jit, static_argnames="first_frame")
+def _following_scores(m, batch, key, first_frame: int):
+    """One batch's `token_following_sums` and frame scores (compiled once per shape)."""
+    frames = train.video_batch(batch)
+    out = m(frames, key=key, training=False, return_attention=True)
+    sums = token_following_sums(out["attention"], batch["target_points"], batch["occluded"],
+                                batch["point_valid"], height=frames.shape[2],
+                                width=frames.shape[3], first_frame=first_frame)
+    weights = out["attention"][:, first_frame:].astype(jnp.float32)
+    entropy = -jnp.sum(weights * jnp.log(jnp.maximum(weights, 1e-12)), axis=-1).mean()
+    sharpness = 1.0 - entropy / jnp.log(weights.shape[-1])
+    return sums, dict(loss=out["loss"], sharpness=sharpness,
+                      cross_clip_ari=cross_clip_agreement(out["attention"], first_frame),
+                      **train.frame_metrics(out, frames))
+
+
 def token_following(net, batches, *, seed: int = 0, first_frame: int = 1) -> dict:
     """Held-out scores of `net` (any of the three models) in one pass over `batches`
     (with "video", "target_points", "occluded", "point_valid"): `following_score`,
     and chapter 06's loss, PSNR and copy-the-last-frame PSNR (S = 4, frames 1 … T−1),
     the decoder attention's sharpness (chapter 11's `attention_sharpness`, the same
     frames: 1 − mean entropy / log K) and `cross_clip_agreement` (needs ≥ 2 clips a batch)."""
-
-    @nnx.jit
-    def scores(m, batch, key):
-        frames = train.video_batch(batch)
-        out = m(frames, key=key, training=False, return_attention=True)
-        sums = token_following_sums(out["attention"], batch["target_points"], batch["occluded"],
-                                    batch["point_valid"], height=frames.shape[2],
-                                    width=frames.shape[3], first_frame=first_frame)
-        weights = out["attention"][:, first_frame:].astype(jnp.float32)
-        entropy = -jnp.sum(weights * jnp.log(jnp.maximum(weights, 1e-12)), axis=-1).mean()
-        sharpness = 1.0 - entropy / jnp.log(weights.shape[-1])
-        return sums, dict(loss=out["loss"], sharpness=sharpness,
-                          cross_clip_ari=cross_clip_agreement(out["attention"], first_frame),
-                          **train.frame_metrics(out, frames))
-
     keys = ("video", "target_points", "occluded", "point_valid")
     totals, frame_scores = None, []
     for batch in batches:
-        sums, metrics = jax.device_get(scores(net, {k: batch[k] for k in keys},
-                                              jax.random.key(seed)))
+        sums, metrics = jax.device_get(_following_scores(
+            net, {k: batch[k] for k in keys}, jax.random.key(seed), first_frame=first_frame))
         totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
         frame_scores.append(metrics)
     if totals is None:
