@@ -35,7 +35,7 @@
 # | preset | hardware | this chapter |
 # |---|---|---|
 # | `tiny` | CI, 2 CPU cores | 13 s (measured by `make test`, `--durations`) |
-# | `colab` | Colab TPU v5e-1 | a few seconds; not measured yet |
+# | `colab` | Colab TPU v5e-1 | estimate ≈ 1–2 min, nearly all of it the setup cell's install; the cells run in seconds; not measured on a TPU |
 
 # %%
 # Setup, the same in every chapter (chapter 00, section 5, explains it). On Colab:

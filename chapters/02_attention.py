@@ -39,7 +39,7 @@
 # | preset | hardware | this chapter |
 # |---|---|---|
 # | `tiny` | CI, 2 CPU cores | 25 s (measured by `make test`, `--durations`) |
-# | `colab` | Colab TPU v5e-1 | a few seconds; not measured yet |
+# | `colab` | Colab TPU v5e-1 | estimate ≈ 1–2 min, nearly all of it the setup cell's install; the cells (small layers, a few shapes of the paper's) run in seconds; not measured on a TPU |
 #
 # Nothing in this chapter depends on the preset: the modules are tiny toys or
 # paper-sized shapes that are never allocated.

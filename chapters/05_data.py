@@ -41,7 +41,7 @@
 # | preset | hardware | this chapter |
 # |---|---|---|
 # | `tiny` | CI, 2 CPU cores | 18 s (measured by `make test`, `--durations`) |
-# | `colab` | Colab TPU v5e-1 | about a minute (CPU work: rendering and decoding); not measured yet |
+# | `colab` | Colab TPU v5e-1 | estimate ≈ 2 min, all CPU: ≈ 100 clips rendered at 64² (≈ 0.05 s each on one core, measured here) and a few at 128², a small dataset build, video decoding, and the install; not measured on Colab |
 
 # %%
 # Setup, the same in every chapter (chapter 00, section 5, explains it). On Colab:

@@ -54,7 +54,7 @@
 # |---|---|---|
 # | `tiny` | CI, 2 CPU cores | 144 s of CPU time, 259 s wall under nbval on one core shared with two other jobs (the version that trained its own 60-step MooG: 181 s CPU, 406 s wall there; 55 s by `make test` on an idle CI machine) |
 # | `cpu` | 2 CPU cores | the same shipped model as `tiny`; §11 reads the `moog compare` runs if there are any, else trains a 200-step Grid Rec.; not measured |
-# | `colab` | Colab TPU v5e-1 | not measured yet |
+# | `colab` | Colab TPU v5e-1 | estimate ≈ 5 min: §11's 200-step Grid Rec. at the colab sizes on 32² clips (2 compilations, assumed ≈ 1 min each; the steps take seconds), the shipped 32² model's programs (small) and ≈ 300 clips rendered at 32²; not measured on a TPU |
 
 # %%
 # Setup, the same in every chapter (chapter 00, section 5, explains it). On Colab:
