@@ -66,7 +66,7 @@ from moog_lib import configs, notebook
 PRESET = notebook.setup()
 
 # %%
-#| default_exp pretrained
+#| default_exp ego4d
 
 # %% [markdown]
 # ## 1. Two releases, two models
@@ -111,6 +111,13 @@ PRESET = notebook.setup()
 # file before using it. The maintainers keep a list of those paths and shapes
 # beside the repository (it is not part of it); where it is at hand,
 # `tests/test_pretrained.py` compares our tables with it entry by entry.
+#
+# The chapter's code goes to three modules, named on the first line of each
+# exported cell: `moog_lib.ego4d` (the Ego4D model as NNX modules),
+# `moog_lib.release` (the release's files: tables, names, reading and writing)
+# and `moog_lib.tracking` (tracking through a video, and drawing). Each imports
+# only the ones before it, so the later cells import from the earlier modules
+# what the chapter defined a few cells up — the same code.
 
 # %% [markdown]
 # ### The configuration
@@ -125,33 +132,26 @@ PRESET = notebook.setup()
 # about a megabyte and runs in seconds on a CPU.
 
 # %%
-#| export
-import collections.abc
-import colorsys
+#| export ego4d
+"""The authors' Ego4D MooG as Flax NNX modules: its sizes, backbone and tracking heads.
+
+`ego4d_config` gives the released sizes, or the same file layout at tiny widths;
+`Ego4DMooG` is the backbone (`Ego4DEncoder`, the recurrent step, `Ego4DDecoder`);
+`Ego4DTrackHead` is the one-shot attention readout that tracks points or boxes over
+16 frames (`point_predictions` squashes its point outputs). Reading the authors'
+checkpoint files into these modules is `moog_lib.release`; tracking through a video
+is `moog_lib.tracking`.
+"""
 import dataclasses
 import functools
 import math
-import os
-import tempfile
-import urllib.request
-import zipfile
-import zlib
-from pathlib import Path
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
-from moog_lib import attention, configs, data, decoder, fourier, model
+from moog_lib import attention, configs, decoder, fourier, model
 
-EGO4D_URL = "https://storage.googleapis.com/representations4d/checkpoints/"
-EGO4D_FILES = {  # load_ego4d's argument -> the authors' file name
-    "backbone_npz": "moog_ego4d_backbone_ckpt_164335139.npz",
-    "point_head_npz": "moog_ego4d_point_track_head_ckpt_164335139.npz",
-    "box_head_npz": "moog_ego4d_box_track_head_ckpt_164335139.npz",
-}
 EGO4D_SIZES = ("official", "tiny")
 
 
@@ -274,7 +274,45 @@ assert tiny.points.num_tiles == 8 and tiny.points.num_frames == 16  # the file l
 # The box head's is `[128, 512]`: a 4-D box, 2 · 4 · 16 = 128.
 
 # %%
-#| export
+#| export release
+"""The authors' release files in our code: what they hold, and reading and writing them.
+
+The path and shape of every array of the three Ego4D checkpoint files
+(`ego4d_param_shapes`) and of a parameter tree of the paper's model
+(`release_param_shapes`); the name maps between our modules and the release's
+(`release_names`); the Ego4D `.npz` files read without pickle, every entry checked
+(`check_entries`), into `moog_lib.ego4d` modules (`load_ego4d`), written back
+(`save_ego4d`), made at random in the same format, found and downloaded; and the
+paper model's parameter tree to our `decoder.MooG` and back (`from_release_params`,
+`to_release_params`).
+"""
+import collections.abc
+import dataclasses
+import math
+import os
+import tempfile
+import urllib.request
+import zipfile
+import zlib
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from moog_lib import configs, data, decoder
+from moog_lib.ego4d import Ego4DConfig, Ego4DHeadConfig, ego4d_config
+
+EGO4D_URL = "https://storage.googleapis.com/representations4d/checkpoints/"
+EGO4D_FILES = {  # load_ego4d's argument -> the authors' file name
+    "backbone_npz": "moog_ego4d_backbone_ckpt_164335139.npz",
+    "point_head_npz": "moog_ego4d_point_track_head_ckpt_164335139.npz",
+    "box_head_npz": "moog_ego4d_box_track_head_ckpt_164335139.npz",
+}
+
+
 def _attention_shapes(prefix: str, width: int, kv_width: int, heads: int,
                       head_dim: int) -> dict:
     return {
@@ -457,7 +495,7 @@ assert sum(math.prod(s) for s in release_param_shapes(configs.get("paper").model
 # backbone file may not contain it (`with_decoder=False` builds none).
 
 # %%
-#| export
+#| export ego4d
 class Ego4DEncoder(nnx.Module):
     """Frames [..., H, W, 3] in [0, 1] -> tokens [..., (H/s)·(W/s), F], s the total stride.
 
@@ -692,7 +730,7 @@ assert noise.shape == (4, 1024, 512) and float(jnp.std(noise)) < 2e-4
 # released sizes. `chunk_size` processes that many queries at a time.
 
 # %%
-#| export
+#| export ego4d
 class Ego4DTrackHead(nnx.Module):
     """The release's one-shot attention readout over all frames of a clip.
 
@@ -858,7 +896,9 @@ else:
 # `[heads, head_dim, out]`. No transposes anywhere.
 
 # %%
-#| export
+#| export release
+from moog_lib.ego4d import Ego4DMooG, Ego4DTrackHead
+
 _BLOCK_NAMES = {  # chapter 02's attribute names -> the release's module names
     "attention_norm": "norm_q", "self_attention": "self_att", "cross_attention": "cross_att",
     "mlp_norm": "norm_attn", "mlp_in": "MLP_in", "mlp_out": "MLP_out",
@@ -1003,7 +1043,7 @@ for name in sorted(names)[:3] + ["pretrained_model/predictor_ca/layer_1/cross_at
 # same flat format back, so load → save → load is bit-exact.
 
 # %%
-#| export
+#| export release
 class Ego4DModels(NamedTuple):
     """What `load_ego4d` returns: the backbone, the heads (None if not loaded), the sizes."""
 
@@ -1335,7 +1375,7 @@ print("scan == Python loop; decoder", predicted["prediction"].shape, "; heads",
 # `to_release_params` is the way back, as nested dicts of NumPy arrays.
 
 # %%
-#| export
+#| export release
 def _flatten_tree(tree, prefix: str = "") -> dict[str, np.ndarray]:
     flat = {}
     for key, value in tree.items():
@@ -1452,7 +1492,30 @@ print(f"{len(_flatten_tree(tree))} arrays, round trips exact; the paper preset h
 # with tracks drawn — what `moog track` (chapter 13) calls.
 
 # %%
-#| export
+#| export tracking
+"""Tracking points and boxes through a video with the authors' Ego4D weights, and drawing them.
+
+`track_video` runs a `moog_lib.release.load_ego4d` model on any video in 16-frame
+windows overlapping by one frame; `grid_points` and `parse_points` make the
+queries; `overlay_tracks` and `overlay_boxes` draw the results with NumPy; and
+`track_video_file` is the whole pipeline from a video file to a video with the
+tracks drawn (what `moog track` runs).
+"""
+import colorsys
+import functools
+import os
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from moog_lib import data
+from moog_lib.ego4d import EGO4D_SIZES, ego4d_config, point_predictions
+from moog_lib.release import Ego4DModels, find_ego4d_files, load_ego4d
+
+
 def grid_points(height: int, width: int, n: int) -> np.ndarray:
     """An n × n grid of query points, raster (x, y) [n², 2], cell centres of the frame."""
     if not isinstance(n, int) or n < 1:

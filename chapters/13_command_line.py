@@ -73,7 +73,7 @@ import math
 import sys
 from pathlib import Path
 
-from moog_lib import baselines, boxes, configs, data, pretrained, train, viz
+from moog_lib import baselines, boxes, configs, data, ego4d, tracking, train, viz
 
 
 def _config(args) -> configs.Config:
@@ -190,8 +190,8 @@ def cmd_compare(args) -> dict:
 
 
 def cmd_track(args) -> dict:
-    return pretrained.track_video_file(args.video, args.ego4d_dir, args.out, points=args.points,
-                                       grid=args.grid, max_frames=args.max_frames, size=args.size)
+    return tracking.track_video_file(args.video, args.ego4d_dir, args.out, points=args.points,
+                                     grid=args.grid, max_frames=args.max_frames, size=args.size)
 
 # %% [markdown]
 # The parser: one sub-command per row of the table. Every command prints its
@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--grid", type=int, help="an N×N grid of query points (default 8)")
     track.add_argument("--out", default="tracks.mp4", help="the video to write (.mp4 or .gif)")
     track.add_argument("--max-frames", type=int, default=None)
-    track.add_argument("--size", default="official", choices=pretrained.EGO4D_SIZES,
+    track.add_argument("--size", default="official", choices=ego4d.EGO4D_SIZES,
                        help="'tiny': the reduced random checkpoint of chapter 12 (tests)")
     track.set_defaults(run=cmd_track)
     return parser

@@ -9,7 +9,9 @@ Modules come in layers (nothing imports upward):
 - model, decoder: build on them;
 - train: on those;
 - readouts (chapter 07), then points (08) and boxes (09);
-- baselines, viz, pretrained: on those;
+- baselines, viz: on those; so are chapter 12's ego4d (the authors' Ego4D
+  model), then release (reading their checkpoint files), then tracking (points
+  through a video);
 - cli: on top.
 """
 

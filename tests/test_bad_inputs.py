@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moog_lib import boxes, cli, configs, data, points, pretrained, train
+from moog_lib import boxes, cli, configs, data, ego4d, points, release, tracking, train
 
 TINY = configs.get("tiny")
 
@@ -239,23 +239,23 @@ def library_config_json_not_json(tmp_path, run):
 
 # --- Files, videos, points and boxes handed to the library ------------------------------------
 
-TINY_EGO4D = pretrained.ego4d_config("tiny")
+TINY_EGO4D = ego4d.ego4d_config("tiny")
 
 
 def tiny_ego4d_files(folder: Path) -> dict:
     """The three Ego4D files at tiny widths (random weights, the authors' layout)."""
-    return pretrained.write_random_ego4d(folder, TINY_EGO4D, seed=0)
+    return release.write_random_ego4d(folder, TINY_EGO4D, seed=0)
 
 
-def tiny_ego4d(folder: Path) -> pretrained.Ego4DModels:
-    return pretrained.load_ego4d(**tiny_ego4d_files(folder), config=TINY_EGO4D)
+def tiny_ego4d(folder: Path) -> release.Ego4DModels:
+    return release.load_ego4d(**tiny_ego4d_files(folder), config=TINY_EGO4D)
 
 
 def still_video(num_frames: int = 3, size: int = 32) -> np.ndarray:
     return np.zeros((num_frames, size, size, 3), np.uint8)
 
 
-@case("an Ego4D `.npz` with a NaN weight, loaded by `pretrained.load_ego4d`",
+@case("an Ego4D `.npz` with a NaN weight, loaded by `release.load_ego4d`",
       "entry 'attention_readout/Dense_0/bias' must be finite, but 1 value is NaN")
 def ego4d_nan_weight(tmp_path, run):
     """Loaded without a word; every track then came out NaN."""
@@ -263,7 +263,7 @@ def ego4d_nan_weight(tmp_path, run):
     head = dict(np.load(files["point_head_npz"]))
     head["attention_readout/Dense_0/bias"][3] = np.nan
     np.savez(files["point_head_npz"], **head)
-    return Probe(call=lambda: pretrained.load_ego4d(**files, config=TINY_EGO4D))
+    return Probe(call=lambda: release.load_ego4d(**files, config=TINY_EGO4D))
 
 
 @case("a truncated Ego4D `.npz` (an interrupted download)",
@@ -273,7 +273,7 @@ def ego4d_truncated(tmp_path, run):
     files = tiny_ego4d_files(tmp_path)
     whole = Path(files["backbone_npz"]).read_bytes()
     Path(files["backbone_npz"]).write_bytes(whole[:len(whole) // 2])
-    return Probe(call=lambda: pretrained.load_ego4d(**files, config=TINY_EGO4D))
+    return Probe(call=lambda: release.load_ego4d(**files, config=TINY_EGO4D))
 
 
 @case("a text file named like an Ego4D `.npz`", "is not an .npz archive (it begins with b'<html")
@@ -282,7 +282,7 @@ def ego4d_text_file(tmp_path, run):
     (wrong, and unsafe)."""
     files = tiny_ego4d_files(tmp_path)
     Path(files["backbone_npz"]).write_text("<html>Not Found</html>\n")
-    return Probe(call=lambda: pretrained.load_ego4d(**files, config=TINY_EGO4D))
+    return Probe(call=lambda: release.load_ego4d(**files, config=TINY_EGO4D))
 
 
 def shipped_copy(tmp_path: Path, damage: Callable[[Path], None]) -> Path:
@@ -335,28 +335,28 @@ def track_malformed_points(tmp_path, run):
     return Probe(argv=track_argv(tmp_path, "1,2;3"))
 
 
-@case("`pretrained.parse_points(\"nan,5\")`", "points 'nan,5' must be finite")
+@case("`tracking.parse_points(\"nan,5\")`", "points 'nan,5' must be finite")
 def parse_nan_point(tmp_path, run):
     """Returned [[nan, 5]]."""
-    return Probe(call=lambda: pretrained.parse_points("nan,5"))
+    return Probe(call=lambda: tracking.parse_points("nan,5"))
 
 
-@case("`pretrained.track_video(models, video, points=[[nan, 5]])`",
+@case("`tracking.track_video(models, video, points=[[nan, 5]])`",
       "track_video: points must be finite, but 1 value is NaN or Inf")
 def track_video_nan_point(tmp_path, run):
     """Tracked: every position of that point came out NaN."""
     models = tiny_ego4d(tmp_path)
-    return Probe(call=lambda: pretrained.track_video(models, still_video(),
-                                                     points=[[np.nan, 5.0]]))
+    return Probe(call=lambda: tracking.track_video(models, still_video(),
+                                                   points=[[np.nan, 5.0]]))
 
 
-@case("`pretrained.track_video` on a float video with values in 0–255",
+@case("`tracking.track_video` on a float video with values in 0–255",
       "video has float values in [0, 200]; expected floats in [0, 1] or uint8")
 def track_video_float_255(tmp_path, run):
     """Clipped to [0, 1] without a word: the model saw a white video."""
     models = tiny_ego4d(tmp_path)
     video = np.linspace(0, 200, 3 * 32 * 32 * 3, dtype=np.float32).reshape(3, 32, 32, 3)
-    return Probe(call=lambda: pretrained.track_video(models, video, points=[[5.0, 5.0]]))
+    return Probe(call=lambda: tracking.track_video(models, video, points=[[5.0, 5.0]]))
 
 
 def one_track(t: int = 4) -> dict:

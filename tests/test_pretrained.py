@@ -1,5 +1,5 @@
-"""moog_lib.pretrained: the Ego4D file format and its checks, the name maps both ways,
-the one-shot heads, tracking a video and `moog track`."""
+"""Chapter 12's moog_lib.ego4d, release and tracking: the Ego4D file format and its checks,
+the name maps both ways, the one-shot heads, tracking a video and `moog track`."""
 
 import json
 import math
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from moog_lib import cli, configs, data, decoder, pretrained
+from moog_lib import cli, configs, data, decoder, ego4d, release, tracking
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT.parent / "shared" / "spec"
@@ -29,25 +29,25 @@ def _params(*modules):
 
 @pytest.fixture(scope="module")
 def tiny():
-    return pretrained.ego4d_config("tiny")
+    return ego4d.ego4d_config("tiny")
 
 
 @pytest.fixture(scope="module")
 def tiny_files(tmp_path_factory, tiny):
-    return pretrained.write_random_ego4d(tmp_path_factory.mktemp("tiny"), tiny, seed=0,
-                                         with_decoder=True)
+    return release.write_random_ego4d(tmp_path_factory.mktemp("tiny"), tiny, seed=0,
+                                      with_decoder=True)
 
 
 @pytest.fixture(scope="module")
 def tiny_models(tiny_files, tiny):
-    return pretrained.load_ego4d(**tiny_files, config=tiny)
+    return release.load_ego4d(**tiny_files, config=tiny)
 
 
 # --- the tables ------------------------------------------------------------------------
 
 def test_ego4d_tables_equal_the_spec_entry_by_entry():
     spec = _spec("official_ego4d_checkpoint_params.json")
-    tables = pretrained.ego4d_param_shapes()
+    tables = release.ego4d_param_shapes()
     assert set(tables) == set(spec)
     for part, entries in spec.items():
         assert tables[part] == {name: tuple(shape) for name, (shape, _) in entries.items()}, part
@@ -58,31 +58,31 @@ def test_release_tables_equal_the_spec_entry_by_entry():
     spec = _spec("release_movi_params.json")
     for variant, config in (("paper", PAPER), ("loss_gradient_variant", VARIANT)):
         expected = {name: tuple(shape) for name, (shape, _) in spec[variant].items()}
-        assert pretrained.release_param_shapes(config) == expected, variant
+        assert release.release_param_shapes(config) == expected, variant
     assert len(spec["paper"]) == 181
-    assert sum(math.prod(s) for s in pretrained.release_param_shapes(PAPER).values()) == 34_726_787
+    assert sum(math.prod(s) for s in release.release_param_shapes(PAPER).values()) == 34_726_787
 
 
-@pytest.mark.parametrize("size", pretrained.EGO4D_SIZES)
+@pytest.mark.parametrize("size", ego4d.EGO4D_SIZES)
 def test_our_modules_renamed_give_exactly_the_tables(size):
-    config = pretrained.ego4d_config(size)
-    tables = pretrained.ego4d_param_shapes(config)
+    config = ego4d.ego4d_config(size)
+    tables = release.ego4d_param_shapes(config)
     for with_decoder, expected in ((True, tables["backbone"] | tables["backbone_decoder_if_saved"]),
                                    (False, tables["backbone"])):
-        backbone = nnx.eval_shape(lambda w=with_decoder: pretrained.Ego4DMooG(
+        backbone = nnx.eval_shape(lambda w=with_decoder: ego4d.Ego4DMooG(
             config.backbone, with_decoder=w, rngs=nnx.Rngs(0)))
-        assert pretrained.module_shapes(backbone) == expected
+        assert release.module_shapes(backbone) == expected
     for part, head in (("point_track_head", config.points), ("box_track_head", config.boxes)):
-        module = nnx.eval_shape(lambda h=head: pretrained.Ego4DTrackHead(h, rngs=nnx.Rngs(0)))
-        assert pretrained.module_shapes(module) == tables[part]
+        module = nnx.eval_shape(lambda h=head: ego4d.Ego4DTrackHead(h, rngs=nnx.Rngs(0)))
+        assert release.module_shapes(module) == tables[part]
     for model_config in (PAPER, VARIANT):
         moog = nnx.eval_shape(lambda c=model_config: decoder.MooG(c, rngs=nnx.Rngs(0)))
-        assert pretrained.module_shapes(moog) == pretrained.release_param_shapes(model_config)
+        assert release.module_shapes(moog) == release.release_param_shapes(model_config)
 
 
 def test_the_tiny_size_keeps_every_path_of_the_files():
-    official = pretrained.ego4d_param_shapes(pretrained.ego4d_config("official"))
-    tiny = pretrained.ego4d_param_shapes(pretrained.ego4d_config("tiny"))
+    official = release.ego4d_param_shapes(ego4d.ego4d_config("official"))
+    tiny = release.ego4d_param_shapes(ego4d.ego4d_config("tiny"))
     for part in official:
         assert set(official[part]) == set(tiny[part]), part
 
@@ -90,11 +90,11 @@ def test_the_tiny_size_keeps_every_path_of_the_files():
 # --- loading, checking, saving ----------------------------------------------------------
 
 def test_a_full_size_random_checkpoint_loads(tmp_path):
-    files = pretrained.write_random_ego4d(tmp_path, seed=1)  # the released sizes, no decoder
-    models = pretrained.load_ego4d(**files)
+    files = release.write_random_ego4d(tmp_path, seed=1)  # the released sizes, no decoder
+    models = release.load_ego4d(**files)
     assert models.backbone.decoder is None and models.config.name == "official"
-    arrays = pretrained._read_npz(files["point_head_npz"], "point head")
-    assert set(arrays) == set(pretrained.ego4d_param_shapes()["point_track_head"])
+    arrays = release._read_npz(files["point_head_npz"], "point head")
+    assert set(arrays) == set(release.ego4d_param_shapes()["point_track_head"])
     np.testing.assert_array_equal(models.points.tile_embedding[...],
                                   arrays["temporal_tile_posenc/embeddings"])
     np.testing.assert_array_equal(
@@ -104,15 +104,15 @@ def test_a_full_size_random_checkpoint_loads(tmp_path):
 
 
 def test_round_trip_is_bit_exact(tiny_files, tiny_models, tiny, tmp_path):
-    saved = pretrained.save_ego4d(tmp_path, tiny_models.backbone, tiny_models.points,
-                                  tiny_models.boxes)
+    saved = release.save_ego4d(tmp_path, tiny_models.backbone, tiny_models.points,
+                               tiny_models.boxes)
     for key, path in tiny_files.items():
         original, written = np.load(path), np.load(saved[key])
         assert sorted(original.files) == sorted(written.files)
         for name in original.files:
             assert written[name].dtype == np.float32
             assert original[name].tobytes() == written[name].tobytes(), name
-    again = pretrained.load_ego4d(**saved, config=tiny)
+    again = release.load_ego4d(**saved, config=tiny)
     for a, b in zip(_params(*tiny_models[:3]), _params(*again[:3])):
         assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
 
@@ -128,7 +128,7 @@ def test_a_missing_entry_is_named(tiny_files, tiny, tmp_path):
     name = "pretrained_model/predictor_sa/layer_2/self_att/norm_key/scale"
     bad = _rewrite(tiny_files["backbone_npz"], tmp_path / "b.npz", lambda a: a.pop(name))
     with pytest.raises(ValueError, match="1 missing: " + name):
-        pretrained.load_ego4d(bad, config=tiny)
+        release.load_ego4d(bad, config=tiny)
 
 
 def test_a_misshaped_an_unexpected_and_a_float64_entry_are_named(tiny_files, tiny, tmp_path):
@@ -139,7 +139,7 @@ def test_a_misshaped_an_unexpected_and_a_float64_entry_are_named(tiny_files, tin
 
     bad = _rewrite(tiny_files["point_head_npz"], tmp_path / "p.npz", change)
     with pytest.raises(ValueError) as err:
-        pretrained.load_ego4d(tiny_files["backbone_npz"], bad, config=tiny)
+        release.load_ego4d(tiny_files["backbone_npz"], bad, config=tiny)
     message = str(err.value)
     assert "attention_readout/Dense_2/kernel: expected [64, 8], got [64, 7]" in message
     assert "attention_readout/surprise" in message
@@ -149,17 +149,17 @@ def test_a_misshaped_an_unexpected_and_a_float64_entry_are_named(tiny_files, tin
 def test_the_official_sizes_reject_a_tiny_file(tiny_files):
     with pytest.raises(ValueError, match=r"wrong shape: pretrained_model/decoder/recon/kernel: "
                                          r"expected \[576, 3\], got \[48, 3\].*other sizes"):
-        pretrained.load_ego4d(tiny_files["backbone_npz"])
+        release.load_ego4d(tiny_files["backbone_npz"])
 
 
 def test_decoder_entries_are_all_or_nothing(tiny_files, tiny, tmp_path):
     name = "pretrained_model/decoder/recon/bias"
     bad = _rewrite(tiny_files["backbone_npz"], tmp_path / "d.npz", lambda a: a.pop(name))
     with pytest.raises(ValueError, match="all-or-nothing.*missing: " + name):
-        pretrained.load_ego4d(bad, config=tiny)
+        release.load_ego4d(bad, config=tiny)
     bare = _rewrite(tiny_files["backbone_npz"], tmp_path / "e.npz",
                     lambda a: [a.pop(k) for k in list(a) if "/decoder/" in k])
-    assert pretrained.load_ego4d(bare, config=tiny).backbone.decoder is None
+    assert release.load_ego4d(bare, config=tiny).backbone.decoder is None
 
 
 def test_pickle_is_never_enabled(tiny_files, tiny, tmp_path, monkeypatch):
@@ -171,29 +171,29 @@ def test_pickle_is_never_enabled(tiny_files, tiny, tmp_path, monkeypatch):
         return real_load(*args, **kwargs)
 
     monkeypatch.setattr(np, "load", spy)
-    pretrained.load_ego4d(**tiny_files, config=tiny)
+    release.load_ego4d(**tiny_files, config=tiny)
     objects = tmp_path / "objects.npz"
     np.savez(objects, **{"attention_readout/Dense_0/bias": np.array([{"run": "me"}], object)})
     with pytest.raises(ValueError, match="pickle"):
-        pretrained.load_ego4d(tiny_files["backbone_npz"], objects, config=tiny)
+        release.load_ego4d(tiny_files["backbone_npz"], objects, config=tiny)
     pickled = tmp_path / "pickled.npy"
     np.save(pickled, np.array([{"run": "me"}], object), allow_pickle=True)
     with pytest.raises(ValueError, match="cannot read"):
-        pretrained.load_ego4d(pickled, config=tiny)
+        release.load_ego4d(pickled, config=tiny)
     single = tmp_path / "single.npy"
     np.save(single, np.zeros(3, np.float32))
     with pytest.raises(ValueError, match="single array"):
-        pretrained.load_ego4d(single, config=tiny)
+        release.load_ego4d(single, config=tiny)
     assert calls and all(flag is False for flag in calls)
 
 
 def test_finding_files(tiny_files, tmp_path):
     folder = Path(tiny_files["backbone_npz"]).parent
-    assert pretrained.find_ego4d_files(folder) == tiny_files
+    assert release.find_ego4d_files(folder) == tiny_files
     with pytest.raises(ValueError, match="no backbone"):
-        pretrained.find_ego4d_files(tmp_path)
+        release.find_ego4d_files(tmp_path)
     with pytest.raises(ValueError, match="no directory"):
-        pretrained.find_ego4d_files(tmp_path / "absent")
+        release.find_ego4d_files(tmp_path / "absent")
 
 
 # --- the paper model's release tree -----------------------------------------------------
@@ -201,25 +201,25 @@ def test_finding_files(tiny_files, tmp_path):
 def _random_tree(config, seed=0, nested=True):
     rng = np.random.default_rng(seed)
     flat = {name: rng.standard_normal(shape, np.float32)
-            for name, shape in pretrained.release_param_shapes(config).items()}
-    return pretrained._nest(flat) if nested else flat
+            for name, shape in release.release_param_shapes(config).items()}
+    return release._nest(flat) if nested else flat
 
 
 @pytest.mark.parametrize("config", [PAPER, VARIANT], ids=["paper", "loss_gradient_variant"])
 def test_release_tree_to_moog_and_back_is_the_identity(config):
     tree = _random_tree(config)
-    moog = pretrained.from_release_params(tree)  # the paper preset, variant from the tree
+    moog = release.from_release_params(tree)  # the paper preset, variant from the tree
     assert moog.config.loss_gradient_input == config.loss_gradient_input
     assert moog.config.compute_dtype == "bfloat16"  # the preset asks for bfloat16 ...
     assert moog.decoder.dtype == jnp.float32  # ... loading computes in float32 unless asked
     assert (moog.dynamics.gradient_projection is not None) == config.loss_gradient_input
-    back = pretrained.to_release_params(moog)
+    back = release.to_release_params(moog)
     assert jax.tree.structure(back) == jax.tree.structure(tree)
     assert all(a.tobytes() == np.asarray(b).tobytes()
                for a, b in zip(jax.tree.leaves(tree), jax.tree.leaves(back)))
     # and the reverse composition: MooG -> tree -> MooG, also from a flat tree under "params"
-    flat = {"params": pretrained._flatten_tree(back)}
-    again = pretrained.from_release_params(flat)
+    flat = {"params": release._flatten_tree(back)}
+    again = release.from_release_params(flat)
     assert all(np.asarray(a).tobytes() == np.asarray(b).tobytes()
                for a, b in zip(_params(moog), _params(again)))
 
@@ -228,9 +228,9 @@ def test_a_bad_release_tree_is_refused():
     tree = _random_tree(configs.get("tiny").model, nested=False)
     del tree["correction_layer_norm/scale"]
     with pytest.raises(ValueError, match="missing: correction_layer_norm/scale"):
-        pretrained.from_release_params(tree, config=configs.get("tiny").model)
+        release.from_release_params(tree, config=configs.get("tiny").model)
     with pytest.raises(ValueError, match="expected a dict"):
-        pretrained.from_release_params([1, 2])
+        release.from_release_params([1, 2])
 
 
 # --- running the modules ----------------------------------------------------------------
@@ -262,7 +262,7 @@ def test_heads_give_16_frames_for_any_number_of_queries(tiny_models, features, n
                                   points, boxes)
     assert raw.shape == chunked.shape == box_out.shape == (2, num_queries, 16, 4)
     np.testing.assert_allclose(chunked, raw, atol=1e-5)
-    predictions = pretrained.point_predictions(raw)
+    predictions = ego4d.point_predictions(raw)
     assert predictions["tracks"].shape == (2, num_queries, 16, 2)
     assert ((predictions["tracks"] >= 0) & (predictions["tracks"] <= 1)).all()
     assert predictions["visible"].dtype == jnp.bool_
@@ -279,33 +279,33 @@ def test_track_video_chains_windows(tiny_models):
     video = (np.random.default_rng(0).uniform(size=(33, 24, 40, 3)) * 255).astype(np.uint8)
     points = np.array([[5.0, 5.0], [30.0, 20.0], [39.5, 0.5]], np.float32)
     box = np.array([[0.1, 0.1, 0.5, 0.5]], np.float32)
-    long = pretrained.track_video(tiny_models, video, points=points, boxes=box)
+    long = tracking.track_video(tiny_models, video, points=points, boxes=box)
     assert long["tracks"].shape == (3, 33, 2) and long["visible"].shape == (3, 33)
     assert long["boxes"].shape == (1, 33, 4)
     assert ((long["tracks"] >= 0) & (long["tracks"] <= [40, 24])).all()
-    short = pretrained.track_video(tiny_models, video[:16], points=points, boxes=box)
+    short = tracking.track_video(tiny_models, video[:16], points=points, boxes=box)
     np.testing.assert_array_equal(short["tracks"], long["tracks"][:, :16])
-    few = pretrained.track_video(tiny_models, video[:5], points=points)  # padded window
+    few = tracking.track_video(tiny_models, video[:5], points=points)  # padded window
     assert few["tracks"].shape == (3, 5, 2) and "boxes" not in few
     with pytest.raises(ValueError, match="inside the 40×24 frame"):
-        pretrained.track_video(tiny_models, video, points=[[41.0, 3.0]])
+        tracking.track_video(tiny_models, video, points=[[41.0, 3.0]])
 
 
 def test_drawing_and_query_helpers():
     video = np.zeros((2, 20, 30, 3), np.uint8)
-    drawn = pretrained.overlay_tracks(video, [[[10.2, 5.7], [12.0, 8.0]]], [[True, False]],
-                                      colours=[[255, 0, 0]])
+    drawn = tracking.overlay_tracks(video, [[[10.2, 5.7], [12.0, 8.0]]], [[True, False]],
+                                    colours=[[255, 0, 0]])
     assert (drawn[0, 5, 10] == [255, 0, 0]).all()  # a filled dot at (x, y) = (10.2, 5.7)
     assert (drawn[1, 8, 12] == 0).all() and drawn[1].any()  # a ring: hollow centre
-    boxed = pretrained.overlay_boxes(video, [[[0.5, 0.5, 1.0, 1.0], [0, 0, 0, 0]]],
-                                     colours=[[0, 0, 255]])
+    boxed = tracking.overlay_boxes(video, [[[0.5, 0.5, 1.0, 1.0], [0, 0, 0, 0]]],
+                                   colours=[[0, 0, 255]])
     assert (boxed[0, 10, 15:] == [0, 0, 255]).all() and not boxed[1].any()
-    np.testing.assert_allclose(pretrained.grid_points(20, 30, 2), [[7.5, 5], [22.5, 5], [7.5, 15],
-                                                                   [22.5, 15]])
-    np.testing.assert_allclose(pretrained.parse_points("1,2;3.5,4 5,6"), [[1, 2], [3.5, 4], [5, 6]])
+    np.testing.assert_allclose(tracking.grid_points(20, 30, 2), [[7.5, 5], [22.5, 5], [7.5, 15],
+                                                                 [22.5, 15]])
+    np.testing.assert_allclose(tracking.parse_points("1,2;3.5,4 5,6"), [[1, 2], [3.5, 4], [5, 6]])
     for bad in ("", "1,2,3", "a,b"):
         with pytest.raises(ValueError, match="x,y"):
-            pretrained.parse_points(bad)
+            tracking.parse_points(bad)
 
 
 # --- the command ------------------------------------------------------------------------

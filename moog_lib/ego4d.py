@@ -1,0 +1,381 @@
+"""The authors' Ego4D MooG as Flax NNX modules: its sizes, backbone and tracking heads.
+
+`ego4d_config` gives the released sizes, or the same file layout at tiny widths;
+`Ego4DMooG` is the backbone (`Ego4DEncoder`, the recurrent step, `Ego4DDecoder`);
+`Ego4DTrackHead` is the one-shot attention readout that tracks points or boxes over
+16 frames (`point_predictions` squashes its point outputs). Reading the authors'
+checkpoint files into these modules is `moog_lib.release`; tracking through a video
+is `moog_lib.tracking`.
+
+Generated from chapters/12_pretrained.py by tools/export.py; do not edit.
+Edit the chapter, then run `make export`.
+"""
+
+
+__all__ = [
+    "EGO4D_SIZES",
+    "Ego4DBackboneConfig",
+    "Ego4DHeadConfig",
+    "Ego4DConfig",
+    "ego4d_config",
+    "Ego4DEncoder",
+    "Ego4DDecoder",
+    "Ego4DMooG",
+    "Ego4DTrackHead",
+    "point_predictions",
+]
+
+
+# chapters/12_pretrained.py, cell 6
+import dataclasses
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from moog_lib import attention, configs, decoder, fourier, model
+
+EGO4D_SIZES = ("official", "tiny")
+
+
+@dataclasses.dataclass(frozen=True)
+class Ego4DBackboneConfig:
+    """The Ego4D MooG (the release's demo notebook, `colabs/moog_inference_demo.ipynb`).
+    Defaults are the released model's sizes."""
+
+    token_dim: int = 512  # D, the width of the state
+    num_tokens: int = 1024  # K (a default: K can change at call time)
+    encoder_features: tuple[int, ...] = (64, 128, 128, 256, 256, 512)
+    encoder_strides: tuple[int, ...] = (2, 1, 1, 2, 1, 1)
+    encoder_fourier_bases: int = 20  # concat: features become C + 4·bases wide
+    encoder_hidden: int = 512  # Dense F -> hidden, LN, Dense hidden -> F
+    predictor: configs.TransformerConfig = configs.TransformerConfig(3, 4, 256, 2048)
+    corrector: configs.TransformerConfig = configs.TransformerConfig(2, 8, 512, 2048)
+    decoder: configs.TransformerConfig = configs.TransformerConfig(6, 2, 128, 2048)
+    decoder_fourier_bases: int = 16
+    initial_state_scale: float = 1e-4
+    state_norm_eps: float = 1e-4
+
+    @property
+    def feature_dim(self) -> int:
+        """F, the width of the encoder's tokens (592 in the release)."""
+        return self.encoder_features[-1] + 4 * self.encoder_fourier_bases
+
+
+@dataclasses.dataclass(frozen=True)
+class Ego4DHeadConfig:
+    """A one-shot attention readout head over all frames of a clip (the demo notebook's
+    `AttentionReadout`)."""
+
+    query_dim: int  # 2: a point (x, y); 4: a box (ymin, xmin, ymax, xmax)
+    num_outputs: int  # numbers per tile: frames_per_tile × channels
+    num_heads: int
+    num_tiles: int = 1  # copies of each query, each with a learned embedding
+    feature_dim: int = 512  # width of the backbone's state tokens
+    width: int = 1024  # query/key/value width over all heads
+    mlp_ratio: int = 4
+    num_frames: int = 16  # the clip length the temporal embedding was learned for
+    query_fourier_bases: int = 16
+    query_width: int = 512  # the query MLP's hidden and output width
+
+    def __post_init__(self):
+        if self.num_frames % self.num_tiles or self.num_outputs % self.frames_per_tile:
+            raise ValueError(f"Ego4DHeadConfig: num_frames ({self.num_frames}) must be a multiple "
+                             f"of num_tiles ({self.num_tiles}) and num_outputs "
+                             f"({self.num_outputs}) of the frames per tile")
+        if self.width % self.num_heads:
+            raise ValueError(f"Ego4DHeadConfig: width {self.width} is not a multiple of "
+                             f"num_heads {self.num_heads}")
+
+    @property
+    def frames_per_tile(self) -> int:
+        return self.num_frames // self.num_tiles
+
+    @property
+    def channels(self) -> int:
+        """Numbers per query and frame: 4 for points (x, y, visible, certain) and boxes."""
+        return self.num_outputs // self.frames_per_tile
+
+
+@dataclasses.dataclass(frozen=True)
+class Ego4DConfig:
+    name: str
+    backbone: Ego4DBackboneConfig
+    points: Ego4DHeadConfig
+    boxes: Ego4DHeadConfig
+    resolution: int = 256  # frames are resized to resolution² (the authors' demo uses 256²)
+
+
+def ego4d_config(size: str = "official") -> Ego4DConfig:
+    """The released sizes ("official") or the same file layout at tiny widths ("tiny")."""
+    if size == "official":
+        return Ego4DConfig(
+            name="official", backbone=Ego4DBackboneConfig(),
+            points=Ego4DHeadConfig(query_dim=2, num_outputs=8, num_heads=8, num_tiles=8),
+            boxes=Ego4DHeadConfig(query_dim=4, num_outputs=64, num_heads=4))
+    if size == "tiny":
+        small = dict(feature_dim=32, width=64, query_fourier_bases=4, query_width=32)
+        return Ego4DConfig(
+            name="tiny",
+            backbone=Ego4DBackboneConfig(
+                token_dim=32, num_tokens=16, encoder_features=(8, 16, 16, 32, 32, 32),
+                encoder_fourier_bases=4, encoder_hidden=32,
+                predictor=configs.TransformerConfig(3, 2, 32, 64),
+                corrector=configs.TransformerConfig(2, 2, 32, 64),
+                decoder=configs.TransformerConfig(6, 2, 32, 64), decoder_fourier_bases=4),
+            points=Ego4DHeadConfig(query_dim=2, num_outputs=8, num_heads=8, num_tiles=8, **small),
+            boxes=Ego4DHeadConfig(query_dim=4, num_outputs=64, num_heads=4, **small),
+            resolution=32)
+    raise ValueError(f"unknown Ego4D size {size!r}; expected one of {', '.join(EGO4D_SIZES)}")
+
+
+# chapters/12_pretrained.py, cell 13
+class Ego4DEncoder(nnx.Module):
+    """Frames [..., H, W, 3] in [0, 1] -> tokens [..., (H/s)·(W/s), F], s the total stride.
+
+    Convs (GELU between) → LN → concat Fourier features of the grid → Dense F→hidden,
+    LN, Dense hidden→F."""
+
+    def __init__(self, config: Ego4DBackboneConfig, *, rngs: nnx.Rngs, dtype=jnp.float32,
+                 param_dtype=jnp.float32):
+        features = tuple(config.encoder_features)
+        self.dtype = dtype
+        self.convs = model.conv_stack(features, config.encoder_strides, rngs=rngs, dtype=dtype,
+                                      param_dtype=param_dtype, owner="Ego4DEncoder")
+        self.stride = math.prod(config.encoder_strides)
+        self.conv_norm = model.scale_only_norm(features[-1], 1e-6, rngs, dtype, param_dtype)
+        self.position = fourier.FourierConcat(config.encoder_fourier_bases)
+        self.transformer = attention.Transformer(  # zero blocks: Dense, final LN, Dense
+            config.feature_dim, num_layers=0, num_heads=1, qkv_size=1, mlp_size=1,
+            hidden_size=config.encoder_hidden, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
+
+    def __call__(self, frames: jnp.ndarray) -> jnp.ndarray:
+        height, width = frames.shape[-3:-1]
+        if frames.shape[-1] != 3 or height % self.stride or width % self.stride:
+            raise ValueError(f"Ego4DEncoder: expected frames [..., H, W, 3] with H and W "
+                             f"divisible by {self.stride}, got shape {frames.shape}")
+        leading = frames.shape[:-3]
+        x = model.apply_conv_stack(self.convs,
+                                   jnp.reshape(frames, (-1, height, width, 3)).astype(self.dtype))
+        x = self.conv_norm(x)
+        h, w = x.shape[1:3]
+        x = self.position(x, fourier.coordinate_grid(h, w)).reshape(x.shape[0], h * w, -1)
+        x = self.transformer(x)
+        return x.reshape(leading + x.shape[1:])
+
+
+class Ego4DDecoder(nnx.Module):
+    """Pixel coordinates (y, x) in [-1, 1] -> colours, reading a state [B, K, D].
+
+    Queries [zeros(D), Fourier(y, x)]; blocks with self- and cross-attention, so the
+    pixels decoded together attend to each other; a Dense to 3 channels."""
+
+    def __init__(self, config: Ego4DBackboneConfig, *, rngs: nnx.Rngs, dtype=jnp.float32,
+                 param_dtype=jnp.float32):
+        self.token_dim, self.dtype = config.token_dim, dtype
+        self.fourier = fourier.FourierConcat(config.decoder_fourier_bases)
+        self.query_width = config.token_dim + 4 * config.decoder_fourier_bases
+        kwargs = dict(rngs=rngs, dtype=dtype, param_dtype=param_dtype)
+        self.transformer = attention.Transformer.from_config(
+            self.query_width, config.decoder, kv_size=config.token_dim, **kwargs)
+        self.readout = nnx.Linear(self.query_width, 3, **kwargs)
+
+    def __call__(self, state: jnp.ndarray, coords: jnp.ndarray) -> jnp.ndarray:
+        """state [B, K, D], coords [B, Q, 2] -> colours [B, Q, 3]."""
+        if state.ndim != 3 or coords.ndim != 3 or coords.shape[-1] != 2:
+            raise ValueError(f"Ego4DDecoder: expected state [B, K, D] and coords [B, Q, 2], "
+                             f"got {state.shape} and {coords.shape}")
+        zeros = jnp.zeros(coords.shape[:-1] + (self.token_dim,), self.dtype)
+        return self.readout(self.transformer(self.fourier(zeros, coords), state))
+
+
+class Ego4DMooG(nnx.Module):
+    """The Ego4D checkpoints' MooG: encoder, `s = LN(s); s += P(s); s += C(s, F_t)`, decoder.
+
+    `model(frames, key=...)` returns {"features": [B, T, K, D] (the state after
+    each frame: what the heads read), "previous": [B, T, K, D] (the state before
+    each frame: what the decoder reads), "state": [B, K, D] (to continue from)}.
+    """
+
+    def __init__(self, config: Ego4DBackboneConfig, *, with_decoder: bool = True,
+                 rngs: nnx.Rngs, dtype=None, param_dtype=jnp.float32):
+        self.config = config
+        self.dtype = jnp.dtype(jnp.float32 if dtype is None else dtype)
+        kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
+        d = config.token_dim
+        self.encoder = Ego4DEncoder(config, **kwargs)
+        self.state_norm = model.scale_only_norm(d, config.state_norm_eps, rngs, self.dtype, param_dtype)
+        self.predictor = attention.Transformer.from_config(d, config.predictor, **kwargs)
+        self.corrector = attention.Transformer.from_config(d, config.corrector,
+                                                           kv_size=config.feature_dim, **kwargs)
+        self.decoder = Ego4DDecoder(config, **kwargs) if with_decoder else None
+
+    def initial_state(self, key: jax.Array, batch_size: int,
+                      num_tokens: int | None = None) -> jnp.ndarray:
+        """`1e-4 · N(0, I)` of shape [B, K, D] — no LayerNorm (the step starts with one)."""
+        num_tokens = self.config.num_tokens if num_tokens is None else num_tokens
+        return model.initial_noise(key, batch_size, num_tokens, self.config.token_dim,
+                                   self.config.initial_state_scale)
+
+    def step(self, state: jnp.ndarray, frame_features: jnp.ndarray) -> jnp.ndarray:
+        """One frame: [B, K, D], [B, N, F] -> [B, K, D]."""
+        state = self.state_norm(state)
+        state = state + self.predictor(state)
+        return state + self.corrector(state, frame_features)
+
+    def unroll(self, features: jnp.ndarray, state: jnp.ndarray) -> dict:
+        """A `jax.lax.scan` of `step` over the frames of `features` [B, T, N, F]."""
+        if features.ndim != 4 or features.shape[-1] != self.config.feature_dim:
+            raise ValueError(f"unroll: features must be [B, T, N, {self.config.feature_dim}], "
+                             f"got {features.shape}")
+        if (state.ndim != 3 or state.shape[0] != features.shape[0]
+                or state.shape[2] != self.config.token_dim or state.shape[1] < 1):
+            raise ValueError(f"unroll: the state must be [B, K, D] = [{features.shape[0]}, K >= 1, "
+                             f"{self.config.token_dim}], got {state.shape}")
+        graphdef, params = nnx.split(self)
+
+        def scan_step(carry, frame_features):
+            new = nnx.merge(graphdef, params).step(carry, frame_features)
+            return new, (carry, new)
+
+        state, (before, after) = jax.lax.scan(scan_step, state.astype(self.dtype),
+                                              jnp.swapaxes(features, 0, 1))
+        return {"features": jnp.swapaxes(after, 0, 1), "previous": jnp.swapaxes(before, 0, 1),
+                "state": state}
+
+    def __call__(self, frames, *, key: jax.Array | None = None, state=None,
+                 num_tokens: int | None = None) -> dict:
+        """Run on a clip float [B, T, H, W, 3] in [0, 1] from fresh noise (`key`) or `state`."""
+        model.check_frames(frames, stride=self.encoder.stride)
+        if state is None:
+            if key is None:
+                raise ValueError("Ego4DMooG: pass key=jax.random.key(...) for the initial "
+                                 "noise, or a state [B, K, D] to continue from")
+            state = self.initial_state(key, frames.shape[0], num_tokens)
+        features = self.encoder(jnp.asarray(frames, jnp.float32))
+        return self.unroll(features, state)
+
+    def predict_frames(self, frames, *, key: jax.Array, subsample: int = 4) -> dict:
+        """Decode frame t from the state before frame t at every `subsample`-th pixel
+        (chapter 04's grid, zero offsets). Returns {"prediction", "target"}, [B, T, h, w, 3]."""
+        if self.decoder is None:
+            raise ValueError("predict_frames: this model was built without its decoder "
+                             "(the backbone file had no decoder entries)")
+        out = self(frames, key=key)
+        batch, num_frames, height, width, _ = frames.shape
+        offsets = jnp.zeros((batch, num_frames, 2), jnp.int32)
+        target = decoder.subsample_frames(jnp.asarray(frames, jnp.float32), offsets, subsample)
+        h, w = target.shape[2:4]
+        coords = decoder.sample_coordinates(height, width, offsets, subsample)
+        previous = out["previous"].reshape((batch * num_frames,) + out["previous"].shape[2:])
+        colours = self.decoder(previous, coords.reshape(batch * num_frames, h * w, 2))
+        return {"prediction": colours.astype(jnp.float32).reshape(target.shape), "target": target}
+
+
+# chapters/12_pretrained.py, cell 17
+class Ego4DTrackHead(nnx.Module):
+    """The release's one-shot attention readout over all frames of a clip.
+
+    `head(features [B, T, K, D], queries [B, Q, query_dim])` -> [B, Q, T, channels],
+    T = config.num_frames. Points: queries (x, y) in [0, 1] on frame 0, outputs
+    (x, y, visibility logit, certainty logit) before any squashing (see
+    `point_predictions`). Boxes: queries and outputs (ymin, xmin, ymax, xmax) in [0, 1].
+    """
+
+    def __init__(self, config: Ego4DHeadConfig, *, rngs: nnx.Rngs, dtype=None,
+                 param_dtype=jnp.float32):
+        c = self.config = config
+        self.dtype = jnp.dtype(jnp.float32 if dtype is None else dtype)
+        kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
+        dense = functools.partial(nnx.Linear, **kwargs)
+
+        def embedding(*shape):
+            return nnx.Param(0.02 * jax.random.normal(rngs.params(), shape, param_dtype))
+
+        self.query_in = dense(2 * c.query_dim * c.query_fourier_bases, c.query_width)
+        self.query_out = dense(c.query_width, c.query_width)
+        self.tile_embedding = embedding(c.num_tiles, c.query_width) if c.num_tiles > 1 else None
+        self.feature_norm = nnx.LayerNorm(c.feature_dim, epsilon=1e-6, **kwargs)
+        self.temporal_embedding = embedding(c.num_frames, 1, c.feature_dim)
+        self.query_dense = dense(c.query_width, c.width)
+        heads = (c.num_heads, c.width // c.num_heads)
+        self.key = nnx.LinearGeneral(c.feature_dim, heads, use_bias=True, **kwargs)
+        self.value = nnx.LinearGeneral(c.feature_dim, heads, use_bias=True, **kwargs)
+        self.residual_dense = dense(c.width, c.width)
+        self.mlp_norm = nnx.LayerNorm(c.width, epsilon=1e-6, **kwargs)
+        self.mlp_in = dense(c.width, c.mlp_ratio * c.width)
+        self.mlp_out = dense(c.mlp_ratio * c.width, c.width)
+        self.output_dense = dense(c.width, c.num_outputs)
+
+    def embed_queries(self, queries: jnp.ndarray) -> jnp.ndarray:
+        """[B, Q, query_dim] -> projected queries [B, Q·tiles, width]."""
+        c = self.config
+        x = fourier.fourier_features(queries, c.query_fourier_bases).astype(self.dtype)
+        x = self.query_out(jax.nn.gelu(self.query_in(x), approximate=True))
+        if self.tile_embedding is not None:
+            x = x[..., :, None, :] + self.tile_embedding[...].astype(self.dtype)
+            x = x.reshape(x.shape[:-3] + (x.shape[-3] * c.num_tiles, c.query_width))
+        return self.query_dense(x)
+
+    def memory(self, features: jnp.ndarray):
+        """Keys and values [B, T·K, heads, head_dim] of all tokens of the clip."""
+        x = self.feature_norm(features.astype(self.dtype))
+        x = x + self.temporal_embedding[...].astype(self.dtype)
+        x = x.reshape(x.shape[0], -1, x.shape[-1])
+        return self.key(x), self.value(x)
+
+    def read(self, query: jnp.ndarray, key: jnp.ndarray, value: jnp.ndarray) -> jnp.ndarray:
+        """Projected queries [B, N, width] -> raw outputs [B, N, num_outputs]."""
+        c = self.config
+        heads = query.reshape(query.shape[:-1] + (c.num_heads, c.width // c.num_heads))
+        weights = attention.attention_weights(heads, key)
+        x = attention.attend(weights, value).reshape(query.shape)
+        x = query + self.residual_dense(x)
+        x = x + self.mlp_out(jax.nn.gelu(self.mlp_in(self.mlp_norm(x)), approximate=True))
+        return self.output_dense(x)
+
+    def __call__(self, features: jnp.ndarray, queries: jnp.ndarray, *,
+                 chunk_size: int | None = None) -> jnp.ndarray:
+        c = self.config
+        if features.ndim != 4 or features.shape[1] != c.num_frames or features.shape[3] != c.feature_dim:
+            raise ValueError(f"Ego4DTrackHead: features must be [B, {c.num_frames}, K, "
+                             f"{c.feature_dim}] (the head reads clips of exactly {c.num_frames} "
+                             f"frames), got {features.shape}")
+        if queries.ndim != 3 or queries.shape[0] != features.shape[0] or queries.shape[2] != c.query_dim:
+            raise ValueError(f"Ego4DTrackHead: queries must be [B, Q, {c.query_dim}] with "
+                             f"B = {features.shape[0]}, got {queries.shape}")
+        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+            raise ValueError(f"Ego4DTrackHead: chunk_size must be a positive int, got {chunk_size!r}")
+        batch, num_queries = queries.shape[:2]
+        key, value = self.memory(features)
+        if chunk_size is None or num_queries <= chunk_size:
+            raw = self.read(self.embed_queries(queries), key, value)
+        else:  # queries are independent: answer `chunk_size` of them at a time
+            chunks = -(-num_queries // chunk_size)
+            padded = jnp.pad(queries, ((0, 0), (0, chunks * chunk_size - num_queries), (0, 0)))
+            padded = jnp.moveaxis(padded.reshape(batch, chunks, chunk_size, c.query_dim), 1, 0)
+            graphdef, params = nnx.split(self)
+
+            def answer(chunk):
+                head = nnx.merge(graphdef, params)
+                return head.read(head.embed_queries(chunk), key, value)
+
+            raw = jnp.moveaxis(jax.lax.map(answer, padded), 0, 1)
+            raw = raw.reshape(batch, chunks * chunk_size * c.num_tiles, c.num_outputs)
+            raw = raw[:, :num_queries * c.num_tiles]
+        # [B, Q·tiles, tiles' outputs] -> [B, Q, tiles, frames per tile, channels] -> [B, Q, T, C]
+        return raw.reshape(batch, num_queries, c.num_frames, c.channels).astype(jnp.float32)
+
+
+def point_predictions(raw: jnp.ndarray, threshold: float = 0.5) -> dict:
+    """The point head's raw [..., 4] -> {"tracks": (x, y) in [0, 1] [..., 2],
+    "visibility_logits", "certainty_logits", "visible_probability", "visible" (bool)}."""
+    if raw.shape[-1] != 4:
+        raise ValueError(f"point_predictions: expected [..., 4] (x, y, visibility, certainty), "
+                         f"got {raw.shape}")
+    probability = jax.nn.sigmoid(raw[..., 2]) * jax.nn.sigmoid(raw[..., 3])
+    return {"tracks": jax.nn.sigmoid(raw[..., :2]), "visibility_logits": raw[..., 2],
+            "certainty_logits": raw[..., 3], "visible_probability": probability,
+            "visible": probability > threshold}
