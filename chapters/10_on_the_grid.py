@@ -40,7 +40,7 @@
 # |---|---|---|
 # | `tiny` | CI, 2 CPU cores | 76 s (measured by `make test`, `--durations`, clean-clone CI rehearsal) |
 # | `cpu` | 2 CPU cores | the chapter as in CI, plus the table of `moog compare --preset cpu` when it exists (that command: see §8) |
-# | `colab` | Colab TPU v5e-1 | not measured yet |
+# | `colab` | Colab TPU v5e-1 | estimate ≈ 13 min: ≈ 13 compilations (assumed ≈ 1 min each) of the three paper-size models' forward, gradient and training programs on one or two clips, 2 training steps; §8's miniature comparison is skipped on Colab; not measured on a TPU |
 
 # %%
 # Setup, the same in every chapter (chapter 00, section 5, explains it). On Colab:
@@ -503,6 +503,7 @@ for kind in MODEL_KINDS:
 # tokens pass through a stop-gradient (chapter 07).
 
 # %%
+batch = {"video": batch["video"][:config.data.batch_size]}  # colab: one clip (~8 GiB a clip)
 video = train.video_batch(batch)
 
 
@@ -1224,13 +1225,17 @@ def _gap_lines(rows: list[dict], tasks) -> list[str]:
 # capacity-matched pair, MooG and Grid Rec. (resuming §6's run), two
 # pretraining steps, one scene, no readouts — each model and each readout is
 # another compiled training loop, tens of seconds on a CPU; `tests/test_baselines.py`
-# runs `moog compare` with a readout.
+# runs `moog compare` with a readout. On Colab the cell skips the miniature (four more
+# compiled programs, about five minutes) and prints the command that runs it.
 
 # %%
 results_file = next((p for p in (Path("runs/cpu/compare/results.md"),
                                  Path("../runs/cpu/compare/results.md")) if p.exists()), None)
 if results_file is not None:
     print(results_file.read_text())
+elif PRESET == "colab":  # four more compiled programs, ~5 minutes: run it from the command line
+    print("on Colab the miniature is skipped; run it with\n  !moog compare --preset colab "
+          "--scenes movi_e --models moog grid_rec --steps 2 --tasks boxes")
 else:
     rows = compare(config, scratch / "compare", scenes=(config.data.scene_preset,),
                    kinds=("moog", "grid_rec"), tasks=(), steps=2, progress=False)

@@ -172,13 +172,13 @@ def readout_table(config: configs.Config, backbone_dir, out_dir, *,
                                             frozen=mode == "frozen", steps=steps,
                                             minutes=minutes, sources=sources, progress=progress,
                                             backbone=backbone)
-            minutes = (time.perf_counter() - tic) / 60
+            elapsed = (time.perf_counter() - tic) / 60
             scores = readouts.evaluate_readout(task, config, backbone_dir, workdir,
                                                frozen=mode == "frozen", sources=sources,
                                                backbone=backbone)
             rows.append({"task": name, "mode": mode, "metric": task.metric,
                          "higher_is_better": task.higher_is_better, "steps": record["step"],
-                         "minutes": minutes, **scores})
+                         "minutes": elapsed, **scores})
     (out_dir / "results.json").write_text(json.dumps(rows, indent=1))
     (out_dir / "results.md").write_text(format_readout_table(rows, config))
     return rows
