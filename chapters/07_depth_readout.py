@@ -36,7 +36,7 @@
 # |---|---|---|
 # | `tiny` | CI, 2 CPU cores | 446 s (nbval, one core shared with two other jobs); 75 s by `make test` before §8 was added |
 # | `cpu` | 2 CPU cores | the chapter as in CI; `moog eval-readouts --preset cpu` trains the readouts of a `cpu` run |
-# | `colab` | Colab TPU v5e-1 | not measured yet |
+# | `colab` | Colab TPU v5e-1 | estimate ≈ 13 min: 10 pretraining steps + 1,000 frozen readout steps (≈ 10 ms each on the TPU, but each waits ≈ 0.1–0.15 s for its clip to be rendered at 128²: ≈ 2–3 min) + ≈ 200 held-out clips + ≈ 10 compilations (assumed ≈ 1 min each); not measured on a TPU |
 
 # %%
 # Setup, the same in every chapter (chapter 00, section 5, explains it). On Colab:
@@ -468,8 +468,10 @@ def evaluate_readout(task: ReadoutTask, config: configs.Config, backbone_dir, wo
     train_source, eval_source = (train.make_sources(run_config, progress=False)
                                  if sources is None else sources)
     keys = ("video",) + task.keys
-    training_batches = train.held_out_batches(train_source, run_config, keys=keys)
-    stats = task.statistics(training_batches[:statistics_batches], config)
+    first = range(min(len(train_source), statistics_batches * run_config.data.batch_size))
+    training_batches = train.held_out_batches([train_source[i] for i in first], run_config,
+                                              keys=keys)  # only the clips the statistics read
+    stats = task.statistics(training_batches, config)
     results = {}
     for suffix, num_frames in (("", config.data.num_frames), ("_long", config.data.clip_frames)):
         batches = train.held_out_batches(eval_source, run_config, keys=keys,
@@ -486,11 +488,18 @@ def evaluate_readout(task: ReadoutTask, config: configs.Config, backbone_dir, wo
 # A run on the session's preset: pretrain MooG briefly (or reuse a run), then
 # train a frozen depth readout on it. On `tiny` this is seconds and the numbers
 # mean little; §8 scores the shipped readout, trained on a real `cpu` run.
+# On Colab the readout trains for 1,000 steps instead of the preset's 5,000: each step waits
+# ≈ 0.1–0.15 s for its clip to be rendered at 128² on Colab's CPU, and on a backbone of 10
+# steps longer training says little. `moog eval-readouts --preset colab --workdir <run>`
+# (chapter 13) trains the full 5,000 steps, or as many as fit in `--minutes M`.
 
 # %%
 scratch = Path(tempfile.mkdtemp())
 backbone_dir = scratch / "moog"
 train.train(config, backbone_dir, steps=min(config.train.steps, 10), progress=False)
+if PRESET == "colab":  # 1,000 readout steps, not 5,000: the chapter fits in 15 minutes
+    config = configs.override(config, ["readout.train.steps=1000",
+                                       "readout.train.warmup_steps=100"])
 depth_dir = scratch / "depth_frozen"
 record = train_readout(DEPTH, config, backbone_dir, depth_dir, frozen=True, progress=False)
 print("trained to step", record["step"], "| held-out AbsRel:", round(record["eval"]["abs_rel"], 3),

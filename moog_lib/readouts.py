@@ -311,8 +311,10 @@ def evaluate_readout(task: ReadoutTask, config: configs.Config, backbone_dir, wo
     train_source, eval_source = (train.make_sources(run_config, progress=False)
                                  if sources is None else sources)
     keys = ("video",) + task.keys
-    training_batches = train.held_out_batches(train_source, run_config, keys=keys)
-    stats = task.statistics(training_batches[:statistics_batches], config)
+    first = range(min(len(train_source), statistics_batches * run_config.data.batch_size))
+    training_batches = train.held_out_batches([train_source[i] for i in first], run_config,
+                                              keys=keys)  # only the clips the statistics read
+    stats = task.statistics(training_batches, config)
     results = {}
     for suffix, num_frames in (("", config.data.num_frames), ("_long", config.data.clip_frames)):
         batches = train.held_out_batches(eval_source, run_config, keys=keys,
