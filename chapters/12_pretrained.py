@@ -41,7 +41,7 @@
 # | preset | hardware | this chapter |
 # |---|---|---|
 # | `tiny` | CI, 2 CPU cores | 30 s (measured by `make test`, `--durations`, clean-clone CI rehearsal) |
-# | `colab` | Colab TPU v5e-1 | not measured yet (downloads ~170 MB of weights) |
+# | `colab` | Colab TPU v5e-1 | estimate ≈ 5 min: the ~170 MB download (≈ 0.5 min), ≈ 3 compilations of the Ego4D model at 256² and 128² (assumed ≈ 1 min each), the rest seconds at tiny widths; not measured on a TPU |
 #
 # Offline (CI) the chapter never touches the network: it writes a *random*
 # checkpoint in the exact file format at reduced widths and runs everything on
