@@ -268,20 +268,20 @@ def _tiny() -> Config:
 
 
 def _cpu() -> Config:
-    """A laptop: a small world (`movi_a` at 32²) where MooG's tokens learn to bind in minutes.
+    """A laptop: a small world (`movi_a` at 32²) that trains in minutes on 2 CPU cores.
 
-    Chosen from the measurements of chapter 06 §10 on 2 CPU cores
-    (`benchmarks/binding_probe.py`; the one-knob study `benchmarks/small_scale.py`
-    has not been run to the end). Departures from the paper:
-    the scene family (plain colours, objects that keep moving), 32² frames
-    with the first conv at stride 2 (16×16 feature tokens), K = 16 tokens of
-    width 64, 2-layer transformers a quarter as wide, 6 Fourier bases (the
-    paper's 16–20 alias at 32²), decoder subsampling S = 2, and two
-    departures that let tokens bind early: one fixed initial draw of unit
-    scale shared by every clip (`fixed_initial_state`, `initial_state_scale=1`)
-    and QK-norm scales that start at 2 (`qk_norm_scale`). `make demo`'s 1,200
-    steps: 17.36 dB held-out vs 20.41 dB for copying the previous frame; its
-    tokens do not yet follow the objects (README).
+    Chosen from the measurements of chapter 06 §10 (`benchmarks/binding_probe.py`
+    and seven rows of the one-knob study `benchmarks/small_scale.py`). Departures
+    from the paper: the scene family (plain colours, objects that keep moving),
+    32² frames with the first conv at stride 2 (16×16 feature tokens), K = 16
+    tokens of width 64, 2-layer transformers a quarter as wide, 6 Fourier bases
+    (the paper's 16–20 alias at 32²), decoder subsampling S = 2, and two
+    departures that make the decoder's attention sharp early: one fixed initial
+    draw of unit scale shared by every clip (`fixed_initial_state`,
+    `initial_state_scale=1`) and QK-norm scales that start at 2
+    (`qk_norm_scale`). `make demo`'s 1,200 steps: 17.36 dB held-out vs 20.41 dB
+    for copying the previous frame; its tokens settle into a partition of the
+    image that hardly depends on the clip, and do not follow the objects.
     """
     small = TransformerConfig(2, 4, 64, 128)
     return Config(
