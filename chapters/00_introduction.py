@@ -175,6 +175,9 @@ class ModelConfig:
     fixed_initial_state: bool = False
     # and the QK-norm scales start at this value (attention logits start ×s² sharper).
     qk_norm_scale: float = 1.0
+    # The corrector's tokens compete for the frame's features (Slot Attention's softmax
+    # over tokens, chapter 02 §3).
+    corrector_competition: bool = False
     # Chapter 10's Grid Rec.: its decoder reads the grid tokens g_t, as in the paper
     # (Appendix C.3.2); True decodes the corrected tokens c_t instead (off by default).
     grid_rec_decode_corrected: bool = False

@@ -98,16 +98,22 @@ import jax.numpy as jnp
 from flax import nnx
 
 
-def attention_weights(query: jnp.ndarray, key: jnp.ndarray) -> jnp.ndarray:
+def attention_weights(query: jnp.ndarray, key: jnp.ndarray, *,
+                      compete: bool = False) -> jnp.ndarray:
     """Softmax attention weights, float32 [..., heads, Q, K].
 
     `query` is [..., Q, heads, head_dim] and `key` is [..., K, heads, head_dim].
     Logits are `(query / sqrt(head_dim)) · key`; the softmax runs over keys.
+    `compete=True` is Slot Attention's normalisation (§3): the softmax runs
+    over queries, then each query's weights are rescaled to sum to one.
     """
     query = query / math.sqrt(query.shape[-1])
     logits = jnp.einsum("...qhd,...khd->...hqk", query, key,
                         preferred_element_type=jnp.float32)
-    return jax.nn.softmax(logits, axis=-1)
+    if not compete:
+        return jax.nn.softmax(logits, axis=-1)
+    weights = jax.nn.softmax(logits, axis=-2) + 1e-8
+    return weights / weights.sum(-1, keepdims=True)
 
 
 def attend(weights: jnp.ndarray, value: jnp.ndarray) -> jnp.ndarray:
@@ -208,16 +214,19 @@ class MultiHeadAttention(nnx.Module):
     with bias. `dtype` is the compute dtype, `param_dtype` the storage dtype.
     `qk_norm_scale` is the initial value of both RMS norms' learned scales (1,
     as in the paper and the release; chapter 06's small world starts at 2).
+    `compete=True` makes the queries compete for each key (Slot Attention's
+    normalisation, §3; a departure from the paper, off by default).
     """
 
     def __init__(self, query_size: int, kv_size: int | None = None, *, num_heads: int,
                  qkv_size: int, rngs: nnx.Rngs, norm_eps: float = 1e-6, dtype=None,
-                 param_dtype=jnp.float32, qk_norm_scale: float = 1.0):
+                 param_dtype=jnp.float32, qk_norm_scale: float = 1.0, compete: bool = False):
         if num_heads < 1 or qkv_size % num_heads:
             raise ValueError(f"MultiHeadAttention: qkv_size ({qkv_size}) must be a positive "
                              f"multiple of num_heads ({num_heads})")
         kv_size = query_size if kv_size is None else kv_size
         self.num_heads, self.head_dim = num_heads, qkv_size // num_heads
+        self.compete = compete
         project = functools.partial(nnx.LinearGeneral, out_features=(num_heads, self.head_dim),
                                     use_bias=False, rngs=rngs, dtype=dtype,
                                     param_dtype=param_dtype)
@@ -243,7 +252,7 @@ class MultiHeadAttention(nnx.Module):
         kv = x if kv is None else kv
         query = self.query_norm(self.query(x))
         key = self.key_norm(self.key(kv))
-        weights = attention_weights(query, key)
+        weights = attention_weights(query, key, compete=self.compete)
         output = self.out(attend(weights, self.value(kv)))
         return (output, weights) if return_attention else output
 
@@ -343,6 +352,39 @@ print("peak weight per query, scale 0.5:", np.round(maps[0.5].max(-1), 2))
 print("peak weight per query, scale 2.0:", np.round(maps[2.0].max(-1), 2))
 
 # %% [markdown]
+# ### Competition: when the queries share out the keys (a switch)
+#
+# In MooG's attention every *query* distributes one unit of weight over the
+# keys; nothing stops two queries from reading the same keys. Slot Attention
+# (Locatello et al., 2020), and SAVi after it for video (Kipf et al., 2022),
+# turn the softmax around: for every key the weights over the *queries* sum to
+# one, so the queries compete for each input, and each query then takes the
+# weighted mean of the inputs it won:
+#
+# $$w_{hqk} = \frac{a_{hqk}}{\sum_{k'} a_{hqk'}}, \qquad
+#   a_{hqk} = \operatorname{softmax}_q(\text{logits}_{hqk}).$$
+#
+# Every key is then claimed, shared out among the queries in proportion to how
+# well each matches it, and the queries are no longer independent: what one
+# query reads depends on what the others want. MooG's paper does not use it;
+# `compete=True` is a departure, off by default, that chapter 06's small world
+# measures in the corrector's cross-attention (`model.corrector_competition`).
+# The check: add a copy of query 0. Without competition query 1 reads exactly
+# what it read before; with competition the copy takes a share of every key
+# query 0 claimed, so query 1's weights move.
+
+# %%
+pair = 3 * queries_in[jnp.array([1, 3])][:, None]  # positions -0.3 and 0.45, [2, heads=1, 8]
+with_copy = jnp.concatenate([pair[:1], pair])  # query 0 twice, then query 1
+for compete in (False, True):
+    alone = attention_weights(pair, keys_in[:, None], compete=compete)[0, 1]
+    beside_copy = attention_weights(with_copy, keys_in[:, None], compete=compete)[0, 2]
+    change = float(jnp.abs(alone - beside_copy).sum())
+    print(f"compete={compete!s:5}: query 1's weights move by {change:.3f} (L1) when query 0 is copied")
+    assert (change < 1e-6) == (not compete)
+    assert jnp.allclose(beside_copy.sum(), 1.0, atol=1e-5)  # still a mean over keys
+
+# %% [markdown]
 # ## 4. The block: pre-LN with parallel attention paths
 #
 # A MooG block takes a set of tokens `x` (and optionally a second set `kv`) and
@@ -389,12 +431,14 @@ class TransformerBlock(nnx.Module):
 
     `kv_size=None` builds no cross-attention; `self_attention=False` builds no
     self-attention (a cross-attention-only block). LNs: scale only, eps 1e-6.
+    `cross_compete=True`: the cross-attention's queries compete for its keys
+    (Slot Attention's normalisation, §3; off by default).
     """
 
     def __init__(self, width: int, *, num_heads: int, qkv_size: int, mlp_size: int,
                  kv_size: int | None = None, self_attention: bool = True, rngs: nnx.Rngs,
                  norm_eps: float = 1e-6, dtype=None, param_dtype=jnp.float32,
-                 qk_norm_scale: float = 1.0):
+                 qk_norm_scale: float = 1.0, cross_compete: bool = False):
         if not self_attention and kv_size is None:
             raise ValueError("TransformerBlock: a block without self-attention needs kv_size "
                              "(the width of the tokens it cross-attends to)")
@@ -404,7 +448,8 @@ class TransformerBlock(nnx.Module):
         dense = functools.partial(nnx.Linear, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
         self.attention_norm = _layer_norm(width, norm_eps, rngs, dtype, param_dtype)
         self.self_attention = attention() if self_attention else None
-        self.cross_attention = attention(kv_size) if kv_size is not None else None
+        self.cross_attention = (attention(kv_size, compete=cross_compete)
+                                if kv_size is not None else None)
         self.mlp_norm = _layer_norm(width, norm_eps, rngs, dtype, param_dtype)
         self.mlp_in = dense(width, mlp_size)
         self.mlp_out = dense(mlp_size, width)
@@ -508,14 +553,16 @@ class Transformer(nnx.Module):
     - `output_size` (default `input_size`): if it differs from the blocks'
       width, a final Dense maps to it.
     - `kv_size`: the width of the tokens to cross-attend to (None: no
-      cross-attention). `cross_attention_only=True` drops self-attention.
+      cross-attention). `cross_attention_only=True` drops self-attention;
+      `cross_compete=True` makes every layer's cross-attention competitive (§3).
     """
 
     def __init__(self, input_size: int, *, num_layers: int, num_heads: int, qkv_size: int,
                  mlp_size: int, kv_size: int | None = None, hidden_size: int | None = None,
                  output_size: int | None = None, cross_attention_only: bool = False,
                  rngs: nnx.Rngs, norm_eps: float = 1e-6, dtype=None,
-                 param_dtype=jnp.float32, qk_norm_scale: float = 1.0):
+                 param_dtype=jnp.float32, qk_norm_scale: float = 1.0,
+                 cross_compete: bool = False):
         if cross_attention_only and kv_size is None:
             raise ValueError("Transformer: cross_attention_only=True needs kv_size")
         if num_layers < 0:
@@ -528,7 +575,7 @@ class Transformer(nnx.Module):
             TransformerBlock(width, num_heads=num_heads, qkv_size=qkv_size, mlp_size=mlp_size,
                              kv_size=kv_size, self_attention=not cross_attention_only,
                              rngs=rngs, norm_eps=norm_eps, dtype=dtype, param_dtype=param_dtype,
-                             qk_norm_scale=qk_norm_scale)
+                             qk_norm_scale=qk_norm_scale, cross_compete=cross_compete)
             for _ in range(num_layers)
         ])
         self.final_norm = _layer_norm(width, norm_eps, rngs, dtype, param_dtype)
@@ -779,6 +826,10 @@ print("online-softmax attention matches, with at most 5 keys of logits at a time
 #
 # - S. van Steenkiste et al. *Moving Off-the-Grid: Scene-Grounded Video
 #   Representations.* NeurIPS 2024 (Appendix C: transformer sizes).
+# - F. Locatello et al. *Object-Centric Learning with Slot Attention.*
+#   NeurIPS 2020 (the softmax over slots, §3's switch).
+# - T. Kipf et al. *Conditional Object-Centric Learning from Video.* ICLR 2022
+#   (SAVi: Slot Attention as the corrector of a predict–correct loop).
 # - A. Vaswani et al. *Attention Is All You Need.* NeurIPS 2017.
 # - M. Dehghani et al. *Scaling Vision Transformers to 22 Billion Parameters.*
 #   ICML 2023 (QK-norm and parallel attention/MLP layers).

@@ -23,16 +23,22 @@ import jax.numpy as jnp
 from flax import nnx
 
 
-def attention_weights(query: jnp.ndarray, key: jnp.ndarray) -> jnp.ndarray:
+def attention_weights(query: jnp.ndarray, key: jnp.ndarray, *,
+                      compete: bool = False) -> jnp.ndarray:
     """Softmax attention weights, float32 [..., heads, Q, K].
 
     `query` is [..., Q, heads, head_dim] and `key` is [..., K, heads, head_dim].
     Logits are `(query / sqrt(head_dim)) · key`; the softmax runs over keys.
+    `compete=True` is Slot Attention's normalisation (§3): the softmax runs
+    over queries, then each query's weights are rescaled to sum to one.
     """
     query = query / math.sqrt(query.shape[-1])
     logits = jnp.einsum("...qhd,...khd->...hqk", query, key,
                         preferred_element_type=jnp.float32)
-    return jax.nn.softmax(logits, axis=-1)
+    if not compete:
+        return jax.nn.softmax(logits, axis=-1)
+    weights = jax.nn.softmax(logits, axis=-2) + 1e-8
+    return weights / weights.sum(-1, keepdims=True)
 
 
 def attend(weights: jnp.ndarray, value: jnp.ndarray) -> jnp.ndarray:
@@ -51,16 +57,19 @@ class MultiHeadAttention(nnx.Module):
     with bias. `dtype` is the compute dtype, `param_dtype` the storage dtype.
     `qk_norm_scale` is the initial value of both RMS norms' learned scales (1,
     as in the paper and the release; chapter 06's small world starts at 2).
+    `compete=True` makes the queries compete for each key (Slot Attention's
+    normalisation, §3; a departure from the paper, off by default).
     """
 
     def __init__(self, query_size: int, kv_size: int | None = None, *, num_heads: int,
                  qkv_size: int, rngs: nnx.Rngs, norm_eps: float = 1e-6, dtype=None,
-                 param_dtype=jnp.float32, qk_norm_scale: float = 1.0):
+                 param_dtype=jnp.float32, qk_norm_scale: float = 1.0, compete: bool = False):
         if num_heads < 1 or qkv_size % num_heads:
             raise ValueError(f"MultiHeadAttention: qkv_size ({qkv_size}) must be a positive "
                              f"multiple of num_heads ({num_heads})")
         kv_size = query_size if kv_size is None else kv_size
         self.num_heads, self.head_dim = num_heads, qkv_size // num_heads
+        self.compete = compete
         project = functools.partial(nnx.LinearGeneral, out_features=(num_heads, self.head_dim),
                                     use_bias=False, rngs=rngs, dtype=dtype,
                                     param_dtype=param_dtype)
@@ -86,12 +95,12 @@ class MultiHeadAttention(nnx.Module):
         kv = x if kv is None else kv
         query = self.query_norm(self.query(x))
         key = self.key_norm(self.key(kv))
-        weights = attention_weights(query, key)
+        weights = attention_weights(query, key, compete=self.compete)
         output = self.out(attend(weights, self.value(kv)))
         return (output, weights) if return_attention else output
 
 
-# chapters/02_attention.py, cell 21
+# chapters/02_attention.py, cell 23
 def _layer_norm(width: int, eps: float, rngs: nnx.Rngs, dtype, param_dtype) -> nnx.LayerNorm:
     """A LayerNorm with a learned scale and no bias."""
     return nnx.LayerNorm(width, epsilon=eps, use_bias=False, use_scale=True, rngs=rngs,
@@ -103,12 +112,14 @@ class TransformerBlock(nnx.Module):
 
     `kv_size=None` builds no cross-attention; `self_attention=False` builds no
     self-attention (a cross-attention-only block). LNs: scale only, eps 1e-6.
+    `cross_compete=True`: the cross-attention's queries compete for its keys
+    (Slot Attention's normalisation, §3; off by default).
     """
 
     def __init__(self, width: int, *, num_heads: int, qkv_size: int, mlp_size: int,
                  kv_size: int | None = None, self_attention: bool = True, rngs: nnx.Rngs,
                  norm_eps: float = 1e-6, dtype=None, param_dtype=jnp.float32,
-                 qk_norm_scale: float = 1.0):
+                 qk_norm_scale: float = 1.0, cross_compete: bool = False):
         if not self_attention and kv_size is None:
             raise ValueError("TransformerBlock: a block without self-attention needs kv_size "
                              "(the width of the tokens it cross-attends to)")
@@ -118,7 +129,8 @@ class TransformerBlock(nnx.Module):
         dense = functools.partial(nnx.Linear, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
         self.attention_norm = _layer_norm(width, norm_eps, rngs, dtype, param_dtype)
         self.self_attention = attention() if self_attention else None
-        self.cross_attention = attention(kv_size) if kv_size is not None else None
+        self.cross_attention = (attention(kv_size, compete=cross_compete)
+                                if kv_size is not None else None)
         self.mlp_norm = _layer_norm(width, norm_eps, rngs, dtype, param_dtype)
         self.mlp_in = dense(width, mlp_size)
         self.mlp_out = dense(mlp_size, width)
@@ -147,7 +159,7 @@ class TransformerBlock(nnx.Module):
         return (x, weights) if return_attention else x
 
 
-# chapters/02_attention.py, cell 27
+# chapters/02_attention.py, cell 29
 class Transformer(nnx.Module):
     """A stack of `TransformerBlock`s: [input Dense] → blocks → final LN → [output Dense].
 
@@ -156,14 +168,16 @@ class Transformer(nnx.Module):
     - `output_size` (default `input_size`): if it differs from the blocks'
       width, a final Dense maps to it.
     - `kv_size`: the width of the tokens to cross-attend to (None: no
-      cross-attention). `cross_attention_only=True` drops self-attention.
+      cross-attention). `cross_attention_only=True` drops self-attention;
+      `cross_compete=True` makes every layer's cross-attention competitive (§3).
     """
 
     def __init__(self, input_size: int, *, num_layers: int, num_heads: int, qkv_size: int,
                  mlp_size: int, kv_size: int | None = None, hidden_size: int | None = None,
                  output_size: int | None = None, cross_attention_only: bool = False,
                  rngs: nnx.Rngs, norm_eps: float = 1e-6, dtype=None,
-                 param_dtype=jnp.float32, qk_norm_scale: float = 1.0):
+                 param_dtype=jnp.float32, qk_norm_scale: float = 1.0,
+                 cross_compete: bool = False):
         if cross_attention_only and kv_size is None:
             raise ValueError("Transformer: cross_attention_only=True needs kv_size")
         if num_layers < 0:
@@ -176,7 +190,7 @@ class Transformer(nnx.Module):
             TransformerBlock(width, num_heads=num_heads, qkv_size=qkv_size, mlp_size=mlp_size,
                              kv_size=kv_size, self_attention=not cross_attention_only,
                              rngs=rngs, norm_eps=norm_eps, dtype=dtype, param_dtype=param_dtype,
-                             qk_norm_scale=qk_norm_scale)
+                             qk_norm_scale=qk_norm_scale, cross_compete=cross_compete)
             for _ in range(num_layers)
         ])
         self.final_norm = _layer_norm(width, norm_eps, rngs, dtype, param_dtype)

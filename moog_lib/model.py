@@ -211,7 +211,8 @@ class PredictCorrect(nnx.Module):
         self.predictor = attention.Transformer.from_config(
             width, config.predictor, qk_norm_scale=config.qk_norm_scale, **kwargs)
         self.corrector = attention.Transformer.from_config(
-            width, config.corrector, kv_size=width, qk_norm_scale=config.qk_norm_scale, **kwargs)
+            width, config.corrector, kv_size=width, qk_norm_scale=config.qk_norm_scale,
+            cross_compete=config.corrector_competition, **kwargs)
         self.correction_norm = scale_only_norm(width, config.correction_norm_eps, rngs,
                                                 self.dtype, param_dtype)
         self.gradient_projection = (nnx.Linear(2 * width, width, **kwargs)

@@ -168,3 +168,37 @@ def test_bfloat16_compute_float32_params(inputs):
 def test_paper_parameter_counts(kwargs, expected):
     abstract = nnx.eval_shape(lambda: attention.Transformer(rngs=nnx.Rngs(0), **kwargs))
     assert _count(abstract) == expected
+
+
+def test_competition_is_slot_attention_normalisation():
+    """compete=True: softmax over queries, then each query's weights renormalised over keys."""
+    rng = np.random.default_rng(3)
+    q, k = rng.normal(size=(5, 2, 4)), rng.normal(size=(7, 2, 4))
+    logits = np.einsum("qhd,khd->hqk", q / 2.0, k)  # head_dim 4: scale 1/2
+    shares = np.exp(logits - logits.max(1, keepdims=True))
+    shares = shares / shares.sum(1, keepdims=True) + 1e-8
+    expected = shares / shares.sum(-1, keepdims=True)
+    got = np.asarray(attention.attention_weights(jnp.asarray(q, jnp.float32),
+                                                 jnp.asarray(k, jnp.float32), compete=True))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+    # the queries are no longer independent: dropping one changes what the others read
+    fewer = attention.attention_weights(jnp.asarray(q[1:], jnp.float32),
+                                        jnp.asarray(k, jnp.float32), compete=True)
+    assert np.abs(np.asarray(fewer) - got[:, 1:]).max() > 1e-3
+
+
+def test_cross_compete_reaches_only_cross_attention(inputs):
+    x, kv = inputs
+    plain = attention.Transformer(16, num_layers=2, num_heads=2, qkv_size=8, mlp_size=32,
+                                  kv_size=12, rngs=nnx.Rngs(0))
+    competing = attention.Transformer(16, num_layers=2, num_heads=2, qkv_size=8, mlp_size=32,
+                                      kv_size=12, rngs=nnx.Rngs(0), cross_compete=True)
+    assert all(layer.cross_attention.compete and not layer.self_attention.compete
+               for layer in competing.layers)
+    out, weights = _apply_weights(competing, x, kv)
+    np.testing.assert_allclose(np.asarray(weights["cross"]).sum(-1), 1.0, atol=1e-5)
+    plain_weights = _apply_weights(plain, x, kv)[1]
+    # same parameters and the same input to layer 0: its self-attention is unchanged
+    np.testing.assert_allclose(weights["self"][0], plain_weights["self"][0], atol=1e-6)
+    assert np.abs(np.asarray(weights["cross"][0] - plain_weights["cross"][0])).max() > 1e-3
+    assert np.abs(np.asarray(out) - np.asarray(_apply(plain, x, kv))).max() > 1e-4
