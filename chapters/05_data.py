@@ -109,6 +109,7 @@ print(f"demonstrations at {RES}x{RES}, {FRAMES} frames")
 
 # %%
 #| export
+import jax
 import numpy as np
 
 CLIP_KEYS = ("video", "depth", "depth_mask", "segmentations", "boxes", "box_valid",
@@ -184,13 +185,28 @@ def check_finite(name: str, values, fix: str = "", where=None) -> np.ndarray:
     return array
 
 
+def is_concrete(*arrays) -> bool:
+    """True unless one of `arrays` is traced (inside `jax.jit`, `jax.grad`, `jax.vmap`, …).
+
+    Concrete values can be checked and computed on the host with NumPy, in their own
+    precision; traced ones only by JAX. `None` and Python numbers count as concrete."""
+    return not any(isinstance(a, jax.core.Tracer) for a in arrays)
+
+
 # %% [markdown]
-# A bare video becomes a valid clip whose labels are all switched off:
+# A bare video becomes a valid clip whose labels are all switched off. The two
+# small helpers after it serve the later chapters: `check_finite` refuses NaN or
+# Inf in values a person hands over, and `is_concrete` tells arrays that hold
+# numbers (checked, and metrics computed, with NumPy in their own precision)
+# from arrays traced inside `jax.jit` (only JAX can compute with those):
 
 # %%
 bare = unlabelled_clip(np.zeros((4, 8, 8, 3), np.uint8), num_points=5)
 check_clip(bare)
 assert not bare["point_valid"].any() and not bare["box_valid"].any() and not bare["depth_mask"].any()
+seen_inside_jit = []
+jax.jit(lambda x: seen_inside_jit.append(is_concrete(x)) or x)(np.zeros(2))
+assert is_concrete(np.zeros(2), None) and seen_inside_jit == [False]
 try:
     check_clip({**bare, "depth": bare["depth"].astype(np.float64)})
 except ValueError as err:
@@ -1584,7 +1600,6 @@ assert np.allclose(padded["target_points"], base["target_points"] / 2 + 16)
 
 # %%
 #| export
-import jax
 import jax.numpy as jnp
 
 

@@ -84,8 +84,12 @@ PRESET = notebook.setup()
 #
 # A video with no visible scored point has no position accuracy: 0 / 0 = NaN.
 # We keep the NaN (the reference does too) rather than hide it; averages over
-# videos use `nanmean`. The function below is written with `jax.numpy`, so it
-# runs eagerly on NumPy inputs and also inside a jitted evaluation step.
+# videos use `nanmean`. The function below is written once for an array module
+# `xp`: outside jit it computes in the caller's precision with NumPy, as the
+# reference does (float64 tracks give float64 distances, so a point exactly δ
+# away is never within δ), and inside a jitted evaluation step the same lines
+# run with `jax.numpy` on the traced arrays. `data.is_concrete` (chapter 05)
+# tells the two apart.
 
 # %%
 #| export
@@ -99,10 +103,6 @@ from moog_lib import attention, configs, data, fourier, readouts
 
 TAPVID_THRESHOLDS = (1, 2, 4, 8, 16)
 TAPVID_SIZE = 256  # TAP-Vid scores positions in pixels of a 256×256 frame
-
-
-def _is_concrete(*arrays) -> bool:
-    return not any(isinstance(a, jax.core.Tracer) for a in arrays)
 
 
 def check_tracks(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks) -> None:
@@ -126,10 +126,10 @@ def check_tracks(query_points, gt_occluded, gt_tracks, pred_occluded, pred_track
         raise ValueError(f"pred_occluded must match gt_occluded {gt_occ}, got {pred_occ}")
 
 
-def _evaluation_mask(query_frames, num_frames: int, query_mode: str):
-    one_hot = jax.nn.one_hot(query_frames, num_frames, dtype=jnp.int32)  # [b, n, t]
+def _evaluation_mask(query_frames, num_frames: int, query_mode: str, xp=jnp):
+    one_hot = (query_frames[..., None] == xp.arange(num_frames)).astype(xp.int32)  # [b, n, t]
     if query_mode == "first":
-        return (jnp.cumsum(one_hot, axis=-1) - one_hot) > 0  # strictly after the query
+        return (xp.cumsum(one_hot, axis=-1) - one_hot) > 0  # strictly after the query
     if query_mode == "strided":
         return one_hot == 0  # every frame but the query's
     raise ValueError(f"query_mode must be 'first' or 'strided', got {query_mode!r}")
@@ -147,6 +147,10 @@ def tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tra
     visible scored point). Refused: occlusion flags that are not bool (or 0/1
     ints), NaN/Inf queries or ground truth at visible points (a NaN prediction
     counts as a miss).
+
+    On concrete inputs it computes with NumPy in the inputs' own precision, as the
+    reference does (float64 tracks give float64 distances and float64 scores); on
+    arrays traced inside `jax.jit` with `jax.numpy`, tracks in at least float32.
     """
     check_tracks(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks)
     for name, flags in (("gt_occluded", gt_occluded), ("pred_occluded", pred_occluded)):
@@ -154,7 +158,7 @@ def tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tra
         if dtype.kind not in "bui":
             raise ValueError(f"{name} must be bool (True = occluded), got {dtype}; threshold "
                              f"probabilities first, e.g. {name} = probability > 0.5")
-    if _is_concrete(query_points, gt_occluded, gt_tracks):
+    if data.is_concrete(query_points, gt_occluded, gt_tracks):
         data.check_finite("query_points", query_points, "queries are (t, y, x): a frame index "
                           "and pixels")
         data.check_finite("gt_tracks at visible points", gt_tracks, "mark points whose position "
@@ -167,36 +171,43 @@ def _tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tr
                     query_mode, point_mask):
     # point_mask [b, n] (optional): leave whole tracks out, e.g. padding in a fixed-size batch
     check_tracks(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks)
+    # Concrete inputs: NumPy in their own precision (the reference's arithmetic);
+    # traced inputs (inside jit): jax.numpy, the tracks in at least float32.
+    concrete = data.is_concrete(query_points, gt_occluded, gt_tracks, pred_occluded,
+                                pred_tracks, point_mask)
+    xp = np if concrete else jnp
     num_frames = jnp.shape(gt_occluded)[2]
-    query_frames = jnp.round(jnp.asarray(query_points)[..., 0]).astype(jnp.int32)
-    if _is_concrete(query_frames):
-        frames = np.asarray(query_frames)
-        if frames.min() < 0 or frames.max() >= num_frames:
-            raise ValueError(f"query frames must lie in [0, {num_frames}), got "
-                             f"{frames.min()} … {frames.max()}")
-    evaluated = _evaluation_mask(query_frames, num_frames, query_mode)
+    query_frames = xp.round(xp.asarray(query_points)[..., 0]).astype(xp.int32)
+    if concrete and (query_frames.min() < 0 or query_frames.max() >= num_frames):
+        raise ValueError(f"query frames must lie in [0, {num_frames}), got "
+                         f"{query_frames.min()} … {query_frames.max()}")
+    evaluated = _evaluation_mask(query_frames, num_frames, query_mode, xp)
     if point_mask is not None:
-        evaluated = evaluated & jnp.asarray(point_mask, bool)[..., None]
-    gt_occluded, pred_occluded = jnp.asarray(gt_occluded, bool), jnp.asarray(pred_occluded, bool)
+        evaluated = evaluated & xp.asarray(point_mask, bool)[..., None]
+    gt_occluded, pred_occluded = xp.asarray(gt_occluded, bool), xp.asarray(pred_occluded, bool)
     visible, pred_visible = ~gt_occluded, ~pred_occluded
+    pred_tracks, gt_tracks = xp.asarray(pred_tracks), xp.asarray(gt_tracks)
+    if not concrete:
+        pred_tracks, gt_tracks = (x.astype(jnp.promote_types(x.dtype, jnp.float32))
+                                  for x in (pred_tracks, gt_tracks))
 
     def count(x):
-        return jnp.sum(x & evaluated, axis=(1, 2))
+        return xp.sum(x & evaluated, axis=(1, 2))
 
-    metrics = {"occlusion_accuracy": count(gt_occluded == pred_occluded) / count(
-        jnp.ones_like(visible))}
-    squared = jnp.sum(jnp.square(jnp.asarray(pred_tracks, jnp.float32)
-                                 - jnp.asarray(gt_tracks, jnp.float32)), axis=-1)
-    for delta in TAPVID_THRESHOLDS:
-        within = squared < delta**2
-        correct = within & visible
-        metrics[f"pts_within_{delta}"] = count(correct) / count(visible)
-        true_positives = count(correct & pred_visible)
-        false_positives = count(pred_visible & (gt_occluded | ~within))
-        metrics[f"jaccard_{delta}"] = true_positives / (count(visible) + false_positives)
-    metrics["average_jaccard"] = jnp.mean(jnp.stack(
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0 = NaN, as in the reference
+        metrics = {"occlusion_accuracy": count(gt_occluded == pred_occluded) / count(
+            xp.ones_like(visible))}
+        squared = xp.sum(xp.square(pred_tracks - gt_tracks), axis=-1)
+        for delta in TAPVID_THRESHOLDS:
+            within = squared < delta**2
+            correct = within & visible
+            metrics[f"pts_within_{delta}"] = count(correct) / count(visible)
+            true_positives = count(correct & pred_visible)
+            false_positives = count(pred_visible & (gt_occluded | ~within))
+            metrics[f"jaccard_{delta}"] = true_positives / (count(visible) + false_positives)
+    metrics["average_jaccard"] = xp.mean(xp.stack(
         [metrics[f"jaccard_{d}"] for d in TAPVID_THRESHOLDS]), axis=0)
-    metrics["average_pts_within_thresh"] = jnp.mean(jnp.stack(
+    metrics["average_pts_within_thresh"] = xp.mean(xp.stack(
         [metrics[f"pts_within_{d}"] for d in TAPVID_THRESHOLDS]), axis=0)
     return metrics
 
@@ -239,6 +250,27 @@ strided = tapvid_metrics(query_2, gt_occ, gt, pred_occ, pred, "strided")
 assert float(first["occlusion_accuracy"][0]) == 0.0  # only frame 3 is scored
 assert abs(float(strided["occlusion_accuracy"][0]) - 2 / 3) < 1e-6  # frames 0, 1, 3
 print({k: round(v, 3) for k, v in scores.items()})
+
+# %% [markdown]
+# **In the caller's precision.** The x coordinates 0.2 and 4.2 are exactly
+# 4 px apart in float64 (4.2 − 0.2 == 4.0), but cast to float32 their
+# difference is 3.9999998, within 4. Given float64 tracks the metric, like the
+# reference, says *not within 4*; the same tracks in float32 say *within*, and
+# so does a jitted call (JAX computes in float32 unless x64 is enabled).
+
+# %%
+gt_exact = np.full((1, 1, 2, 2), 0.2)  # float64; frame 1 is scored
+pred_exact = gt_exact.copy()
+pred_exact[0, 0, 1, 0] = 4.2
+exact = (np.zeros((1, 1, 3)), np.zeros((1, 1, 2), bool), gt_exact, np.zeros((1, 1, 2), bool))
+in_64 = tapvid_metrics(*exact, pred_exact, "first")
+in_32 = tapvid_metrics(*exact[:2], gt_exact.astype(np.float32), exact[3],
+                       pred_exact.astype(np.float32), "first")
+in_jit = jax.jit(lambda *a: _tapvid_metrics(*a, "first", None))(*exact, pred_exact)
+assert in_64["pts_within_4"].dtype == np.float64 and float(in_64["pts_within_4"][0]) == 0.0
+assert float(in_32["pts_within_4"][0]) == float(in_jit["pts_within_4"][0]) == 1.0
+print(f"AJ: float64 {float(in_64['average_jaccard'][0]):.1f}, float32 "
+      f"{float(in_32['average_jaccard'][0]):.1f}, jitted {float(in_jit['average_jaccard'][0]):.1f}")
 
 # %% [markdown]
 # ## 2. The recurrent readout
@@ -381,7 +413,7 @@ def check_queries(query_points, num_frames: int, height: int, width: int) -> Non
         raise ValueError(f"query_points must be [B, N, 3] as (t, y, x), got {shape}")
     if shape[1] == 0:
         raise ValueError("the query set is empty (N = 0): pass at least one query point")
-    if not _is_concrete(query_points):
+    if not data.is_concrete(query_points):
         return
     q = np.asarray(query_points)
     if not np.isfinite(q).all():

@@ -66,7 +66,9 @@ PRESET = notebook.setup()
 # zero height or width has zero area — fine, and its IoU is 0. An *inverted*
 # box (ymax < ymin) is not a box at all: as an input (a query or a ground-truth
 # box) it is refused; a predicted box that comes out inverted simply has zero
-# area.
+# area. Like the point metrics of chapter 08, `box_iou` computes in the caller's
+# precision outside jit (NumPy: float64 boxes give a float64 IoU) and with
+# `jax.numpy` on arrays traced inside jit.
 
 # %%
 #| export
@@ -87,7 +89,7 @@ def check_boxes(boxes, name: str = "boxes") -> None:
     if jnp.shape(boxes)[-1:] != (4,):
         raise ValueError(f"{name} must be [..., 4] as (ymin, xmin, ymax, xmax), "
                          f"got {jnp.shape(boxes)}")
-    if isinstance(boxes, jax.core.Tracer):
+    if not data.is_concrete(boxes):
         return
     b = np.asarray(boxes)
     if not np.isfinite(b).all():
@@ -99,32 +101,38 @@ def check_boxes(boxes, name: str = "boxes") -> None:
                          f"xmax < xmin), first at index {first}: {b[first].tolist()}")
 
 
-def box_area(boxes: jnp.ndarray) -> jnp.ndarray:
-    """Area of (ymin, xmin, ymax, xmax) boxes; degenerate or inverted boxes have 0."""
-    return (jnp.maximum(boxes[..., 2] - boxes[..., 0], 0)
-            * jnp.maximum(boxes[..., 3] - boxes[..., 1], 0))
+def box_area(boxes: jnp.ndarray, xp=jnp) -> jnp.ndarray:
+    """Area of (ymin, xmin, ymax, xmax) boxes; degenerate or inverted boxes have 0.
+    `xp`: the array module to compute with (`numpy` keeps the boxes' own precision)."""
+    return (xp.maximum(boxes[..., 2] - boxes[..., 0], 0)
+            * xp.maximum(boxes[..., 3] - boxes[..., 1], 0))
 
 
 def box_iou(boxes_a: jnp.ndarray, boxes_b: jnp.ndarray) -> jnp.ndarray:
     """IoU of corresponding boxes [..., 4] (equal shapes) -> [...]; 0 where the union is
     empty (degenerate or inverted boxes have area 0). Other shapes are refused, and so
-    are NaN or Inf in concrete arrays (under jit only the shapes are checked)."""
+    are NaN or Inf in concrete arrays (under jit only the shapes are checked).
+
+    Concrete boxes: computed with NumPy in their own precision (float64 boxes give a
+    float64 IoU); traced boxes (inside `jax.jit`): with `jax.numpy`."""
     shape_a, shape_b = jnp.shape(boxes_a), jnp.shape(boxes_b)
     if shape_a[-1:] != (4,) or shape_a != shape_b:
         raise ValueError(f"box_iou: boxes_a and boxes_b must have the same shape [..., 4] as "
                          f"(ymin, xmin, ymax, xmax), got {shape_a} and {shape_b}")
-    for name, b in (("boxes_a", boxes_a), ("boxes_b", boxes_b)):
-        if not isinstance(b, jax.core.Tracer):
+    concrete = data.is_concrete(boxes_a, boxes_b)
+    if concrete:
+        for name, b in (("boxes_a", boxes_a), ("boxes_b", boxes_b)):
             data.check_finite(f"box_iou: {name}", b, "give (ymin, xmin, ymax, xmax) numbers")
-    return _box_iou(jnp.asarray(boxes_a), jnp.asarray(boxes_b))
+    xp = np if concrete else jnp
+    return _box_iou(xp.asarray(boxes_a), xp.asarray(boxes_b), xp)
 
 
-def _box_iou(boxes_a: jnp.ndarray, boxes_b: jnp.ndarray) -> jnp.ndarray:
-    low = jnp.maximum(boxes_a[..., :2], boxes_b[..., :2])
-    high = jnp.minimum(boxes_a[..., 2:], boxes_b[..., 2:])
-    intersection = box_area(jnp.concatenate([low, high], -1))
-    union = box_area(boxes_a) + box_area(boxes_b) - intersection
-    return jnp.where(union > 0, intersection / jnp.where(union > 0, union, 1), 0.0)
+def _box_iou(boxes_a: jnp.ndarray, boxes_b: jnp.ndarray, xp=jnp) -> jnp.ndarray:
+    low = xp.maximum(boxes_a[..., :2], boxes_b[..., :2])
+    high = xp.minimum(boxes_a[..., 2:], boxes_b[..., 2:])
+    intersection = box_area(xp.concatenate([low, high], -1), xp)
+    union = box_area(boxes_a, xp) + box_area(boxes_b, xp) - intersection
+    return xp.where(union > 0, intersection / xp.where(union > 0, union, 1), 0.0)
 
 
 def mean_box_iou(predicted: jnp.ndarray, boxes: jnp.ndarray, valid: jnp.ndarray) -> jnp.ndarray:
@@ -152,6 +160,10 @@ assert float(box_iou(unit, jnp.array([2.0, 2.0, 3.0, 3.0]))) == 0.0  # disjoint
 assert float(box_iou(unit, jnp.array([0.5, 0.5, 0.5, 0.5]))) == 0.0  # zero area
 assert float(box_iou(jnp.zeros(4), jnp.zeros(4))) == 0.0  # empty union, not NaN
 assert float(box_iou(unit, jnp.array([1.0, 1.0, 0.0, 0.0]))) == 0.0  # inverted prediction
+# float64 boxes: a float64 IoU, 0.9² / (2 − 0.9²) to 1e-15; float32 is 1e-7 off
+in_64 = box_iou(np.array([0.0, 0.0, 1.0, 1.0]), np.array([0.1, 0.1, 1.1, 1.1]))
+assert in_64.dtype == np.float64 and abs(float(in_64) - 0.9 * 0.9 / (2 - 0.9 * 0.9)) < 1e-15
+assert abs(float(box_iou(unit, jnp.array([0.1, 0.1, 1.1, 1.1]))) - float(in_64)) < 1e-6
 try:
     check_boxes(np.array([[0.6, 0.1, 0.2, 0.4]]), "query boxes")
 except ValueError as error:

@@ -39,7 +39,7 @@ def check_boxes(boxes, name: str = "boxes") -> None:
     if jnp.shape(boxes)[-1:] != (4,):
         raise ValueError(f"{name} must be [..., 4] as (ymin, xmin, ymax, xmax), "
                          f"got {jnp.shape(boxes)}")
-    if isinstance(boxes, jax.core.Tracer):
+    if not data.is_concrete(boxes):
         return
     b = np.asarray(boxes)
     if not np.isfinite(b).all():
@@ -51,32 +51,38 @@ def check_boxes(boxes, name: str = "boxes") -> None:
                          f"xmax < xmin), first at index {first}: {b[first].tolist()}")
 
 
-def box_area(boxes: jnp.ndarray) -> jnp.ndarray:
-    """Area of (ymin, xmin, ymax, xmax) boxes; degenerate or inverted boxes have 0."""
-    return (jnp.maximum(boxes[..., 2] - boxes[..., 0], 0)
-            * jnp.maximum(boxes[..., 3] - boxes[..., 1], 0))
+def box_area(boxes: jnp.ndarray, xp=jnp) -> jnp.ndarray:
+    """Area of (ymin, xmin, ymax, xmax) boxes; degenerate or inverted boxes have 0.
+    `xp`: the array module to compute with (`numpy` keeps the boxes' own precision)."""
+    return (xp.maximum(boxes[..., 2] - boxes[..., 0], 0)
+            * xp.maximum(boxes[..., 3] - boxes[..., 1], 0))
 
 
 def box_iou(boxes_a: jnp.ndarray, boxes_b: jnp.ndarray) -> jnp.ndarray:
     """IoU of corresponding boxes [..., 4] (equal shapes) -> [...]; 0 where the union is
     empty (degenerate or inverted boxes have area 0). Other shapes are refused, and so
-    are NaN or Inf in concrete arrays (under jit only the shapes are checked)."""
+    are NaN or Inf in concrete arrays (under jit only the shapes are checked).
+
+    Concrete boxes: computed with NumPy in their own precision (float64 boxes give a
+    float64 IoU); traced boxes (inside `jax.jit`): with `jax.numpy`."""
     shape_a, shape_b = jnp.shape(boxes_a), jnp.shape(boxes_b)
     if shape_a[-1:] != (4,) or shape_a != shape_b:
         raise ValueError(f"box_iou: boxes_a and boxes_b must have the same shape [..., 4] as "
                          f"(ymin, xmin, ymax, xmax), got {shape_a} and {shape_b}")
-    for name, b in (("boxes_a", boxes_a), ("boxes_b", boxes_b)):
-        if not isinstance(b, jax.core.Tracer):
+    concrete = data.is_concrete(boxes_a, boxes_b)
+    if concrete:
+        for name, b in (("boxes_a", boxes_a), ("boxes_b", boxes_b)):
             data.check_finite(f"box_iou: {name}", b, "give (ymin, xmin, ymax, xmax) numbers")
-    return _box_iou(jnp.asarray(boxes_a), jnp.asarray(boxes_b))
+    xp = np if concrete else jnp
+    return _box_iou(xp.asarray(boxes_a), xp.asarray(boxes_b), xp)
 
 
-def _box_iou(boxes_a: jnp.ndarray, boxes_b: jnp.ndarray) -> jnp.ndarray:
-    low = jnp.maximum(boxes_a[..., :2], boxes_b[..., :2])
-    high = jnp.minimum(boxes_a[..., 2:], boxes_b[..., 2:])
-    intersection = box_area(jnp.concatenate([low, high], -1))
-    union = box_area(boxes_a) + box_area(boxes_b) - intersection
-    return jnp.where(union > 0, intersection / jnp.where(union > 0, union, 1), 0.0)
+def _box_iou(boxes_a: jnp.ndarray, boxes_b: jnp.ndarray, xp=jnp) -> jnp.ndarray:
+    low = xp.maximum(boxes_a[..., :2], boxes_b[..., :2])
+    high = xp.minimum(boxes_a[..., 2:], boxes_b[..., 2:])
+    intersection = box_area(xp.concatenate([low, high], -1), xp)
+    union = box_area(boxes_a, xp) + box_area(boxes_b, xp) - intersection
+    return xp.where(union > 0, intersection / xp.where(union > 0, union, 1), 0.0)
 
 
 def mean_box_iou(predicted: jnp.ndarray, boxes: jnp.ndarray, valid: jnp.ndarray) -> jnp.ndarray:

@@ -12,6 +12,7 @@ __all__ = [
     "check_clip",
     "unlabelled_clip",
     "check_finite",
+    "is_concrete",
     "TRAIN_TEXTURES",
     "TEST_TEXTURES",
     "load_texture_image",
@@ -71,6 +72,7 @@ __all__ = [
 
 
 # chapters/05_data.py, cell 7
+import jax
 import numpy as np
 
 CLIP_KEYS = ("video", "depth", "depth_mask", "segmentations", "boxes", "box_valid",
@@ -144,6 +146,14 @@ def check_finite(name: str, values, fix: str = "", where=None) -> np.ndarray:
                              f"{'value is' if count == 1 else 'values are'} NaN or Inf (the "
                              f"first at index {first})" + (f"; {fix}" if fix else ""))
     return array
+
+
+def is_concrete(*arrays) -> bool:
+    """True unless one of `arrays` is traced (inside `jax.jit`, `jax.grad`, `jax.vmap`, …).
+
+    Concrete values can be checked and computed on the host with NumPy, in their own
+    precision; traced ones only by JAX. `None` and Python numbers count as concrete."""
+    return not any(isinstance(a, jax.core.Tracer) for a in arrays)
 
 
 # chapters/05_data.py, cell 11
@@ -960,7 +970,6 @@ def crop_and_resize_clip(clip: dict, box, resolution: int | tuple[int, int], *,
 
 
 # chapters/05_data.py, cell 52
-import jax
 import jax.numpy as jnp
 
 

@@ -35,10 +35,6 @@ TAPVID_THRESHOLDS = (1, 2, 4, 8, 16)
 TAPVID_SIZE = 256  # TAP-Vid scores positions in pixels of a 256×256 frame
 
 
-def _is_concrete(*arrays) -> bool:
-    return not any(isinstance(a, jax.core.Tracer) for a in arrays)
-
-
 def check_tracks(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks) -> None:
     """Raise ValueError unless the TAP-Vid inputs have consistent shapes and query frames."""
     query_points, gt_tracks, pred_tracks = (jnp.shape(x) for x in (query_points, gt_tracks,
@@ -60,10 +56,10 @@ def check_tracks(query_points, gt_occluded, gt_tracks, pred_occluded, pred_track
         raise ValueError(f"pred_occluded must match gt_occluded {gt_occ}, got {pred_occ}")
 
 
-def _evaluation_mask(query_frames, num_frames: int, query_mode: str):
-    one_hot = jax.nn.one_hot(query_frames, num_frames, dtype=jnp.int32)  # [b, n, t]
+def _evaluation_mask(query_frames, num_frames: int, query_mode: str, xp=jnp):
+    one_hot = (query_frames[..., None] == xp.arange(num_frames)).astype(xp.int32)  # [b, n, t]
     if query_mode == "first":
-        return (jnp.cumsum(one_hot, axis=-1) - one_hot) > 0  # strictly after the query
+        return (xp.cumsum(one_hot, axis=-1) - one_hot) > 0  # strictly after the query
     if query_mode == "strided":
         return one_hot == 0  # every frame but the query's
     raise ValueError(f"query_mode must be 'first' or 'strided', got {query_mode!r}")
@@ -81,6 +77,10 @@ def tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tra
     visible scored point). Refused: occlusion flags that are not bool (or 0/1
     ints), NaN/Inf queries or ground truth at visible points (a NaN prediction
     counts as a miss).
+
+    On concrete inputs it computes with NumPy in the inputs' own precision, as the
+    reference does (float64 tracks give float64 distances and float64 scores); on
+    arrays traced inside `jax.jit` with `jax.numpy`, tracks in at least float32.
     """
     check_tracks(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks)
     for name, flags in (("gt_occluded", gt_occluded), ("pred_occluded", pred_occluded)):
@@ -88,7 +88,7 @@ def tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tra
         if dtype.kind not in "bui":
             raise ValueError(f"{name} must be bool (True = occluded), got {dtype}; threshold "
                              f"probabilities first, e.g. {name} = probability > 0.5")
-    if _is_concrete(query_points, gt_occluded, gt_tracks):
+    if data.is_concrete(query_points, gt_occluded, gt_tracks):
         data.check_finite("query_points", query_points, "queries are (t, y, x): a frame index "
                           "and pixels")
         data.check_finite("gt_tracks at visible points", gt_tracks, "mark points whose position "
@@ -101,41 +101,48 @@ def _tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tr
                     query_mode, point_mask):
     # point_mask [b, n] (optional): leave whole tracks out, e.g. padding in a fixed-size batch
     check_tracks(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks)
+    # Concrete inputs: NumPy in their own precision (the reference's arithmetic);
+    # traced inputs (inside jit): jax.numpy, the tracks in at least float32.
+    concrete = data.is_concrete(query_points, gt_occluded, gt_tracks, pred_occluded,
+                                pred_tracks, point_mask)
+    xp = np if concrete else jnp
     num_frames = jnp.shape(gt_occluded)[2]
-    query_frames = jnp.round(jnp.asarray(query_points)[..., 0]).astype(jnp.int32)
-    if _is_concrete(query_frames):
-        frames = np.asarray(query_frames)
-        if frames.min() < 0 or frames.max() >= num_frames:
-            raise ValueError(f"query frames must lie in [0, {num_frames}), got "
-                             f"{frames.min()} … {frames.max()}")
-    evaluated = _evaluation_mask(query_frames, num_frames, query_mode)
+    query_frames = xp.round(xp.asarray(query_points)[..., 0]).astype(xp.int32)
+    if concrete and (query_frames.min() < 0 or query_frames.max() >= num_frames):
+        raise ValueError(f"query frames must lie in [0, {num_frames}), got "
+                         f"{query_frames.min()} … {query_frames.max()}")
+    evaluated = _evaluation_mask(query_frames, num_frames, query_mode, xp)
     if point_mask is not None:
-        evaluated = evaluated & jnp.asarray(point_mask, bool)[..., None]
-    gt_occluded, pred_occluded = jnp.asarray(gt_occluded, bool), jnp.asarray(pred_occluded, bool)
+        evaluated = evaluated & xp.asarray(point_mask, bool)[..., None]
+    gt_occluded, pred_occluded = xp.asarray(gt_occluded, bool), xp.asarray(pred_occluded, bool)
     visible, pred_visible = ~gt_occluded, ~pred_occluded
+    pred_tracks, gt_tracks = xp.asarray(pred_tracks), xp.asarray(gt_tracks)
+    if not concrete:
+        pred_tracks, gt_tracks = (x.astype(jnp.promote_types(x.dtype, jnp.float32))
+                                  for x in (pred_tracks, gt_tracks))
 
     def count(x):
-        return jnp.sum(x & evaluated, axis=(1, 2))
+        return xp.sum(x & evaluated, axis=(1, 2))
 
-    metrics = {"occlusion_accuracy": count(gt_occluded == pred_occluded) / count(
-        jnp.ones_like(visible))}
-    squared = jnp.sum(jnp.square(jnp.asarray(pred_tracks, jnp.float32)
-                                 - jnp.asarray(gt_tracks, jnp.float32)), axis=-1)
-    for delta in TAPVID_THRESHOLDS:
-        within = squared < delta**2
-        correct = within & visible
-        metrics[f"pts_within_{delta}"] = count(correct) / count(visible)
-        true_positives = count(correct & pred_visible)
-        false_positives = count(pred_visible & (gt_occluded | ~within))
-        metrics[f"jaccard_{delta}"] = true_positives / (count(visible) + false_positives)
-    metrics["average_jaccard"] = jnp.mean(jnp.stack(
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0 = NaN, as in the reference
+        metrics = {"occlusion_accuracy": count(gt_occluded == pred_occluded) / count(
+            xp.ones_like(visible))}
+        squared = xp.sum(xp.square(pred_tracks - gt_tracks), axis=-1)
+        for delta in TAPVID_THRESHOLDS:
+            within = squared < delta**2
+            correct = within & visible
+            metrics[f"pts_within_{delta}"] = count(correct) / count(visible)
+            true_positives = count(correct & pred_visible)
+            false_positives = count(pred_visible & (gt_occluded | ~within))
+            metrics[f"jaccard_{delta}"] = true_positives / (count(visible) + false_positives)
+    metrics["average_jaccard"] = xp.mean(xp.stack(
         [metrics[f"jaccard_{d}"] for d in TAPVID_THRESHOLDS]), axis=0)
-    metrics["average_pts_within_thresh"] = jnp.mean(jnp.stack(
+    metrics["average_pts_within_thresh"] = xp.mean(xp.stack(
         [metrics[f"pts_within_{d}"] for d in TAPVID_THRESHOLDS]), axis=0)
     return metrics
 
 
-# chapters/08_point_tracking.py, cell 9
+# chapters/08_point_tracking.py, cell 11
 def raster_to_grid(points: jnp.ndarray, height: int, width: int) -> jnp.ndarray:
     """Raster (y, x) (pixel centres at i + 0.5) -> the decoder's [-1, 1] grid (y, x)."""
     size = jnp.array([height, width], jnp.float32)
@@ -199,7 +206,7 @@ class RecurrentReadout(nnx.Module):
         return jnp.moveaxis(outputs, 0, 2).astype(jnp.float32)  # [T, B, N, o] -> [B, N, T, o]
 
 
-# chapters/08_point_tracking.py, cell 12
+# chapters/08_point_tracking.py, cell 14
 def make_point_head(config: configs.Config, rngs: nnx.Rngs) -> RecurrentReadout:
     """The recurrent readout with 4 outputs per frame: x, y, visibility, certainty."""
     return RecurrentReadout(config, outputs=4, coord_dim=2, rngs=rngs)
@@ -220,7 +227,7 @@ def check_queries(query_points, num_frames: int, height: int, width: int) -> Non
         raise ValueError(f"query_points must be [B, N, 3] as (t, y, x), got {shape}")
     if shape[1] == 0:
         raise ValueError("the query set is empty (N = 0): pass at least one query point")
-    if not _is_concrete(query_points):
+    if not data.is_concrete(query_points):
         return
     q = np.asarray(query_points)
     if not np.isfinite(q).all():

@@ -42,7 +42,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from moog_lib import configs, decoder, model, train
+from moog_lib import configs, data, decoder, model, train
 
 
 def token_features(moog: decoder.MooG, frames: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
@@ -124,13 +124,9 @@ def readout_loss(task: ReadoutTask, config: configs.Config):
 
 
 # chapters/07_depth_readout.py, cell 12
-def _concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
 def depth_targets(depth: jnp.ndarray) -> jnp.ndarray:
     """log(1 + depth); depth must be > −1 (checked when the values are concrete)."""
-    if _concrete(depth) and not bool(jnp.all(jnp.asarray(depth) > -1)):
+    if data.is_concrete(depth) and not bool(jnp.all(jnp.asarray(depth) > -1)):
         raise ValueError("depth_targets: depth must be > -1 everywhere (log(1 + depth) is "
                          f"undefined otherwise); the smallest value is {float(jnp.min(depth))}")
     return jnp.log1p(depth)
@@ -148,15 +144,20 @@ def masked_l2(prediction: jnp.ndarray, target: jnp.ndarray, mask: jnp.ndarray) -
 def abs_rel(predicted_depth: jnp.ndarray, depth: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
     """AbsRel per clip: mean |d̂ − d| / d over valid pixels with d > 0, [B] (NaN if none).
 
-    All inputs [B, ...] with one shape, in depth units (not log-depth).
+    All inputs [B, ...] with one shape, in depth units (not log-depth). Concrete
+    inputs: computed with NumPy in their own precision (float64 depth gives a float64
+    AbsRel); traced inputs (inside `jax.jit`): with `jax.numpy`.
     """
-    if predicted_depth.shape != depth.shape or depth.shape != mask.shape:
-        raise ValueError(f"abs_rel: prediction {predicted_depth.shape}, depth {depth.shape} and "
-                         f"mask {mask.shape} must have one shape")
-    valid = mask.astype(bool) & (depth > 0)
-    relative = jnp.where(valid, jnp.abs(predicted_depth - depth) / jnp.where(valid, depth, 1), 0)
+    if jnp.shape(predicted_depth) != jnp.shape(depth) or jnp.shape(depth) != jnp.shape(mask):
+        raise ValueError(f"abs_rel: prediction {jnp.shape(predicted_depth)}, depth "
+                         f"{jnp.shape(depth)} and mask {jnp.shape(mask)} must have one shape")
+    xp = np if data.is_concrete(predicted_depth, depth, mask) else jnp
+    predicted_depth, depth = xp.asarray(predicted_depth), xp.asarray(depth)
+    valid = xp.asarray(mask).astype(bool) & (depth > 0)
+    relative = xp.where(valid, xp.abs(predicted_depth - depth) / xp.where(valid, depth, 1), 0)
     axes = tuple(range(1, depth.ndim))
-    return jnp.sum(relative, axes) / jnp.sum(valid, axes)  # 0 / 0 = NaN: no valid pixel
+    with np.errstate(invalid="ignore"):  # 0 / 0 = NaN: no valid pixel
+        return xp.sum(relative, axes) / xp.sum(valid, axes).astype(relative.dtype)
 
 
 # chapters/07_depth_readout.py, cell 16
@@ -329,8 +330,6 @@ def evaluate_readout(task: ReadoutTask, config: configs.Config, backbone_dir, wo
 
 # chapters/07_depth_readout.py, cell 27
 import json
-
-from moog_lib import data
 
 
 def load_tutorial_readout(task: ReadoutTask, name: str | None = None, *, directory=None):

@@ -10,6 +10,8 @@ import math
 import os
 import pickle
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -192,6 +194,14 @@ def test_camera_presets_move_as_described():
         step = np.diff(s.eye, axis=0)
         assert np.allclose(step, step[0], atol=1e-9)
         assert np.allclose(np.cross(s.cam_rot[..., 2], -s.eye), 0, atol=1e-9)  # looks at the origin
+
+
+def test_is_concrete_tells_traced_arrays_from_values():
+    seen = []
+    jax.jit(lambda x, y: seen.append(data.is_concrete(x, y)) or x)(np.zeros(2), np.ones(2))
+    jax.jit(lambda x: seen.append(data.is_concrete(np.zeros(2), x)) or x)(1.0)
+    assert seen == [False, False]  # one traced argument is enough
+    assert data.is_concrete(np.zeros(2), jnp.zeros(2), None, 3.0) and data.is_concrete()
 
 
 def test_bad_renderer_input_raises_value_error():

@@ -105,6 +105,85 @@ def test_tapvid_bad_input_is_named(change, message):
         points.tapvid_metrics(*random_tracks(0), "last")
 
 
+def reference_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks, mode):
+    """The reference `compute_tapvid_metrics`' arithmetic (NumPy, in the inputs' dtype),
+    transcribed independently of moog_lib: every key, [b] each."""
+    eye = np.eye(gt_tracks.shape[2], dtype=np.int32)
+    to_scored = np.cumsum(eye, axis=1) - eye if mode == "first" else 1 - eye
+    scored = to_scored[np.round(query_points[..., 0]).astype(np.int32)] > 0
+    out = {"occlusion_accuracy": np.sum((pred_occluded == gt_occluded) & scored, axis=(1, 2))
+           / np.sum(scored, axis=(1, 2))}
+    visible, pred_visible = ~gt_occluded, ~pred_occluded
+    for thresh in (1, 2, 4, 8, 16):
+        within = np.sum(np.square(pred_tracks - gt_tracks), axis=-1) < np.square(thresh)
+        is_correct = within & visible
+        out[f"pts_within_{thresh}"] = (np.sum(is_correct & scored, axis=(1, 2))
+                                       / np.sum(visible & scored, axis=(1, 2)))
+        true_pos = np.sum(is_correct & pred_visible & scored, axis=(1, 2))
+        gt_pos = np.sum(visible & scored, axis=(1, 2))
+        false_pos = np.sum(((~visible & pred_visible) | (~within & pred_visible)) & scored,
+                           axis=(1, 2))
+        out[f"jaccard_{thresh}"] = true_pos / (gt_pos + false_pos)
+    out["average_jaccard"] = np.mean(np.stack(
+        [out[f"jaccard_{t}"] for t in (1, 2, 4, 8, 16)]), axis=0)
+    out["average_pts_within_thresh"] = np.mean(np.stack(
+        [out[f"pts_within_{t}"] for t in (1, 2, 4, 8, 16)]), axis=0)
+    return out
+
+
+def exact_threshold_tracks(seed, b=4, n=24, t=6):
+    """float64 tracks whose errors are δ ∈ {1, 2, 4, 8, 16} px along x or y, written as
+    decimals (gt 0.2, prediction 4.2): exactly δ in float64 for some, a hair under δ
+    for others, and the other way round once cast to float32."""
+    rng = np.random.default_rng(seed)
+    gt = np.round(rng.uniform(0, 230, (b, n, t, 2)), 1)  # one decimal, as annotations
+    delta = rng.choice([1, 2, 4, 8, 16], (b, n, t))
+    axis = rng.integers(0, 2, (b, n, t))
+    pred = gt.copy()
+    for index in np.ndindex(b, n, t):  # gt + δ as a decimal literal, e.g. float("4.2")
+        pred[index + (axis[index],)] = float(f"{gt[index + (axis[index],)] + delta[index]:.1f}")
+    query = np.concatenate([rng.integers(0, 2, (b, n, 1)), rng.uniform(0, 256, (b, n, 2))], -1)
+    return query, rng.random((b, n, t)) < 0.2, gt, rng.random((b, n, t)) < 0.2, pred
+
+
+def as_float32(args):
+    return tuple(a.astype(np.float32) if a.dtype == np.float64 else a for a in args)
+
+
+@pytest.mark.parametrize("mode", ["first", "strided"])
+def test_tapvid_metrics_compute_float64_inputs_in_float64_as_the_reference(mode):
+    args = exact_threshold_tracks(0)
+    gt, pred = args[2], args[4]
+    squared_64 = np.sum(np.square(pred - gt), -1)
+    squared_32 = np.sum(np.square(np.float32(pred) - np.float32(gt)), -1)
+    flips = sum(int(((squared_64 < t * t) != (squared_32 < t * t)).sum()) for t in (1, 2, 4, 8, 16))
+    assert flips >= 20  # the case bites: float32 arithmetic flips these comparisons
+    expected = reference_metrics(*args, mode)
+    ours = points.tapvid_metrics(*args, mode)
+    assert set(ours) == set(expected)
+    for key, value in expected.items():
+        assert ours[key].dtype == np.float64, key
+        np.testing.assert_allclose(ours[key], value, rtol=0, atol=1e-12, err_msg=key)
+    # float32 arithmetic (the inputs cast, or a jitted call) gives other numbers here
+    expected_32 = reference_metrics(*as_float32(args), mode)
+    assert np.abs(expected_32["average_jaccard"] - expected["average_jaccard"]).max() > 1e-3
+    ours_32 = points.tapvid_metrics(*as_float32(args), mode)
+    jitted = jax.jit(lambda *a: points._tapvid_metrics(*a, mode, None))(*as_float32(args))
+    for key, value in expected_32.items():
+        np.testing.assert_allclose(ours_32[key], value, rtol=0, atol=1e-12, err_msg=key)
+        np.testing.assert_allclose(jitted[key], value, rtol=0, atol=1e-6, err_msg=key)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tapvid_metrics_float32_inputs_give_the_jitted_numbers(seed):
+    """float32 inputs: NumPy in float32 outside jit, jax.numpy inside, one answer."""
+    args = random_tracks(seed)
+    eager = points.tapvid_metrics(*args, "first")
+    jitted = jax.jit(lambda *a: points._tapvid_metrics(*a, "first", None))(*args)
+    for key, value in eager.items():
+        np.testing.assert_allclose(value, jitted[key], rtol=1e-6, err_msg=key)
+
+
 def test_zero_motion_baseline_is_perfect_on_still_points():
     batch = {"video": np.zeros((1, 4, 32, 32, 3), np.uint8),
              "query_points": np.array([[[0, 10.5, 20.5]]], np.float32),
@@ -154,6 +233,54 @@ def test_depth_targets_abs_rel_and_bad_depth():
     assert abs(float(readouts.abs_rel(depth * 1.2, depth, mask)[0]) - 0.2) < 1e-6
     with pytest.raises(ValueError, match="one shape"):
         readouts.abs_rel(depth, depth[:, :2], mask)
+
+
+def reference_iou(a, b):
+    """IoU of two (ymin, xmin, ymax, xmax) boxes, Python floats (float64), one at a time."""
+    def area(y0, x0, y1, x1):
+        return max(y1 - y0, 0.0) * max(x1 - x0, 0.0)
+    inter = area(max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
+    union = area(*a) + area(*b) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def test_box_iou_computes_float64_boxes_in_float64():
+    rng = np.random.default_rng(0)
+    low = rng.uniform(0, 0.6, (64, 2))
+    box_a = np.concatenate([low, low + rng.uniform(0.05, 0.4, (64, 2))], -1)
+    box_b = box_a + rng.uniform(-0.1, 0.1, (64, 4))
+    box_b[:4] = [0.1, 0.1, 1.1, 1.1]  # decimals: float32 is 1e-7 off on these
+    box_a[:4] = [0.0, 0.0, 1.0, 1.0]
+    expected = np.array([reference_iou(a, b) for a, b in zip(box_a.tolist(), box_b.tolist())])
+    ours = boxes.box_iou(box_a, box_b)
+    assert ours.dtype == np.float64
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-12)
+    in_32 = boxes.box_iou(np.float32(box_a), np.float32(box_b))
+    assert in_32.dtype == np.float32 and np.abs(in_32 - expected).max() > 1e-8
+    jitted = jax.jit(boxes.box_iou)(np.float32(box_a), np.float32(box_b))
+    np.testing.assert_allclose(in_32, jitted, rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(boxes.box_iou)(box_a, box_b), expected, atol=1e-6)
+
+
+def test_abs_rel_computes_float64_depth_in_float64():
+    rng = np.random.default_rng(0)
+    depth = np.round(rng.uniform(-0.5, 20, (3, 2, 5, 5)), 1)  # some depth <= 0: not scored
+    predicted = depth * 1.1 + 0.3
+    mask = rng.random(depth.shape) < 0.8
+    mask[2] = False  # a clip with no valid pixel: NaN
+    expected = []
+    for d, p, m in zip(depth.tolist(), predicted.tolist(), mask.tolist()):
+        pairs = [(pi, di) for di, pi, mi in zip(np.ravel(d), np.ravel(p), np.ravel(m))
+                 if mi and di > 0]
+        expected.append(sum(abs(pi - di) / di for pi, di in pairs) / len(pairs)
+                        if pairs else np.nan)
+    ours = readouts.abs_rel(predicted, depth, mask)
+    assert ours.dtype == np.float64
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-12)
+    in_32 = readouts.abs_rel(np.float32(predicted), np.float32(depth), mask)
+    jitted = jax.jit(readouts.abs_rel)(np.float32(predicted), np.float32(depth), mask)
+    assert in_32.dtype == np.float32 and np.nanmax(np.abs(in_32 - expected)) > 1e-9
+    np.testing.assert_allclose(in_32, jitted, rtol=1e-6)
 
 
 # --- the point loss ----------------------------------------------------------------------
