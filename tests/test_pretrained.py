@@ -1,6 +1,7 @@
 """Chapter 12's moog_lib.ego4d, release and tracking: the Ego4D file format and its checks,
 the name maps both ways, the one-shot heads, tracking a video and `moog track`."""
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -194,6 +195,124 @@ def test_finding_files(tiny_files, tmp_path):
         release.find_ego4d_files(tmp_path)
     with pytest.raises(ValueError, match="no directory"):
         release.find_ego4d_files(tmp_path / "absent")
+
+
+# --- downloading, checked ----------------------------------------------------------------
+
+@pytest.fixture
+def server(tiny_files, monkeypatch):
+    """No network: `urlretrieve` serves `served[file name]` (the tiny random files unless a
+    test changes them) and logs the names it was asked for."""
+    served = {release.EGO4D_FILES[key]: Path(path).read_bytes() for key, path in tiny_files.items()}
+    asked = []
+
+    def urlretrieve(url, filename):
+        assert url.startswith(release.EGO4D_URL), url
+        asked.append(url[len(release.EGO4D_URL):])
+        Path(filename).write_bytes(served[asked[-1]])
+        return filename, None
+
+    monkeypatch.setattr(release.urllib.request, "urlretrieve", urlretrieve)
+    return served, asked
+
+
+def _record(path):
+    return Path(path).with_name(Path(path).name + ".sha256")
+
+
+def test_download_checks_each_file_and_records_its_sha256(server, tiny, tmp_path, capsys):
+    served, asked = server
+    paths = release.download_ego4d(tmp_path, config=tiny)
+    assert sorted(asked) == sorted(release.EGO4D_FILES.values())
+    out = capsys.readouterr().out
+    for path in paths.values():
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert _record(path).read_text() == f"{digest}  {path.name}\n"  # sha256sum's format
+        assert f"sha256 {digest}" in out and "published sha256 is not known" in out
+    release.load_ego4d(**paths, config=tiny)
+    assert release.download_ego4d(tmp_path, config=tiny) == paths  # present: checked, kept
+    assert len(asked) == 3 and out.count("as recorded") == 0
+    assert capsys.readouterr().out.count("as recorded") == 3
+
+
+def test_a_file_placed_by_hand_is_checked_and_recorded_without_downloading(server, tiny,
+                                                                           tmp_path):
+    served, asked = server
+    for name, payload in served.items():
+        (tmp_path / name).write_bytes(payload)
+    release.download_ego4d(tmp_path, config=tiny)
+    assert asked == [] and all(_record(tmp_path / name).is_file() for name in served)
+
+
+def test_a_file_changed_after_its_download_is_moved_aside(server, tiny, tmp_path):
+    served, asked = server
+    paths = release.download_ego4d(tmp_path, config=tiny)
+    head = paths["point_head_npz"]
+    payload = bytearray(head.read_bytes())
+    payload[len(payload) // 2] ^= 1
+    head.write_bytes(bytes(payload))
+    with pytest.raises(ValueError) as raised:
+        release.download_ego4d(tmp_path, config=tiny)
+    message = str(raised.value)
+    assert head.name in message and "has changed since" in message
+    assert hashlib.sha256(bytes(payload)).hexdigest() in message  # what was found
+    assert "delete" in message and f"download_ego4d({str(tmp_path)!r})" in message  # the fix
+    assert not head.exists() and Path(f"{head}.bad").read_bytes() == bytes(payload)
+    assert not _record(head).exists() and Path(f"{_record(head)}.bad").is_file()
+    assert release.find_ego4d_files(tmp_path)["point_head_npz"] is None  # never used
+    assert release.download_ego4d(tmp_path, config=tiny) == paths  # a fresh copy
+    assert asked.count(head.name) == 2 and head.read_bytes() == served[head.name]
+
+
+def _truncated(payload, tiny, folder):
+    return payload[:len(payload) // 2]
+
+
+def _web_page(payload, tiny, folder):
+    return b"<!DOCTYPE html><html>Not Found</html>"
+
+
+def _entry_missing(payload, tiny, folder):
+    path = folder / "head.npz"
+    arrays = release.random_ego4d_arrays(tiny)["point_head_npz"]
+    del arrays["attention_readout/Dense_2/bias"]
+    np.savez(path, **arrays)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("damage, found", [
+    (_truncated, "damaged or truncated"), (_web_page, "not an .npz archive"),
+    (_entry_missing, "1 missing: attention_readout/Dense_2/bias [8]")])
+def test_a_bad_download_is_moved_aside_and_named(server, tiny, tmp_path, damage, found):
+    served, asked = server
+    name = release.EGO4D_FILES["point_head_npz"]
+    served[name] = damage(served[name], tiny, tmp_path)
+    tmp_path = tmp_path / "downloads"
+    with pytest.raises(ValueError) as raised:
+        release.download_ego4d(tmp_path, config=tiny)
+    message = str(raised.value)
+    assert name in message and found in message and "expected the point track head" in message
+    assert "moved aside to " + name + ".bad" in message and "download a fresh copy" in message
+    assert not (tmp_path / name).exists() and (tmp_path / f"{name}.bad").is_file()
+    assert not _record(tmp_path / name).exists()
+
+
+def test_the_official_sizes_refuse_a_tiny_download(server, tmp_path):
+    with pytest.raises(ValueError, match="wrong shape"):
+        release.download_ego4d(tmp_path)
+    assert list(tmp_path.glob("*.npz")) == [] and len(list(tmp_path.glob("*.bad"))) == 1
+
+
+def test_a_recorded_size_is_checked(server, tiny, tmp_path, monkeypatch):
+    served, _ = server
+    name = release.EGO4D_FILES["box_head_npz"]
+    monkeypatch.setitem(release.EGO4D_BYTES, name, len(served[name]) + 1)
+    with pytest.raises(ValueError, match=f"expected {len(served[name]) + 1:,} bytes, found "
+                                         f"{len(served[name]):,}"):
+        release.download_ego4d(tmp_path, config=tiny)
+    assert (tmp_path / f"{name}.bad").is_file() and not (tmp_path / name).exists()
+    monkeypatch.setitem(release.EGO4D_BYTES, name, len(served[name]))
+    release.download_ego4d(tmp_path, config=tiny)  # the right size passes
 
 
 # --- the paper model's release tree -----------------------------------------------------
