@@ -413,6 +413,15 @@ assert jnp.array_equal(same[0], same[1])  # every clip starts from the same toke
 assert jnp.array_equal(fixed_noise(1, 6, 8, 1.0)[0, :4], same[0])  # and K can grow
 
 # %% [markdown]
+# A third switch, `corrector_competition=True` (off by default, off in every
+# preset), attacks the symmetry from the other side: the corrector's
+# cross-attention becomes Slot Attention's (chapter 02 §3), so the tokens
+# compete for each of the frame's features instead of each reading its own
+# blend — the corrector of SAVi (Kipf et al., 2022), a predict–correct model of
+# the same shape that learns object slots on MOVi-style scenes. It adds no
+# parameter; chapter 06 §10 measures it with a fixed draw and with fresh noise.
+
+# %% [markdown]
 # ## 5. Predict, correct
 #
 # One module holds the three learned pieces of the loop:

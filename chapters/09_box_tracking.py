@@ -186,7 +186,10 @@ assert float(mean_box_iou(guess, boxes, valid.at[0, 0, 2].set(False))[0]) == 1.0
 # are squashed; we pass them through a sigmoid, as the point coordinates, so
 # predictions stay in the frame. The loss is the squared error to the
 # normalised boxes over valid frames, including frame 0 (the readout should
-# also reproduce the query).
+# also reproduce the query). With chapter 08's switch
+# `readout.relative_coordinates` (a departure, off by default; the `cpu`
+# preset's readouts use it) the four outputs move the first-frame box in logit
+# space, so an untrained head reports the still box.
 
 # %%
 #| export
@@ -204,7 +207,7 @@ def track_boxes(head: points.RecurrentReadout, tokens: jnp.ndarray,
     if first_boxes.shape[1] == 0:
         raise ValueError("the query set is empty (N = 0): pass at least one box")
     frames = jnp.zeros(first_boxes.shape[:2], jnp.int32)
-    return jax.nn.sigmoid(head(tokens, 2.0 * first_boxes - 1.0, frames))
+    return jax.nn.sigmoid(head(tokens, 2.0 * first_boxes - 1.0, frames, first_boxes))
 
 
 def box_loss(head, tokens, batch, key, *, config: configs.Config, training: bool = True):

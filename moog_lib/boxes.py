@@ -113,7 +113,7 @@ def track_boxes(head: points.RecurrentReadout, tokens: jnp.ndarray,
     if first_boxes.shape[1] == 0:
         raise ValueError("the query set is empty (N = 0): pass at least one box")
     frames = jnp.zeros(first_boxes.shape[:2], jnp.int32)
-    return jax.nn.sigmoid(head(tokens, 2.0 * first_boxes - 1.0, frames))
+    return jax.nn.sigmoid(head(tokens, 2.0 * first_boxes - 1.0, frames, first_boxes))
 
 
 def box_loss(head, tokens, batch, key, *, config: configs.Config, training: bool = True):

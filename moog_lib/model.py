@@ -183,7 +183,7 @@ def fixed_noise(batch_size: int, num_tokens: int, token_dim: int, scale: float) 
     return jnp.broadcast_to(scale * tokens, (batch_size, num_tokens, token_dim))
 
 
-# chapters/03_model.py, cell 20
+# chapters/03_model.py, cell 21
 def stop_gradient_mask(key: jax.Array, batch_size: int, num_frames: int,
                        probability: float) -> jnp.ndarray:
     """bool [B, T]: where True, the state carried into that frame is cut from the gradient."""
@@ -299,7 +299,7 @@ class PredictCorrect(nnx.Module):
         return {"z_p": time_major(predicted), "z_c": time_major(corrected), "state": state}
 
 
-# chapters/03_model.py, cell 32
+# chapters/03_model.py, cell 33
 def chunks_of(frames, chunk_size: int):
     """Split a video [B, T, ...] along time into chunks [B, <= chunk_size, ...] (a generator)."""
     if not isinstance(chunk_size, int) or chunk_size < 1:

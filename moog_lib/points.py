@@ -14,6 +14,7 @@ __all__ = [
     "RecurrentReadout",
     "make_point_head",
     "head_tracks",
+    "predict_tracks",
     "check_queries",
     "point_loss_terms",
     "point_loss",
@@ -155,6 +156,11 @@ class RecurrentReadout(nnx.Module):
 
     `__call__(tokens [B, T, 2K, D], coords [B, N, C], query_frames int [B, N])`
     returns `outputs` float32 [B, N, T, outputs].
+
+    `config.readout.relative_coordinates` (a departure, §3): `__call__` also takes
+    `start` [B, N, S] in (0, 1), the query's own coordinates in the units of the
+    first S outputs, adds `logit(start)` to those outputs, and the output layer
+    starts at zero, so an untrained head reports the query unchanged.
     """
 
     def __init__(self, config: configs.Config, *, outputs: int, coord_dim: int,
@@ -172,14 +178,17 @@ class RecurrentReadout(nnx.Module):
         self.norm = nnx.LayerNorm(width, epsilon=1e-4, use_bias=False, rngs=rngs)
         self.output = dense(width, outputs)
         self.coord_dim = coord_dim
+        self.relative = r.relative_coordinates
+        if self.relative:
+            self.output.kernel[...] = jnp.zeros_like(self.output.kernel[...])
 
     def initial_latents(self, coords: jnp.ndarray) -> jnp.ndarray:
         """[B, N, C] coordinates -> [B, N, width] latents."""
         features = self.fourier(jnp.zeros(coords.shape[:-1] + (1,)), coords)
         return self.init_out(jax.nn.gelu(self.init_in(features)))
 
-    def __call__(self, tokens: jnp.ndarray, coords: jnp.ndarray,
-                 query_frames: jnp.ndarray) -> jnp.ndarray:
+    def __call__(self, tokens: jnp.ndarray, coords: jnp.ndarray, query_frames: jnp.ndarray,
+                 start: jnp.ndarray | None = None) -> jnp.ndarray:
         if tokens.ndim != 4:
             raise ValueError(f"RecurrentReadout: tokens must be [B, T, 2K, D], got {tokens.shape}")
         if coords.ndim != 3 or coords.shape[0] != tokens.shape[0] or coords.shape[-1] != self.coord_dim:
@@ -203,7 +212,15 @@ class RecurrentReadout(nnx.Module):
 
         frames = jnp.arange(tokens.shape[1])
         _, outputs = jax.lax.scan(step, initial, (frames, jnp.swapaxes(tokens, 0, 1)))
-        return jnp.moveaxis(outputs, 0, 2).astype(jnp.float32)  # [T, B, N, o] -> [B, N, T, o]
+        outputs = jnp.moveaxis(outputs, 0, 2).astype(jnp.float32)  # [T, B, N, o] -> [B, N, T, o]
+        if not self.relative:
+            return outputs
+        if start is None or start.shape[:2] != coords.shape[:2]:
+            raise ValueError("RecurrentReadout: this head moves the query's coordinates "
+                             "(readout.relative_coordinates); pass start [B, N, S], got "
+                             f"{None if start is None else start.shape}")
+        moved = jax.scipy.special.logit(jnp.clip(start, 1e-4, 1 - 1e-4))[:, :, None]
+        return outputs.at[..., :start.shape[-1]].add(moved)
 
 
 # chapters/08_point_tracking.py, cell 14
@@ -218,6 +235,15 @@ def head_tracks(outputs: jnp.ndarray) -> dict:
     return {"tracks": jax.nn.sigmoid(outputs[..., :2]), "visibility_logit": visibility,
             "certainty_logit": certainty,
             "visible": jax.nn.sigmoid(visibility) * jax.nn.sigmoid(certainty) > 0.5}
+
+
+def predict_tracks(head: RecurrentReadout, tokens: jnp.ndarray, query_points: jnp.ndarray,
+                   height: int, width: int) -> dict:
+    """`head_tracks` of raster queries [B, N, 3] (t, y, x) in H×W frames."""
+    query = jnp.asarray(query_points, jnp.float32)
+    start = query[..., 2:0:-1] / jnp.array([width, height], jnp.float32)  # normalised (x, y)
+    return head_tracks(head(tokens, raster_to_grid(query[..., 1:], height, width),
+                            jnp.round(query[..., 0]).astype(jnp.int32), start))
 
 
 def check_queries(query_points, num_frames: int, height: int, width: int) -> None:
@@ -282,8 +308,7 @@ def point_loss(head, tokens, batch, key, *, config: configs.Config, training: bo
         keep = jax.random.permutation(key, query.shape[1])[: config.readout.points_per_clip]
         query, target, occluded, valid = (x[:, keep] for x in (query, target, occluded, valid))
     query_frames = jnp.round(query[..., 0]).astype(jnp.int32)
-    outputs = head(tokens, raster_to_grid(query[..., 1:], height, width), query_frames)
-    predictions = head_tracks(outputs)
+    predictions = predict_tracks(head, tokens, query, height, width)
     after_query = jnp.arange(num_frames) >= query_frames[..., None]
     scored = after_query & valid[..., None]
     size = jnp.array([width, height], jnp.float32)

@@ -335,6 +335,26 @@ def test_recurrent_readout_resets_at_the_query_frame(tokens):
                                late[:, :, 2:], atol=1e-5)
 
 
+def test_relative_heads_start_at_the_still_baseline_and_learn_a_change(tokens):
+    relative = configs.override(TINY, ["readout.relative_coordinates=True"])
+    head = points.make_point_head(relative, nnx.Rngs(0))
+    queries = jnp.array([[[0.0, 3.5, 20.5], [2.0, 31.0, 0.5]]] * 2)  # (t, y, x), 32² frames
+    tracks = points.predict_tracks(head, tokens, queries, 32, 32)["tracks"] * 32
+    np.testing.assert_allclose(tracks, jnp.broadcast_to(queries[:, :, None, 2:0:-1], tracks.shape),
+                               atol=5e-3)
+    with pytest.raises(ValueError, match="pass start"):
+        head(tokens, jnp.zeros((2, 2, 2)), jnp.zeros((2, 2), jnp.int32))
+    # the zero output layer still gets a gradient, so the head can learn a change
+    grads = nnx.grad(lambda h: points.predict_tracks(h, tokens, queries, 32, 32)["tracks"].sum())(head)
+    assert np.abs(np.asarray(grads.output.kernel[...])).max() > 0
+    box_head = boxes.make_box_head(relative, nnx.Rngs(0))
+    first = jnp.broadcast_to(jnp.array([0.1, 0.2, 0.3, 0.6]), (2, 3, 4))
+    np.testing.assert_allclose(boxes.track_boxes(box_head, tokens, first),
+                               jnp.broadcast_to(first[:, :, None], (2, 3, 4, 4)), atol=1e-5)
+    # off by default: the paper's head predicts coordinates afresh
+    assert not points.make_point_head(TINY, nnx.Rngs(0)).relative
+
+
 def test_bad_queries_are_refused():
     with pytest.raises(ValueError, match="x must lie in the frame"):
         points.check_queries(np.array([[[0, 3.0, 40.0]]]), 4, 32, 32)
