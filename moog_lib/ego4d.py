@@ -196,7 +196,10 @@ class Ego4DMooG(nnx.Module):
 
     `model(frames, key=...)` returns {"features": [B, T, K, D] (the state after
     each frame: what the heads read), "previous": [B, T, K, D] (the state before
-    each frame: what the decoder reads), "state": [B, K, D] (to continue from)}.
+    each frame: what the decoder reads), "state": [B, K, D] (to continue from)};
+    with `return_attention=True` also "corrector_attention" float32 [B, T, K, h, w]:
+    each token's cross-attention over the frame's h × w feature grid (stride 4),
+    averaged over the corrector's layers and heads (see `step`).
     """
 
     def __init__(self, config: Ego4DBackboneConfig, *, with_decoder: bool = True,
@@ -219,14 +222,29 @@ class Ego4DMooG(nnx.Module):
         return model.initial_noise(key, batch_size, num_tokens, self.config.token_dim,
                                    self.config.initial_state_scale)
 
-    def step(self, state: jnp.ndarray, frame_features: jnp.ndarray) -> jnp.ndarray:
-        """One frame: [B, K, D], [B, N, F] -> [B, K, D]."""
+    def step(self, state: jnp.ndarray, frame_features: jnp.ndarray, *,
+             return_attention: bool = False):
+        """One frame: [B, K, D], [B, N, F] -> [B, K, D].
+
+        With `return_attention=True` returns `(state, weights)`, weights float32 of
+        shape [B, K, N]: the corrector's cross-attention of each token over the
+        frame's N image positions, averaged over the corrector's layers and heads,
+        so each token's weights sum to one over the N positions. The state is the same.
+        """
         state = self.state_norm(state)
         state = state + self.predictor(state)
-        return state + self.corrector(state, frame_features)
+        if not return_attention:
+            return state + self.corrector(state, frame_features)
+        update, weights = self.corrector(state, frame_features, return_attention=True)
+        return state + update, weights["cross"].mean(axis=(0, 2))  # [L, B, H, K, N] -> [B, K, N]
 
-    def unroll(self, features: jnp.ndarray, state: jnp.ndarray) -> dict:
-        """A `jax.lax.scan` of `step` over the frames of `features` [B, T, N, F]."""
+    def unroll(self, features: jnp.ndarray, state: jnp.ndarray, *,
+               return_attention: bool = False) -> dict:
+        """A `jax.lax.scan` of `step` over the frames of `features` [B, T, N, F].
+
+        With `return_attention=True` the result also holds "corrector_attention"
+        float32 [B, T, K, N], `step`'s weights for every frame (N flat, row-major).
+        """
         if features.ndim != 4 or features.shape[-1] != self.config.feature_dim:
             raise ValueError(f"unroll: features must be [B, T, N, {self.config.feature_dim}], "
                              f"got {features.shape}")
@@ -237,17 +255,27 @@ class Ego4DMooG(nnx.Module):
         graphdef, params = nnx.split(self)
 
         def scan_step(carry, frame_features):
-            new = nnx.merge(graphdef, params).step(carry, frame_features)
+            module = nnx.merge(graphdef, params)
+            if return_attention:
+                new, weights = module.step(carry, frame_features, return_attention=True)
+                return new, (carry, new, weights)
+            new = module.step(carry, frame_features)
             return new, (carry, new)
 
-        state, (before, after) = jax.lax.scan(scan_step, state.astype(self.dtype),
-                                              jnp.swapaxes(features, 0, 1))
-        return {"features": jnp.swapaxes(after, 0, 1), "previous": jnp.swapaxes(before, 0, 1),
-                "state": state}
+        state, outputs = jax.lax.scan(scan_step, state.astype(self.dtype),
+                                      jnp.swapaxes(features, 0, 1))
+        result = {"features": jnp.swapaxes(outputs[1], 0, 1),
+                  "previous": jnp.swapaxes(outputs[0], 0, 1), "state": state}
+        if return_attention:
+            result["corrector_attention"] = jnp.swapaxes(outputs[2], 0, 1)
+        return result
 
     def __call__(self, frames, *, key: jax.Array | None = None, state=None,
-                 num_tokens: int | None = None) -> dict:
-        """Run on a clip float [B, T, H, W, 3] in [0, 1] from fresh noise (`key`) or `state`."""
+                 num_tokens: int | None = None, return_attention: bool = False) -> dict:
+        """Run on a clip float [B, T, H, W, 3] in [0, 1] from fresh noise (`key`) or `state`.
+
+        `return_attention=True` adds "corrector_attention" [B, T, K, h, w] (the class
+        docstring); the other outputs are unchanged."""
         model.check_frames(frames, stride=self.encoder.stride)
         if state is None:
             if key is None:
@@ -255,7 +283,12 @@ class Ego4DMooG(nnx.Module):
                                  "noise, or a state [B, K, D] to continue from")
             state = self.initial_state(key, frames.shape[0], num_tokens)
         features = self.encoder(jnp.asarray(frames, jnp.float32))
-        return self.unroll(features, state)
+        result = self.unroll(features, state, return_attention=return_attention)
+        if return_attention:
+            grid = (frames.shape[2] // self.encoder.stride, frames.shape[3] // self.encoder.stride)
+            weights = result["corrector_attention"]
+            result["corrector_attention"] = weights.reshape(weights.shape[:3] + grid)
+        return result
 
     def predict_frames(self, frames, *, key: jax.Array, subsample: int = 4) -> dict:
         """Decode frame t from the state before frame t at every `subsample`-th pixel

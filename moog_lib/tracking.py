@@ -4,7 +4,8 @@
 windows overlapping by one frame; `grid_points` and `parse_points` make the
 queries; `overlay_tracks` and `overlay_boxes` draw the results with NumPy; and
 `track_video_file` is the whole pipeline from a video file to a video with the
-tracks drawn (what `moog track` runs).
+tracks drawn (what `moog track` runs). `corrector_following` measures how far the
+backbone's tokens (their corrector attention) move with the tracked content.
 
 Generated from chapters/12_pretrained.py by tools/export.py; do not edit.
 Edit the chapter, then run `make export`.
@@ -18,6 +19,8 @@ __all__ = [
     "overlay_tracks",
     "overlay_boxes",
     "track_video_file",
+    "attention_centroids",
+    "corrector_following",
 ]
 
 
@@ -266,3 +269,64 @@ def track_video_file(video_path, ego4d_dir, out, *, points: str | None = None,
              visible_probability=result["visible_probability"], queries=queries)
     return {"video": str(out), "tracks": str(tracks_path), "frames": int(len(video)),
             "points": int(len(queries)), "visible_fraction": float(result["visible"].mean())}
+
+
+# chapters/12_pretrained.py, cell 47
+def attention_centroids(attention, height: int, width: int) -> np.ndarray:
+    """Raster (x, y) pixels [..., 2]: the attention-weighted mean of the cell centres
+    of maps [..., h, w] over a height × width frame (cell (i, j) is centred at
+    ((j + 0.5)·width/w, (i + 0.5)·height/h))."""
+    weights = np.asarray(attention, np.float32)
+    h, w = weights.shape[-2:]
+    columns, rows = weights.sum(-2, dtype=np.float64), weights.sum(-1, dtype=np.float64)
+    mass = np.maximum(columns.sum(-1), 1e-12)
+    xs, ys = (np.arange(w) + 0.5) * width / w, (np.arange(h) + 0.5) * height / h
+    return np.stack([(columns * xs).sum(-1) / mass, (rows * ys).sum(-1) / mass],
+                    -1).astype(np.float32)
+
+
+@functools.partial(jax.jit, static_argnames=("height", "width", "first_frame"))
+def _sums_per_token(maps, tracks, occluded, *, height: int, width: int, first_frame: int):
+    from moog_lib.baselines import token_following_sums  # chapter 10; imported when needed
+
+    valid = jnp.ones(tracks.shape[:2], bool)
+    one_token = lambda m: token_following_sums(m[..., None], tracks, occluded, valid,  # noqa: E731
+                                               height=height, width=width,
+                                               first_frame=first_frame)
+    return jax.vmap(one_token, in_axes=-1)(maps)
+
+
+def corrector_following(attention, tracks, visible, *, height: int, width: int,
+                        first_frame: int = 1) -> dict:
+    """Do one clip's tokens follow the content under them?
+
+    attention [T, K, h, w] (`Ego4DMooG(..., return_attention=True)`'s
+    "corrector_attention" of one clip), tracks raster (x, y) [Q, T, 2] and visible
+    bool [Q, T] (`track_video` on the same frames), frames height × width. Chapter
+    10's `token_following_sums` for each token alone. Returns chapter 10's
+    `following_score` of the clip ("following" F, "token_speed", "content_speed",
+    px/frame) and per token: "centroids" [T, K, 2] (x, y), "token_following" [K],
+    "token_speeds" [K], "content_speeds" [K] and "explained" [K] (mean over frame
+    pairs of |u|² − |δ − u|², px²: large for a token moving a lot with its content).
+    """
+    from moog_lib.baselines import following_score
+
+    attention = np.asarray(attention, np.float32)
+    tracks = np.asarray(tracks, np.float32)
+    if attention.ndim != 4 or tracks.shape != (tracks.shape[0], attention.shape[0], 2) \
+            or np.shape(visible) != tracks.shape[:2]:
+        raise ValueError(f"corrector_following: expected attention [T, K, h, w], tracks "
+                         f"[Q, T, 2] and visible [Q, T] with the same T, got {attention.shape}, "
+                         f"{tracks.shape} and {np.shape(visible)}")
+    maps = np.moveaxis(attention, 1, -1)[None]  # [1, T, h, w, K], chapter 10's layout
+    sums = jax.device_get(_sums_per_token(maps, tracks[None], ~np.asarray(visible, bool)[None],
+                                          height=height, width=width, first_frame=first_frame))
+    per_token = [following_score({k: v[i] for k, v in sums.items()})
+                 for i in range(attention.shape[1])]
+    weight = np.maximum(sums["weight"], 1e-12)  # Σω over the counted frame pairs
+    return {**following_score({k: v.sum() for k, v in sums.items()}),
+            "centroids": attention_centroids(attention, height, width),
+            "token_following": np.array([s["following"] for s in per_token], np.float32),
+            "token_speeds": np.array([s["token_speed"] for s in per_token], np.float32),
+            "content_speeds": np.array([s["content_speed"] for s in per_token], np.float32),
+            "explained": ((sums["content"] - sums["error"]) / weight).astype(np.float32)}

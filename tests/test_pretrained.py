@@ -368,6 +368,52 @@ def test_backbone_outputs_and_the_state_before_each_frame(features, tiny):
     assert float(jnp.std(features["previous"][:, 0])) < 2e-4  # raw noise: no LN before the loop
 
 
+def test_corrector_attention_is_a_distribution_and_changes_nothing_else(tiny_models, tiny,
+                                                                         features):
+    clip = jax.random.uniform(jax.random.key(0), (2, 16, tiny.resolution, tiny.resolution, 3))
+
+    @nnx.jit
+    def looking(m, c):  # `features`' clip and key; also frame 2's weights by hand
+        out = m(c, key=jax.random.key(1), return_attention=True)
+        state = m.state_norm(out["previous"][:, 2])
+        _, weights = m.corrector(state + m.predictor(state), m.encoder(c[:, 2]),
+                                 return_attention=True)
+        return out, weights["cross"]  # [layers, B, heads, K, N]
+
+    plain = features  # the same run, compiled without the weights
+    looked, by_hand = looking(tiny_models.backbone, clip)
+    assert set(looked) == set(plain) | {"corrector_attention"}
+    for name in plain:  # bit-identical: two compiled programs, one with the weights
+        assert np.asarray(plain[name]).tobytes() == np.asarray(looked[name]).tobytes(), name
+    weights = looked["corrector_attention"]  # [B, T, K, h, w], the grid at stride 4
+    side = tiny.resolution // 4
+    assert weights.shape == (2, 16, tiny.backbone.num_tokens, side, side)
+    assert weights.dtype == jnp.float32 and bool((weights >= 0).all())
+    np.testing.assert_allclose(weights.sum(axis=(3, 4)), 1.0, atol=1e-5)  # every token, frame
+    assert by_hand.shape[:3] == (2, 2, tiny.backbone.corrector.num_heads)
+    np.testing.assert_allclose(by_hand.mean(axis=(0, 2)).reshape(weights[:, 2].shape),
+                               weights[:, 2], atol=1e-6)  # the mean over layers and heads
+
+
+def test_corrector_following_on_hand_made_maps():
+    tracks = np.array([[[2.0 + 4 * t, 6.0] for t in range(5)]], np.float32)  # 4 px right a frame
+    on_point = np.zeros((5, 2, 4, 8), np.float32)  # token 0 on the point's cell; 1 its row
+    on_point[np.arange(5), 0, 1, np.arange(5)] = 1.0
+    on_point[:, 1, 1] = 1 / 8
+    out = tracking.corrector_following(on_point, tracks, np.ones((1, 5), bool), height=16,
+                                       width=32)
+    np.testing.assert_allclose(out["token_following"], [1.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(out["token_speeds"], [4.0, 0.0], atol=1e-5)
+    np.testing.assert_allclose(out["content_speeds"], [4.0, 4.0], atol=1e-5)
+    np.testing.assert_allclose(out["explained"], [16.0, 0.0], atol=1e-4)
+    np.testing.assert_allclose(out["following"], 0.5, atol=1e-6)  # both tokens together
+    np.testing.assert_allclose(out["centroids"][:, 0], tracks[0])
+    np.testing.assert_allclose(out["centroids"][:, 1], np.tile([16.0, 6.0], (5, 1)))
+    with pytest.raises(ValueError, match="same T"):
+        tracking.corrector_following(on_point, tracks[:, :4], np.ones((1, 4), bool),
+                                     height=16, width=32)
+
+
 @pytest.mark.parametrize("num_queries", [1, 3, 17])
 def test_heads_give_16_frames_for_any_number_of_queries(tiny_models, features, num_queries):
     points = jax.random.uniform(jax.random.key(num_queries), (2, num_queries, 2))
