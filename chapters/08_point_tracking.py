@@ -717,7 +717,11 @@ assert predicted.shape == truth.shape and np.isfinite(predicted).all()
 # held-out clips of its run, AJ 0.661 against 0.651 on 8-frame windows and
 # 0.569 against 0.587 on whole 24-frame clips, with position accuracy `<δ`
 # 0.825 against 0.827. What it gains in AJ it gains from its occlusion flags;
-# its positions are zero motion's. Trained the paper's way (coordinates
+# its positions are zero motion's. A control: the same head trained the same
+# way on an *untrained* MooG (`moog train --preset cpu --steps 1`; that step's
+# learning rate is 0) scores 0.667 on 8-frame windows — as high — but 0.310 on
+# whole clips, where the trained tokens keep its occlusion flags right (0.569).
+# Trained the paper's way (coordinates
 # predicted afresh) the same 1,000 steps gave AJ 0.002: the head had not yet
 # learned to report where its query was and called every point occluded. The
 # paper trains its readouts for 100k steps on a MooG trained for 1M; our
