@@ -51,6 +51,19 @@ ROWS = {
     "batch_4": ["data.batch_size=4"],
     "batch_16": ["data.batch_size=16"],
     "steps_x2": ["train.steps=2400"],
+    # Slot Attention's competition in the corrector (chapter 02 §3), with the fixed
+    # draw and with fresh noise per clip (SAVi's setting).
+    "compete": ["model.corrector_competition=True"],
+    "compete_fresh": ["model.corrector_competition=True", "model.fixed_initial_state=False"],
+    # ... with fresh noise small enough to leave the corrector's content on top (after the
+    # correction LN a draw of scale 1e-3 has std ≈ 0.1, 1e-4 ≈ 0.01: chapter 03 §4)
+    "compete_fresh_1e-3": ["model.corrector_competition=True", "model.fixed_initial_state=False",
+                           "model.initial_state_scale=0.001"],
+    "compete_fresh_1e-3_x2": ["model.corrector_competition=True",
+                              "model.fixed_initial_state=False",
+                              "model.initial_state_scale=0.001", "train.steps=2400"],
+    "compete_paper_init": ["model.corrector_competition=True", "model.fixed_initial_state=False",
+                           "model.initial_state_scale=0.0001", "model.qk_norm_scale=1.0"],
 }
 
 
@@ -68,14 +81,23 @@ def run_row(name: str, out: Path, data_dir: str, readout_steps: int) -> dict:
     track_batches = train.held_out_batches(sources[1], config, keys=TRACK_KEYS)
     row = baselines.compare_one(config, "moog", out / name, sources=sources,
                                 track_batches=track_batches, tasks=("points",))
-    points = row["readouts"]["points"]
     return {"row": name, "change": ", ".join(ROWS[name]) or "—", "steps": row["steps"],
             "psnr": row["psnr"], "copy_psnr": row["copy_psnr"], "following": row["following"],
             "sharpness": row["sharpness"], "cross_clip_ari": row["cross_clip_ari"],
-            "points_aj": points["readout"]["average_jaccard"],
-            "zero_motion_aj": points["baseline"]["average_jaccard"],
+            **points_scores(row["readouts"]["points"]),
             "minutes": row["pretrain_minutes"] + row["readout_minutes"],
             "content_speed": row["content_speed"], "token_speed": row["token_speed"]}
+
+
+def points_scores(points: dict) -> dict:
+    """AJ and position accuracy δ of the frozen point readout and of the zero-motion baseline.
+
+    δ (`average_pts_within_thresh`) scores positions alone; AJ also needs the readout's
+    visibility, which a short readout may not have learned."""
+    return {"points_aj": points["readout"]["average_jaccard"],
+            "zero_motion_aj": points["baseline"]["average_jaccard"],
+            "points_within": points["readout"]["average_pts_within_thresh"],
+            "zero_motion_within": points["baseline"]["average_pts_within_thresh"]}
 
 
 def rescore(name: str, out: Path, data_dir: str, readout_steps: int) -> dict:
@@ -85,18 +107,24 @@ def rescore(name: str, out: Path, data_dir: str, readout_steps: int) -> dict:
     batches = train.held_out_batches(train.make_sources(config, progress=False)[1], config,
                                      keys=TRACK_KEYS)
     scores = baselines.token_following(net, batches)
-    return {k: scores[k] for k in ("psnr", "copy_psnr", "following", "sharpness",
-                                   "cross_clip_ari", "token_speed", "content_speed")}
+    readout = json.loads((out / name / "readouts" / "results.json").read_text())
+    points = next(r for r in readout if r["task"] == "points")
+    return {**{k: scores[k] for k in ("psnr", "copy_psnr", "following", "sharpness",
+                                      "cross_clip_ari", "token_speed", "content_speed")},
+            **points_scores(points)}
 
 
 def format_table(rows: list[dict]) -> str:
     lines = ["| row | change from `cpu` | steps | PSNR (dB) | copy last (dB) | F ↑ | sharpness ↑ "
-             "| cross-clip ARI ↓ | points AJ (zero motion) | minutes |", "|---" * 10 + "|"]
+             "| cross-clip ARI ↓ | points AJ (zero motion) | points δ (zero motion) | minutes |",
+             "|---" * 11 + "|"]
     for r in rows:
         lines.append(f"| `{r['row']}` | {r['change']} | {r['steps']} | {r['psnr']:.2f} | "
                      f"{r['copy_psnr']:.2f} | {r['following']:+.2f} | {r['sharpness']:.3f} | "
                      f"{r.get('cross_clip_ari', float('nan')):.2f} | "
-                     f"{r['points_aj']:.3f} ({r['zero_motion_aj']:.3f}) | {r['minutes']:.1f} |")
+                     f"{r['points_aj']:.3f} ({r['zero_motion_aj']:.3f}) | "
+                     f"{r.get('points_within', float('nan')):.3f} "
+                     f"({r.get('zero_motion_within', float('nan')):.3f}) | {r['minutes']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
