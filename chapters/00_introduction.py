@@ -95,7 +95,8 @@ PRESET = notebook.setup()
 # | 02 | attention and the transformer block | `moog_lib.attention` |
 # | 03 | encoder and the predict–correct loop | `moog_lib.model` |
 # | 04 | decoding off-the-grid tokens | `moog_lib.decoder` |
-# | 05 | data: rendered scenes, real clips, loaders | `moog_lib.data` |
+# | 05 | data: rendered scenes with exact labels, the input pipeline | `moog_lib.data` |
+# | 05a | datasets: clips on disk, MOVi-E, TAP-Vid-DAVIS, video files | `moog_lib.datasets` |
 # | 06 | pretraining | `moog_lib.train` |
 # | 07–09 | readouts: depth, points, boxes | `moog_lib.readouts`, `moog_lib.points`, `moog_lib.boxes` |
 # | 10 | on-the-grid baselines | `moog_lib.baselines` |

@@ -81,7 +81,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from moog_lib import configs, data, decoder, model, train
+from moog_lib import configs, data, datasets, decoder, model, train
 
 
 def token_features(moog: decoder.MooG, frames: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
@@ -526,7 +526,7 @@ readout_model, tx = build_readout(DEPTH, config, check_backbone(config, backbone
 graphdef, rest, state = train.split_model(readout_model, tx)
 before = jax.device_get(state.params)
 step = train.make_train_step(graphdef, rest, tx, readout_loss(DEPTH, config))
-clip_source = data.SyntheticSource("movi_e", "train", 2, resolution=config.data.resolution,
+clip_source = datasets.SyntheticSource("movi_e", "train", 2, resolution=config.data.resolution,
                                    num_frames=config.data.num_frames)
 batch = next(iter(data.make_pipeline(clip_source, batch_size=2,
                                      num_frames=config.data.num_frames)))
@@ -595,7 +595,7 @@ def manifest_batches(manifest: dict, config: configs.Config, keys: tuple[str, ..
     h = manifest["held_out"]
     if h["clips"] != list(range(h["num_clips"])):
         raise ValueError(f"manifest_batches renders clips 0 … n−1, the manifest names {h['clips']}")
-    source = data.SyntheticSource(h["scene_preset"], h["split"], h["num_clips"], seed=h["seed"],
+    source = datasets.SyntheticSource(h["scene_preset"], h["split"], h["num_clips"], seed=h["seed"],
                                   resolution=h["resolution"], num_frames=config.data.clip_frames)
     return train.held_out_batches(source, config, keys=keys, num_frames=h["num_frames"])
 
@@ -660,7 +660,7 @@ depth_model, depth_config, depth_manifest = load_tutorial_readout(DEPTH)
 held = depth_manifest["held_out"]
 depth_batch = jax.device_get(manifest_batches(depth_manifest, depth_config,
                                               ("video",) + DEPTH.keys)[0])
-training_clips = data.SyntheticSource(held["scene_preset"], "train", 16, seed=held["seed"],
+training_clips = datasets.SyntheticSource(held["scene_preset"], "train", 16, seed=held["seed"],
                                       resolution=held["resolution"],
                                       num_frames=depth_config.data.clip_frames)
 depth_stats = depth_statistics(train.held_out_batches(training_clips, depth_config,

@@ -990,8 +990,10 @@ def scene_motion(source, num_clips: int = 8) -> float:
 
 
 # %%
+from moog_lib import datasets
+
 cpu_data = configs.get("cpu").data
-motion = {preset: scene_motion(data.SyntheticSource(
+motion = {preset: scene_motion(datasets.SyntheticSource(
     preset, "test", 4, resolution=cpu_data.resolution, num_frames=cpu_data.clip_frames))
     for preset in data.SCENE_PRESETS}
 for preset, speed_px in motion.items():

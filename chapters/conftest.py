@@ -1,6 +1,6 @@
 """Collect the percent-format chapters for nbval: `pytest --nbval-lax chapters/`.
 
-nbval only collects `.ipynb` files. Here each `chapters/NN_slug.py` is parsed by the
+nbval only collects `.ipynb` files. Here each `chapters/NN_slug.py` (or `NNa_slug.py`) is parsed by the
 same code that writes the Colab notebooks (tools/export.py), so CI executes exactly
 the notebook Colab opens, cell by cell, in a fresh kernel started in `chapters/`.
 """
@@ -17,7 +17,7 @@ from nbval.plugin import IPyNbFile
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 import export  # noqa: E402
 
-CHAPTER = re.compile(r"^\d\d_\w+\.py$")
+CHAPTER = re.compile(r"^\d\d[a-z]?_\w+\.py$")
 
 
 class PercentChapter(IPyNbFile):

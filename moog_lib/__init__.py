@@ -5,7 +5,7 @@ Every module except this file is generated from a chapter in `chapters/` by
 Modules come in layers (nothing imports upward):
 
 - fourier, attention, configs, data: import nothing of ours; notebook (the
-  setup cell of every chapter) imports configs;
+  setup cell of every chapter) imports configs; datasets (chapter 05a) imports data;
 - model, decoder: build on them;
 - train: on those;
 - readouts (chapter 07), then points (08) and boxes (09);

@@ -28,7 +28,7 @@ import math
 import sys
 from pathlib import Path
 
-from moog_lib import baselines, boxes, configs, data, ego4d, tracking, train, viz
+from moog_lib import baselines, boxes, configs, data, datasets, ego4d, tracking, train, viz
 
 
 def _config(args) -> configs.Config:
@@ -49,7 +49,7 @@ def _check_counts(args) -> None:
 
 
 def cmd_data_build(args) -> dict:
-    builder = data.build_dataset(args.preset, args.split, args.num, args.resolution, args.data_dir,
+    builder = datasets.build_dataset(args.preset, args.split, args.num, args.resolution, args.data_dir,
                                  args.frames, seed=args.seed)
     return {"dataset": str(builder.data_dir), "clips": args.num}
 

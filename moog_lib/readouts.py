@@ -42,7 +42,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from moog_lib import configs, data, decoder, model, train
+from moog_lib import configs, data, datasets, decoder, model, train
 
 
 def token_features(moog: decoder.MooG, frames: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
@@ -371,7 +371,7 @@ def manifest_batches(manifest: dict, config: configs.Config, keys: tuple[str, ..
     h = manifest["held_out"]
     if h["clips"] != list(range(h["num_clips"])):
         raise ValueError(f"manifest_batches renders clips 0 … n−1, the manifest names {h['clips']}")
-    source = data.SyntheticSource(h["scene_preset"], h["split"], h["num_clips"], seed=h["seed"],
+    source = datasets.SyntheticSource(h["scene_preset"], h["split"], h["num_clips"], seed=h["seed"],
                                   resolution=h["resolution"], num_frames=config.data.clip_frames)
     return train.held_out_batches(source, config, keys=keys, num_frames=h["num_frames"])
 

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from moog_lib import data
+from moog_lib import data, datasets
 from moog_lib.ego4d import EGO4D_SIZES, ego4d_config, point_predictions
 from moog_lib.release import Ego4DModels, find_ego4d_files, load_ego4d
 
@@ -254,7 +254,7 @@ def track_video_file(video_path, ego4d_dir, out, *, points: str | None = None,
     files = find_ego4d_files(ego4d_dir)
     if files["point_head_npz"] is None:
         raise ValueError(f"no point-track head (*point_track_head*.npz) in {str(ego4d_dir)!r}")
-    video = data.read_video(os.fspath(video_path), max_frames=max_frames)
+    video = datasets.read_video(os.fspath(video_path), max_frames=max_frames)
     height, width = video.shape[1:3]
     queries = grid_points(height, width, grid or 8) if queries is None else queries
     models = load_ego4d(files["backbone_npz"], files["point_head_npz"], config=ego4d_config(size))

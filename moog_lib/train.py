@@ -71,7 +71,7 @@ import optax
 import orbax.checkpoint as ocp
 from flax import nnx, struct
 
-from moog_lib import configs, data, decoder
+from moog_lib import configs, data, datasets, decoder
 
 
 def learning_rate_schedule(train: configs.TrainConfig) -> optax.Schedule:
@@ -379,16 +379,16 @@ def make_sources(config: configs.Config, *, progress: bool = True):
     d = config.data
     if d.source != "synthetic":
         raise ValueError(f"make_sources builds the rendered data; for source {d.source!r} pass "
-                         "train_source/eval_source made with data.make_source to train()")
+                         "train_source/eval_source made with datasets.make_source to train()")
     splits = (("train", d.num_clips), ("test", d.eval_clips))
     common = dict(resolution=d.resolution, num_frames=d.clip_frames, seed=config.train.seed)
     if not d.data_dir:
-        return tuple(data.SyntheticSource(d.scene_preset, split, num, **common)
+        return tuple(datasets.SyntheticSource(d.scene_preset, split, num, **common)
                      for split, num in splits)
     for split, num in splits:
-        data.build_dataset(d.scene_preset, split, num, d.resolution, d.data_dir,
+        datasets.build_dataset(d.scene_preset, split, num, d.resolution, d.data_dir,
                            d.clip_frames, seed=config.train.seed, progress=progress)
-    return tuple(data.load_dataset(d.scene_preset, split, num, d.resolution, d.data_dir,
+    return tuple(datasets.load_dataset(d.scene_preset, split, num, d.resolution, d.data_dir,
                                    d.clip_frames, seed=config.train.seed) for split, num in splits)
 
 

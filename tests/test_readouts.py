@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from moog_lib import boxes, cli, configs, data, decoder, points, readouts, train
+from moog_lib import boxes, cli, configs, data, datasets, decoder, points, readouts, train
 
 TINY = configs.get("tiny")
 
@@ -375,7 +375,7 @@ def test_bad_queries_are_refused():
 
 @pytest.fixture(scope="module")
 def clip_batch():
-    source = data.SyntheticSource("movi_e", "train", 2, resolution=32, num_frames=4)
+    source = datasets.SyntheticSource("movi_e", "train", 2, resolution=32, num_frames=4)
     return next(iter(data.make_pipeline(source, batch_size=2, num_frames=4)))
 
 

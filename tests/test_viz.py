@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from moog_lib import configs, data, decoder, train, viz
+from moog_lib import configs, data, datasets, decoder, train, viz
 
 CONFIG = configs.get("tiny")
 K = CONFIG.model.num_tokens
@@ -145,7 +145,7 @@ def test_token_picking_on_a_moving_object():
 
 
 def test_missing_real_clip_is_reported_and_skipped(monkeypatch):
-    monkeypatch.setattr(data, "bundled_videos", lambda: {
+    monkeypatch.setattr(datasets, "bundled_videos", lambda: {
         "bigbuckbunny.mp4": "/nonexistent/bigbuckbunny.mp4"})
     messages = []
     assert viz.real_clips(32, 8, log=messages.append) == {}

@@ -1,6 +1,6 @@
 """Export the chapters into `moog_lib/` and `notebooks/`, or check that they agree.
 
-The chapters (`chapters/NN_slug.py`, Jupytext percent format) are the only source.
+The chapters (`chapters/NN_slug.py`, or `NNa_slug.py` sorting right after `NN`; Jupytext percent format) are the only source.
 Two nbdev-style directives, on the first lines of a code cell, control the export:
 
     #| default_exp fourier     once per chapter: the module its `export` cells go to
@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTER_GLOB = "[0-9][0-9]_*.py"
+CHAPTER_GLOB = "[0-9][0-9]*_*.py"  # 05_data.py, and 05a_datasets.py after it
 GENERATED_MARKER = "do not edit"
 KNOWN_DIRECTIVES = {"default_exp", "export"}
 DIRECTIVE = re.compile(r"^#\|\s*(\S+)\s*(.*?)\s*$")
@@ -134,7 +134,7 @@ class Module:
         cells = list(self.cells)
         docstring, rest = _leading_docstring(cells[0][1]) if cells else (None, "")
         if docstring is None:
-            title = re.sub(r"^\d+\s*[—–\-:·.]\s*", "", self.chapter.title).rstrip(".")
+            title = re.sub(r"^\d+[a-z]?\s*[—–\-:·.]\s*", "", self.chapter.title).rstrip(".")
             docstring = f"{title}."
         else:
             cells[0] = (cells[0][0], rest)
