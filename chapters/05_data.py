@@ -185,6 +185,8 @@ def check_finite(name: str, values, fix: str = "", where=None) -> np.ndarray:
     return array
 
 
+# %%
+#| export
 def is_concrete(*arrays) -> bool:
     """True unless one of `arrays` is traced (inside `jax.jit`, `jax.grad`, `jax.vmap`, …).
 
@@ -284,6 +286,8 @@ def _is_gray(name: str) -> bool:
     return bool(np.ptp(load_texture_image(name), axis=-1).max() < 1e-6)
 
 
+# %%
+#| export
 @functools.cache
 def alpha_masks(size: int = 64) -> np.ndarray:
     """Cut-out shapes for the cards: read-only bool [5, size, size] (True = solid).
@@ -463,6 +467,8 @@ def _scene_rng(preset: str, split: str, index: int, seed: int, stream: int = 0):
                                   index, stream])
 
 
+# %%
+#| export
 def _rotation(axis, angle):
     """Rodrigues' formula: unit axes [..., 3] and angles [...] -> rotations [..., 3, 3]."""
     axis, angle = np.asarray(axis, np.float64), np.asarray(angle, np.float64)
@@ -534,6 +540,8 @@ def _crop_texture(rng, names, size: int) -> np.ndarray:
     return texture[:, ::-1] if rng.random() < 0.5 else texture
 
 
+# %%
+#| export
 def _plain_colours(rng, num_objects: int) -> np.ndarray:
     """[2 + K, 3]: a light grey floor, darker grey walls, then K saturated, evenly spaced hues."""
     hues = (rng.uniform() + np.arange(num_objects) / num_objects) % 1.0
@@ -544,6 +552,8 @@ def _plain_colours(rng, num_objects: int) -> np.ndarray:
     return np.concatenate([np.full((1, 3), floor), np.full((1, 3), walls), objects])
 
 
+# %%
+#| export
 def sample_scene(preset: str, split: str, index: int, seed: int = 0, *, num_frames: int = 24,
                  texture_size: int = 128) -> Scene:
     """Draw the scene (preset, split, index, seed) over `num_frames` frames; deterministic.
@@ -731,6 +741,8 @@ def _hit_object(kind: int, size: np.ndarray, mask: np.ndarray, o: np.ndarray, d:
     return np.where(inside & solid, s, np.inf)
 
 
+# %%
+#| export
 def trace_rays(scene: Scene, rays: np.ndarray):
     """Nearest hit of every ray [T, N, 3] (from `camera_rays`).
 
@@ -999,6 +1011,8 @@ def track_surface_points(scene: Scene, surface: np.ndarray, local: np.ndarray, d
     return xy, ~inside | hidden | away
 
 
+# %%
+#| export
 def trace_visibility(scene: Scene, surface: np.ndarray, local: np.ndarray, height: int, width: int,
                      tolerance: float = 1e-3) -> np.ndarray:
     """Exact visibility of surface points [P] (as in `track_surface_points`): bool [P, T].
@@ -1509,6 +1523,8 @@ def _resize_axis(values: np.ndarray, coords: np.ndarray, axis: int, size: int) -
     return (a * (1 - frac) + b * frac) * inside
 
 
+# %%
+#| export
 def crop_and_resize_clip(clip: dict, box, resolution: int | tuple[int, int], *,
                          tight_boxes: bool = True) -> dict:
     """Crop `box` (ymin, xmin, ymax, xmax), normalised, possibly beyond [0, 1]) out of every
@@ -1703,6 +1719,8 @@ class _Augment:
                             crop=self.augment, jitter=self.augment)
 
 
+# %%
+#| export
 def make_pipeline(source, *, batch_size: int, seed: int = 0, num_frames: int = 8,
                   resolution: int | None = None, augment: bool = True, shuffle: bool = True,
                   num_epochs: int | None = None, worker_count: int = 0):

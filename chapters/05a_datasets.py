@@ -212,6 +212,8 @@ def synthetic_dataset_config(preset: str, split: str, num: int, resolution: int,
         num_frames=num_frames, num_points=num_points, seed=seed)
 
 
+# %%
+#| export
 class MoogSynthetic(tfds.core.GeneratorBasedBuilder):
     """Synthetic MOVi-like clips (chapter 05) as a TFDS dataset of plain Tensor features.
 
@@ -284,6 +286,8 @@ def _shard_paths(builder):
     return [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.endswith(".npz")]
 
 
+# %%
+#| export
 def _render_shard(task) -> int:
     """Render clips [start, stop) of a config into one .npz, atomically; returns the count."""
     config, path, start, stop = task
@@ -359,6 +363,8 @@ def build_dataset(preset: str, split: str, num: int, resolution: int, data_dir: 
     return builder
 
 
+# %%
+#| export
 class DiskSource(ClipSource):
     """Clips of a built `moog_synthetic` dataset, read through `tfds.data_source`."""
 
@@ -526,6 +532,8 @@ def _matrix_to_quaternion(m: np.ndarray) -> np.ndarray:
     return np.where(q[..., :1] < 0, -q, q)
 
 
+# %%
+#| export
 def movi_e_example_from_scene(scene: Scene, resolution: int, *, name: str = "synthetic") -> dict:
     """Render `scene` as one MOVi-E example (NumPy): the keys, nesting, dtypes and encodings
     of `tfds.load("movi_e/...")` read with `tfds.as_numpy` (ragged features as lists of arrays).
@@ -595,6 +603,8 @@ def _rows(value) -> list:
     return [np.asarray(v) for v in value]
 
 
+# %%
+#| export
 def movi_e_to_clip(example: dict, *, num_points: int = 256, seed: int = 0, max_boxes: int = MAX_BOXES,
                    depth_tolerance: float = 0.03, min_box_fraction: float = 0.005) -> dict:
     """One MOVi-E example (NumPy, the nested dict of `tfds.as_numpy`) as a per-clip dict.
@@ -630,6 +640,8 @@ def movi_e_to_clip(example: dict, *, num_points: int = 256, seed: int = 0, max_b
     }
 
 
+# %%
+#| export
 def _movi_tracks(example, depth, seg, num_points, rng, depth_tolerance):
     t, h, w = seg.shape
     cam = example["camera"]
@@ -681,6 +693,8 @@ def _movi_tracks(example, depth, seg, num_points, rng, depth_tolerance):
     return query, target, occluded, valid
 
 
+# %%
+#| export
 class MoviESource:
     """Kubric MOVi-E (needs TensorFlow): iterable, in order, with len().
 
@@ -854,6 +868,8 @@ def read_video(path: str, resolution: int | None = None, max_frames: int | None 
     return np.ascontiguousarray(video)
 
 
+# %%
+#| export
 class VideoFileSource(ClipSource):
     """Unlabelled windows of `num_frames` from video files, never crossing a shot cut.
 

@@ -129,6 +129,7 @@ def check_finite(name: str, values, fix: str = "", where=None) -> np.ndarray:
     return array
 
 
+# chapters/05_data.py, cell 8
 def is_concrete(*arrays) -> bool:
     """True unless one of `arrays` is traced (inside `jax.jit`, `jax.grad`, `jax.vmap`, …).
 
@@ -137,7 +138,7 @@ def is_concrete(*arrays) -> bool:
     return not any(isinstance(a, jax.core.Tracer) for a in arrays)
 
 
-# chapters/05_data.py, cell 11
+# chapters/05_data.py, cell 12
 import functools
 import importlib.util
 import os
@@ -192,6 +193,7 @@ def _is_gray(name: str) -> bool:
     return bool(np.ptp(load_texture_image(name), axis=-1).max() < 1e-6)
 
 
+# chapters/05_data.py, cell 13
 @functools.cache
 def alpha_masks(size: int = 64) -> np.ndarray:
     """Cut-out shapes for the cards: read-only bool [5, size, size] (True = solid).
@@ -219,7 +221,7 @@ def alpha_masks(size: int = 64) -> np.ndarray:
     return masks
 
 
-# chapters/05_data.py, cell 14
+# chapters/05_data.py, cell 16
 import dataclasses
 import zlib
 
@@ -298,6 +300,7 @@ def _scene_rng(preset: str, split: str, index: int, seed: int, stream: int = 0):
                                   index, stream])
 
 
+# chapters/05_data.py, cell 17
 def _rotation(axis, angle):
     """Rodrigues' formula: unit axes [..., 3] and angles [...] -> rotations [..., 3, 3]."""
     axis, angle = np.asarray(axis, np.float64), np.asarray(angle, np.float64)
@@ -369,6 +372,7 @@ def _crop_texture(rng, names, size: int) -> np.ndarray:
     return texture[:, ::-1] if rng.random() < 0.5 else texture
 
 
+# chapters/05_data.py, cell 18
 def _plain_colours(rng, num_objects: int) -> np.ndarray:
     """[2 + K, 3]: a light grey floor, darker grey walls, then K saturated, evenly spaced hues."""
     hues = (rng.uniform() + np.arange(num_objects) / num_objects) % 1.0
@@ -379,6 +383,7 @@ def _plain_colours(rng, num_objects: int) -> np.ndarray:
     return np.concatenate([np.full((1, 3), floor), np.full((1, 3), walls), objects])
 
 
+# chapters/05_data.py, cell 19
 def sample_scene(preset: str, split: str, index: int, seed: int = 0, *, num_frames: int = 24,
                  texture_size: int = 128) -> Scene:
     """Draw the scene (preset, split, index, seed) over `num_frames` frames; deterministic.
@@ -459,7 +464,7 @@ def sample_scene(preset: str, split: str, index: int, seed: int = 0, *, num_fram
                  light=light, room_half_size=cfg.room_half_size)
 
 
-# chapters/05_data.py, cell 18
+# chapters/05_data.py, cell 23
 NEAR = 1e-3  # hits closer than this to the ray origin are ignored
 FLOOR, WALL_X, WALL_Y, FIRST_OBJECT = 0, 1, 2, 3  # surface ids in the z-buffer
 
@@ -513,6 +518,7 @@ def _hit_object(kind: int, size: np.ndarray, mask: np.ndarray, o: np.ndarray, d:
     return np.where(inside & solid, s, np.inf)
 
 
+# chapters/05_data.py, cell 24
 def trace_rays(scene: Scene, rays: np.ndarray):
     """Nearest hit of every ray [T, N, 3] (from `camera_rays`).
 
@@ -544,7 +550,7 @@ def trace_rays(scene: Scene, rays: np.ndarray):
     return dist, surface, local
 
 
-# chapters/05_data.py, cell 22
+# chapters/05_data.py, cell 28
 def _object_normals(kind: int, size: np.ndarray, local: np.ndarray) -> np.ndarray:
     """Outward unit normals [n, 3], object frame, at local points [n, 3] on the surface."""
     normal = np.zeros_like(local)
@@ -623,7 +629,7 @@ def shade(scene: Scene, rays: np.ndarray, surface: np.ndarray, local: np.ndarray
     return (albedo * (0.35 + 0.65 * light)[:, None]).reshape(*surface.shape, 3)
 
 
-# chapters/05_data.py, cell 25
+# chapters/05_data.py, cell 31
 def boxes_from_segmentation(segmentations: np.ndarray, max_boxes: int = MAX_BOXES,
                             min_fraction: float = 0.005):
     """Boxes of objects 1 … max_boxes from a segmentation [T, H, W] or [T, H, W, 1].
@@ -690,6 +696,7 @@ def track_surface_points(scene: Scene, surface: np.ndarray, local: np.ndarray, d
     return xy, ~inside | hidden | away
 
 
+# chapters/05_data.py, cell 32
 def trace_visibility(scene: Scene, surface: np.ndarray, local: np.ndarray, height: int, width: int,
                      tolerance: float = 1e-3) -> np.ndarray:
     """Exact visibility of surface points [P] (as in `track_surface_points`): bool [P, T].
@@ -736,7 +743,7 @@ def sample_query_pixels(rng: np.random.Generator, segmentation: np.ndarray, num_
     return rows[chosen], cols[chosen]
 
 
-# chapters/05_data.py, cell 31
+# chapters/05_data.py, cell 38
 def render_scene(scene: Scene, resolution: int, num_points: int, rng: np.random.Generator,
                  depth_tolerance: float = 0.03) -> dict:
     """Render `scene` at resolution × resolution into a per-clip dict (see `clip_spec`)."""
@@ -806,7 +813,7 @@ def render_clip(preset: str, split: str, index: int, seed: int = 0, *, resolutio
     return render_scene(scene, resolution, num_points, _scene_rng(preset, split, int(index), int(seed), 1))
 
 
-# chapters/05_data.py, cell 42
+# chapters/05_data.py, cell 49
 import concurrent.futures
 import multiprocessing
 
@@ -833,7 +840,7 @@ def render_clips(preset: str, split: str, indices, seed: int = 0, *, resolution:
         return list(pool.map(_render_task, tasks, chunksize=max(1, len(tasks) // (4 * workers))))
 
 
-# chapters/05_data.py, cell 45
+# chapters/05_data.py, cell 52
 def mask_tracks(clip: dict) -> dict:
     """Invalidate tracks occluded at their query frame or in every frame (returns a new dict)."""
     occluded = clip["occluded"]
@@ -865,7 +872,7 @@ def random_window(clip: dict, num_frames: int, rng: np.random.Generator) -> dict
     return select_window(clip, int(rng.integers(t - num_frames + 1)), num_frames)
 
 
-# chapters/05_data.py, cell 48
+# chapters/05_data.py, cell 55
 def sample_crop_box(rng: np.random.Generator, area_range=(0.3, 2.0), aspect_range=(0.5, 2.0)) -> np.ndarray:
     """A random crop (ymin, xmin, ymax, xmax) float32 [4] in normalised frame coordinates.
 
@@ -899,6 +906,7 @@ def _resize_axis(values: np.ndarray, coords: np.ndarray, axis: int, size: int) -
     return (a * (1 - frac) + b * frac) * inside
 
 
+# chapters/05_data.py, cell 56
 def crop_and_resize_clip(clip: dict, box, resolution: int | tuple[int, int], *,
                          tight_boxes: bool = True) -> dict:
     """Crop `box` (ymin, xmin, ymax, xmax), normalised, possibly beyond [0, 1]) out of every
@@ -950,7 +958,7 @@ def crop_and_resize_clip(clip: dict, box, resolution: int | tuple[int, int], *,
     }
 
 
-# chapters/05_data.py, cell 52
+# chapters/05_data.py, cell 60
 import jax.numpy as jnp
 
 
@@ -988,7 +996,7 @@ def jitter_clip_video(video: np.ndarray, seed: int) -> np.ndarray:
     return np.clip(np.round(np.asarray(out) * 255.0), 0, 255).astype(np.uint8)
 
 
-# chapters/05_data.py, cell 55
+# chapters/05_data.py, cell 63
 def augment_clip(clip: dict, rng: np.random.Generator, *, num_frames: int = 8,
                  resolution: int | None = None, crop: bool = True, jitter: bool = True,
                  area_range=(0.3, 2.0), aspect_range=(0.5, 2.0)) -> dict:
@@ -1035,6 +1043,7 @@ class _Augment:
                             crop=self.augment, jitter=self.augment)
 
 
+# chapters/05_data.py, cell 64
 def make_pipeline(source, *, batch_size: int, seed: int = 0, num_frames: int = 8,
                   resolution: int | None = None, augment: bool = True, shuffle: bool = True,
                   num_epochs: int | None = None, worker_count: int = 0):
@@ -1085,7 +1094,7 @@ def _stream_batches(source, transform, batch_size, seed, num_epochs):
         epoch += 1
 
 
-# chapters/05_data.py, cell 58
+# chapters/05_data.py, cell 67
 def data_parallel_mesh(devices=None) -> jax.sharding.Mesh:
     """A 1-D mesh with axis "data" over `devices` (default: all of `jax.devices()`)."""
     devices = jax.devices() if devices is None else list(devices)
@@ -1111,7 +1120,7 @@ def shard_clip_batch(batch: dict, mesh: jax.sharding.Mesh | None = None) -> dict
             for key, value in batch.items()}
 
 
-# chapters/05_data.py, cell 61
+# chapters/05_data.py, cell 70
 class ClipSource:
     """A random-access collection of per-clip dicts: `len(source)`, `source[i]`, iteration.
 
