@@ -1046,13 +1046,16 @@ class _Augment:
 # chapters/05_data.py, cell 64
 def make_pipeline(source, *, batch_size: int, seed: int = 0, num_frames: int = 8,
                   resolution: int | None = None, augment: bool = True, shuffle: bool = True,
-                  num_epochs: int | None = None, worker_count: int = 0):
+                  num_epochs: int | None = None, worker_count: int = 0, prefetch: int = 2):
     """Batches {key: [B, ...]} of augmented `num_frames`-frame windows from `source`.
 
     `source` supports len() and [i] (grain.MapDataset path: global shuffle, epochs,
     per-element seeds, `worker_count` processes) or is only iterable (e.g. MOVi-E via
     tf.data: streamed in order, augmented and batched in this process). Returns an
-    iterable; `num_epochs=None` repeats forever.
+    iterable; `num_epochs=None` repeats forever. `prefetch` batches are prepared
+    ahead, by as many threads: enough to hide the data behind a training step.
+    grain's default (16 threads, 500 elements ahead) would render hundreds of
+    clips ahead, holding Python's lock while `jax.jit` traces the step.
     """
     _check_size("batch_size", batch_size)
     transform = _Augment(num_frames, resolution, augment)
@@ -1067,7 +1070,9 @@ def make_pipeline(source, *, batch_size: int, seed: int = 0, num_frames: int = 8
     if shuffle:
         ds = ds.shuffle(seed=seed)
     ds = ds.repeat(num_epochs).random_map(transform, seed=seed)
-    ds = ds.batch(batch_size, drop_remainder=True, batch_fn=collate_clips).to_iter_dataset()
+    _check_size("prefetch", prefetch)
+    ds = ds.batch(batch_size, drop_remainder=True, batch_fn=collate_clips).to_iter_dataset(
+        grain.ReadOptions(num_threads=prefetch, prefetch_buffer_size=prefetch))
     if worker_count:
         from absl import flags
 
