@@ -29,14 +29,14 @@ import numpy as np
 import optax
 from flax import nnx
 
-from moog_lib import configs, data, decoder, fourier, model, viz
+from moog_lib import configs, data, decoder, dynamics, encoder, fourier, viz
 
 
 class FrameAutoencoder(nnx.Module):
     def __init__(self, config: configs.ModelConfig, mode: str, *, rngs: nnx.Rngs):
-        self.encoder = model.Encoder(config, rngs=rngs)
+        self.encoder = encoder.Encoder(config, rngs=rngs)
         self.decoder = decoder.Decoder(config, rngs=rngs)
-        self.dynamics = model.PredictCorrect(config, rngs=rngs) if mode == "perceiver" else None
+        self.dynamics = dynamics.PredictCorrect(config, rngs=rngs) if mode == "perceiver" else None
         self.num_tokens = config.num_tokens
 
     def __call__(self, frames, coords, key):

@@ -49,7 +49,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from moog_lib import configs, decoder, train
+from moog_lib import configs, train
+from moog_lib.model import MooG
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
@@ -69,7 +70,7 @@ def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
 def make_step(config: configs.Config):
     """The library's jitted train step, its initial `TrainState` and the step's Python
     function (for counting FLOPs with the scan unrolled)."""
-    model = decoder.MooG(config.model, rngs=nnx.Rngs(0))
+    model = MooG(config.model, rngs=nnx.Rngs(0))
     tx = train.make_optimizer(config.train)
     graphdef, rest, state = train.split_model(model, tx)
     step = train.make_train_step(graphdef, rest, tx)

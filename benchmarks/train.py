@@ -18,12 +18,13 @@ import jax
 import numpy as np
 from flax import nnx
 
-from moog_lib import configs, decoder, train
+from moog_lib import configs, train
+from moog_lib.model import MooG
 
 
 def step_time(config: configs.Config, repeats: int = 5) -> dict:
     tx = train.make_optimizer(config.train)
-    graphdef, rest, state = train.split_model(decoder.MooG(config.model, rngs=nnx.Rngs(0)), tx)
+    graphdef, rest, state = train.split_model(MooG(config.model, rngs=nnx.Rngs(0)), tx)
     step = train.make_train_step(graphdef, rest, tx)
     d = config.data
     shape = (d.batch_size, d.num_frames, d.resolution, d.resolution, 3)

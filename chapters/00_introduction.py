@@ -93,8 +93,8 @@ PRESET = notebook.setup()
 # | 00 | introduction, notation, presets, the setup cell | `moog_lib.configs`, `moog_lib.notebook` |
 # | 01 | Fourier features | `moog_lib.fourier` |
 # | 02 | attention and the transformer block | `moog_lib.attention` |
-# | 03 | encoder and the predict–correct loop | `moog_lib.model` |
-# | 04 | decoding off-the-grid tokens | `moog_lib.decoder` |
+# | 03 | encoder and the predict–correct loop | `moog_lib.encoder`, `moog_lib.dynamics` |
+# | 04 | decoding off-the-grid tokens, the whole model | `moog_lib.decoder`, `moog_lib.model` |
 # | 05 | data: rendered scenes with exact labels, the input pipeline | `moog_lib.data` |
 # | 05a | datasets: clips on disk, MOVi-E, TAP-Vid-DAVIS, video files | `moog_lib.datasets` |
 # | 06 | pretraining | `moog_lib.train` |

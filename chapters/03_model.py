@@ -30,6 +30,10 @@
 # - why nothing in the parameters depends on `K` or on the frame size;
 # - the two switches of the authors' release that the paper does not use.
 #
+# The code goes to two modules: `moog_lib.encoder` (input checks and the
+# encoder, §2–3) and `moog_lib.dynamics` (the initial state, the loop and
+# streaming, §4–7).
+#
 # **Prerequisites.** Chapters 01 (Fourier features) and 02 (attention and the
 # transformer); `jax.lax.scan`; the idea of a recurrent state-space model.
 #
@@ -59,7 +63,7 @@ from moog_lib import configs, notebook
 PRESET = notebook.setup()
 
 # %%
-#| default_exp model
+#| default_exp encoder
 
 # %% [markdown]
 # ## 1. The model at a glance
@@ -108,6 +112,12 @@ print(PRESET, mc)
 
 # %%
 #| export
+"""The encoder: input checks, the conv stack and `Encoder` (frames to feature tokens).
+
+`check_frames` checks a video [B, T, H, W, 3] in [0, 1]; `encoder_stride` is the
+pixels one token spans; `conv_stack`, `apply_conv_stack` and `scale_only_norm`
+are the pieces `Encoder` (and chapter 12's Ego4D model) is built from.
+"""
 import math
 
 import jax
@@ -115,7 +125,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from moog_lib import attention, configs, fourier
+from moog_lib import configs, fourier
 
 
 def encoder_stride(config: configs.ModelConfig) -> int:
@@ -353,7 +363,23 @@ print(f"paper encoder: 128² -> {paper_tokens.shape[2]} tokens of width {paper_t
 # normalised token. The authors' release does exactly this; we keep it.
 
 # %%
-#| export
+#| export dynamics
+"""The recurrent core: the initial state, the stop-gradient mask, `PredictCorrect`, streaming.
+
+`initial_noise` and `fixed_noise` draw the state before the first frame;
+`stop_gradient_mask` says where the carried state is cut from the gradient;
+`PredictCorrect` is the predict–correct loop (`unroll` scans it over frames);
+`chunks_of` and `stream` run it over a video of any length, chunk by chunk.
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from moog_lib import attention, configs
+from moog_lib.encoder import _compute_dtype, scale_only_norm
+
+
 def initial_noise(key: jax.Array, batch_size: int, num_tokens: int, token_dim: int,
                   scale: float = 1e-4) -> jnp.ndarray:
     """`scale · N(0, I)` of shape [B, K, D], float32: fresh noise for every example."""
@@ -450,7 +476,7 @@ assert jnp.array_equal(fixed_noise(1, 6, 8, 1.0)[0, :4], same[0])  # and K can g
 # `use_loss_gradient`), are also here; §9 below explains them.
 
 # %%
-#| export
+#| export dynamics
 def stop_gradient_mask(key: jax.Array, batch_size: int, num_frames: int,
                        probability: float) -> jnp.ndarray:
     """bool [B, T]: where True, the state carried into that frame is cut from the gradient."""
@@ -698,7 +724,7 @@ print("ran with K =", (4, mc.num_tokens, 4 * mc.num_tokens), "on one set of para
 # shorter last chunk costs one more compilation).
 
 # %%
-#| export
+#| export dynamics
 def chunks_of(frames, chunk_size: int):
     """Split a video [B, T, ...] along time into chunks [B, <= chunk_size, ...] (a generator)."""
     if not isinstance(chunk_size, int) or chunk_size < 1:

@@ -30,6 +30,9 @@
 # - take the first optimisation steps on a tiny model and look at what its
 #   decoder attends to.
 #
+# The code goes to two modules: `moog_lib.decoder` (§2–4) and `moog_lib.model`
+# (§5: `MooG` itself).
+#
 # **Prerequisites.** Chapters 01–03.
 #
 # **Runtime.**
@@ -118,12 +121,19 @@ print(PRESET, "| D =", mc.token_dim, "| decoder:", mc.decoder, "| Fourier bases:
 
 # %%
 #| export
+"""The decoder: subsampled pixel queries, `Decoder` (tokens to colours), the loss and PSNR.
+
+`check_subsample`, `subsample_offsets`, `subsample_indices`, `subsample_frames`
+and `sample_coordinates` pick the pixels a step decodes; `Decoder` answers them
+from the tokens; `reconstruction_loss` and `reconstruction_psnr` score the result.
+The whole model, `MooG`, is in `moog_lib.model`.
+"""
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from moog_lib import attention, configs, fourier, model
+from moog_lib import attention, configs, fourier
 
 
 def check_subsample(height: int, width: int, subsample) -> None:
@@ -455,7 +465,29 @@ assert jnp.isclose(reconstruction_psnr(a + 5.0, jnp.ones_like(a)), 100.0)  # cli
 # targets and the loss are float32 either way.
 
 # %%
-#| export
+#| export model
+"""The whole model: `MooG` (encoder + predict–correct loop + decoder) and its checks.
+
+`MooG` runs a clip through `encoder.Encoder`, `dynamics.PredictCorrect` and
+`decoder.Decoder` and returns the subsampled predictions, targets, loss and
+states; `check_offsets` checks the subsampling offsets a caller passes.
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from moog_lib import configs, dynamics, encoder
+from moog_lib.decoder import (
+    Decoder,
+    check_subsample,
+    reconstruction_loss,
+    sample_coordinates,
+    subsample_frames,
+    subsample_offsets,
+)
+
+
 class MooG(nnx.Module):
     """Encoder + predict–correct loop + decoder, built from `configs.ModelConfig`.
 
@@ -468,8 +500,8 @@ class MooG(nnx.Module):
                  param_dtype=jnp.float32):
         self.config = config
         kwargs = dict(rngs=rngs, dtype=dtype, param_dtype=param_dtype)
-        self.encoder = model.Encoder(config, **kwargs)
-        self.dynamics = model.PredictCorrect(config, **kwargs)
+        self.encoder = encoder.Encoder(config, **kwargs)
+        self.dynamics = dynamics.PredictCorrect(config, **kwargs)
         self.decoder = Decoder(config, **kwargs)
 
     def initial_state(self, key: jax.Array, batch_size: int,
@@ -495,7 +527,7 @@ class MooG(nnx.Module):
         cfg = self.config
         if subsample is None:
             subsample = cfg.train_subsample if training else cfg.eval_subsample
-        model.check_frames(frames, stride=self.encoder.stride)
+        encoder.check_frames(frames, stride=self.encoder.stride)
         batch, num_frames, height, width, _ = frames.shape
         check_subsample(height, width, subsample)
         frames = jnp.asarray(frames, jnp.float32)
@@ -527,7 +559,7 @@ class MooG(nnx.Module):
             offsets = (subsample_offsets(offset_key, batch, num_frames, subsample) if training
                        else jnp.zeros((batch, num_frames, 2), jnp.int32))
         offsets = jnp.asarray(offsets, jnp.int32)
-        stop = (model.stop_gradient_mask(stop_key, batch, num_frames, stop_prob)
+        stop = (dynamics.stop_gradient_mask(stop_key, batch, num_frames, stop_prob)
                 if stop_prob > 0 else None)
 
         target = subsample_frames(frames, offsets, subsample)  # [B, T, h, w, 3]
@@ -709,7 +741,7 @@ def sliding_square_clip(num_frames: int, size: int, step: int = 2) -> np.ndarray
 video = sliding_square_clip(num_frames, resolution)
 batch = jnp.asarray(np.stack([video, video[:, :, ::-1]]))  # [2, T, H, W, 3]
 batch = batch[:config.data.batch_size]  # colab: one clip, a step needs ~8 GiB a clip (ch. 06 §3)
-model.check_frames(batch, stride=model.encoder_stride(mc), subsample=mc.train_subsample)
+encoder.check_frames(batch, stride=encoder.encoder_stride(mc), subsample=mc.train_subsample)
 
 trained = moog  # the model built above, still at its initialisation
 optimizer = nnx.Optimizer(trained, optax.adam(1e-3), wrt=nnx.Param)

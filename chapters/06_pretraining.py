@@ -94,6 +94,7 @@ import orbax.checkpoint as ocp
 from flax import nnx, struct
 
 from moog_lib import configs, data, datasets, decoder
+from moog_lib.model import MooG
 
 
 def learning_rate_schedule(train: configs.TrainConfig) -> optax.Schedule:
@@ -249,9 +250,10 @@ import jax
 from flax import nnx
 
 from moog_lib import data, datasets, decoder
+from moog_lib.model import MooG
 
 config = configs.get(PRESET)
-model = decoder.MooG(config.model, rngs=nnx.Rngs(0))
+model = MooG(config.model, rngs=nnx.Rngs(0))
 tx = make_optimizer(config.train)
 graphdef, rest, state = split_model(model, tx)
 train_step = make_train_step(graphdef, rest, tx)
@@ -270,7 +272,7 @@ for _ in range(3):
 assert losses[-1] < losses[0]
 assert int(state.step) == 3 and set(metrics) == {"loss", "psnr", "copy_psnr", "grad_norm"}
 trained = merge_model(graphdef, rest, state)  # an ordinary NNX module again
-assert isinstance(trained, decoder.MooG)
+assert isinstance(trained, MooG)
 
 # %% [markdown]
 # ## 3. Data parallelism, from one CPU to a pod
@@ -378,7 +380,7 @@ def step_memory(config: configs.Config) -> dict:
     and resolution), compiled for the default device and not run."""
     d = config.data
     tx = make_optimizer(config.train)
-    graphdef, rest, state = split_model(decoder.MooG(config.model, rngs=nnx.Rngs(0)), tx)
+    graphdef, rest, state = split_model(MooG(config.model, rngs=nnx.Rngs(0)), tx)
     video = jax.ShapeDtypeStruct((d.batch_size, d.num_frames, d.resolution, d.resolution, 3),
                                  jnp.float32)
     step = make_train_step(graphdef, rest, tx)
@@ -758,7 +760,7 @@ def train(config: configs.Config, workdir, *, steps: int | None = None,
           train_source=None, eval_source=None, progress: bool = True) -> dict:
     """Pretrain MooG on next-frame prediction (see `fit`); returns the last records.
     `minutes`: train for that long instead of `config.train.steps` (`budget_steps`)."""
-    model = decoder.MooG(check_config(config).model, rngs=nnx.Rngs(config.train.seed))
+    model = MooG(check_config(config).model, rngs=nnx.Rngs(config.train.seed))
     if minutes is not None:
         if steps is not None:
             raise ValueError("give a number of steps or a budget in minutes, not both")
@@ -793,7 +795,7 @@ def load_trained(workdir, config: configs.Config | None = None):
     """(model, config) of the newest readable checkpoint in `workdir` (None if there is none)."""
     workdir = Path(workdir)
     config = read_config(workdir) if config is None else config
-    model = restore_model(decoder.MooG(config.model, rngs=nnx.Rngs(0)),
+    model = restore_model(MooG(config.model, rngs=nnx.Rngs(0)),
                           make_optimizer(config.train), workdir / "checkpoints",
                           config.train.keep_checkpoints)
     return None if model is None else (model, config)
@@ -1377,7 +1379,7 @@ def load_tutorial_model(name: str = "cpu_moog", *, directory=None):
             f"made from a finished training run with `python tools/ship_weights.py backbone "
             f"--workdir RUN --name {name} --command \"the command that trained RUN\"`")
     config = config_from_dict(json.loads(meta.read_text())["config"])
-    model = decoder.MooG(config.model, rngs=nnx.Rngs(0))
+    model = MooG(config.model, rngs=nnx.Rngs(0))
     manifest = load_weights(model, directory / name)
     return model, config, manifest
 
@@ -1387,7 +1389,7 @@ def load_tutorial_model(name: str = "cpu_moog", *, directory=None):
 
 # %%
 tiny = configs.get("tiny")
-original = decoder.MooG(tiny.model, rngs=nnx.Rngs(0))
+original = MooG(tiny.model, rngs=nnx.Rngs(0))
 shipped = scratch / "shipped"
 saved = save_weights(original, shipped / "tiny_moog.npz",
                      manifest={"config": dataclasses.asdict(tiny), "command": "none: a check"})
@@ -1664,7 +1666,7 @@ import jax.numpy as jnp
 adamw = configs.override(config, ["train.optimizer=adamw"]).train
 for name, train_config in (("adam+nesterov", config.train), ("adamw", adamw)):
     optimizer = make_optimizer(train_config)
-    g, r, s = split_model(decoder.MooG(config.model, rngs=nnx.Rngs(0)), optimizer)
+    g, r, s = split_model(MooG(config.model, rngs=nnx.Rngs(0)), optimizer)
     step_fn = make_train_step(g, r, optimizer)
     before = jax.device_get(s.params)  # the step donates (reuses) the old state's buffers
     s1, _ = step_fn(s, batch, key)
@@ -1690,7 +1692,7 @@ def spec_for(x):
     return NamedSharding(mesh, P())
 
 
-g, r, s = split_model(decoder.MooG(config.model, rngs=nnx.Rngs(0)), tx)
+g, r, s = split_model(MooG(config.model, rngs=nnx.Rngs(0)), tx)
 plain_state = replicate(jax.tree.map(jnp.copy, s), mesh)  # own buffers: steps donate theirs
 fsdp_state = jax.tree.map(lambda x: jax.device_put(x, spec_for(x)), s)
 step_fn = make_train_step(g, r, tx)

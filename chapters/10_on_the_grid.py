@@ -128,7 +128,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from moog_lib import attention, boxes, configs, data, decoder, model, train
+from moog_lib import attention, boxes, configs, data, decoder, dynamics, encoder, train
+from moog_lib.model import MooG, check_offsets
 
 MODEL_KINDS = ("moog", "grid", "grid_rec")
 MODEL_NAMES = {"moog": "MooG", "grid": "Grid", "grid_rec": "Grid Rec."}
@@ -151,7 +152,7 @@ def grid_transformer_config(config: configs.ModelConfig) -> configs.TransformerC
 # Both baselines share their front and back: chapter 03's `Encoder` (all
 # frames in one call), a self-attention `attention.Transformer` over the
 # `h·w` tokens of each frame, chapter 04's `Decoder`. The shared part also
-# does what `decoder.MooG.__call__` does around the tokens — check the input,
+# does what `model.MooG.__call__` does around the tokens — check the input,
 # draw the subsampling offsets (training: `S = 8`, random; evaluation:
 # `S = 4`, zero), decode all frames in one batched call, compute the loss —
 # and returns the same dict (`prediction`, `target`, `loss`, `offsets`, and
@@ -161,7 +162,7 @@ def grid_transformer_config(config: configs.ModelConfig) -> configs.TransformerC
 #
 # Parameter names: `encoder`, `grid_transformer`, `decoder` (and in Grid Rec.
 # `recurrence.corrector`, `recurrence.correction_norm`), the first and last
-# exactly as in `decoder.MooG`.
+# exactly as in `model.MooG`.
 
 # %%
 #| export
@@ -169,7 +170,7 @@ class _OnTheGrid(nnx.Module):
     """Encoder → transformer over the h·w grid tokens → (Grid Rec.: recurrence) → decoder.
 
     `model(frames, key=..., training=..., return_attention=...)` returns the
-    dict of `decoder.MooG` (prediction, target, loss, offsets, attention on
+    dict of `model.MooG` (prediction, target, loss, offsets, attention on
     request) plus "tokens", the tokens the decoder read, [B, T, h·w, D].
     """
 
@@ -179,14 +180,14 @@ class _OnTheGrid(nnx.Module):
         self.grid_layers = grid_transformer_config(config) if layers is None else layers
         self.dtype = jnp.dtype(config.compute_dtype if dtype is None else dtype)
         kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
-        self.encoder = model.Encoder(config, **kwargs)
+        self.encoder = encoder.Encoder(config, **kwargs)
         self.grid_transformer = attention.Transformer.from_config(
             config.token_dim, self.grid_layers, qk_norm_scale=config.qk_norm_scale, **kwargs)
         self.decoder = decoder.Decoder(config, **kwargs)
 
     def grid_tokens(self, frames) -> jnp.ndarray:
         """g_t = G(E(x_t)) for every frame, each on its own: [B, T, h·w, D]."""
-        model.check_frames(frames, stride=self.encoder.stride)
+        encoder.check_frames(frames, stride=self.encoder.stride)
         return self.grid_transformer(self.encoder(jnp.asarray(frames, jnp.float32)))
 
     def num_grid_tokens(self, height: int, width: int) -> int:
@@ -196,11 +197,11 @@ class _OnTheGrid(nnx.Module):
     def __call__(self, frames, *, key: jax.Array | None = None, state=None,
                  training: bool = False, subsample: int | None = None, offsets=None,
                  return_attention: bool = False, average_attention: bool = True) -> dict:
-        """Run the model on a clip `frames` float [B, T, H, W, 3] in [0, 1] (see `decoder.MooG`)."""
+        """Run the model on a clip `frames` float [B, T, H, W, 3] in [0, 1] (see `model.MooG`)."""
         cfg, name = self.config, type(self).__name__
         if subsample is None:
             subsample = cfg.train_subsample if training else cfg.eval_subsample
-        model.check_frames(frames, stride=self.encoder.stride)
+        encoder.check_frames(frames, stride=self.encoder.stride)
         batch, num_frames, height, width, _ = frames.shape
         decoder.check_subsample(height, width, subsample)
         self._check_state(state, batch, self.num_grid_tokens(height, width))
@@ -208,7 +209,7 @@ class _OnTheGrid(nnx.Module):
             raise ValueError(f"{name}: pass key=jax.random.key(...) for the random offsets "
                              "(training) and the initial state (Grid Rec.)")
         if offsets is not None:
-            decoder.check_offsets(offsets, batch, num_frames, subsample)
+            check_offsets(offsets, batch, num_frames, subsample)
         state_key, offset_key = jax.random.split(key) if key is not None else (None, None)
         if offsets is None:
             offsets = (decoder.subsample_offsets(offset_key, batch, num_frames, subsample)
@@ -269,7 +270,7 @@ mc = config.model
 resolution, num_frames = config.data.resolution, config.data.num_frames
 clip = jax.random.uniform(jax.random.key(0), (2, num_frames, resolution, resolution, 3))
 grid = Grid(mc, rngs=nnx.Rngs(0))
-side = resolution // model.encoder_stride(mc)
+side = resolution // encoder.encoder_stride(mc)
 run = nnx.jit(lambda m, x, key: m(x, key=key, training=True, return_attention=True))
 out = run(grid, clip, jax.random.key(1))
 s = mc.train_subsample
@@ -325,11 +326,11 @@ class GridRecurrence(nnx.Module):
         """The past before frame 0: LN(1e-4 · N(0, I)), [B, N, D], drawn as MooG's initial
         state is (the small-world switches of chapter 03 included)."""
         if self.fixed_initial_state:
-            noise = model.fixed_noise(batch_size, num_tokens, self.token_dim,
-                                      self.initial_state_scale)
+            noise = dynamics.fixed_noise(batch_size, num_tokens, self.token_dim,
+                                         self.initial_state_scale)
         else:
-            noise = model.initial_noise(key, batch_size, num_tokens, self.token_dim,
-                                        self.initial_state_scale)
+            noise = dynamics.initial_noise(key, batch_size, num_tokens, self.token_dim,
+                                           self.initial_state_scale)
         return self.correction_norm(noise)
 
     def correct(self, grid_tokens: jnp.ndarray, previous: jnp.ndarray) -> jnp.ndarray:
@@ -466,7 +467,7 @@ for what, (module, kwargs) in bad_calls.items():
 #| export
 def build_model(kind: str, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None):
     """MooG ("moog"), Grid ("grid") or Grid Rec. ("grid_rec") for `config`."""
-    classes = {"moog": decoder.MooG, "grid": Grid, "grid_rec": GridRec}
+    classes = {"moog": MooG, "grid": Grid, "grid_rec": GridRec}
     if kind not in classes:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
     return classes[kind](config, rngs=rngs, dtype=dtype)
@@ -569,7 +570,7 @@ def num_tokens(kind: str, config: configs.Config) -> int:
     """Tokens per frame the decoder reads: K for MooG, h·w for the grid models."""
     if kind == "moog":
         return config.model.num_tokens
-    side = config.data.resolution // model.encoder_stride(config.model)
+    side = config.data.resolution // encoder.encoder_stride(config.model)
     return side * side
 
 
@@ -1291,9 +1292,9 @@ else:
 
 # %%
 cpu = configs.get("cpu")
-grid_side = cpu.data.resolution // model.encoder_stride(cpu.model)
+grid_side = cpu.data.resolution // encoder.encoder_stride(cpu.model)
 wide = dataclasses.replace(cpu.model, num_tokens=grid_side**2)
-counts = [count_parameters(nnx.eval_shape(lambda c=c: decoder.MooG(c, rngs=nnx.Rngs(0))))
+counts = [count_parameters(nnx.eval_shape(lambda c=c: MooG(c, rngs=nnx.Rngs(0))))
           for c in (cpu.model, wide)]
 queries = (cpu.data.resolution // cpu.model.train_subsample) ** 2
 print(f"K = {cpu.model.num_tokens}: {counts[0]:,} parameters; K = {wide.num_tokens}: "

@@ -152,7 +152,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from moog_lib import attention, configs, decoder, fourier, model
+from moog_lib import attention, configs, decoder, dynamics, encoder, fourier
 
 EGO4D_SIZES = ("official", "tiny")
 
@@ -285,7 +285,7 @@ The path and shape of every array of the three Ego4D checkpoint files
 (`release_names`); the Ego4D `.npz` files read without pickle, every entry checked
 (`check_entries`), into `moog_lib.ego4d` modules (`load_ego4d`), written back
 (`save_ego4d`), made at random in the same format, found, and downloaded with every
-file checked (`download_ego4d`); and the paper model's parameter tree to our `decoder.MooG` and back (`from_release_params`,
+file checked (`download_ego4d`); and the paper model's parameter tree to our `model.MooG` and back (`from_release_params`,
 `to_release_params`).
 """
 import collections.abc
@@ -305,8 +305,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from moog_lib import configs, data, decoder
+from moog_lib import configs, data
 from moog_lib.ego4d import Ego4DConfig, Ego4DHeadConfig, ego4d_config
+from moog_lib.model import MooG
 
 EGO4D_URL = "https://storage.googleapis.com/representations4d/checkpoints/"
 EGO4D_FILES = {  # load_ego4d's argument -> the authors' file name
@@ -512,10 +513,10 @@ class Ego4DEncoder(nnx.Module):
                  param_dtype=jnp.float32):
         features = tuple(config.encoder_features)
         self.dtype = dtype
-        self.convs = model.conv_stack(features, config.encoder_strides, rngs=rngs, dtype=dtype,
-                                      param_dtype=param_dtype, owner="Ego4DEncoder")
+        self.convs = encoder.conv_stack(features, config.encoder_strides, rngs=rngs, dtype=dtype,
+                                        param_dtype=param_dtype, owner="Ego4DEncoder")
         self.stride = math.prod(config.encoder_strides)
-        self.conv_norm = model.scale_only_norm(features[-1], 1e-6, rngs, dtype, param_dtype)
+        self.conv_norm = encoder.scale_only_norm(features[-1], 1e-6, rngs, dtype, param_dtype)
         self.position = fourier.FourierConcat(config.encoder_fourier_bases)
         self.transformer = attention.Transformer(  # zero blocks: Dense, final LN, Dense
             config.feature_dim, num_layers=0, num_heads=1, qkv_size=1, mlp_size=1,
@@ -527,8 +528,8 @@ class Ego4DEncoder(nnx.Module):
             raise ValueError(f"Ego4DEncoder: expected frames [..., H, W, 3] with H and W "
                              f"divisible by {self.stride}, got shape {frames.shape}")
         leading = frames.shape[:-3]
-        x = model.apply_conv_stack(self.convs,
-                                   jnp.reshape(frames, (-1, height, width, 3)).astype(self.dtype))
+        x = encoder.apply_conv_stack(self.convs,
+                                     jnp.reshape(frames, (-1, height, width, 3)).astype(self.dtype))
         x = self.conv_norm(x)
         h, w = x.shape[1:3]
         x = self.position(x, fourier.coordinate_grid(h, w)).reshape(x.shape[0], h * w, -1)
@@ -579,7 +580,7 @@ class Ego4DMooG(nnx.Module):
         kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
         d = config.token_dim
         self.encoder = Ego4DEncoder(config, **kwargs)
-        self.state_norm = model.scale_only_norm(d, config.state_norm_eps, rngs, self.dtype, param_dtype)
+        self.state_norm = encoder.scale_only_norm(d, config.state_norm_eps, rngs, self.dtype, param_dtype)
         self.predictor = attention.Transformer.from_config(d, config.predictor, **kwargs)
         self.corrector = attention.Transformer.from_config(d, config.corrector,
                                                            kv_size=config.feature_dim, **kwargs)
@@ -589,8 +590,8 @@ class Ego4DMooG(nnx.Module):
                       num_tokens: int | None = None) -> jnp.ndarray:
         """`1e-4 · N(0, I)` of shape [B, K, D] — no LayerNorm (the step starts with one)."""
         num_tokens = self.config.num_tokens if num_tokens is None else num_tokens
-        return model.initial_noise(key, batch_size, num_tokens, self.config.token_dim,
-                                   self.config.initial_state_scale)
+        return dynamics.initial_noise(key, batch_size, num_tokens, self.config.token_dim,
+                                      self.config.initial_state_scale)
 
     def step(self, state: jnp.ndarray, frame_features: jnp.ndarray, *,
              return_attention: bool = False):
@@ -646,7 +647,7 @@ class Ego4DMooG(nnx.Module):
 
         `return_attention=True` adds "corrector_attention" [B, T, K, h, w] (the class
         docstring); the other outputs are unchanged."""
-        model.check_frames(frames, stride=self.encoder.stride)
+        encoder.check_frames(frames, stride=self.encoder.stride)
         if state is None:
             if key is None:
                 raise ValueError("Ego4DMooG: pass key=jax.random.key(...) for the initial "
@@ -1017,15 +1018,15 @@ def param_values(module: nnx.Module) -> dict[tuple, object]:
 
 def release_names(module: nnx.Module) -> dict[str, tuple]:
     """{the release's '/'-joined path: our parameter path} for an `Ego4DMooG`, an
-    `Ego4DTrackHead` or a paper `decoder.MooG` (abstract modules work too)."""
+    `Ego4DTrackHead` or a paper `model.MooG` (abstract modules work too)."""
     if isinstance(module, Ego4DMooG):
         rules = _EGO4D_RULES
     elif isinstance(module, Ego4DTrackHead):
         rules = _HEAD_RULES
-    elif isinstance(module, decoder.MooG):
+    elif isinstance(module, MooG):
         rules = _PAPER_RULES
     else:
-        raise ValueError(f"release_names: expected Ego4DMooG, Ego4DTrackHead or decoder.MooG, "
+        raise ValueError(f"release_names: expected Ego4DMooG, Ego4DTrackHead or model.MooG, "
                          f"got {type(module).__name__}")
     names = {}
     for path in param_values(module):
@@ -1058,7 +1059,7 @@ for cfg in (tiny, official):
         assert module_shapes(head) == t[part], (cfg.name, part)
 for variant in (False, True):
     paper_cfg = dataclasses.replace(configs.get("paper").model, loss_gradient_input=variant)
-    paper_abstract = nnx.eval_shape(lambda c=paper_cfg: decoder.MooG(c, rngs=nnx.Rngs(0)))
+    paper_abstract = nnx.eval_shape(lambda c=paper_cfg: MooG(c, rngs=nnx.Rngs(0)))
     assert module_shapes(paper_abstract) == release_param_shapes(paper_cfg)
 names = release_names(abstract)
 for name in sorted(names)[:3] + ["pretrained_model/predictor_ca/layer_1/cross_att/dense_key/kernel"]:
@@ -1511,7 +1512,7 @@ print("scan == Python loop; decoder", predicted["prediction"].shape, "; heads",
 # `dynamics.gradient_projection` — chapter 03's switch). `from_release_params`
 # takes such a tree — nested dicts as Flax writes them, or a flat dict of
 # `/`-joined paths, with or without an outer `"params"` — checks it against
-# `release_param_shapes` and returns our `decoder.MooG` built with the
+# `release_param_shapes` and returns our `model.MooG` built with the
 # `paper` preset (the loss-gradient switch set from the tree).
 # `to_release_params` is the way back, as nested dicts of NumPy arrays.
 
@@ -1540,8 +1541,8 @@ def _nest(flat: dict) -> dict:
 
 
 def from_release_params(tree, *, config: configs.ModelConfig | None = None,
-                        dtype=None) -> decoder.MooG:
-    """Our `decoder.MooG` holding a parameter tree written by the release's paper model.
+                        dtype=None) -> MooG:
+    """Our `model.MooG` holding a parameter tree written by the release's paper model.
 
     `tree`: nested dicts (optionally under "params") or a flat {'a/b/kernel': array}.
     `config` defaults to the `paper` preset, with `loss_gradient_input` set when the
@@ -1562,13 +1563,13 @@ def from_release_params(tree, *, config: configs.ModelConfig | None = None,
     check_entries(flat, release_param_shapes(config),
                   "the release parameter tree" + (" (loss-gradient variant)" if variant else ""))
     dtype = jnp.float32 if dtype is None else dtype
-    return _from_arrays(lambda: decoder.MooG(config, rngs=nnx.Rngs(0), dtype=dtype), flat)
+    return _from_arrays(lambda: MooG(config, rngs=nnx.Rngs(0), dtype=dtype), flat)
 
 
-def to_release_params(moog: decoder.MooG) -> dict:
+def to_release_params(moog: MooG) -> dict:
     """The release's nested parameter tree (NumPy float32 arrays) of our paper `MooG`."""
-    if not isinstance(moog, decoder.MooG):
-        raise ValueError(f"to_release_params: expected a decoder.MooG, got {type(moog).__name__}")
+    if not isinstance(moog, MooG):
+        raise ValueError(f"to_release_params: expected a model.MooG, got {type(moog).__name__}")
     values = param_values(moog)
     return _nest({name: np.asarray(values[path])
                   for name, path in sorted(release_names(moog).items())})
@@ -1592,7 +1593,7 @@ def random_release_tree(config, seed=0):
 mc = configs.get(PRESET).model
 tree = random_release_tree(mc)
 ours = from_release_params(tree, config=mc)
-assert isinstance(ours, decoder.MooG) and ours.dynamics.gradient_projection is None
+assert isinstance(ours, MooG) and ours.dynamics.gradient_projection is None
 back = to_release_params(ours)
 assert jax.tree.all(jax.tree.map(np.array_equal, tree, back))  # tree -> MooG -> tree
 again = from_release_params({"params": back}, config=mc)  # also under a "params" key

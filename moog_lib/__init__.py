@@ -6,7 +6,8 @@ Modules come in layers (nothing imports upward):
 
 - fourier, attention, configs, data: import nothing of ours; notebook (the
   setup cell of every chapter) imports configs; datasets (chapter 05a) imports data;
-- model, decoder: build on them;
+- encoder, dynamics (chapter 03), then decoder, model (chapter 04: MooG itself):
+  build on them;
 - train: on those;
 - readouts (chapter 07), then points (08) and boxes (09);
 - baselines, viz: on those; so are chapter 12's ego4d (the authors' Ego4D

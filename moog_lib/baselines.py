@@ -48,7 +48,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from moog_lib import attention, boxes, configs, data, decoder, model, train
+from moog_lib import attention, boxes, configs, data, decoder, dynamics, encoder, train
+from moog_lib.model import MooG, check_offsets
 
 MODEL_KINDS = ("moog", "grid", "grid_rec")
 MODEL_NAMES = {"moog": "MooG", "grid": "Grid", "grid_rec": "Grid Rec."}
@@ -70,7 +71,7 @@ class _OnTheGrid(nnx.Module):
     """Encoder → transformer over the h·w grid tokens → (Grid Rec.: recurrence) → decoder.
 
     `model(frames, key=..., training=..., return_attention=...)` returns the
-    dict of `decoder.MooG` (prediction, target, loss, offsets, attention on
+    dict of `model.MooG` (prediction, target, loss, offsets, attention on
     request) plus "tokens", the tokens the decoder read, [B, T, h·w, D].
     """
 
@@ -80,14 +81,14 @@ class _OnTheGrid(nnx.Module):
         self.grid_layers = grid_transformer_config(config) if layers is None else layers
         self.dtype = jnp.dtype(config.compute_dtype if dtype is None else dtype)
         kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
-        self.encoder = model.Encoder(config, **kwargs)
+        self.encoder = encoder.Encoder(config, **kwargs)
         self.grid_transformer = attention.Transformer.from_config(
             config.token_dim, self.grid_layers, qk_norm_scale=config.qk_norm_scale, **kwargs)
         self.decoder = decoder.Decoder(config, **kwargs)
 
     def grid_tokens(self, frames) -> jnp.ndarray:
         """g_t = G(E(x_t)) for every frame, each on its own: [B, T, h·w, D]."""
-        model.check_frames(frames, stride=self.encoder.stride)
+        encoder.check_frames(frames, stride=self.encoder.stride)
         return self.grid_transformer(self.encoder(jnp.asarray(frames, jnp.float32)))
 
     def num_grid_tokens(self, height: int, width: int) -> int:
@@ -97,11 +98,11 @@ class _OnTheGrid(nnx.Module):
     def __call__(self, frames, *, key: jax.Array | None = None, state=None,
                  training: bool = False, subsample: int | None = None, offsets=None,
                  return_attention: bool = False, average_attention: bool = True) -> dict:
-        """Run the model on a clip `frames` float [B, T, H, W, 3] in [0, 1] (see `decoder.MooG`)."""
+        """Run the model on a clip `frames` float [B, T, H, W, 3] in [0, 1] (see `model.MooG`)."""
         cfg, name = self.config, type(self).__name__
         if subsample is None:
             subsample = cfg.train_subsample if training else cfg.eval_subsample
-        model.check_frames(frames, stride=self.encoder.stride)
+        encoder.check_frames(frames, stride=self.encoder.stride)
         batch, num_frames, height, width, _ = frames.shape
         decoder.check_subsample(height, width, subsample)
         self._check_state(state, batch, self.num_grid_tokens(height, width))
@@ -109,7 +110,7 @@ class _OnTheGrid(nnx.Module):
             raise ValueError(f"{name}: pass key=jax.random.key(...) for the random offsets "
                              "(training) and the initial state (Grid Rec.)")
         if offsets is not None:
-            decoder.check_offsets(offsets, batch, num_frames, subsample)
+            check_offsets(offsets, batch, num_frames, subsample)
         state_key, offset_key = jax.random.split(key) if key is not None else (None, None)
         if offsets is None:
             offsets = (decoder.subsample_offsets(offset_key, batch, num_frames, subsample)
@@ -179,11 +180,11 @@ class GridRecurrence(nnx.Module):
         """The past before frame 0: LN(1e-4 · N(0, I)), [B, N, D], drawn as MooG's initial
         state is (the small-world switches of chapter 03 included)."""
         if self.fixed_initial_state:
-            noise = model.fixed_noise(batch_size, num_tokens, self.token_dim,
-                                      self.initial_state_scale)
+            noise = dynamics.fixed_noise(batch_size, num_tokens, self.token_dim,
+                                         self.initial_state_scale)
         else:
-            noise = model.initial_noise(key, batch_size, num_tokens, self.token_dim,
-                                        self.initial_state_scale)
+            noise = dynamics.initial_noise(key, batch_size, num_tokens, self.token_dim,
+                                           self.initial_state_scale)
         return self.correction_norm(noise)
 
     def correct(self, grid_tokens: jnp.ndarray, previous: jnp.ndarray) -> jnp.ndarray:
@@ -250,7 +251,7 @@ class GridRec(_OnTheGrid):
 # chapters/10_on_the_grid.py, cell 19
 def build_model(kind: str, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None):
     """MooG ("moog"), Grid ("grid") or Grid Rec. ("grid_rec") for `config`."""
-    classes = {"moog": decoder.MooG, "grid": Grid, "grid_rec": GridRec}
+    classes = {"moog": MooG, "grid": Grid, "grid_rec": GridRec}
     if kind not in classes:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
     return classes[kind](config, rngs=rngs, dtype=dtype)
@@ -266,7 +267,7 @@ def num_tokens(kind: str, config: configs.Config) -> int:
     """Tokens per frame the decoder reads: K for MooG, h·w for the grid models."""
     if kind == "moog":
         return config.model.num_tokens
-    side = config.data.resolution // model.encoder_stride(config.model)
+    side = config.data.resolution // encoder.encoder_stride(config.model)
     return side * side
 
 

@@ -1,4 +1,9 @@
-"""Decoding off-the-grid tokens.
+"""The decoder: subsampled pixel queries, `Decoder` (tokens to colours), the loss and PSNR.
+
+`check_subsample`, `subsample_offsets`, `subsample_indices`, `subsample_frames`
+and `sample_coordinates` pick the pixels a step decodes; `Decoder` answers them
+from the tokens; `reconstruction_loss` and `reconstruction_psnr` score the result.
+The whole model, `MooG`, is in `moog_lib.model`.
 
 Generated from chapters/04_decoder.py by tools/export.py; do not edit.
 Edit the chapter, then run `make export`.
@@ -14,8 +19,6 @@ __all__ = [
     "Decoder",
     "reconstruction_loss",
     "reconstruction_psnr",
-    "MooG",
-    "check_offsets",
 ]
 
 
@@ -25,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from moog_lib import attention, configs, fourier, model
+from moog_lib import attention, configs, fourier
 
 
 def check_subsample(height: int, width: int, subsample) -> None:
@@ -181,144 +184,3 @@ def reconstruction_psnr(prediction: jnp.ndarray, target: jnp.ndarray, *,
         prediction = jnp.clip(prediction, 0.0, 1.0)
     mse = jnp.mean((prediction - target.astype(jnp.float32)) ** 2, axis=(-3, -2, -1))
     return jnp.mean(10.0 * jnp.log10(1.0 / jnp.maximum(mse, 1e-10)))
-
-
-# chapters/04_decoder.py, cell 22
-class MooG(nnx.Module):
-    """Encoder + predict–correct loop + decoder, built from `configs.ModelConfig`.
-
-    `model(frames, key=...)` returns a dict with the subsampled predicted
-    frames, aligned targets, the loss, z_p, z_c, the final state and the
-    offsets (see chapter 04). `dtype` overrides `config.compute_dtype`.
-    """
-
-    def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
-                 param_dtype=jnp.float32):
-        self.config = config
-        kwargs = dict(rngs=rngs, dtype=dtype, param_dtype=param_dtype)
-        self.encoder = model.Encoder(config, **kwargs)
-        self.dynamics = model.PredictCorrect(config, **kwargs)
-        self.decoder = Decoder(config, **kwargs)
-
-    def initial_state(self, key: jax.Array, batch_size: int,
-                      num_tokens: int | None = None) -> jnp.ndarray:
-        """LN(1e-4 · N(0, I)) of shape [B, K, D]; K defaults to config.num_tokens."""
-        num_tokens = self.config.num_tokens if num_tokens is None else num_tokens
-        return self.dynamics.initial_state(key, batch_size, num_tokens)
-
-    def __call__(self, frames, *, key: jax.Array | None = None, state=None,
-                 num_tokens: int | None = None, training: bool = False,
-                 subsample: int | None = None, offsets=None, return_attention: bool = False,
-                 average_attention: bool = True) -> dict:
-        """Run MooG on a clip `frames` float [B, T, H, W, 3] in [0, 1].
-
-        - `key`: needed for the initial noise (when `state` is None), the random
-          offsets (training) and the stop-gradient draws (training, p > 0).
-        - `state`: a carried state [B, K, D] to continue from (chunked unrolling).
-        - `num_tokens`: K for a fresh state (default `config.num_tokens`).
-        - `training`: S = config.train_subsample with random offsets; otherwise
-          S = config.eval_subsample with zero offsets. `subsample` and
-          `offsets` [B, T, 2] override either.
-        """
-        cfg = self.config
-        if subsample is None:
-            subsample = cfg.train_subsample if training else cfg.eval_subsample
-        model.check_frames(frames, stride=self.encoder.stride)
-        batch, num_frames, height, width, _ = frames.shape
-        check_subsample(height, width, subsample)
-        frames = jnp.asarray(frames, jnp.float32)
-        stop_prob = cfg.state_stop_gradient_prob if training else 0.0
-        needs_key = state is None or (offsets is None and training) or stop_prob > 0
-        if needs_key and key is None:
-            raise ValueError("MooG: pass key=jax.random.key(...) for the initial noise, the "
-                             "random offsets (training) and the stop-gradient draws")
-        # Validate everything before computing anything.
-        if state is not None:
-            if state.ndim != 3 or state.shape[0] != batch or state.shape[2] != cfg.token_dim:
-                raise ValueError(f"MooG: the carried state must be [B, K, D] = [{batch}, K, "
-                                 f"{cfg.token_dim}], got shape {state.shape}")
-            if num_tokens is not None and num_tokens != state.shape[1]:
-                raise ValueError(f"MooG: num_tokens={num_tokens} but the carried state has "
-                                 f"{state.shape[1]} tokens")
-        elif num_tokens is not None and (not isinstance(num_tokens, int | np.integer)
-                                         or num_tokens < 1):
-            raise ValueError(f"MooG: the number of tokens K must be an int >= 1, "
-                             f"got {num_tokens!r}")
-        if offsets is not None:
-            check_offsets(offsets, batch, num_frames, subsample)
-
-        state_key, offset_key, stop_key = (jax.random.split(key, 3) if key is not None
-                                           else (None, None, None))
-        if state is None:
-            state = self.initial_state(state_key, batch, num_tokens)
-        if offsets is None:
-            offsets = (subsample_offsets(offset_key, batch, num_frames, subsample) if training
-                       else jnp.zeros((batch, num_frames, 2), jnp.int32))
-        offsets = jnp.asarray(offsets, jnp.int32)
-        stop = (model.stop_gradient_mask(stop_key, batch, num_frames, stop_prob)
-                if stop_prob > 0 else None)
-
-        target = subsample_frames(frames, offsets, subsample)  # [B, T, h, w, 3]
-        coords = sample_coordinates(height, width, offsets, subsample)  # [B, T, h, w, 2]
-        h, w = target.shape[2:4]
-        flat_coords = coords.reshape(batch, num_frames, h * w, 2)
-        features = self.encoder(frames)  # [B, T, N, D], all frames at once
-
-        loss_gradient_fn = inputs = None
-        if self.dynamics.gradient_projection is not None:
-            loss_gradient_fn = _loss_gradient_fn(self.decoder)
-            inputs = (flat_coords, target.reshape(batch, num_frames, h * w, 3))
-        out = self.dynamics.unroll(features, state, stop_gradient=stop,
-                                   loss_gradient_fn=loss_gradient_fn, loss_gradient_inputs=inputs)
-
-        # Decode all T predicted states in one batched call.
-        z_p = out["z_p"].reshape((batch * num_frames,) + out["z_p"].shape[2:])
-        colours, weights = self.decoder(z_p, flat_coords.reshape(batch * num_frames, h * w, 2),
-                                        return_attention=True)
-        prediction = colours.astype(jnp.float32).reshape(batch, num_frames, h, w, 3)
-        result = {"prediction": prediction, "target": target,
-                  "loss": reconstruction_loss(prediction, target), "z_p": out["z_p"],
-                  "z_c": out["z_c"], "state": out["state"], "offsets": offsets}
-        if return_attention:
-            tokens = z_p.shape[1]
-            if average_attention:  # [layers, B·T, heads, Q, K] -> [B, T, h, w, K]
-                result["attention"] = weights.mean(axis=(0, 2)).reshape(
-                    batch, num_frames, h, w, tokens)
-            else:
-                layers, _, heads = weights.shape[:3]
-                result["attention"] = weights.reshape(layers, batch, num_frames, heads, h, w,
-                                                      tokens)
-        return result
-
-
-def check_offsets(offsets, batch: int, num_frames: int, subsample: int) -> None:
-    """Raise ValueError unless `offsets` are int [B, T, 2] in [0, S) (values checked
-    outside jit only)."""
-    shape = getattr(offsets, "shape", None)
-    if shape != (batch, num_frames, 2):
-        raise ValueError(f"offsets must be int [B, T, 2] = [{batch}, {num_frames}, 2], "
-                         f"got shape {shape}")
-    if not jnp.issubdtype(offsets.dtype, jnp.integer):
-        raise ValueError(f"offsets must be integers in [0, S), got dtype {offsets.dtype}")
-    if not isinstance(offsets, jax.core.Tracer):  # concrete: checked on the host
-        values = np.asarray(offsets)
-        low, high = int(values.min()), int(values.max())
-        if low < 0 or high >= subsample:
-            raise ValueError(f"offsets must lie in [0, S) = [0, {subsample}), got values "
-                             f"from {low} to {high}")
-
-
-def _loss_gradient_fn(decoder: Decoder):
-    """dL_t/dz_p for the loss-gradient switch: the decoder's loss on frame t, per example."""
-    graphdef, params = nnx.split(decoder)
-
-    def loss_gradient(z_p, inputs):
-        coords, target = inputs  # [B, Q, 2], [B, Q, 3]
-
-        def loss(z):  # summed over examples, so each example's gradient ignores the others
-            colours = nnx.merge(graphdef, params)(z, coords).astype(jnp.float32)
-            return jnp.mean((colours - target) ** 2, axis=(1, 2)).sum()
-
-        return jax.grad(loss)(z_p)
-
-    return loss_gradient

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from moog_lib import attention, configs, decoder, fourier, model
+from moog_lib import attention, configs, decoder, dynamics, encoder, fourier
 
 EGO4D_SIZES = ("official", "tiny")
 
@@ -142,10 +142,10 @@ class Ego4DEncoder(nnx.Module):
                  param_dtype=jnp.float32):
         features = tuple(config.encoder_features)
         self.dtype = dtype
-        self.convs = model.conv_stack(features, config.encoder_strides, rngs=rngs, dtype=dtype,
-                                      param_dtype=param_dtype, owner="Ego4DEncoder")
+        self.convs = encoder.conv_stack(features, config.encoder_strides, rngs=rngs, dtype=dtype,
+                                        param_dtype=param_dtype, owner="Ego4DEncoder")
         self.stride = math.prod(config.encoder_strides)
-        self.conv_norm = model.scale_only_norm(features[-1], 1e-6, rngs, dtype, param_dtype)
+        self.conv_norm = encoder.scale_only_norm(features[-1], 1e-6, rngs, dtype, param_dtype)
         self.position = fourier.FourierConcat(config.encoder_fourier_bases)
         self.transformer = attention.Transformer(  # zero blocks: Dense, final LN, Dense
             config.feature_dim, num_layers=0, num_heads=1, qkv_size=1, mlp_size=1,
@@ -157,8 +157,8 @@ class Ego4DEncoder(nnx.Module):
             raise ValueError(f"Ego4DEncoder: expected frames [..., H, W, 3] with H and W "
                              f"divisible by {self.stride}, got shape {frames.shape}")
         leading = frames.shape[:-3]
-        x = model.apply_conv_stack(self.convs,
-                                   jnp.reshape(frames, (-1, height, width, 3)).astype(self.dtype))
+        x = encoder.apply_conv_stack(self.convs,
+                                     jnp.reshape(frames, (-1, height, width, 3)).astype(self.dtype))
         x = self.conv_norm(x)
         h, w = x.shape[1:3]
         x = self.position(x, fourier.coordinate_grid(h, w)).reshape(x.shape[0], h * w, -1)
@@ -209,7 +209,7 @@ class Ego4DMooG(nnx.Module):
         kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
         d = config.token_dim
         self.encoder = Ego4DEncoder(config, **kwargs)
-        self.state_norm = model.scale_only_norm(d, config.state_norm_eps, rngs, self.dtype, param_dtype)
+        self.state_norm = encoder.scale_only_norm(d, config.state_norm_eps, rngs, self.dtype, param_dtype)
         self.predictor = attention.Transformer.from_config(d, config.predictor, **kwargs)
         self.corrector = attention.Transformer.from_config(d, config.corrector,
                                                            kv_size=config.feature_dim, **kwargs)
@@ -219,8 +219,8 @@ class Ego4DMooG(nnx.Module):
                       num_tokens: int | None = None) -> jnp.ndarray:
         """`1e-4 · N(0, I)` of shape [B, K, D] — no LayerNorm (the step starts with one)."""
         num_tokens = self.config.num_tokens if num_tokens is None else num_tokens
-        return model.initial_noise(key, batch_size, num_tokens, self.config.token_dim,
-                                   self.config.initial_state_scale)
+        return dynamics.initial_noise(key, batch_size, num_tokens, self.config.token_dim,
+                                      self.config.initial_state_scale)
 
     def step(self, state: jnp.ndarray, frame_features: jnp.ndarray, *,
              return_attention: bool = False):
@@ -276,7 +276,7 @@ class Ego4DMooG(nnx.Module):
 
         `return_attention=True` adds "corrector_attention" [B, T, K, h, w] (the class
         docstring); the other outputs are unchanged."""
-        model.check_frames(frames, stride=self.encoder.stride)
+        encoder.check_frames(frames, stride=self.encoder.stride)
         if state is None:
             if key is None:
                 raise ValueError("Ego4DMooG: pass key=jax.random.key(...) for the initial "

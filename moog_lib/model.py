@@ -1,320 +1,172 @@
-"""The predict–correct loop.
+"""The whole model: `MooG` (encoder + predict–correct loop + decoder) and its checks.
 
-Generated from chapters/03_model.py by tools/export.py; do not edit.
+`MooG` runs a clip through `encoder.Encoder`, `dynamics.PredictCorrect` and
+`decoder.Decoder` and returns the subsampled predictions, targets, loss and
+states; `check_offsets` checks the subsampling offsets a caller passes.
+
+Generated from chapters/04_decoder.py by tools/export.py; do not edit.
 Edit the chapter, then run `make export`.
 """
 
 
 __all__ = [
-    "encoder_stride",
-    "check_frames",
-    "scale_only_norm",
-    "conv_stack",
-    "apply_conv_stack",
-    "Encoder",
-    "initial_noise",
-    "fixed_noise",
-    "stop_gradient_mask",
-    "PredictCorrect",
-    "chunks_of",
-    "stream",
+    "MooG",
+    "check_offsets",
 ]
 
 
-# chapters/03_model.py, cell 7
-import math
-
+# chapters/04_decoder.py, cell 22
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from moog_lib import attention, configs, fourier
+from moog_lib import configs, dynamics, encoder
+from moog_lib.decoder import (
+    Decoder,
+    check_subsample,
+    reconstruction_loss,
+    sample_coordinates,
+    subsample_frames,
+    subsample_offsets,
+)
 
 
-def encoder_stride(config: configs.ModelConfig) -> int:
-    """How many pixels one encoder token spans per axis: the product of the conv strides."""
-    return math.prod(config.encoder_strides)
+class MooG(nnx.Module):
+    """Encoder + predict–correct loop + decoder, built from `configs.ModelConfig`.
 
-
-def check_frames(frames, *, stride: int = 1, subsample: int = 1, name: str = "frames") -> None:
-    """Raise ValueError unless `frames` is a float video [B, T, H, W, 3] with values in [0, 1].
-
-    H and W must be divisible by `stride` (the encoder's) and by `subsample`
-    (the decoder's S). Values (range, NaN/Inf) are checked with NumPy on concrete
-    arrays only (also ones a jitted function captures); a traced argument is
-    checked for shape and dtype alone.
-    """
-    shape = getattr(frames, "shape", None)
-    if shape is None or not hasattr(frames, "dtype"):
-        raise ValueError(f"{name} must be an array [B, T, H, W, 3], got {type(frames).__name__}")
-    if len(shape) != 5:
-        raise ValueError(f"{name} must have rank 5 [B, T, H, W, 3] (batch, time, height, width, "
-                         f"RGB), got shape {tuple(shape)}; add missing axes, e.g. frames[None] "
-                         "for a single clip")
-    if shape[-1] != 3:
-        raise ValueError(f"{name} must have 3 channels (RGB) in the last axis [B, T, H, W, 3], "
-                         f"got {shape[-1]} in shape {tuple(shape)}")
-    if min(shape) < 1:
-        raise ValueError(f"{name} must not be empty, got shape {tuple(shape)}")
-    if not jnp.issubdtype(frames.dtype, jnp.floating):
-        raise ValueError(f"{name} must be floating point with values in [0, 1], got dtype "
-                         f"{frames.dtype}; convert 8-bit video with frames.astype(np.float32) / 255")
-    height, width = shape[2], shape[3]
-    for factor, what in ((stride, "the encoder stride"), (subsample, "the decoder subsampling S")):
-        if height % factor or width % factor:
-            raise ValueError(f"{name}: height and width must be divisible by {what} ({factor}), "
-                             f"got {height}×{width}; crop or resize to a multiple of {factor}")
-    if isinstance(frames, jax.core.Tracer):
-        return  # an argument of a jitted function: its values are not known here
-    # A concrete array (also one captured by a jitted function) is checked on the
-    # host with NumPy, never with traced jnp operations.
-    values = np.asarray(frames)
-    if not np.isfinite(values).all():
-        raise ValueError(f"{name} contain NaN or Inf values; expected finite values in [0, 1]")
-    low, high = float(values.min()), float(values.max())
-    if low < 0.0 or high > 1.0:
-        hint = "; divide 8-bit values by 255" if high > 1.0 else ""
-        raise ValueError(f"{name} must have values in [0, 1], got min {low:.4g} and max "
-                         f"{high:.4g}{hint}")
-
-
-# chapters/03_model.py, cell 11
-def _compute_dtype(config: configs.ModelConfig, dtype):
-    return jnp.dtype(config.compute_dtype if dtype is None else dtype)
-
-
-def _conv_kernel_init(key, shape, dtype=jnp.float32):
-    """Flax's default conv init (LeCun normal, fan-in = 3·3·C_in), drawn as a 2-D matrix.
-
-    Same distribution as `nnx.Conv`'s default; sampling [3·3·C_in, C_out] and
-    reshaping compiles about twice as fast on CPU as sampling the 4-D kernel.
-    """
-    flat = jax.nn.initializers.lecun_normal()(key, (math.prod(shape[:-1]), shape[-1]), dtype)
-    return flat.reshape(shape)
-
-
-def scale_only_norm(width: int, eps: float, rngs: nnx.Rngs, dtype, param_dtype) -> nnx.LayerNorm:
-    """LayerNorm with a scale and no bias (as every LN of MooG)."""
-    return nnx.LayerNorm(width, epsilon=eps, use_bias=False, use_scale=True, rngs=rngs,
-                         dtype=dtype, param_dtype=param_dtype)
-
-
-def conv_stack(features, strides, *, rngs: nnx.Rngs, dtype, param_dtype, owner: str = "Encoder"):
-    """3×3 "SAME" convolutions 3 → features[0] → … → features[-1] with `strides`."""
-    features, strides = tuple(features), tuple(strides)
-    if not features or len(features) != len(strides):
-        raise ValueError(f"{owner}: encoder_features {features} and encoder_strides {strides} "
-                         "must be non-empty and of equal length")
-    channels = (3,) + features
-    return nnx.data([
-        nnx.Conv(c_in, c_out, kernel_size=(3, 3), strides=(s, s), padding="SAME",
-                 use_bias=True, kernel_init=_conv_kernel_init, rngs=rngs, dtype=dtype,
-                 param_dtype=param_dtype)
-        for c_in, c_out, s in zip(channels[:-1], channels[1:], strides)
-    ])
-
-
-def apply_conv_stack(convs, x: jnp.ndarray) -> jnp.ndarray:
-    """Run `conv_stack`'s convolutions on images [N, H, W, C], GELU between them."""
-    for i, conv in enumerate(convs):
-        x = conv(x)
-        if i < len(convs) - 1:
-            x = jax.nn.gelu(x, approximate=True)
-    return x
-
-
-class Encoder(nnx.Module):
-    """Frames [..., H, W, 3] in [0, 1] -> feature tokens [..., (H/s)·(W/s), D], s = stride.
-
-    Conv stack (GELU between convolutions) → LN → Fourier project-add of the
-    grid → flatten → Dense(D) → LN. Any leading axes (batch, time) are folded
-    into one batch for the convolutions.
+    `model(frames, key=...)` returns a dict with the subsampled predicted
+    frames, aligned targets, the loss, z_p, z_c, the final state and the
+    offsets (see chapter 04). `dtype` overrides `config.compute_dtype`.
     """
 
     def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
                  param_dtype=jnp.float32):
-        features = tuple(config.encoder_features)
-        self.dtype = _compute_dtype(config, dtype)
-        self.convs = conv_stack(features, config.encoder_strides, rngs=rngs, dtype=self.dtype,
-                                param_dtype=param_dtype)
-        self.stride = math.prod(config.encoder_strides)
-        self.conv_norm = scale_only_norm(features[-1], 1e-6, rngs, self.dtype, param_dtype)
-        self.position = fourier.FourierProjectAdd(features[-1], config.encoder_fourier_bases,
-                                                  rngs=rngs, dtype=self.dtype,
-                                                  param_dtype=param_dtype)
-        self.token_dense = nnx.Linear(features[-1], config.token_dim, rngs=rngs, dtype=self.dtype,
-                                      param_dtype=param_dtype)
-        self.token_norm = scale_only_norm(config.token_dim, 1e-6, rngs, self.dtype, param_dtype)
+        self.config = config
+        kwargs = dict(rngs=rngs, dtype=dtype, param_dtype=param_dtype)
+        self.encoder = encoder.Encoder(config, **kwargs)
+        self.dynamics = dynamics.PredictCorrect(config, **kwargs)
+        self.decoder = Decoder(config, **kwargs)
 
-    def __call__(self, frames: jnp.ndarray) -> jnp.ndarray:
-        if frames.ndim < 3 or frames.shape[-1] != 3:
-            raise ValueError(f"Encoder: expected frames [..., H, W, 3], got shape {frames.shape}")
-        height, width = frames.shape[-3:-1]
-        if height % self.stride or width % self.stride:
-            raise ValueError(f"Encoder: height and width must be divisible by the encoder stride "
-                             f"({self.stride}), got {height}×{width}")
-        leading = frames.shape[:-3]
-        x = apply_conv_stack(self.convs, jnp.reshape(frames, (-1, height, width, 3)).astype(self.dtype))
-        x = self.conv_norm(x)
-        h, w = x.shape[1:3]
-        x = self.position(x, fourier.coordinate_grid(h, w))
-        x = x.reshape(x.shape[0], h * w, x.shape[-1])
-        x = self.token_norm(self.token_dense(x))
-        return x.reshape(leading + x.shape[1:])
+    def initial_state(self, key: jax.Array, batch_size: int,
+                      num_tokens: int | None = None) -> jnp.ndarray:
+        """LN(1e-4 · N(0, I)) of shape [B, K, D]; K defaults to config.num_tokens."""
+        num_tokens = self.config.num_tokens if num_tokens is None else num_tokens
+        return self.dynamics.initial_state(key, batch_size, num_tokens)
 
+    def __call__(self, frames, *, key: jax.Array | None = None, state=None,
+                 num_tokens: int | None = None, training: bool = False,
+                 subsample: int | None = None, offsets=None, return_attention: bool = False,
+                 average_attention: bool = True) -> dict:
+        """Run MooG on a clip `frames` float [B, T, H, W, 3] in [0, 1].
 
-# chapters/03_model.py, cell 15
-def initial_noise(key: jax.Array, batch_size: int, num_tokens: int, token_dim: int,
-                  scale: float = 1e-4) -> jnp.ndarray:
-    """`scale · N(0, I)` of shape [B, K, D], float32: fresh noise for every example."""
-    for name, value in (("batch_size", batch_size), ("num_tokens", num_tokens),
-                        ("token_dim", token_dim)):
-        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"initial_noise: {name} must be a positive int, got {value!r}")
-    return scale * jax.random.normal(key, (batch_size, num_tokens, token_dim), jnp.float32)
-
-
-def fixed_noise(batch_size: int, num_tokens: int, token_dim: int, scale: float) -> jnp.ndarray:
-    """One draw shared by every example: token k is `scale · N(0, I)` from `fold_in(key(0), k)`,
-    so the first K tokens are the same whatever K is. [B, K, D], float32."""
-    keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.key(0), k))(jnp.arange(num_tokens))
-    tokens = jax.vmap(lambda k: jax.random.normal(k, (token_dim,), jnp.float32))(keys)
-    return jnp.broadcast_to(scale * tokens, (batch_size, num_tokens, token_dim))
-
-
-# chapters/03_model.py, cell 21
-def stop_gradient_mask(key: jax.Array, batch_size: int, num_frames: int,
-                       probability: float) -> jnp.ndarray:
-    """bool [B, T]: where True, the state carried into that frame is cut from the gradient."""
-    if not 0.0 <= probability <= 1.0:
-        raise ValueError(f"stop_gradient_mask: probability must be in [0, 1], got {probability}")
-    return jax.random.bernoulli(key, probability, (batch_size, num_frames))
-
-
-class PredictCorrect(nnx.Module):
-    """The recurrent core: `z_p = z + P(z)`, `z_c = LN(z_p + C(z_p, F_t))`.
-
-    Built from `configs.ModelConfig`. With `config.loss_gradient_input` (the
-    release's switch, not in the paper) the corrector's query is
-    `gradient_projection([z_p, dL/dz_p])` instead of `z_p`.
-    """
-
-    def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
-                 param_dtype=jnp.float32):
-        width = config.token_dim
-        self.dtype = _compute_dtype(config, dtype)
-        self.token_dim = width
-        self.initial_state_scale = config.initial_state_scale
-        self.fixed_initial_state = config.fixed_initial_state
-        kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
-        self.predictor = attention.Transformer.from_config(
-            width, config.predictor, qk_norm_scale=config.qk_norm_scale, **kwargs)
-        self.corrector = attention.Transformer.from_config(
-            width, config.corrector, kv_size=width, qk_norm_scale=config.qk_norm_scale,
-            cross_compete=config.corrector_competition, **kwargs)
-        self.correction_norm = scale_only_norm(width, config.correction_norm_eps, rngs,
-                                                self.dtype, param_dtype)
-        self.gradient_projection = (nnx.Linear(2 * width, width, **kwargs)
-                                    if config.loss_gradient_input else None)
-
-    def initial_state(self, key: jax.Array, batch_size: int, num_tokens: int) -> jnp.ndarray:
-        """The state before the first frame: LN(scale · N(0, I)), [B, K, D].
-
-        With `fixed_initial_state` (a departure, see §4) `key` is ignored: token k
-        is drawn from `fold_in(key(0), k)`, the same in every clip and for any K.
+        - `key`: needed for the initial noise (when `state` is None), the random
+          offsets (training) and the stop-gradient draws (training, p > 0).
+        - `state`: a carried state [B, K, D] to continue from (chunked unrolling).
+        - `num_tokens`: K for a fresh state (default `config.num_tokens`).
+        - `training`: S = config.train_subsample with random offsets; otherwise
+          S = config.eval_subsample with zero offsets. `subsample` and
+          `offsets` [B, T, 2] override either.
         """
-        if not isinstance(num_tokens, int | np.integer) or num_tokens < 1:
-            raise ValueError(f"initial_state: the number of tokens K must be an int >= 1, "
+        cfg = self.config
+        if subsample is None:
+            subsample = cfg.train_subsample if training else cfg.eval_subsample
+        encoder.check_frames(frames, stride=self.encoder.stride)
+        batch, num_frames, height, width, _ = frames.shape
+        check_subsample(height, width, subsample)
+        frames = jnp.asarray(frames, jnp.float32)
+        stop_prob = cfg.state_stop_gradient_prob if training else 0.0
+        needs_key = state is None or (offsets is None and training) or stop_prob > 0
+        if needs_key and key is None:
+            raise ValueError("MooG: pass key=jax.random.key(...) for the initial noise, the "
+                             "random offsets (training) and the stop-gradient draws")
+        # Validate everything before computing anything.
+        if state is not None:
+            if state.ndim != 3 or state.shape[0] != batch or state.shape[2] != cfg.token_dim:
+                raise ValueError(f"MooG: the carried state must be [B, K, D] = [{batch}, K, "
+                                 f"{cfg.token_dim}], got shape {state.shape}")
+            if num_tokens is not None and num_tokens != state.shape[1]:
+                raise ValueError(f"MooG: num_tokens={num_tokens} but the carried state has "
+                                 f"{state.shape[1]} tokens")
+        elif num_tokens is not None and (not isinstance(num_tokens, int | np.integer)
+                                         or num_tokens < 1):
+            raise ValueError(f"MooG: the number of tokens K must be an int >= 1, "
                              f"got {num_tokens!r}")
-        if self.fixed_initial_state:
-            noise = fixed_noise(batch_size, num_tokens, self.token_dim, self.initial_state_scale)
-        else:
-            noise = initial_noise(key, batch_size, num_tokens, self.token_dim,
-                                  self.initial_state_scale)
-        return self.correction_norm(noise)
+        if offsets is not None:
+            check_offsets(offsets, batch, num_frames, subsample)
 
-    def predict(self, state: jnp.ndarray) -> jnp.ndarray:
-        """z_p = z + P(z): [B, K, D] -> [B, K, D]."""
-        return state + self.predictor(state)
+        state_key, offset_key, stop_key = (jax.random.split(key, 3) if key is not None
+                                           else (None, None, None))
+        if state is None:
+            state = self.initial_state(state_key, batch, num_tokens)
+        if offsets is None:
+            offsets = (subsample_offsets(offset_key, batch, num_frames, subsample) if training
+                       else jnp.zeros((batch, num_frames, 2), jnp.int32))
+        offsets = jnp.asarray(offsets, jnp.int32)
+        stop = (dynamics.stop_gradient_mask(stop_key, batch, num_frames, stop_prob)
+                if stop_prob > 0 else None)
 
-    def correct(self, predicted: jnp.ndarray, features: jnp.ndarray,
-                loss_gradient: jnp.ndarray | None = None) -> jnp.ndarray:
-        """z_c = LN(z_p + C(q, F_t)), q = z_p (or the loss-gradient query, if switched on)."""
-        query = predicted
-        if self.gradient_projection is not None:
-            if loss_gradient is None:
-                raise ValueError("correct: loss_gradient_input is on; pass loss_gradient [B, K, D]")
-            joined = jnp.concatenate([predicted, loss_gradient.astype(predicted.dtype)], -1)
-            query = self.gradient_projection(joined)
-        return self.correction_norm(predicted + self.corrector(query, features))
+        target = subsample_frames(frames, offsets, subsample)  # [B, T, h, w, 3]
+        coords = sample_coordinates(height, width, offsets, subsample)  # [B, T, h, w, 2]
+        h, w = target.shape[2:4]
+        flat_coords = coords.reshape(batch, num_frames, h * w, 2)
+        features = self.encoder(frames)  # [B, T, N, D], all frames at once
 
-    def unroll(self, features: jnp.ndarray, state: jnp.ndarray, *,
-               stop_gradient: jnp.ndarray | None = None, loss_gradient_fn=None,
-               loss_gradient_inputs=None) -> dict:
-        """Run the loop over the frames of `features` [B, T, N, D], from `state` [B, K, D].
+        loss_gradient_fn = inputs = None
+        if self.dynamics.gradient_projection is not None:
+            loss_gradient_fn = _loss_gradient_fn(self.decoder)
+            inputs = (flat_coords, target.reshape(batch, num_frames, h * w, 3))
+        out = self.dynamics.unroll(features, state, stop_gradient=stop,
+                                   loss_gradient_fn=loss_gradient_fn, loss_gradient_inputs=inputs)
 
-        Returns {"z_p": [B, T, K, D], "z_c": [B, T, K, D], "state": [B, K, D]}
-        (the state to carry into the next chunk). A `jax.lax.scan` over frames.
-
-        - `stop_gradient`: bool [B, T] (see `stop_gradient_mask`) or None.
-        - `loss_gradient_fn(z_p, inputs_t) -> dL/dz_p` [B, K, D], called inside
-          the loop with `inputs_t` the frame-t slice (axis 1) of the pytree
-          `loss_gradient_inputs`; required iff `loss_gradient_input` is on.
-        """
-        if features.ndim != 4 or features.shape[-1] != self.token_dim:
-            raise ValueError(f"unroll: features must be [B, T, N, {self.token_dim}], "
-                             f"got shape {features.shape}")
-        batch = features.shape[0]
-        if state.ndim != 3 or state.shape[0] != batch or state.shape[2] != self.token_dim:
-            raise ValueError(f"unroll: the carried state must be [B, K, D] = [{batch}, K, "
-                             f"{self.token_dim}], got shape {state.shape}")
-        if state.shape[1] < 1:
-            raise ValueError("unroll: the state needs at least one token (K >= 1)")
-        if (self.gradient_projection is not None) != (loss_gradient_fn is not None):
-            raise ValueError("unroll: pass loss_gradient_fn exactly when the model was built "
-                             "with loss_gradient_input=True")
-        if stop_gradient is not None and stop_gradient.shape != features.shape[:2]:
-            raise ValueError(f"unroll: stop_gradient must be bool [B, T] = "
-                             f"{features.shape[:2]}, got {stop_gradient.shape}")
-        graphdef, params = nnx.split(self)
-        time_major = lambda x: jnp.swapaxes(x, 0, 1)
-
-        def step(carry, inputs):
-            module = nnx.merge(graphdef, params)  # pure: parameters come in as arrays
-            frame_features, stop, extra = inputs
-            if stop is not None:
-                carry = jnp.where(stop[:, None, None], jax.lax.stop_gradient(carry), carry)
-            predicted = module.predict(carry)
-            gradient = None
-            if loss_gradient_fn is not None:
-                gradient = jax.lax.stop_gradient(loss_gradient_fn(predicted, extra))
-            corrected = module.correct(predicted, frame_features, gradient)
-            return corrected, (predicted, corrected)
-
-        inputs = (time_major(features),
-                  None if stop_gradient is None else time_major(stop_gradient),
-                  jax.tree.map(time_major, loss_gradient_inputs))
-        state, (predicted, corrected) = jax.lax.scan(step, state.astype(self.dtype), inputs)
-        return {"z_p": time_major(predicted), "z_c": time_major(corrected), "state": state}
+        # Decode all T predicted states in one batched call.
+        z_p = out["z_p"].reshape((batch * num_frames,) + out["z_p"].shape[2:])
+        colours, weights = self.decoder(z_p, flat_coords.reshape(batch * num_frames, h * w, 2),
+                                        return_attention=True)
+        prediction = colours.astype(jnp.float32).reshape(batch, num_frames, h, w, 3)
+        result = {"prediction": prediction, "target": target,
+                  "loss": reconstruction_loss(prediction, target), "z_p": out["z_p"],
+                  "z_c": out["z_c"], "state": out["state"], "offsets": offsets}
+        if return_attention:
+            tokens = z_p.shape[1]
+            if average_attention:  # [layers, B·T, heads, Q, K] -> [B, T, h, w, K]
+                result["attention"] = weights.mean(axis=(0, 2)).reshape(
+                    batch, num_frames, h, w, tokens)
+            else:
+                layers, _, heads = weights.shape[:3]
+                result["attention"] = weights.reshape(layers, batch, num_frames, heads, h, w,
+                                                      tokens)
+        return result
 
 
-# chapters/03_model.py, cell 33
-def chunks_of(frames, chunk_size: int):
-    """Split a video [B, T, ...] along time into chunks [B, <= chunk_size, ...] (a generator)."""
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunks_of: chunk_size must be a positive int, got {chunk_size!r}")
-    for start in range(0, frames.shape[1], chunk_size):
-        yield frames[:, start:start + chunk_size]
+def check_offsets(offsets, batch: int, num_frames: int, subsample: int) -> None:
+    """Raise ValueError unless `offsets` are int [B, T, 2] in [0, S) (values checked
+    outside jit only)."""
+    shape = getattr(offsets, "shape", None)
+    if shape != (batch, num_frames, 2):
+        raise ValueError(f"offsets must be int [B, T, 2] = [{batch}, {num_frames}, 2], "
+                         f"got shape {shape}")
+    if not jnp.issubdtype(offsets.dtype, jnp.integer):
+        raise ValueError(f"offsets must be integers in [0, S), got dtype {offsets.dtype}")
+    if not isinstance(offsets, jax.core.Tracer):  # concrete: checked on the host
+        values = np.asarray(offsets)
+        low, high = int(values.min()), int(values.max())
+        if low < 0 or high >= subsample:
+            raise ValueError(f"offsets must lie in [0, S) = [0, {subsample}), got values "
+                             f"from {low} to {high}")
 
 
-def stream(step_fn, chunks, state):
-    """Run `step_fn(chunk, state) -> (outputs, new_state)` over `chunks`, carrying the state.
+def _loss_gradient_fn(decoder: Decoder):
+    """dL_t/dz_p for the loss-gradient switch: the decoder's loss on frame t, per example."""
+    graphdef, params = nnx.split(decoder)
 
-    Yields `(outputs, state)` after every chunk and keeps nothing itself, so
-    memory stays that of one chunk however long the video is. Pass a jitted
-    `step_fn` to compile once per chunk shape.
-    """
-    for chunk in chunks:
-        outputs, state = step_fn(chunk, state)
-        yield outputs, state
+    def loss_gradient(z_p, inputs):
+        coords, target = inputs  # [B, Q, 2], [B, Q, 3]
+
+        def loss(z):  # summed over examples, so each example's gradient ignores the others
+            colours = nnx.merge(graphdef, params)(z, coords).astype(jnp.float32)
+            return jnp.mean((colours - target) ** 2, axis=(1, 2)).sum()
+
+        return jax.grad(loss)(z_p)
+
+    return loss_gradient

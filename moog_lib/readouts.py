@@ -42,15 +42,16 @@ import numpy as np
 import optax
 from flax import nnx
 
-from moog_lib import configs, data, datasets, decoder, model, train
+from moog_lib import configs, data, datasets, decoder, encoder, train
+from moog_lib.model import MooG
 
 
-def token_features(moog: decoder.MooG, frames: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
+def token_features(moog: MooG, frames: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
     """The readouts' input: [z_p, z_c] per frame, float [B, T, 2K, D].
 
     `frames` float [B, T, H, W, 3] in [0, 1]; `key` draws the initial noise.
     """
-    model.check_frames(frames, stride=moog.encoder.stride)
+    encoder.check_frames(frames, stride=moog.encoder.stride)
     state = moog.initial_state(key, frames.shape[0])
     out = moog.dynamics.unroll(moog.encoder(jnp.asarray(frames, jnp.float32)), state)
     return jnp.concatenate([out["z_p"], out["z_c"]], axis=2)
@@ -60,7 +61,7 @@ def token_features(moog: decoder.MooG, frames: jnp.ndarray, key: jax.Array) -> j
 class ReadoutModel(nnx.Module):
     """A readout `head` on the tokens of a MooG `backbone`; `frozen` stops gradients into it."""
 
-    def __init__(self, backbone: decoder.MooG, head: nnx.Module, *, frozen: bool):
+    def __init__(self, backbone: MooG, head: nnx.Module, *, frozen: bool):
         self.backbone = backbone
         self.head = head
         self.frozen = frozen
@@ -229,7 +230,7 @@ DEPTH = ReadoutTask(name="depth", make_head=make_depth_head, loss=depth_loss,
 
 
 # chapters/07_depth_readout.py, cell 21
-def check_backbone(config: configs.Config, backbone_dir) -> decoder.MooG:
+def check_backbone(config: configs.Config, backbone_dir) -> MooG:
     """The pretrained MooG in `backbone_dir`; its model config must be `config.model`."""
     if (Path(backbone_dir) / "baseline.json").exists():  # written by chapter 10
         raise ValueError(f"{backbone_dir} holds an on-the-grid baseline, not MooG; load it with "
@@ -256,7 +257,7 @@ def readout_run_config(config: configs.Config) -> configs.Config:
     return dataclasses.replace(config, train=config.readout.train)
 
 
-def build_readout(task: ReadoutTask, config: configs.Config, backbone: decoder.MooG, *,
+def build_readout(task: ReadoutTask, config: configs.Config, backbone: MooG, *,
                   frozen: bool):
     """(ReadoutModel, optimiser) for `task` on `backbone`."""
     head = task.make_head(config, nnx.Rngs(config.readout.train.seed))

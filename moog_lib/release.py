@@ -6,7 +6,7 @@ The path and shape of every array of the three Ego4D checkpoint files
 (`release_names`); the Ego4D `.npz` files read without pickle, every entry checked
 (`check_entries`), into `moog_lib.ego4d` modules (`load_ego4d`), written back
 (`save_ego4d`), made at random in the same format, found, and downloaded with every
-file checked (`download_ego4d`); and the paper model's parameter tree to our `decoder.MooG` and back (`from_release_params`,
+file checked (`download_ego4d`); and the paper model's parameter tree to our `model.MooG` and back (`from_release_params`,
 `to_release_params`).
 
 Generated from chapters/12_pretrained.py by tools/export.py; do not edit.
@@ -55,8 +55,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from moog_lib import configs, data, decoder
+from moog_lib import configs, data
 from moog_lib.ego4d import Ego4DConfig, Ego4DHeadConfig, ego4d_config
+from moog_lib.model import MooG
 
 EGO4D_URL = "https://storage.googleapis.com/representations4d/checkpoints/"
 EGO4D_FILES = {  # load_ego4d's argument -> the authors' file name
@@ -268,15 +269,15 @@ def param_values(module: nnx.Module) -> dict[tuple, object]:
 
 def release_names(module: nnx.Module) -> dict[str, tuple]:
     """{the release's '/'-joined path: our parameter path} for an `Ego4DMooG`, an
-    `Ego4DTrackHead` or a paper `decoder.MooG` (abstract modules work too)."""
+    `Ego4DTrackHead` or a paper `model.MooG` (abstract modules work too)."""
     if isinstance(module, Ego4DMooG):
         rules = _EGO4D_RULES
     elif isinstance(module, Ego4DTrackHead):
         rules = _HEAD_RULES
-    elif isinstance(module, decoder.MooG):
+    elif isinstance(module, MooG):
         rules = _PAPER_RULES
     else:
-        raise ValueError(f"release_names: expected Ego4DMooG, Ego4DTrackHead or decoder.MooG, "
+        raise ValueError(f"release_names: expected Ego4DMooG, Ego4DTrackHead or model.MooG, "
                          f"got {type(module).__name__}")
     names = {}
     for path in param_values(module):
@@ -610,8 +611,8 @@ def _nest(flat: dict) -> dict:
 
 
 def from_release_params(tree, *, config: configs.ModelConfig | None = None,
-                        dtype=None) -> decoder.MooG:
-    """Our `decoder.MooG` holding a parameter tree written by the release's paper model.
+                        dtype=None) -> MooG:
+    """Our `model.MooG` holding a parameter tree written by the release's paper model.
 
     `tree`: nested dicts (optionally under "params") or a flat {'a/b/kernel': array}.
     `config` defaults to the `paper` preset, with `loss_gradient_input` set when the
@@ -632,13 +633,13 @@ def from_release_params(tree, *, config: configs.ModelConfig | None = None,
     check_entries(flat, release_param_shapes(config),
                   "the release parameter tree" + (" (loss-gradient variant)" if variant else ""))
     dtype = jnp.float32 if dtype is None else dtype
-    return _from_arrays(lambda: decoder.MooG(config, rngs=nnx.Rngs(0), dtype=dtype), flat)
+    return _from_arrays(lambda: MooG(config, rngs=nnx.Rngs(0), dtype=dtype), flat)
 
 
-def to_release_params(moog: decoder.MooG) -> dict:
+def to_release_params(moog: MooG) -> dict:
     """The release's nested parameter tree (NumPy float32 arrays) of our paper `MooG`."""
-    if not isinstance(moog, decoder.MooG):
-        raise ValueError(f"to_release_params: expected a decoder.MooG, got {type(moog).__name__}")
+    if not isinstance(moog, MooG):
+        raise ValueError(f"to_release_params: expected a model.MooG, got {type(moog).__name__}")
     values = param_values(moog)
     return _nest({name: np.asarray(values[path])
                   for name, path in sorted(release_names(moog).items())})

@@ -72,6 +72,7 @@ import orbax.checkpoint as ocp
 from flax import nnx, struct
 
 from moog_lib import configs, data, datasets, decoder
+from moog_lib.model import MooG
 
 
 def learning_rate_schedule(train: configs.TrainConfig) -> optax.Schedule:
@@ -241,7 +242,7 @@ def step_memory(config: configs.Config) -> dict:
     and resolution), compiled for the default device and not run."""
     d = config.data
     tx = make_optimizer(config.train)
-    graphdef, rest, state = split_model(decoder.MooG(config.model, rngs=nnx.Rngs(0)), tx)
+    graphdef, rest, state = split_model(MooG(config.model, rngs=nnx.Rngs(0)), tx)
     video = jax.ShapeDtypeStruct((d.batch_size, d.num_frames, d.resolution, d.resolution, 3),
                                  jnp.float32)
     step = make_train_step(graphdef, rest, tx)
@@ -542,7 +543,7 @@ def train(config: configs.Config, workdir, *, steps: int | None = None,
           train_source=None, eval_source=None, progress: bool = True) -> dict:
     """Pretrain MooG on next-frame prediction (see `fit`); returns the last records.
     `minutes`: train for that long instead of `config.train.steps` (`budget_steps`)."""
-    model = decoder.MooG(check_config(config).model, rngs=nnx.Rngs(config.train.seed))
+    model = MooG(check_config(config).model, rngs=nnx.Rngs(config.train.seed))
     if minutes is not None:
         if steps is not None:
             raise ValueError("give a number of steps or a budget in minutes, not both")
@@ -577,7 +578,7 @@ def load_trained(workdir, config: configs.Config | None = None):
     """(model, config) of the newest readable checkpoint in `workdir` (None if there is none)."""
     workdir = Path(workdir)
     config = read_config(workdir) if config is None else config
-    model = restore_model(decoder.MooG(config.model, rngs=nnx.Rngs(0)),
+    model = restore_model(MooG(config.model, rngs=nnx.Rngs(0)),
                           make_optimizer(config.train), workdir / "checkpoints",
                           config.train.keep_checkpoints)
     return None if model is None else (model, config)
@@ -999,6 +1000,6 @@ def load_tutorial_model(name: str = "cpu_moog", *, directory=None):
             f"made from a finished training run with `python tools/ship_weights.py backbone "
             f"--workdir RUN --name {name} --command \"the command that trained RUN\"`")
     config = config_from_dict(json.loads(meta.read_text())["config"])
-    model = decoder.MooG(config.model, rngs=nnx.Rngs(0))
+    model = MooG(config.model, rngs=nnx.Rngs(0))
     manifest = load_weights(model, directory / name)
     return model, config, manifest

@@ -55,7 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from moog_lib import data, datasets, model
+from moog_lib import data, datasets, dynamics
 
 
 def _log(message: str) -> None:
@@ -142,8 +142,8 @@ def inspect_clip(net, frames, key, *, state=None, num_tokens: int | None = None,
     `argmax` [B, T, H, W], the decoded `tokens` [B, T, K, D] (MooG: z_p), the
     per-frame `psnr` [B, T] over all pixels; and the last `state` (pass it back
     to continue). `num_tokens` sets K of a fresh state (MooG: any K, same
-    parameters). With `chunk_size`, frames go through `model.chunks_of` and
-    `model.stream` that many at a time, carrying the state.
+    parameters). With `chunk_size`, frames go through `dynamics.chunks_of` and
+    `dynamics.stream` that many at a time, carrying the state.
     """
     check_net(net)
     _check_video(frames)
@@ -158,8 +158,8 @@ def inspect_clip(net, frames, key, *, state=None, num_tokens: int | None = None,
         out = _inspect(graphdef, variables, chunk, carried, key)
         return {k: np.asarray(v) for k, v in out.items() if k != "state"}, out["state"]
 
-    chunks = model.chunks_of(frames, chunk_size or frames.shape[1])
-    parts = list(model.stream(step, chunks, state))
+    chunks = dynamics.chunks_of(frames, chunk_size or frames.shape[1])
+    parts = list(dynamics.stream(step, chunks, state))
     result = {k: np.concatenate([p[k] for p, _ in parts], axis=1) for k in parts[0][0]}
     return {**result, "state": parts[-1][1]}
 
@@ -549,7 +549,7 @@ def _prepend(first, rest):
 
 def stream_video(net, chunks, key, *, num_tokens: int | None = None, keep_every: int = 0,
                  measure: bool = False) -> dict:
-    """Run `net` over `chunks` ([B, T_c, H, W, 3] each, any iterable) with `model.stream`,
+    """Run `net` over `chunks` ([B, T_c, H, W, 3] each, any iterable) with `dynamics.stream`,
     carrying the state from chunk to chunk.
 
     Keeps only `psnr` [B, T] — next-frame PSNR per frame at the model's evaluation
@@ -571,7 +571,7 @@ def stream_video(net, chunks, key, *, num_tokens: int | None = None, keep_every:
     psnr, kept, live, rss = [], {}, [], []
     base_live, base_rss = (live_array_bytes(), resident_bytes()) if measure else (0, 0)
     frames, tic = 0, time.perf_counter()
-    for i, step_result in enumerate(model.stream(step, _prepend(first, chunks), state)):
+    for i, step_result in enumerate(dynamics.stream(step, _prepend(first, chunks), state)):
         outputs, state = step_result  # the state after this chunk
         values = np.array(outputs["psnr"])  # a copy: no device buffer is kept alive
         psnr.append(values)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from moog_lib import configs, data, datasets, model
+from moog_lib import configs, data, datasets, encoder
 
 T, R = 24, 64  # the paper's clip length; the renderer's default resolution
 
@@ -604,7 +604,7 @@ def test_every_preset_reads_frames_whose_side_is_a_multiple_of_dataset_multiple(
     for name in configs.PRESETS:
         config = configs.get(name)
         m = config.model
-        need = math.lcm(model.encoder_stride(m), m.train_subsample, m.eval_subsample)
+        need = math.lcm(encoder.encoder_stride(m), m.train_subsample, m.eval_subsample)
         assert datasets.DATASET_MULTIPLE % need == 0, (name, need)
         assert config.data.resolution % datasets.DATASET_MULTIPLE == 0, name
     with pytest.raises(ValueError, match="multiple of 8"):

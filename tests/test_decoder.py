@@ -10,6 +10,7 @@ import pytest
 from flax import nnx
 
 from moog_lib import configs, decoder, fourier
+from moog_lib.model import MooG
 
 
 def _count(module) -> int:
@@ -23,7 +24,7 @@ def tiny():
 
 @pytest.fixture(scope="module")
 def moog(tiny):
-    return decoder.MooG(tiny, rngs=nnx.Rngs(0))
+    return MooG(tiny, rngs=nnx.Rngs(0))
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,7 @@ def test_loss_and_psnr():
 
 
 def test_paper_parameter_counts():
-    paper = nnx.eval_shape(lambda: decoder.MooG(configs.get("paper").model, rngs=nnx.Rngs(0)))
+    paper = nnx.eval_shape(lambda: MooG(configs.get("paper").model, rngs=nnx.Rngs(0)))
     assert _count(paper) == 34_726_787
     assert _count(paper.encoder) == 2_593_792
     assert _count(paper.dynamics.corrector) == 8_398_848
@@ -119,7 +120,7 @@ _run = nnx.jit(lambda m, x, o, s: m(x, state=s, offsets=o, subsample=8, return_a
 @pytest.fixture(scope="module")
 def training_steps(tiny, clip):
     """Two Adam steps of a fresh tiny MooG on one fixed batch and key."""
-    model = decoder.MooG(tiny, rngs=nnx.Rngs(5))
+    model = MooG(tiny, rngs=nnx.Rngs(5))
     optimizer = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
 
     @nnx.jit
@@ -198,7 +199,7 @@ def test_release_switches_trace_through_gradients(clip):
     numerically in tests/test_model.py)."""
     cfg = configs.override(configs.get("tiny"), [
         "model.loss_gradient_input=True", "model.state_stop_gradient_prob=0.5"]).model
-    abstract = nnx.eval_shape(lambda: decoder.MooG(cfg, rngs=nnx.Rngs(0)))
+    abstract = nnx.eval_shape(lambda: MooG(cfg, rngs=nnx.Rngs(0)))
     assert abstract.dynamics.gradient_projection is not None
     graphdef, params = nnx.split(abstract)
 
@@ -212,7 +213,7 @@ def test_release_switches_trace_through_gradients(clip):
 
 def test_bfloat16_compute(clip):
     cfg = configs.override(configs.get("tiny"), ["model.compute_dtype=bfloat16"]).model
-    abstract = nnx.eval_shape(lambda: decoder.MooG(cfg, rngs=nnx.Rngs(0)))
+    abstract = nnx.eval_shape(lambda: MooG(cfg, rngs=nnx.Rngs(0)))
     graphdef, params = nnx.split(abstract)
     out = jax.eval_shape(lambda p, x, k: nnx.merge(graphdef, p)(x, key=k), params, clip,
                          jax.random.key(0))

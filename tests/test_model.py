@@ -1,4 +1,5 @@
-"""moog_lib.model: the encoder, the initial state and the predict-correct loop."""
+"""moog_lib.encoder and moog_lib.dynamics: the encoder, the initial state and the predict-correct
+loop (the whole model, moog_lib.model.MooG, is tested in test_decoder.py)."""
 
 import math
 
@@ -8,7 +9,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from moog_lib import configs, decoder, model
+from moog_lib import configs
+from moog_lib.dynamics import PredictCorrect, chunks_of, initial_noise, stop_gradient_mask, stream
+from moog_lib.encoder import Encoder, check_frames
+from moog_lib.model import MooG
 
 
 def _count(module) -> int:
@@ -22,7 +26,7 @@ def tiny():
 
 @pytest.fixture(scope="module")
 def dynamics(tiny):
-    return model.PredictCorrect(tiny, rngs=nnx.Rngs(0))
+    return PredictCorrect(tiny, rngs=nnx.Rngs(0))
 
 
 @pytest.fixture(scope="module")
@@ -35,20 +39,20 @@ _unroll = nnx.jit(lambda m, f, s: m.unroll(f, s))
 
 def test_paper_parameter_counts():
     paper = configs.get("paper").model
-    encoder = nnx.eval_shape(lambda: model.Encoder(paper, rngs=nnx.Rngs(0)))
-    dynamics = nnx.eval_shape(lambda: model.PredictCorrect(paper, rngs=nnx.Rngs(0)))
+    encoder = nnx.eval_shape(lambda: Encoder(paper, rngs=nnx.Rngs(0)))
+    dynamics = nnx.eval_shape(lambda: PredictCorrect(paper, rngs=nnx.Rngs(0)))
     assert _count(encoder) == 2_593_792
     assert _count(dynamics.corrector) == 8_398_848
     assert _count(dynamics.predictor) == 7_877_504
     assert _count(dynamics.correction_norm) == 512
     assert _count(dynamics) == 8_398_848 + 7_877_504 + 512
     switched = configs.override(configs.get("paper"), ["model.loss_gradient_input=True"]).model
-    with_projection = nnx.eval_shape(lambda: model.PredictCorrect(switched, rngs=nnx.Rngs(0)))
+    with_projection = nnx.eval_shape(lambda: PredictCorrect(switched, rngs=nnx.Rngs(0)))
     assert _count(with_projection.gradient_projection) == 1024 * 512 + 512
 
 
 def test_encoder_shapes_and_batching(tiny):
-    encoder = model.Encoder(tiny, rngs=nnx.Rngs(0))
+    encoder = Encoder(tiny, rngs=nnx.Rngs(0))
     frames = jax.random.uniform(jax.random.key(0), (2, 3, 32, 32, 3))
     run = nnx.jit(lambda m, x: m(x))
     tokens = run(encoder, frames)
@@ -60,7 +64,7 @@ def test_encoder_shapes_and_batching(tiny):
 
 
 def test_initial_state_statistics(dynamics, tiny):
-    noise = model.initial_noise(jax.random.key(0), 4, 64, tiny.token_dim)
+    noise = initial_noise(jax.random.key(0), 4, 64, tiny.token_dim)
     assert noise.shape == (4, 64, tiny.token_dim)
     np.testing.assert_allclose(float(noise.std()), 1e-4, rtol=0.05)
     state = dynamics.initial_state(jax.random.key(0), 4, 64)
@@ -98,13 +102,13 @@ def test_chunks_carry_the_state(dynamics, features):
         whole["z_p"], jnp.concatenate([first["z_p"], second["z_p"]], 1), atol=1e-5)
     # stream + chunks_of give the same
     step = lambda chunk, s: (lambda o: (o, o["state"]))(_unroll(dynamics, chunk, s))
-    streamed = [o["z_c"] for o, _ in model.stream(step, model.chunks_of(features, 4), state)]
+    streamed = [o["z_c"] for o, _ in stream(step, chunks_of(features, 4), state)]
     np.testing.assert_allclose(whole["z_c"], jnp.concatenate(streamed, 1), atol=1e-5)
 
 
 def test_tokens_chosen_at_call_time(tiny):
     small = configs.override(configs.get("tiny"), ["model.token_dim=8"]).model
-    dynamics = model.PredictCorrect(small, rngs=nnx.Rngs(0))
+    dynamics = PredictCorrect(small, rngs=nnx.Rngs(0))
     feats = jnp.ones((1, 1, 4, 8))
     for k in (256, 512, 1024):
         state = dynamics.initial_state(jax.random.key(0), 1, k)
@@ -112,16 +116,16 @@ def test_tokens_chosen_at_call_time(tiny):
 
 
 def test_stop_gradient_mask_statistics():
-    mask = model.stop_gradient_mask(jax.random.key(0), 64, 8, 0.25)
+    mask = stop_gradient_mask(jax.random.key(0), 64, 8, 0.25)
     assert mask.shape == (64, 8) and mask.dtype == jnp.bool_
     assert 0.1 < float(mask.mean()) < 0.4
     with pytest.raises(ValueError, match="probability"):
-        model.stop_gradient_mask(jax.random.key(0), 2, 2, 1.5)
+        stop_gradient_mask(jax.random.key(0), 2, 2, 1.5)
 
 
 def test_bad_inputs(dynamics, features, tiny):
     good = np.full((1, 2, 32, 32, 3), 0.5, np.float32)
-    model.check_frames(good, stride=4)
+    check_frames(good, stride=4)
     cases = {
         "rank 5": good[0],
         "3 channels": good[..., :2],
@@ -133,11 +137,11 @@ def test_bad_inputs(dynamics, features, tiny):
     }
     for match, frames in cases.items():
         with pytest.raises(ValueError, match=match):
-            model.check_frames(frames, stride=4, subsample=8)
+            check_frames(frames, stride=4, subsample=8)
     with pytest.raises(ValueError, match="Inf"):
-        model.check_frames(np.where(good > 0, np.inf, good))
+        check_frames(np.where(good > 0, np.inf, good))
     with pytest.raises(ValueError, match="array"):
-        model.check_frames([[0.5]])
+        check_frames([[0.5]])
     with pytest.raises(ValueError, match="K must be an int >= 1"):
         dynamics.initial_state(jax.random.key(0), 2, 0)
     with pytest.raises(ValueError, match="carried state must be"):
@@ -155,7 +159,7 @@ def test_release_switches_in_the_loop(features):
     """Loss-gradient input and stop-gradient: gradients are finite, reach the projection,
     and a cut before frame 1 stops them reaching frame 0's features."""
     cfg = configs.override(configs.get("tiny"), ["model.loss_gradient_input=True"]).model
-    dynamics = model.PredictCorrect(cfg, rngs=nnx.Rngs(0))
+    dynamics = PredictCorrect(cfg, rngs=nnx.Rngs(0))
     f = features[:, :3]
     target = jax.random.normal(jax.random.key(5), (2, 3, 12, cfg.token_dim))
     state = dynamics.initial_state(jax.random.key(6), 2, 12)
@@ -182,7 +186,7 @@ def test_release_switches_in_the_loop(features):
 def test_loss_gradient_corrector_adds_to_the_predicted_state(features):
     """With the loss-gradient query q, the residual is z_p: z_c = LN(z_p + C(q, F_t))."""
     cfg = configs.override(configs.get("tiny"), ["model.loss_gradient_input=True"]).model
-    dynamics = model.PredictCorrect(cfg, rngs=nnx.Rngs(0))
+    dynamics = PredictCorrect(cfg, rngs=nnx.Rngs(0))
     z_p = jax.random.normal(jax.random.key(1), (2, 12, cfg.token_dim))
     gradient = jax.random.normal(jax.random.key(2), z_p.shape)
     f = features[:, 0]
@@ -200,22 +204,22 @@ def test_fixed_initial_state_is_shared_and_stable_in_k():
     assert not configs.get("paper").model.fixed_initial_state
     cfg = configs.override(configs.get("tiny"), ["model.fixed_initial_state=True",
                                                  "model.initial_state_scale=1.0"]).model
-    dynamics = model.PredictCorrect(cfg, rngs=nnx.Rngs(0))
+    dynamics = PredictCorrect(cfg, rngs=nnx.Rngs(0))
     a = dynamics.initial_state(jax.random.key(1), 3, 8)
     b = dynamics.initial_state(jax.random.key(2), 2, 12)
     np.testing.assert_array_equal(a[0], a[2])
     np.testing.assert_array_equal(a[0], b[1, :8])
     assert 0.5 < float(a.std()) < 1.5  # unit scale survives the LN
-    fresh = model.PredictCorrect(configs.get("tiny").model, rngs=nnx.Rngs(0))
+    fresh = PredictCorrect(configs.get("tiny").model, rngs=nnx.Rngs(0))
     c = fresh.initial_state(jax.random.key(1), 2, 8)
     assert not np.allclose(c[0], c[1]) and float(c.std()) < 0.05
 
 
 def test_qk_norm_scale_sets_every_attention_norm():
     cfg = configs.override(configs.get("tiny"), ["model.qk_norm_scale=2.0"]).model
-    net = decoder.MooG(cfg, rngs=nnx.Rngs(0))
+    net = MooG(cfg, rngs=nnx.Rngs(0))
     scales = [m.scale[...] for _, m in nnx.iter_graph(net) if isinstance(m, nnx.RMSNorm)]
     assert len(scales) >= 6 and all(np.all(np.asarray(s) == 2.0) for s in scales)
-    paper_like = decoder.MooG(configs.get("tiny").model, rngs=nnx.Rngs(0))
+    paper_like = MooG(configs.get("tiny").model, rngs=nnx.Rngs(0))
     assert all(np.all(np.asarray(m.scale[...]) == 1.0) for _, m in nnx.iter_graph(paper_like)
                if isinstance(m, nnx.RMSNorm))

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from moog_lib import cli, configs, datasets, decoder, ego4d, release, tracking
+from moog_lib import cli, configs, datasets, ego4d, release, tracking
+from moog_lib.model import MooG
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT.parent / "shared" / "spec"
@@ -77,7 +78,7 @@ def test_our_modules_renamed_give_exactly_the_tables(size):
         module = nnx.eval_shape(lambda h=head: ego4d.Ego4DTrackHead(h, rngs=nnx.Rngs(0)))
         assert release.module_shapes(module) == tables[part]
     for model_config in (PAPER, VARIANT):
-        moog = nnx.eval_shape(lambda c=model_config: decoder.MooG(c, rngs=nnx.Rngs(0)))
+        moog = nnx.eval_shape(lambda c=model_config: MooG(c, rngs=nnx.Rngs(0)))
         assert release.module_shapes(moog) == release.release_param_shapes(model_config)
 
 

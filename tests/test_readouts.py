@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from moog_lib import boxes, cli, configs, data, datasets, decoder, points, readouts, train
+from moog_lib import boxes, cli, configs, data, datasets, points, readouts, train
+from moog_lib.model import MooG
 
 TINY = configs.get("tiny")
 
@@ -381,7 +382,7 @@ def clip_batch():
 
 @pytest.mark.parametrize("frozen", [True, False])
 def test_frozen_readout_leaves_moog_bit_identical(clip_batch, frozen):
-    backbone = decoder.MooG(TINY.model, rngs=nnx.Rngs(0))
+    backbone = MooG(TINY.model, rngs=nnx.Rngs(0))
     model, tx = readouts.build_readout(points.POINTS, TINY, backbone, frozen=frozen)
     graphdef, rest, state = train.split_model(model, tx)
     batch = {k: clip_batch[k] for k in ("video",) + points.POINTS.keys}
@@ -406,7 +407,7 @@ def test_frozen_readout_leaves_moog_bit_identical(clip_batch, frozen):
 def test_a_readout_lowers_its_loss_on_tiny(clip_batch, task):
     config = configs.override(TINY, ["readout.train.peak_learning_rate=3e-3"])
     model, tx = readouts.build_readout(task, config,
-                                       decoder.MooG(config.model, rngs=nnx.Rngs(0)), frozen=True)
+                                       MooG(config.model, rngs=nnx.Rngs(0)), frozen=True)
     graphdef, rest, state = train.split_model(model, tx)
     batch = {k: clip_batch[k] for k in ("video",) + task.keys}
     step = train.make_train_step(graphdef, rest, tx, readouts.readout_loss(task, config))

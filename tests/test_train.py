@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from moog_lib import configs, decoder, train
+from moog_lib import configs, train
+from moog_lib.model import MooG
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,7 +31,7 @@ def one_step() -> dict:
 
     config = configs.get("tiny")
     tx = train.make_optimizer(config.train)
-    graphdef, rest, state = train.split_model(decoder.MooG(config.model, rngs=nnx.Rngs(0)), tx)
+    graphdef, rest, state = train.split_model(MooG(config.model, rngs=nnx.Rngs(0)), tx)
     mesh = data.data_parallel_mesh()
     video = np.random.default_rng(0).integers(0, 256, (8, 4, 32, 32, 3), dtype=np.uint8)
     rows = train.local_batch_size(8, mesh)
@@ -160,7 +161,7 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path):
 def test_corrupt_latest_checkpoint_falls_back_with_a_warning(tmp_path):
     config = configs.get("tiny")
     tx = train.make_optimizer(config.train)
-    _, _, state = train.split_model(decoder.MooG(config.model, rngs=nnx.Rngs(0)), tx)
+    _, _, state = train.split_model(MooG(config.model, rngs=nnx.Rngs(0)), tx)
     manager = train.Checkpointer(tmp_path, keep=3)
     manager.save(state, {"data_state": {"next_index": 0}})
     later = state.replace(step=state.step + 5)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from moog_lib import configs, data, datasets, decoder, train, viz
+from moog_lib import configs, data, datasets, train, viz
+from moog_lib.model import MooG
 
 CONFIG = configs.get("tiny")
 K = CONFIG.model.num_tokens
@@ -15,7 +16,7 @@ RES = CONFIG.data.resolution
 
 @pytest.fixture(scope="module")
 def net():
-    return decoder.MooG(CONFIG.model, rngs=nnx.Rngs(0))
+    return MooG(CONFIG.model, rngs=nnx.Rngs(0))
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from moog_lib import configs, decoder, train
+from moog_lib import configs, train
+from moog_lib.model import MooG
 
 TINY = configs.get("tiny")
 
 
-def tiny_moog(seed: int, model: configs.ModelConfig = TINY.model) -> decoder.MooG:
-    return decoder.MooG(model, rngs=nnx.Rngs(seed))
+def tiny_moog(seed: int, model: configs.ModelConfig = TINY.model) -> MooG:
+    return MooG(model, rngs=nnx.Rngs(seed))
 
 
 @nnx.jit

@@ -1,0 +1,185 @@
+"""The recurrent core: the initial state, the stop-gradient mask, `PredictCorrect`, streaming.
+
+`initial_noise` and `fixed_noise` draw the state before the first frame;
+`stop_gradient_mask` says where the carried state is cut from the gradient;
+`PredictCorrect` is the predict–correct loop (`unroll` scans it over frames);
+`chunks_of` and `stream` run it over a video of any length, chunk by chunk.
+
+Generated from chapters/03_model.py by tools/export.py; do not edit.
+Edit the chapter, then run `make export`.
+"""
+
+
+__all__ = [
+    "initial_noise",
+    "fixed_noise",
+    "stop_gradient_mask",
+    "PredictCorrect",
+    "chunks_of",
+    "stream",
+]
+
+
+# chapters/03_model.py, cell 15
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from moog_lib import attention, configs
+from moog_lib.encoder import _compute_dtype, scale_only_norm
+
+
+def initial_noise(key: jax.Array, batch_size: int, num_tokens: int, token_dim: int,
+                  scale: float = 1e-4) -> jnp.ndarray:
+    """`scale · N(0, I)` of shape [B, K, D], float32: fresh noise for every example."""
+    for name, value in (("batch_size", batch_size), ("num_tokens", num_tokens),
+                        ("token_dim", token_dim)):
+        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"initial_noise: {name} must be a positive int, got {value!r}")
+    return scale * jax.random.normal(key, (batch_size, num_tokens, token_dim), jnp.float32)
+
+
+def fixed_noise(batch_size: int, num_tokens: int, token_dim: int, scale: float) -> jnp.ndarray:
+    """One draw shared by every example: token k is `scale · N(0, I)` from `fold_in(key(0), k)`,
+    so the first K tokens are the same whatever K is. [B, K, D], float32."""
+    keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.key(0), k))(jnp.arange(num_tokens))
+    tokens = jax.vmap(lambda k: jax.random.normal(k, (token_dim,), jnp.float32))(keys)
+    return jnp.broadcast_to(scale * tokens, (batch_size, num_tokens, token_dim))
+
+
+# chapters/03_model.py, cell 21
+def stop_gradient_mask(key: jax.Array, batch_size: int, num_frames: int,
+                       probability: float) -> jnp.ndarray:
+    """bool [B, T]: where True, the state carried into that frame is cut from the gradient."""
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"stop_gradient_mask: probability must be in [0, 1], got {probability}")
+    return jax.random.bernoulli(key, probability, (batch_size, num_frames))
+
+
+class PredictCorrect(nnx.Module):
+    """The recurrent core: `z_p = z + P(z)`, `z_c = LN(z_p + C(z_p, F_t))`.
+
+    Built from `configs.ModelConfig`. With `config.loss_gradient_input` (the
+    release's switch, not in the paper) the corrector's query is
+    `gradient_projection([z_p, dL/dz_p])` instead of `z_p`.
+    """
+
+    def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
+                 param_dtype=jnp.float32):
+        width = config.token_dim
+        self.dtype = _compute_dtype(config, dtype)
+        self.token_dim = width
+        self.initial_state_scale = config.initial_state_scale
+        self.fixed_initial_state = config.fixed_initial_state
+        kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
+        self.predictor = attention.Transformer.from_config(
+            width, config.predictor, qk_norm_scale=config.qk_norm_scale, **kwargs)
+        self.corrector = attention.Transformer.from_config(
+            width, config.corrector, kv_size=width, qk_norm_scale=config.qk_norm_scale,
+            cross_compete=config.corrector_competition, **kwargs)
+        self.correction_norm = scale_only_norm(width, config.correction_norm_eps, rngs,
+                                                self.dtype, param_dtype)
+        self.gradient_projection = (nnx.Linear(2 * width, width, **kwargs)
+                                    if config.loss_gradient_input else None)
+
+    def initial_state(self, key: jax.Array, batch_size: int, num_tokens: int) -> jnp.ndarray:
+        """The state before the first frame: LN(scale · N(0, I)), [B, K, D].
+
+        With `fixed_initial_state` (a departure, see §4) `key` is ignored: token k
+        is drawn from `fold_in(key(0), k)`, the same in every clip and for any K.
+        """
+        if not isinstance(num_tokens, int | np.integer) or num_tokens < 1:
+            raise ValueError(f"initial_state: the number of tokens K must be an int >= 1, "
+                             f"got {num_tokens!r}")
+        if self.fixed_initial_state:
+            noise = fixed_noise(batch_size, num_tokens, self.token_dim, self.initial_state_scale)
+        else:
+            noise = initial_noise(key, batch_size, num_tokens, self.token_dim,
+                                  self.initial_state_scale)
+        return self.correction_norm(noise)
+
+    def predict(self, state: jnp.ndarray) -> jnp.ndarray:
+        """z_p = z + P(z): [B, K, D] -> [B, K, D]."""
+        return state + self.predictor(state)
+
+    def correct(self, predicted: jnp.ndarray, features: jnp.ndarray,
+                loss_gradient: jnp.ndarray | None = None) -> jnp.ndarray:
+        """z_c = LN(z_p + C(q, F_t)), q = z_p (or the loss-gradient query, if switched on)."""
+        query = predicted
+        if self.gradient_projection is not None:
+            if loss_gradient is None:
+                raise ValueError("correct: loss_gradient_input is on; pass loss_gradient [B, K, D]")
+            joined = jnp.concatenate([predicted, loss_gradient.astype(predicted.dtype)], -1)
+            query = self.gradient_projection(joined)
+        return self.correction_norm(predicted + self.corrector(query, features))
+
+    def unroll(self, features: jnp.ndarray, state: jnp.ndarray, *,
+               stop_gradient: jnp.ndarray | None = None, loss_gradient_fn=None,
+               loss_gradient_inputs=None) -> dict:
+        """Run the loop over the frames of `features` [B, T, N, D], from `state` [B, K, D].
+
+        Returns {"z_p": [B, T, K, D], "z_c": [B, T, K, D], "state": [B, K, D]}
+        (the state to carry into the next chunk). A `jax.lax.scan` over frames.
+
+        - `stop_gradient`: bool [B, T] (see `stop_gradient_mask`) or None.
+        - `loss_gradient_fn(z_p, inputs_t) -> dL/dz_p` [B, K, D], called inside
+          the loop with `inputs_t` the frame-t slice (axis 1) of the pytree
+          `loss_gradient_inputs`; required iff `loss_gradient_input` is on.
+        """
+        if features.ndim != 4 or features.shape[-1] != self.token_dim:
+            raise ValueError(f"unroll: features must be [B, T, N, {self.token_dim}], "
+                             f"got shape {features.shape}")
+        batch = features.shape[0]
+        if state.ndim != 3 or state.shape[0] != batch or state.shape[2] != self.token_dim:
+            raise ValueError(f"unroll: the carried state must be [B, K, D] = [{batch}, K, "
+                             f"{self.token_dim}], got shape {state.shape}")
+        if state.shape[1] < 1:
+            raise ValueError("unroll: the state needs at least one token (K >= 1)")
+        if (self.gradient_projection is not None) != (loss_gradient_fn is not None):
+            raise ValueError("unroll: pass loss_gradient_fn exactly when the model was built "
+                             "with loss_gradient_input=True")
+        if stop_gradient is not None and stop_gradient.shape != features.shape[:2]:
+            raise ValueError(f"unroll: stop_gradient must be bool [B, T] = "
+                             f"{features.shape[:2]}, got {stop_gradient.shape}")
+        graphdef, params = nnx.split(self)
+        time_major = lambda x: jnp.swapaxes(x, 0, 1)
+
+        def step(carry, inputs):
+            module = nnx.merge(graphdef, params)  # pure: parameters come in as arrays
+            frame_features, stop, extra = inputs
+            if stop is not None:
+                carry = jnp.where(stop[:, None, None], jax.lax.stop_gradient(carry), carry)
+            predicted = module.predict(carry)
+            gradient = None
+            if loss_gradient_fn is not None:
+                gradient = jax.lax.stop_gradient(loss_gradient_fn(predicted, extra))
+            corrected = module.correct(predicted, frame_features, gradient)
+            return corrected, (predicted, corrected)
+
+        inputs = (time_major(features),
+                  None if stop_gradient is None else time_major(stop_gradient),
+                  jax.tree.map(time_major, loss_gradient_inputs))
+        state, (predicted, corrected) = jax.lax.scan(step, state.astype(self.dtype), inputs)
+        return {"z_p": time_major(predicted), "z_c": time_major(corrected), "state": state}
+
+
+# chapters/03_model.py, cell 33
+def chunks_of(frames, chunk_size: int):
+    """Split a video [B, T, ...] along time into chunks [B, <= chunk_size, ...] (a generator)."""
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunks_of: chunk_size must be a positive int, got {chunk_size!r}")
+    for start in range(0, frames.shape[1], chunk_size):
+        yield frames[:, start:start + chunk_size]
+
+
+def stream(step_fn, chunks, state):
+    """Run `step_fn(chunk, state) -> (outputs, new_state)` over `chunks`, carrying the state.
+
+    Yields `(outputs, state)` after every chunk and keeps nothing itself, so
+    memory stays that of one chunk however long the video is. Pass a jitted
+    `step_fn` to compile once per chunk shape.
+    """
+    for chunk in chunks:
+        outputs, state = step_fn(chunk, state)
+        yield outputs, state
