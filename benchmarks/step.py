@@ -1,7 +1,8 @@
 """Benchmark one MooG training step on this machine: the library's own step.
 
-The timed function is `train.make_train_step` with `train.make_optimizer` (global-norm
-clipping, then the preset's optimiser and schedule), exactly as `train.fit` runs it.
+The timed function is `optimization.make_train_step` with `optimization.make_optimizer`
+(global-norm clipping, then the preset's optimiser and schedule), exactly as `train.fit`
+runs it.
 
     python benchmarks/step.py --preset paper --batch 1 --frames 2
     python benchmarks/step.py --preset cpu              # the preset's batch and clip length
@@ -49,7 +50,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from moog_lib import configs, train
+from moog_lib import configs, optimization, parallel
 from moog_lib.model import MooG
 
 
@@ -71,9 +72,9 @@ def make_step(config: configs.Config):
     """The library's jitted train step, its initial `TrainState` and the step's Python
     function (for counting FLOPs with the scan unrolled)."""
     model = MooG(config.model, rngs=nnx.Rngs(0))
-    tx = train.make_optimizer(config.train)
-    graphdef, rest, state = train.split_model(model, tx)
-    step = train.make_train_step(graphdef, rest, tx)
+    tx = optimization.make_optimizer(config.train)
+    graphdef, rest, state = optimization.split_model(model, tx)
+    step = optimization.make_train_step(graphdef, rest, tx)
     return step, state
 
 
@@ -109,7 +110,7 @@ V5E_PEAK_FLOPS, V5E_HBM_BYTES = 197e12, 16 * 2**30
 
 def report_compiled(args, config, resolution, compiled, compile_seconds, flops, notes) -> dict:
     """Memory analysis of the compiled step and its estimated time on one v5e chip."""
-    memory = train.compiled_memory(compiled)
+    memory = parallel.compiled_memory(compiled)
     result = {
         "preset": args.preset, "overrides": args.override, "batch": args.batch,
         "frames": args.frames, "resolution": resolution,

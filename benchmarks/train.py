@@ -18,14 +18,14 @@ import jax
 import numpy as np
 from flax import nnx
 
-from moog_lib import configs, train
+from moog_lib import configs, optimization, runs, train
 from moog_lib.model import MooG
 
 
 def step_time(config: configs.Config, repeats: int = 5) -> dict:
-    tx = train.make_optimizer(config.train)
-    graphdef, rest, state = train.split_model(MooG(config.model, rngs=nnx.Rngs(0)), tx)
-    step = train.make_train_step(graphdef, rest, tx)
+    tx = optimization.make_optimizer(config.train)
+    graphdef, rest, state = optimization.split_model(MooG(config.model, rngs=nnx.Rngs(0)), tx)
+    step = optimization.make_train_step(graphdef, rest, tx)
     d = config.data
     shape = (d.batch_size, d.num_frames, d.resolution, d.resolution, 3)
     batch = {"video": np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)}
@@ -50,7 +50,7 @@ def end_to_end(config: configs.Config, steps: int) -> dict:
                                        f"train.checkpoint_every={10 * steps}", "data.data_dir=''"])
     with tempfile.TemporaryDirectory() as workdir:
         train.train(config, workdir, steps=steps, progress=False)
-        records = train.MetricsLog(f"{workdir}/metrics.jsonl").read("train")[1:]
+        records = runs.MetricsLog(f"{workdir}/metrics.jsonl").read("train")[1:]
     return {"steps": steps,
             "frames_per_s": round(float(np.mean([r["frames_per_second"] for r in records])), 1),
             "data_wait_share": round(float(np.mean([r["data_wait_share"] for r in records])), 3)}

@@ -34,6 +34,13 @@
 # - the trained weights this repository ships: a checked `.npz` and a manifest,
 #   loaded with one call (`load_tutorial_model`).
 #
+# The code goes to five modules: `moog_lib.optimization` (the optimiser, the
+# loss and the train and eval steps, §1–2), `moog_lib.parallel` (devices,
+# hosts and memory, §3), `moog_lib.checkpoint` (checkpoints and weights
+# files, §4 and §9), `moog_lib.runs` (the run folder: its config, metrics log
+# and checks, §5–6) and `moog_lib.train` (the loop, its time budget, the
+# report and the shipped model, §6–7 and §9).
+#
 # **Prerequisites.** Chapters 03–04 (the model and its loss) and 05 (data);
 # optax; the idea of data-parallel training.
 #
@@ -78,23 +85,20 @@ PRESET = notebook.setup()
 # default.
 
 # %%
-#| export
-import dataclasses
-import json
-import math
-import time
-import warnings
-from pathlib import Path
+#| export optimization
+"""The optimiser and its schedule, the pretraining loss, and the jitted train and eval steps.
 
+`make_optimizer` (with `learning_rate_schedule`) builds the paper's optimiser;
+`split_model` and `merge_model` turn a model into a `TrainState` pytree and back;
+`video_batch`, `frame_metrics` and `pretraining_loss` are the objective;
+`make_train_step` and `make_eval_step` compile a step from them.
+"""
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
-import orbax.checkpoint as ocp
 from flax import nnx, struct
 
-from moog_lib import configs, data, datasets, decoder
-from moog_lib.model import MooG
+from moog_lib import configs, decoder
 
 
 def learning_rate_schedule(train: configs.TrainConfig) -> optax.Schedule:
@@ -146,7 +150,7 @@ plt.show()
 # merge once more outside the step (`merge_model`).
 
 # %%
-#| export
+#| export optimization
 @struct.dataclass
 class TrainState:
     """Everything that changes during training, as one pytree: jit it, shard it, save it."""
@@ -174,7 +178,7 @@ def merge_model(graphdef, rest, state: TrainState) -> nnx.Module:
 # not beat copying has learned nothing about motion.
 
 # %%
-#| export
+#| export optimization
 def video_batch(batch: dict) -> jnp.ndarray:
     """The clips of a batch as float32 [B, T, H, W, 3] in [0, 1] (uint8 is divided by 255)."""
     video = batch["video"]
@@ -207,7 +211,7 @@ def pretraining_loss(model, batch: dict, key: jax.Array, *, training: bool = Tru
     return out["loss"], dict(loss=out["loss"], **frame_metrics(out, frames))
 
 # %%
-#| export
+#| export optimization
 def make_train_step(graphdef, rest, tx: optax.GradientTransformation, loss_fn=pretraining_loss):
     """A jitted `step(state, batch, key) -> (state, metrics)`.
 
@@ -301,7 +305,23 @@ assert isinstance(trained, MooG)
 # moments) fit easily on one chip, so we keep the simpler layout.
 
 # %%
-#| export
+#| export parallel
+"""Data parallelism over many devices and hosts, and what a step needs in memory.
+
+`initialize_distributed` joins a multi-host run; `replicate` puts a pytree on
+every device of a mesh; `local_batch_size` and `HostShard` give each host its
+share of the batch and of the clips; `compiled_memory` and `step_memory` ask XLA
+how much memory a compiled train step needs. The mesh and the batch sharding
+themselves are chapter 05's (`data.data_parallel_mesh`, `data.shard_clip_batch`).
+"""
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from moog_lib import configs, data, optimization
+from moog_lib.model import MooG
+
+
 def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
                            process_id: int | None = None) -> None:
     """Join a multi-host run (a TPU pod, or several CPU processes) before anything else uses JAX.
@@ -362,7 +382,7 @@ assert len(HostShard(clips, index=0, count=2)) == (len(clips) + 1) // 2
 # rough guide to the TPU's.
 
 # %%
-#| export
+#| export parallel
 def compiled_memory(compiled) -> dict:
     """GiB of a compiled step's arguments, outputs and temporaries (XLA's
     `memory_analysis()`), and "peak": their sum, donated buffers counted once."""
@@ -379,11 +399,11 @@ def step_memory(config: configs.Config) -> dict:
     """`compiled_memory` of the train step `fit` runs for `config` (its batch, clip length
     and resolution), compiled for the default device and not run."""
     d = config.data
-    tx = make_optimizer(config.train)
-    graphdef, rest, state = split_model(MooG(config.model, rngs=nnx.Rngs(0)), tx)
+    tx = optimization.make_optimizer(config.train)
+    graphdef, rest, state = optimization.split_model(MooG(config.model, rngs=nnx.Rngs(0)), tx)
     video = jax.ShapeDtypeStruct((d.batch_size, d.num_frames, d.resolution, d.resolution, 3),
                                  jnp.float32)
-    step = make_train_step(graphdef, rest, tx)
+    step = optimization.make_train_step(graphdef, rest, tx)
     return compiled_memory(step.lower(state, {"video": video}, jax.random.key(0)).compile())
 
 
@@ -424,7 +444,31 @@ assert memory["temp"] > 0 and memory["peak"] >= memory["argument"]
 # walks back from the newest step and skips, with a warning, any it cannot read.
 
 # %%
-#| export
+#| export checkpoint
+"""Saving and loading: rotating training checkpoints, and plain weights files.
+
+`Checkpointer` keeps the last few `TrainState`s of a run with orbax, atomically,
+skipping unreadable steps on restore. `save_weights` and `load_weights` write
+and read a module's parameters as a float32 `.npz` plus a `.json` manifest (with
+the `.npz`'s SHA-256), as in `moog_lib/trained/` (format `WEIGHTS_FORMAT`).
+"""
+import hashlib
+import io
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from moog_lib import data, optimization
+
+
 def _flat(tree) -> dict:
     """{"path": array} for any pytree: a checkpoint layout that does not depend on node types."""
     return {jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
@@ -449,14 +493,14 @@ class Checkpointer:
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
 
-    def save(self, state: TrainState, metadata: dict) -> None:
+    def save(self, state: optimization.TrainState, metadata: dict) -> None:
         step = int(state.step)
         self.manager.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(_flat(state)), metadata=ocp.args.JsonSave(metadata)),
             force=True)
         self.manager.wait_until_finished()
 
-    def restore(self, like: TrainState):
+    def restore(self, like: optimization.TrainState):
         """(state, metadata) of the newest readable step, shaped and sharded like `like`; or
         None, with the reason each step could not be read in `self.unreadable`."""
         treedef = jax.tree_util.tree_structure(like)
@@ -514,7 +558,26 @@ manager.close()
 # one more line for the held-out split (test-split clips, `S = 4`, zero offsets).
 
 # %%
-#| export
+#| export runs
+"""A run's folder: its config file, its metrics log and plot, and the checks before training.
+
+`MetricsLog` appends a run's metrics as JSON lines and `plot_metrics` draws them;
+`read_config` and `config_from_dict` read a run's `config.json`;
+`check_config` and `check_count` refuse settings training cannot use;
+`prepare_run_folder` (with `config_differences`, `move_run_aside` and
+`RESUMABLE_FIELDS`) decides whether a folder may start or resume a run.
+"""
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import jax
+
+from moog_lib import configs
+
+
 class MetricsLog:
     """Append-only JSON lines, one record per log or evaluation: `{"step", "split", ...}`."""
 
@@ -586,6 +649,53 @@ def plot_metrics(log: MetricsLog, path=None):
 
 # %%
 #| export
+"""Pretraining MooG: the training loop, its time budget, the report, and the shipped model.
+
+`train` (on `fit`) trains a config in a run folder and resumes it;
+`restore_model` and `load_trained` read a run's newest checkpoint;
+`budget_steps` turns minutes into steps; `write_report` draws a finished run;
+`load_tutorial_model` loads the MooG shipped in `moog_lib/trained/`. The pieces
+are in `optimization` (optimiser, loss, steps), `parallel` (devices and hosts),
+`checkpoint` (checkpoints and weights files) and `runs` (the run folder).
+"""
+import dataclasses
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from moog_lib import configs, data, datasets
+from moog_lib.checkpoint import Checkpointer, load_weights
+from moog_lib.model import MooG
+from moog_lib.optimization import (
+    learning_rate_schedule,
+    make_eval_step,
+    make_optimizer,
+    make_train_step,
+    merge_model,
+    pretraining_loss,
+    split_model,
+)
+from moog_lib.parallel import HostShard, local_batch_size, replicate
+from moog_lib.runs import (
+    _WAYS_OUT,
+    MetricsLog,
+    check_config,
+    check_count,
+    config_from_dict,
+    plot_metrics,
+    prepare_run_folder,
+    read_config,
+)
+
+
 def make_sources(config: configs.Config, *, progress: bool = True):
     """(train, held-out) clip sources for `config.data`.
 
@@ -800,7 +910,8 @@ def load_trained(workdir, config: configs.Config | None = None):
                           config.train.keep_checkpoints)
     return None if model is None else (model, config)
 
-
+# %%
+#| export runs
 def read_config(workdir) -> configs.Config:
     """The config a run in `workdir` was trained with (its config.json)."""
     config_path = Path(workdir) / "config.json"
@@ -874,7 +985,7 @@ def config_from_dict(values: dict, source: str = "config") -> configs.Config:
 # training would divide by or could not build a model with.
 
 # %%
-#| export
+#| export runs
 # What may change when a run is resumed, in `train` and in the readouts' `readout.train`.
 RESUMABLE_FIELDS = tuple(f"{section}.{field}" for section in ("train", "readout.train")
                          for field in ("steps", "log_every", "eval_every", "checkpoint_every",
@@ -1263,17 +1374,8 @@ if notebook.in_colab() and USE_DRIVE:
 # finished run into such a pair.
 
 # %%
-#| export
-import hashlib
-import io
-import os
-import tempfile
-
-import moog_lib
-
+#| export checkpoint
 WEIGHTS_FORMAT = 1
-# The package's own folder (moog_lib/trained), also when this code runs in a notebook.
-TRAINED_DIR = Path(moog_lib.__file__).parent / "trained"
 
 
 def _weights_files(path) -> tuple[Path, Path]:
@@ -1365,6 +1467,14 @@ def load_weights(module: nnx.Module, path) -> dict:
     nnx.replace_by_pure_dict(state, jax.tree_util.tree_unflatten(treedef, values))
     nnx.update(module, state)
     return manifest
+
+
+# %%
+#| export
+import moog_lib
+
+# The package's own folder (moog_lib/trained), also when this code runs in a notebook.
+TRAINED_DIR = Path(moog_lib.__file__).parent / "trained"
 
 
 def load_tutorial_model(name: str = "cpu_moog", *, directory=None):

@@ -81,7 +81,17 @@ import numpy as np
 import optax
 from flax import nnx
 
-from moog_lib import configs, data, datasets, decoder, encoder, train
+from moog_lib import (
+    checkpoint,
+    configs,
+    data,
+    datasets,
+    decoder,
+    encoder,
+    optimization,
+    runs,
+    train,
+)
 from moog_lib.model import MooG
 
 
@@ -147,7 +157,7 @@ class ReadoutModel(nnx.Module):
 
 def readout_optimizer(train_config: configs.TrainConfig, *, frozen: bool):
     """The optimiser of chapter 06 for a `ReadoutModel`; frozen: MooG gets zero updates."""
-    tx = train.make_optimizer(train_config)
+    tx = optimization.make_optimizer(train_config)
     if not frozen:
         return tx
 
@@ -198,7 +208,7 @@ def readout_loss(task: ReadoutTask, config: configs.Config):
     def loss_fn(readout_model: ReadoutModel, batch: dict, key: jax.Array, *,
                 training: bool = True):
         token_key, head_key = jax.random.split(key)
-        tokens = readout_model.tokens(train.video_batch(batch), token_key)
+        tokens = readout_model.tokens(optimization.video_batch(batch), token_key)
         return task.loss(readout_model.head, tokens, batch, head_key, config=config,
                          training=training)
 
@@ -513,9 +523,9 @@ depth_dir = scratch / "depth_frozen"
 record = train_readout(DEPTH, config, backbone_dir, depth_dir, frozen=True, progress=False)
 print("trained to step", record["step"], "| held-out AbsRel:", round(record["eval"]["abs_rel"], 3),
       "| on whole clips:", round(record["eval_long"]["abs_rel"], 3))
-log = train.MetricsLog(depth_dir / "metrics.jsonl")
+log = runs.MetricsLog(depth_dir / "metrics.jsonl")
 losses = [r["loss"] for r in log.read("train")]
-plt.show(train.plot_metrics(log))
+plt.show(runs.plot_metrics(log))
 
 # %% [markdown]
 # Frozen means frozen: after two steps, every MooG parameter is bit-identical,
@@ -524,9 +534,9 @@ plt.show(train.plot_metrics(log))
 # %%
 readout_model, tx = build_readout(DEPTH, config, check_backbone(config, backbone_dir),
                                   frozen=True)
-graphdef, rest, state = train.split_model(readout_model, tx)
+graphdef, rest, state = optimization.split_model(readout_model, tx)
 before = jax.device_get(state.params)
-step = train.make_train_step(graphdef, rest, tx, readout_loss(DEPTH, config))
+step = optimization.make_train_step(graphdef, rest, tx, readout_loss(DEPTH, config))
 clip_source = datasets.SyntheticSource("movi_e", "train", 2, resolution=config.data.resolution,
                                    num_frames=config.data.num_frames)
 batch = next(iter(data.make_pipeline(clip_source, batch_size=2,
@@ -580,12 +590,12 @@ def load_tutorial_readout(task: ReadoutTask, name: str | None = None, *, directo
         raise ValueError(f"{meta} holds a {manifest['task']!r} readout, not {task.name!r}")
     backbone, backbone_config, _ = train.load_tutorial_model(
         manifest.get("backbone", "cpu_moog"), directory=directory)
-    config = train.config_from_dict(manifest["config"]) if "config" in manifest else backbone_config
+    config = runs.config_from_dict(manifest["config"]) if "config" in manifest else backbone_config
     if config.model != backbone_config.model:
         raise ValueError(f"{meta}: the readout was trained on another model config than the "
                          f"shipped backbone {manifest.get('backbone', 'cpu_moog')!r}")
     readout_model, _ = build_readout(task, config, backbone, frozen=True)
-    train.load_weights(readout_model.head, directory / name)
+    checkpoint.load_weights(readout_model.head, directory / name)
     return readout_model, config, manifest
 
 
@@ -631,11 +641,11 @@ def baseline_verdict(task: ReadoutTask, readout: float, baseline: float, manifes
 trained_readout = train.restore_model(*build_readout(DEPTH, config, check_backbone(
     config, backbone_dir), frozen=True), depth_dir / "checkpoints")
 shipped = scratch / "shipped"
-train.save_weights(trained_readout.backbone, shipped / "small_moog",
-                   manifest={"config": dataclasses.asdict(train.read_config(backbone_dir))})
-train.save_weights(trained_readout.head, shipped / "small_depth",
-                   manifest={"config": dataclasses.asdict(train.read_config(depth_dir)),
-                             "task": "depth", "backbone": "small_moog"})
+checkpoint.save_weights(trained_readout.backbone, shipped / "small_moog",
+                        manifest={"config": dataclasses.asdict(runs.read_config(backbone_dir))})
+checkpoint.save_weights(trained_readout.head, shipped / "small_depth",
+                        manifest={"config": dataclasses.asdict(runs.read_config(depth_dir)),
+                                  "task": "depth", "backbone": "small_moog"})
 loaded_readout, _, _ = load_tutorial_readout(DEPTH, "small_depth", directory=shipped)
 depth_loss_fn = readout_loss(DEPTH, config)
 expected, _ = depth_loss_fn(trained_readout, batch, jax.random.key(5), training=False)
@@ -667,7 +677,7 @@ training_clips = datasets.SyntheticSource(held["scene_preset"], "train", 16, see
 depth_stats = depth_statistics(train.held_out_batches(training_clips, depth_config,
                                                       keys=DEPTH.keys), depth_config)
 token_key, head_key = jax.random.split(jax.random.key(1))  # the key of train.evaluate_model
-depth_tokens = depth_model.tokens(train.video_batch(depth_batch), token_key)
+depth_tokens = depth_model.tokens(optimization.video_batch(depth_batch), token_key)
 _, live = depth_loss(depth_model.head, depth_tokens, depth_batch, head_key,
                      config=depth_config, training=False)
 live = {"readout": float(live["abs_rel"]),

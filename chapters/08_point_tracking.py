@@ -609,7 +609,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from moog_lib import train
+from moog_lib import optimization, runs, train
 
 scratch = Path(tempfile.mkdtemp())
 backbone_dir = scratch / "moog"
@@ -620,11 +620,11 @@ if PRESET == "colab":  # 1,000 readout steps, not 5,000: the chapter fits in 15 
 points_dir = scratch / "points_frozen"
 record = readouts.train_readout(POINTS, config, backbone_dir, points_dir, frozen=True,
                                 progress=False)
-log = train.MetricsLog(points_dir / "metrics.jsonl")
+log = runs.MetricsLog(points_dir / "metrics.jsonl")
 losses = [r["loss"] for r in log.read("train")]
 print("loss", round(losses[0], 3), "→", round(losses[-1], 3))
 print("held-out AJ", round(record["eval"]["average_jaccard"], 3))
-plt.show(train.plot_metrics(log))
+plt.show(runs.plot_metrics(log))
 
 # %% [markdown]
 # ## 5. The shipped readout on held-out clips
@@ -641,7 +641,7 @@ held = points_manifest["held_out"]
 points_batch = jax.device_get(readouts.manifest_batches(points_manifest, points_config,
                                                         ("video",) + POINTS.keys)[0])
 token_key, head_key = jax.random.split(jax.random.key(1))  # the key of train.evaluate_model
-points_tokens = points_model.tokens(train.video_batch(points_batch), token_key)
+points_tokens = points_model.tokens(optimization.video_batch(points_batch), token_key)
 _, live = point_loss(points_model.head, points_tokens, points_batch, head_key,
                      config=points_config, training=False)
 live = {"readout": {k: float(v) for k, v in live.items()},

@@ -267,7 +267,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from moog_lib import train
+from moog_lib import optimization, runs, train
 
 scratch = Path(tempfile.mkdtemp())
 backbone_dir = scratch / "moog"
@@ -278,9 +278,9 @@ if PRESET == "colab":  # 500 readout steps, not 5,000: the chapter fits in 15 mi
 boxes_dir = scratch / "boxes_frozen"
 record = readouts.train_readout(BOXES, config, backbone_dir, boxes_dir, frozen=True,
                                 progress=False)
-log = train.MetricsLog(boxes_dir / "metrics.jsonl")
+log = runs.MetricsLog(boxes_dir / "metrics.jsonl")
 print("held-out mean IoU", round(record["eval"]["mean_iou"], 3))
-plt.show(train.plot_metrics(log))
+plt.show(runs.plot_metrics(log))
 
 # %% [markdown]
 # `moog eval-readouts` (chapter 13) runs `readout_table` for every task in
@@ -379,7 +379,7 @@ held = boxes_manifest["held_out"]
 boxes_batch = jax.device_get(readouts.manifest_batches(boxes_manifest, boxes_config,
                                                        ("video",) + BOXES.keys)[0])
 token_key, head_key = jax.random.split(jax.random.key(1))  # the key of train.evaluate_model
-boxes_tokens = boxes_model.tokens(train.video_batch(boxes_batch), token_key)
+boxes_tokens = boxes_model.tokens(optimization.video_batch(boxes_batch), token_key)
 _, live = box_loss(boxes_model.head, boxes_tokens, boxes_batch, head_key,
                    config=boxes_config, training=False)
 live = {"readout": float(live["mean_iou"]),

@@ -128,7 +128,18 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from moog_lib import attention, boxes, configs, data, decoder, dynamics, encoder, train
+from moog_lib import (
+    attention,
+    boxes,
+    configs,
+    data,
+    decoder,
+    dynamics,
+    encoder,
+    optimization,
+    runs,
+    train,
+)
 from moog_lib.model import MooG, check_offsets
 
 MODEL_KINDS = ("moog", "grid", "grid_rec")
@@ -449,7 +460,7 @@ for what, (module, kwargs) in bad_calls.items():
 #
 # `build_model(kind, ...)` makes any of the three. They all take
 # `model(frames, key=..., training=...)` and return `prediction`, `target`,
-# `loss` and `offsets`, so chapter 06's `train.pretraining_loss` — which also
+# `loss` and `offsets`, so chapter 06's `optimization.pretraining_loss` — which also
 # scores the copy-the-last-frame baseline — trains and evaluates them as it is.
 #
 # For the readouts, a backbone may define `readout_tokens(frames, key)`, and
@@ -481,8 +492,8 @@ batch = {"video": (np.asarray(clip) * 255).astype(np.uint8)}
 
 @nnx.jit
 def loss_and_readout_tokens(readout_model, batch, key):
-    loss, metrics = train.pretraining_loss(readout_model.backbone, batch, key)
-    return loss, metrics, readout_model.tokens(train.video_batch(batch), key)
+    loss, metrics = optimization.pretraining_loss(readout_model.backbone, batch, key)
+    return loss, metrics, readout_model.tokens(optimization.video_batch(batch), key)
 
 
 for kind in MODEL_KINDS:
@@ -505,7 +516,7 @@ for kind in MODEL_KINDS:
 
 # %%
 batch = {"video": batch["video"][:config.data.batch_size]}  # colab: one clip (~8 GiB a clip)
-video = train.video_batch(batch)
+video = optimization.video_batch(batch)
 
 
 def largest_gradients(loss_fn, module, within=None) -> dict:
@@ -524,7 +535,7 @@ pretraining_grads = {}
 for decode_corrected in (False, True):
     variant = dataclasses.replace(mc, grid_rec_decode_corrected=decode_corrected)
     pretraining_grads[decode_corrected] = largest_gradients(
-        lambda m: train.pretraining_loss(m, batch, jax.random.key(5))[0],
+        lambda m: optimization.pretraining_loss(m, batch, jax.random.key(5))[0],
         GridRec(variant, rngs=nnx.Rngs(0)))
     print(f"decoder reads {'c_t' if decode_corrected else 'g_t'}: pretraining gradient "
           + ", ".join(f"{part} {g:.1e}" for part, g in pretraining_grads[decode_corrected].items()))
@@ -613,7 +624,7 @@ for r in capacity:
 #
 # ## 6. Training and loading a baseline
 #
-# `train_baseline` is `train.fit` with `train.pretraining_loss`, as `train.train`
+# `train_baseline` is `train.fit` with `optimization.pretraining_loss`, as `train.train`
 # is for MooG; `with_steps` shortens a config's schedules for a short run (the
 # cosine then decays over the steps actually taken). The run directory gets
 # one more file, `baseline.json`, naming the kind (and, for Grid Rec., what its
@@ -647,7 +658,7 @@ def train_baseline(config: configs.Config, workdir, kind: str, *, steps: int | N
                    resume: bool = True, train_source=None, eval_source=None, eval_sources=None,
                    progress: bool = True) -> dict:
     """Pretrain the model `kind` (MooG or a baseline) with `train.fit` and
-    `train.pretraining_loss`; returns the last train and eval records (`eval_sources`:
+    `optimization.pretraining_loss`; returns the last train and eval records (`eval_sources`:
     as in `train.fit`; `{}` evaluates nothing)."""
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
@@ -669,8 +680,8 @@ def train_baseline(config: configs.Config, workdir, kind: str, *, steps: int | N
             record["grid_rec_decode_corrected"] = decode_corrected
         (workdir / BASELINE_FILE).write_text(json.dumps(record) + "\n")
     net = build_model(kind, config.model, rngs=nnx.Rngs(config.train.seed))
-    return train.fit(config, workdir, net, train.make_optimizer(config.train),
-                     train.pretraining_loss, steps=steps, resume=resume,
+    return train.fit(config, workdir, net, optimization.make_optimizer(config.train),
+                     optimization.pretraining_loss, steps=steps, resume=resume,
                      train_source=train_source, eval_source=eval_source,
                      eval_sources=eval_sources, progress=progress,
                      desc=f"pretraining {MODEL_NAMES[kind]}")
@@ -699,13 +710,13 @@ def load_baseline(workdir, config: configs.Config | None = None):
     """(model, config) of the newest readable checkpoint of a run of any kind (None if none).
     A Grid Rec. run is rebuilt with the decoder input it was trained with."""
     workdir = Path(workdir)
-    config = train.read_config(workdir) if config is None else config
+    config = runs.read_config(workdir) if config is None else config
     kind = run_kind(workdir)
     if kind == "grid_rec":
         config = dataclasses.replace(config, model=dataclasses.replace(
             config.model, grid_rec_decode_corrected=run_decodes_corrected(workdir)))
     net = build_model(kind, config.model, rngs=nnx.Rngs(0))
-    restored = train.restore_model(net, train.make_optimizer(config.train),
+    restored = train.restore_model(net, optimization.make_optimizer(config.train),
                                    workdir / "checkpoints", config.train.keep_checkpoints)
     return None if restored is None else (restored, config)
 
@@ -830,7 +841,7 @@ def following_score(sums: dict) -> dict:
 @functools.partial(nnx.jit, static_argnames="first_frame")
 def _following_scores(m, batch, key, first_frame: int):
     """One batch's `token_following_sums` and frame scores (compiled once per shape)."""
-    frames = train.video_batch(batch)
+    frames = optimization.video_batch(batch)
     out = m(frames, key=key, training=False, return_attention=True)
     sums = token_following_sums(out["attention"], batch["target_points"], batch["occluded"],
                                 batch["point_valid"], height=frames.shape[2],
@@ -840,7 +851,7 @@ def _following_scores(m, batch, key, first_frame: int):
     sharpness = 1.0 - entropy / jnp.log(weights.shape[-1])
     return sums, dict(loss=out["loss"], sharpness=sharpness,
                       cross_clip_ari=cross_clip_agreement(out["attention"], first_frame),
-                      **train.frame_metrics(out, frames))
+                      **optimization.frame_metrics(out, frames))
 
 
 def token_following(net, batches, *, seed: int = 0, first_frame: int = 1) -> dict:
@@ -1259,7 +1270,7 @@ else:
 #   and only end-to-end readouts train it; `grid_rec_decode_corrected=True`
 #   decodes `c_t` instead.
 # - Both are built from chapter 02–04 modules and answer MooG's call, so
-#   `train.fit` with `train.pretraining_loss` trains them and the readouts of
+#   `train.fit` with `optimization.pretraining_loss` trains them and the readouts of
 #   chapters 07–09 run on their `readout_tokens` (`g_t`; `[g_t, c_t]`).
 # - Capacity: the same encoder and decoder, a core sized from MooG's layers.
 #   Paper: MooG 34,726,787, Grid 27,900,291 (−20 %), Grid Rec. 36,299,651

@@ -73,11 +73,11 @@ import math
 import sys
 from pathlib import Path
 
-from moog_lib import baselines, boxes, configs, data, datasets, ego4d, tracking, train, viz
+from moog_lib import baselines, boxes, configs, data, datasets, ego4d, runs, tracking, train, viz
 
 
 def _config(args) -> configs.Config:
-    return train.check_config(configs.override(configs.get(args.preset), args.set or []))
+    return runs.check_config(configs.override(configs.get(args.preset), args.set or []))
 
 
 def _check_counts(args) -> None:
@@ -107,7 +107,7 @@ def cmd_train(args) -> dict:
 def evaluate_run(workdir, clips: int | None = None) -> dict:
     """Held-out metrics (S = 4) of the newest checkpoint in `workdir`."""
     if clips is not None:
-        train.check_count("clips", clips, "held-out clips")
+        runs.check_count("clips", clips, "held-out clips")
     loaded = train.load_trained(workdir)
     if loaded is None:
         raise ValueError(f"{workdir} has no checkpoint; train first")
@@ -328,7 +328,7 @@ assert "Does it work?" in (scratch / "report" / "summary.md").read_text()
 
 # %% [markdown]
 # Bad input gets a one-line message and exit code 2, not a traceback: values are
-# checked where they are given (`_check_counts`, `train.check_config`), and a run
+# checked where they are given (`_check_counts`, `runs.check_config`), and a run
 # folder takes no second run (chapter 06's `prepare_run_folder`), neither a fresh
 # one nor a resumed one of another config; `--force-new-run` moves the old run
 # aside instead. `tests/test_bad_inputs.py` runs every such case.
@@ -345,7 +345,7 @@ for argv in (["--set", "model.num_tokens=many"], ["--set", "train.checkpoint_eve
                      "--steps", "4", *argv])
     print(code, said.getvalue(), end="")
     assert code == 2 and said.getvalue().count("\n") == 1
-assert train.read_config(scratch / "run") == configs.override(  # the run is untouched
+assert runs.read_config(scratch / "run") == configs.override(  # the run is untouched
     configs.get(PRESET), ["train.log_every=2", "train.eval_every=4"])
 
 # %% [markdown]

@@ -8,7 +8,7 @@ Modules come in layers (nothing imports upward):
   setup cell of every chapter) imports configs; datasets (chapter 05a) imports data;
 - encoder, dynamics (chapter 03), then decoder, model (chapter 04: MooG itself):
   build on them;
-- train: on those;
+- optimization, parallel, checkpoint, runs, then train (chapter 06): on those;
 - readouts (chapter 07), then points (08) and boxes (09);
 - baselines, viz: on those; so are chapter 12's ego4d (the authors' Ego4D
   model), then release (reading their checkpoint files), then tracking (points

@@ -48,7 +48,18 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from moog_lib import attention, boxes, configs, data, decoder, dynamics, encoder, train
+from moog_lib import (
+    attention,
+    boxes,
+    configs,
+    data,
+    decoder,
+    dynamics,
+    encoder,
+    optimization,
+    runs,
+    train,
+)
 from moog_lib.model import MooG, check_offsets
 
 MODEL_KINDS = ("moog", "grid", "grid_rec")
@@ -307,7 +318,7 @@ def train_baseline(config: configs.Config, workdir, kind: str, *, steps: int | N
                    resume: bool = True, train_source=None, eval_source=None, eval_sources=None,
                    progress: bool = True) -> dict:
     """Pretrain the model `kind` (MooG or a baseline) with `train.fit` and
-    `train.pretraining_loss`; returns the last train and eval records (`eval_sources`:
+    `optimization.pretraining_loss`; returns the last train and eval records (`eval_sources`:
     as in `train.fit`; `{}` evaluates nothing)."""
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
@@ -329,8 +340,8 @@ def train_baseline(config: configs.Config, workdir, kind: str, *, steps: int | N
             record["grid_rec_decode_corrected"] = decode_corrected
         (workdir / BASELINE_FILE).write_text(json.dumps(record) + "\n")
     net = build_model(kind, config.model, rngs=nnx.Rngs(config.train.seed))
-    return train.fit(config, workdir, net, train.make_optimizer(config.train),
-                     train.pretraining_loss, steps=steps, resume=resume,
+    return train.fit(config, workdir, net, optimization.make_optimizer(config.train),
+                     optimization.pretraining_loss, steps=steps, resume=resume,
                      train_source=train_source, eval_source=eval_source,
                      eval_sources=eval_sources, progress=progress,
                      desc=f"pretraining {MODEL_NAMES[kind]}")
@@ -359,13 +370,13 @@ def load_baseline(workdir, config: configs.Config | None = None):
     """(model, config) of the newest readable checkpoint of a run of any kind (None if none).
     A Grid Rec. run is rebuilt with the decoder input it was trained with."""
     workdir = Path(workdir)
-    config = train.read_config(workdir) if config is None else config
+    config = runs.read_config(workdir) if config is None else config
     kind = run_kind(workdir)
     if kind == "grid_rec":
         config = dataclasses.replace(config, model=dataclasses.replace(
             config.model, grid_rec_decode_corrected=run_decodes_corrected(workdir)))
     net = build_model(kind, config.model, rngs=nnx.Rngs(0))
-    restored = train.restore_model(net, train.make_optimizer(config.train),
+    restored = train.restore_model(net, optimization.make_optimizer(config.train),
                                    workdir / "checkpoints", config.train.keep_checkpoints)
     return None if restored is None else (restored, config)
 
@@ -426,7 +437,7 @@ def following_score(sums: dict) -> dict:
 @functools.partial(nnx.jit, static_argnames="first_frame")
 def _following_scores(m, batch, key, first_frame: int):
     """One batch's `token_following_sums` and frame scores (compiled once per shape)."""
-    frames = train.video_batch(batch)
+    frames = optimization.video_batch(batch)
     out = m(frames, key=key, training=False, return_attention=True)
     sums = token_following_sums(out["attention"], batch["target_points"], batch["occluded"],
                                 batch["point_valid"], height=frames.shape[2],
@@ -436,7 +447,7 @@ def _following_scores(m, batch, key, first_frame: int):
     sharpness = 1.0 - entropy / jnp.log(weights.shape[-1])
     return sums, dict(loss=out["loss"], sharpness=sharpness,
                       cross_clip_ari=cross_clip_agreement(out["attention"], first_frame),
-                      **train.frame_metrics(out, frames))
+                      **optimization.frame_metrics(out, frames))
 
 
 def token_following(net, batches, *, seed: int = 0, first_frame: int = 1) -> dict:

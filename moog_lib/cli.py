@@ -28,11 +28,11 @@ import math
 import sys
 from pathlib import Path
 
-from moog_lib import baselines, boxes, configs, data, datasets, ego4d, tracking, train, viz
+from moog_lib import baselines, boxes, configs, data, datasets, ego4d, runs, tracking, train, viz
 
 
 def _config(args) -> configs.Config:
-    return train.check_config(configs.override(configs.get(args.preset), args.set or []))
+    return runs.check_config(configs.override(configs.get(args.preset), args.set or []))
 
 
 def _check_counts(args) -> None:
@@ -62,7 +62,7 @@ def cmd_train(args) -> dict:
 def evaluate_run(workdir, clips: int | None = None) -> dict:
     """Held-out metrics (S = 4) of the newest checkpoint in `workdir`."""
     if clips is not None:
-        train.check_count("clips", clips, "held-out clips")
+        runs.check_count("clips", clips, "held-out clips")
     loaded = train.load_trained(workdir)
     if loaded is None:
         raise ValueError(f"{workdir} has no checkpoint; train first")

@@ -42,7 +42,17 @@ import numpy as np
 import optax
 from flax import nnx
 
-from moog_lib import configs, data, datasets, decoder, encoder, train
+from moog_lib import (
+    checkpoint,
+    configs,
+    data,
+    datasets,
+    decoder,
+    encoder,
+    optimization,
+    runs,
+    train,
+)
 from moog_lib.model import MooG
 
 
@@ -76,7 +86,7 @@ class ReadoutModel(nnx.Module):
 
 def readout_optimizer(train_config: configs.TrainConfig, *, frozen: bool):
     """The optimiser of chapter 06 for a `ReadoutModel`; frozen: MooG gets zero updates."""
-    tx = train.make_optimizer(train_config)
+    tx = optimization.make_optimizer(train_config)
     if not frozen:
         return tx
 
@@ -117,7 +127,7 @@ def readout_loss(task: ReadoutTask, config: configs.Config):
     def loss_fn(readout_model: ReadoutModel, batch: dict, key: jax.Array, *,
                 training: bool = True):
         token_key, head_key = jax.random.split(key)
-        tokens = readout_model.tokens(train.video_batch(batch), token_key)
+        tokens = readout_model.tokens(optimization.video_batch(batch), token_key)
         return task.loss(readout_model.head, tokens, batch, head_key, config=config,
                          training=training)
 
@@ -356,12 +366,12 @@ def load_tutorial_readout(task: ReadoutTask, name: str | None = None, *, directo
         raise ValueError(f"{meta} holds a {manifest['task']!r} readout, not {task.name!r}")
     backbone, backbone_config, _ = train.load_tutorial_model(
         manifest.get("backbone", "cpu_moog"), directory=directory)
-    config = train.config_from_dict(manifest["config"]) if "config" in manifest else backbone_config
+    config = runs.config_from_dict(manifest["config"]) if "config" in manifest else backbone_config
     if config.model != backbone_config.model:
         raise ValueError(f"{meta}: the readout was trained on another model config than the "
                          f"shipped backbone {manifest.get('backbone', 'cpu_moog')!r}")
     readout_model, _ = build_readout(task, config, backbone, frozen=True)
-    train.load_weights(readout_model.head, directory / name)
+    checkpoint.load_weights(readout_model.head, directory / name)
     return readout_model, config, manifest
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moog_lib import boxes, cli, configs, data, ego4d, points, release, tracking, train
+from moog_lib import boxes, cli, configs, data, ego4d, points, release, runs, tracking, train
 
 TINY = configs.get("tiny")
 
@@ -127,7 +127,7 @@ def force_new_run_moves_the_old_run_aside(tmp_path, run):
     def moved_aside():
         [aside] = run.parent.glob(f"{run.name}.old-*")
         assert file_bytes(aside) == old  # the old run, whole, under its new name
-        assert train.read_config(run).model.token_dim == 48
+        assert runs.read_config(run).model.token_dim == 48
         assert (run / "checkpoints" / "2").is_dir()
 
     return Probe(argv=train_argv(run, "--force-new-run", "--set", "model.token_dim=48"),
@@ -169,11 +169,11 @@ def unknown_compute_dtype(tmp_path, run):
     return Probe(argv=train_argv(tmp_path / "run", "--set", "model.compute_dtype=foo"))
 
 
-@case("`train.check_config` on a config with `data.eval_clips=0`",
+@case("`runs.check_config` on a config with `data.eval_clips=0`",
       "data.eval_clips=0: expected a positive whole number")
 def library_zero_eval_clips(tmp_path, run):
     """The renderer refused `num=0`, a name the person never used."""
-    return Probe(call=lambda: train.check_config(configs.override(TINY, ["data.eval_clips=0"])))
+    return Probe(call=lambda: runs.check_config(configs.override(TINY, ["data.eval_clips=0"])))
 
 
 @case("`moog train --workdir FILE` (a file, not a folder)", "is a file; pass a folder")
@@ -229,12 +229,12 @@ def config_json_wrong_shape(tmp_path, run):
     return Probe(argv=["eval", "--workdir", str(run)])
 
 
-@case("`train.read_config` on a folder whose `config.json` is not JSON",
+@case("`runs.read_config` on a folder whose `config.json` is not JSON",
       "config.json is not JSON", needs_run=True)
 def library_config_json_not_json(tmp_path, run):
     """json.JSONDecodeError without the file's name."""
     edit_config(run, text="")
-    return Probe(call=lambda: train.read_config(run))
+    return Probe(call=lambda: runs.read_config(run))
 
 
 # --- Files, videos, points and boxes handed to the library ------------------------------------

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from moog_lib import baselines, cli, configs, readouts, train
+from moog_lib import baselines, cli, configs, optimization, readouts
 
 TINY = configs.get("tiny")
 M = TINY.model
@@ -190,7 +190,7 @@ def test_what_the_pretraining_loss_trains(clip, kind, decode_corrected):
     net = baselines.build_model(kind, config, rngs=nnx.Rngs(1))
     batch = {"video": (np.asarray(clip) * 255).astype(np.uint8)}
     grads = nnx.jit(lambda m, b, k: nnx.grad(
-        lambda m: train.pretraining_loss(m, b, k)[0])(m))(net, batch, jax.random.key(6))
+        lambda m: optimization.pretraining_loss(m, b, k)[0])(m))(net, batch, jax.random.key(6))
     largest = {part: max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grads[part]))
                for part in grads}
     assert set(largest) == {"encoder", "grid_transformer", "decoder"} | (

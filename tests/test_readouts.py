@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from moog_lib import boxes, cli, configs, data, datasets, points, readouts, train
+from moog_lib import boxes, cli, configs, data, datasets, optimization, points, readouts, train
 from moog_lib.model import MooG
 
 TINY = configs.get("tiny")
@@ -384,9 +384,9 @@ def clip_batch():
 def test_frozen_readout_leaves_moog_bit_identical(clip_batch, frozen):
     backbone = MooG(TINY.model, rngs=nnx.Rngs(0))
     model, tx = readouts.build_readout(points.POINTS, TINY, backbone, frozen=frozen)
-    graphdef, rest, state = train.split_model(model, tx)
+    graphdef, rest, state = optimization.split_model(model, tx)
     batch = {k: clip_batch[k] for k in ("video",) + points.POINTS.keys}
-    step = train.make_train_step(graphdef, rest, tx, readouts.readout_loss(points.POINTS, TINY))
+    step = optimization.make_train_step(graphdef, rest, tx, readouts.readout_loss(points.POINTS, TINY))
     before = jax.device_get(state.params)
     for i in range(2):  # step 0 has learning rate 0 (warm-up)
         state, _ = step(state, batch, jax.random.key(i))
@@ -408,9 +408,9 @@ def test_a_readout_lowers_its_loss_on_tiny(clip_batch, task):
     config = configs.override(TINY, ["readout.train.peak_learning_rate=3e-3"])
     model, tx = readouts.build_readout(task, config,
                                        MooG(config.model, rngs=nnx.Rngs(0)), frozen=True)
-    graphdef, rest, state = train.split_model(model, tx)
+    graphdef, rest, state = optimization.split_model(model, tx)
     batch = {k: clip_batch[k] for k in ("video",) + task.keys}
-    step = train.make_train_step(graphdef, rest, tx, readouts.readout_loss(task, config))
+    step = optimization.make_train_step(graphdef, rest, tx, readouts.readout_loss(task, config))
     losses = []
     for _ in range(10):
         state, metrics = step(state, batch, jax.random.key(0))  # same key: same subsample

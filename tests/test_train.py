@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from moog_lib import configs, train
+from moog_lib import checkpoint, configs, optimization, parallel, runs, train
 from moog_lib.model import MooG
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,15 +30,15 @@ def one_step() -> dict:
     from moog_lib import data
 
     config = configs.get("tiny")
-    tx = train.make_optimizer(config.train)
-    graphdef, rest, state = train.split_model(MooG(config.model, rngs=nnx.Rngs(0)), tx)
+    tx = optimization.make_optimizer(config.train)
+    graphdef, rest, state = optimization.split_model(MooG(config.model, rngs=nnx.Rngs(0)), tx)
     mesh = data.data_parallel_mesh()
     video = np.random.default_rng(0).integers(0, 256, (8, 4, 32, 32, 3), dtype=np.uint8)
-    rows = train.local_batch_size(8, mesh)
+    rows = parallel.local_batch_size(8, mesh)
     local = video[jax.process_index() * rows:(jax.process_index() + 1) * rows]
     batch = data.shard_clip_batch({"video": local}, mesh)
-    step = train.make_train_step(graphdef, rest, tx)
-    state, metrics = step(train.replicate(state, mesh), batch, jax.random.key(1))
+    step = optimization.make_train_step(graphdef, rest, tx)
+    state, metrics = step(parallel.replicate(state, mesh), batch, jax.random.key(1))
     leaves = [np.asarray(jax.device_get(x)) for x in jax.tree.leaves(state.params)]
     return {"devices": jax.device_count(), "loss": float(metrics["loss"]),
             "grad_norm": float(metrics["grad_norm"]),
@@ -51,7 +51,7 @@ ONE_STEP = textwrap.dedent("""
     from moog_lib import train
     if len(sys.argv) > 1:  # process_id, num_processes, port
         pid, count, port = map(int, sys.argv[1:])
-        train.initialize_distributed(f"localhost:{port}", count, pid)
+        parallel.initialize_distributed(f"localhost:{port}", count, pid)
     from test_train import one_step
     print(json.dumps(one_step()))
 """)
@@ -79,16 +79,16 @@ def free_port():
 
 def test_schedule_and_optimizer():
     t = configs.get("paper").train
-    schedule = train.learning_rate_schedule(t)
+    schedule = optimization.learning_rate_schedule(t)
     assert float(schedule(0)) == 0.0 and float(schedule(500)) == pytest.approx(5e-5)
     assert float(schedule(1000)) == pytest.approx(1e-4)
     assert float(schedule(t.steps)) == pytest.approx(1e-7, rel=1e-3)
     with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
-        train.make_optimizer(configs.override(configs.get("tiny"), ["train.optimizer=sgd"]).train)
+        optimization.make_optimizer(configs.override(configs.get("tiny"), ["train.optimizer=sgd"]).train)
     # A huge gradient moves a parameter by about the learning rate (1e-3 on tiny, no
     # warm-up): clipped, normalised by Adam; Nesterov's first step is (1 + b1 - b1) / (1 - b1^2)
     # times larger than plain Adam's.
-    tx = train.make_optimizer(configs.override(configs.get("tiny"), ["train.warmup_steps=0"]).train)
+    tx = optimization.make_optimizer(configs.override(configs.get("tiny"), ["train.warmup_steps=0"]).train)
     params = {"w": jnp.zeros(3)}
     updates, _ = tx.update({"w": jnp.array([1e6, 0.0, 0.0])}, tx.init(params), params)
     assert 1e-3 <= float(jnp.abs(updates["w"]).max()) <= 2e-3 and float(updates["w"][0]) < 0
@@ -160,9 +160,9 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path):
 
 def test_corrupt_latest_checkpoint_falls_back_with_a_warning(tmp_path):
     config = configs.get("tiny")
-    tx = train.make_optimizer(config.train)
-    _, _, state = train.split_model(MooG(config.model, rngs=nnx.Rngs(0)), tx)
-    manager = train.Checkpointer(tmp_path, keep=3)
+    tx = optimization.make_optimizer(config.train)
+    _, _, state = optimization.split_model(MooG(config.model, rngs=nnx.Rngs(0)), tx)
+    manager = checkpoint.Checkpointer(tmp_path, keep=3)
     manager.save(state, {"data_state": {"next_index": 0}})
     later = state.replace(step=state.step + 5)
     manager.save(later, {"data_state": {"next_index": 5}})
@@ -180,13 +180,13 @@ def test_corrupt_latest_checkpoint_falls_back_with_a_warning(tmp_path):
 @pytest.mark.slow
 def test_loss_goes_down_over_20_steps_on_tiny(tmp_path):
     result = train.train(configs.get("tiny"), tmp_path, steps=20, progress=False)
-    records = train.MetricsLog(tmp_path / "metrics.jsonl").read("train")
+    records = runs.MetricsLog(tmp_path / "metrics.jsonl").read("train")
     assert result["step"] == 20 and len(records) == 4
     assert records[-1]["loss"] < 0.8 * records[0]["loss"]
     assert {"loss", "psnr", "copy_psnr", "learning_rate", "grad_norm", "frames_per_second",
             "data_wait_share"} <= set(records[-1])
     assert (tmp_path / "curves.png").stat().st_size > 0
-    config = train.config_from_dict(json.loads((tmp_path / "config.json").read_text()))
+    config = runs.config_from_dict(json.loads((tmp_path / "config.json").read_text()))
     assert config == configs.get("tiny")
 
 
@@ -204,8 +204,8 @@ def test_resume_extends_a_run_and_refuses_another_config(tmp_path):
     # The run's length and cadence may change on resume: here it goes on to step 4.
     longer = configs.override(short, ["train.steps=4", "train.checkpoint_every=2"])
     assert train.train(longer, tmp_path, progress=False)["step"] == 4
-    assert train.read_config(tmp_path) == longer
-    logged = [r["step"] for r in train.MetricsLog(tmp_path / "metrics.jsonl").read("train")]
+    assert runs.read_config(tmp_path) == longer
+    logged = [r["step"] for r in runs.MetricsLog(tmp_path / "metrics.jsonl").read("train")]
     assert logged == [1, 2, 3, 4]
 
 
@@ -230,7 +230,7 @@ def test_a_budget_sets_the_run_length_from_the_timed_step(tmp_path, monkeypatch,
 
     monkeypatch.setattr(train, "time_train_step", timed)
     record = train.train(config, tmp_path / "run", minutes=5 / 60, progress=False)
-    assert record["step"] == 16 == train.read_config(tmp_path / "run").train.steps  # (5 − 1) / 0.25
+    assert record["step"] == 16 == runs.read_config(tmp_path / "run").train.steps  # (5 − 1) / 0.25
     assert measured and all(c > 0 and s > 0 for c, s in measured)  # the real step was timed
     assert "≈ 16 steps in 0.0833 min at 0.25 s/step" in capsys.readouterr().out
     record = train.train(config, tmp_path / "run", minutes=5 / 60, progress=False)  # resumed

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from moog_lib import configs, train
+from moog_lib import checkpoint, configs, train
 from moog_lib.model import MooG
 
 TINY = configs.get("tiny")
@@ -38,8 +38,8 @@ def shipped(tmp_path_factory):
     """A tiny MooG saved as <dir>/tiny_moog.npz/.json, and the model itself."""
     folder = tmp_path_factory.mktemp("trained")
     model = tiny_moog(0)
-    train.save_weights(model, folder / "tiny_moog",
-                       manifest={"config": dataclasses.asdict(TINY), "command": "test"})
+    checkpoint.save_weights(model, folder / "tiny_moog",
+                            manifest={"config": dataclasses.asdict(TINY), "command": "test"})
     return folder, model
 
 
@@ -54,7 +54,7 @@ def test_round_trip_is_bit_identical(shipped):
     folder, model = shipped
     other = tiny_moog(1)
     assert not np.array_equal(prediction(model), prediction(other))
-    manifest = train.load_weights(other, folder / "tiny_moog.npz")  # the suffix is optional
+    manifest = checkpoint.load_weights(other, folder / "tiny_moog.npz")  # the suffix is optional
     assert np.array_equal(prediction(model), prediction(other))
     for ours, theirs in zip(jax.tree.leaves(nnx.state(model, nnx.Param)),
                             jax.tree.leaves(nnx.state(other, nnx.Param))):
@@ -88,7 +88,7 @@ def test_corrupted_npz_is_refused(shipped, tmp_path):
     data[len(data) // 2] ^= 0xFF
     npz.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=r"tiny_moog\.npz: SHA-256 .* differs"):
-        train.load_weights(tiny_moog(1), path)
+        checkpoint.load_weights(tiny_moog(1), path)
 
 
 def test_other_shape_is_refused_naming_the_array(shipped):
@@ -96,7 +96,7 @@ def test_other_shape_is_refused_naming_the_array(shipped):
     wider = dataclasses.replace(TINY.model, token_dim=48)
     with pytest.raises(ValueError, match=r"with another shape: .*decoder/readout/kernel: "
                                          r"file \[\d+, 3\], module \[\d+, 3\]"):
-        train.load_weights(nnx.eval_shape(lambda: tiny_moog(0, wider)), folder / "tiny_moog")
+        checkpoint.load_weights(nnx.eval_shape(lambda: tiny_moog(0, wider)), folder / "tiny_moog")
 
 
 def rewrite(path, arrays):
@@ -119,7 +119,7 @@ def test_missing_and_unexpected_arrays_are_refused(shipped, tmp_path):
     before = prediction(model)
     with pytest.raises(ValueError, match=r"1 missing: decoder/readout/bias \[3\]; "
                                          r"1 unexpected: decoder/extra \[3\]"):
-        train.load_weights(model, path)
+        checkpoint.load_weights(model, path)
     assert np.array_equal(before, prediction(model))  # nothing was half-loaded
 
 
@@ -127,7 +127,7 @@ def test_missing_files_are_named(shipped, tmp_path):
     path = copy_of(shipped, tmp_path)
     path.with_suffix(".npz").unlink()
     with pytest.raises(FileNotFoundError, match=r"tiny_moog\.npz does not exist"):
-        train.load_weights(tiny_moog(1), path)
+        checkpoint.load_weights(tiny_moog(1), path)
 
 
 def test_load_tutorial_model_without_the_file_says_how_to_make_it(tmp_path):
@@ -147,7 +147,7 @@ def test_npz_with_object_array_cannot_sneak_in(shipped, tmp_path):
     arrays["decoder/readout/bias"] = np.array([{"code": 1}], dtype=object)
     rewrite(path, arrays)
     with pytest.raises(ValueError, match="allow_pickle"):
-        train.load_weights(tiny_moog(1), path)
+        checkpoint.load_weights(tiny_moog(1), path)
 
 
 def test_nan_weights_are_refused_naming_the_array(shipped, tmp_path):
@@ -159,5 +159,5 @@ def test_nan_weights_are_refused_naming_the_array(shipped, tmp_path):
     model = tiny_moog(1)
     before = prediction(model)
     with pytest.raises(ValueError, match=r"'decoder/readout/bias' must be finite, but 2 values"):
-        train.load_weights(model, path)
+        checkpoint.load_weights(model, path)
     assert np.array_equal(before, prediction(model))

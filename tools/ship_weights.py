@@ -7,7 +7,7 @@
 
 `backbone` loads the newest checkpoint of a MooG run (`train.load_trained`), scores it on
 the first `--clips` test-split clips of its config (`baselines.token_following`) and writes
-`<out>/<name>.npz/.json` with `train.save_weights`. `readout` does the same for the head of
+`<out>/<name>.npz/.json` with `checkpoint.save_weights`. `readout` does the same for the head of
 a *frozen* readout run, trained on the MooG already shipped as `--backbone` (checked: the
 run's backbone parameters must equal the shipped ones bit for bit), scored with
 `readouts.evaluate_readout` beside the task's trivial baseline. Run from the repository
@@ -29,7 +29,7 @@ import numpy as np
 from flax import nnx
 
 import moog_lib
-from moog_lib import baselines, boxes, data, readouts, train
+from moog_lib import baselines, boxes, checkpoint, data, readouts, runs, train
 
 
 class FirstClips(data.ClipSource):
@@ -54,10 +54,10 @@ def run_record(workdir: Path, config) -> dict:
     `wall_time_seconds` runs from the start of the first window to the last record, and
     includes evaluations, checkpoints and any pause before a resumption.
     """
-    checkpoints = train.Checkpointer(workdir / "checkpoints")
+    checkpoints = checkpoint.Checkpointer(workdir / "checkpoints")
     steps = checkpoints.steps()
     checkpoints.close()
-    records = train.MetricsLog(workdir / "metrics.jsonl").read("train")
+    records = runs.MetricsLog(workdir / "metrics.jsonl").read("train")
     frames = config.data.batch_size * config.data.num_frames
     every, previous, windows = config.train.log_every, 0, []
     for r in records:
@@ -109,7 +109,7 @@ def ship_readout(args) -> dict:
     tasks = {**boxes.READOUT_TASKS, "boxes": boxes.BOXES}
     task = tasks[args.task]
     backbone, backbone_config, _ = train.load_tutorial_model(args.backbone, directory=args.out)
-    config = train.read_config(args.workdir)
+    config = runs.read_config(args.workdir)
     if config.model != backbone_config.model:
         sys.exit(f"{args.workdir} was trained on another model config than {args.backbone}")
     template, tx = readouts.build_readout(task, config, train.load_tutorial_model(
@@ -147,7 +147,7 @@ def main(argv=None) -> int:
     if args.kind == "readout" and args.task is None:
         parser.error("readout needs --task")
     module, manifest = ship_backbone(args) if args.kind == "backbone" else ship_readout(args)
-    path = train.save_weights(module, args.out / args.name, manifest=manifest)
+    path = checkpoint.save_weights(module, args.out / args.name, manifest=manifest)
     written = json.loads(path.with_suffix(".json").read_text())
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {written['parameters']:,} "
           f"parameters) and {path.with_suffix('.json').name}")

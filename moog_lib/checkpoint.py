@@ -1,0 +1,187 @@
+"""Saving and loading: rotating training checkpoints, and plain weights files.
+
+`Checkpointer` keeps the last few `TrainState`s of a run with orbax, atomically,
+skipping unreadable steps on restore. `save_weights` and `load_weights` write
+and read a module's parameters as a float32 `.npz` plus a `.json` manifest (with
+the `.npz`'s SHA-256), as in `moog_lib/trained/` (format `WEIGHTS_FORMAT`).
+
+Generated from chapters/06_pretraining.py by tools/export.py; do not edit.
+Edit the chapter, then run `make export`.
+"""
+
+
+__all__ = [
+    "Checkpointer",
+    "WEIGHTS_FORMAT",
+    "save_weights",
+    "load_weights",
+]
+
+
+# chapters/06_pretraining.py, cell 22
+import hashlib
+import io
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from moog_lib import data, optimization
+
+
+def _flat(tree) -> dict:
+    """{"path": array} for any pytree: a checkpoint layout that does not depend on node types."""
+    return {jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+class Checkpointer:
+    """Atomic, rotating checkpoints of a `TrainState` plus JSON metadata, with orbax.
+
+    Orbax writes each step into a temporary folder and renames it only when every
+    file is complete, so a run killed mid-save leaves the previous checkpoints
+    intact. `restore` walks back from the newest step and skips (with a warning)
+    any it cannot read.
+    """
+
+    def __init__(self, directory, keep: int = 3):
+        self.directory = Path(directory).absolute()
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                               enable_async_checkpointing=False)
+        self.manager = ocp.CheckpointManager(self.directory, options=options)
+        self.unreadable: dict[int, str] = {}  # step: why `restore` could not read it
+
+    def steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
+
+    def save(self, state: optimization.TrainState, metadata: dict) -> None:
+        step = int(state.step)
+        self.manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(_flat(state)), metadata=ocp.args.JsonSave(metadata)),
+            force=True)
+        self.manager.wait_until_finished()
+
+    def restore(self, like: optimization.TrainState):
+        """(state, metadata) of the newest readable step, shaped and sharded like `like`; or
+        None, with the reason each step could not be read in `self.unreadable`."""
+        treedef = jax.tree_util.tree_structure(like)
+        abstract = {key: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+                    for key, x in _flat(like).items()}
+        self.unreadable = {}
+        for step in reversed(self.steps()):
+            try:
+                restored = self.manager.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract), metadata=ocp.args.JsonRestore()))
+                arrays = [restored["state"][key] for key in abstract]
+            except Exception as err:  # a corrupt or partial step: use the one before
+                self.unreadable[step] = f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
+                continue
+            for bad, reason in self.unreadable.items():  # say which newer steps were skipped
+                warnings.warn(f"checkpoint step {bad} in {self.directory} cannot be read "
+                              f"({reason}); using step {step}", stacklevel=2)
+            return jax.tree_util.tree_unflatten(treedef, arrays), restored["metadata"]
+        return None
+
+    def close(self):
+        self.manager.close()
+
+
+# chapters/06_pretraining.py, cell 49
+WEIGHTS_FORMAT = 1
+
+
+def _weights_files(path) -> tuple[Path, Path]:
+    """(`<path>.npz`, `<path>.json`), with or without the .npz suffix on `path`."""
+    path = Path(path)
+    stem = path.name[:-len(".npz")] if path.name.endswith(".npz") else path.name
+    return path.with_name(stem + ".npz"), path.with_name(stem + ".json")
+
+
+def _param_leaves(module: nnx.Module):
+    """(the pure dict of `module`'s nnx.Params, its flat [('a/b/c', array)], its treedef)."""
+    pure = nnx.to_pure_dict(nnx.state(module, nnx.Param))
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(pure)
+    return [("/".join(str(k.key) for k in path), leaf) for path, leaf in leaves], treedef
+
+
+def _write_atomic(path: Path, write) -> None:
+    """`write(file)` into a temporary file beside `path`, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(module: nnx.Module, path, *, manifest: dict) -> Path:
+    """Write every nnx.Param of `module` to `<path>.npz` (float32, keyed by '/'-joined
+    parameter path) and `manifest` plus format, counts and the npz's SHA-256 to
+    `<path>.json`; both atomically. Returns the .npz path."""
+    npz, meta = _weights_files(path)
+    leaves, _ = _param_leaves(module)
+    arrays = {name: np.asarray(jax.device_get(leaf), np.float32) for name, leaf in leaves}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    payload = buffer.getvalue()
+    _write_atomic(npz, lambda f: f.write(payload))
+    record = {**manifest, "format": WEIGHTS_FORMAT, "arrays": len(arrays),
+              "parameters": int(sum(a.size for a in arrays.values())),
+              "sha256": hashlib.sha256(payload).hexdigest()}
+    _write_atomic(meta, lambda f: f.write((json.dumps(record, indent=1) + "\n").encode()))
+    return npz
+
+
+def load_weights(module: nnx.Module, path) -> dict:
+    """Fill `module`'s nnx.Params, in place, from `<path>.npz`; returns the manifest.
+
+    Refuses (ValueError) a file whose SHA-256 differs from its manifest's,
+    arrays whose names or shapes differ from the module's parameters, and NaN or Inf.
+    """
+    npz, meta = _weights_files(path)
+    for file in (meta, npz):
+        if not file.exists():
+            raise FileNotFoundError(f"load_weights: {file} does not exist")
+    manifest = json.loads(meta.read_text())
+    if manifest.get("format") != WEIGHTS_FORMAT:
+        raise ValueError(f"{meta}: weights format {manifest.get('format')!r}, expected "
+                         f"{WEIGHTS_FORMAT}")
+    payload = npz.read_bytes()
+    digest = hashlib.sha256(payload).hexdigest()
+    if digest != manifest.get("sha256"):
+        raise ValueError(f"{npz}: SHA-256 {digest} differs from the {manifest.get('sha256')} "
+                         f"recorded in {meta.name}: the file is damaged or belongs to other "
+                         "weights (re-download it or ship both files again)")
+    with np.load(io.BytesIO(payload), allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    leaves, treedef = _param_leaves(module)
+    expected = dict(leaves)
+    missing = [n for n in expected if n not in arrays]
+    unexpected = [f"{n} {list(arrays[n].shape)}" for n in arrays if n not in expected]
+    mismatched = [f"{n}: file {list(arrays[n].shape)}, module {list(expected[n].shape)}"
+                  for n in expected if n in arrays and arrays[n].shape != expected[n].shape]
+    if missing or unexpected or mismatched:
+        problems = [f"{len(found)} {kind}: " + ", ".join(found) for kind, found in
+                    (("missing", [f"{n} {list(expected[n].shape)}" for n in missing]),
+                     ("unexpected", unexpected), ("with another shape", mismatched)) if found]
+        raise ValueError(f"{npz} does not fit {type(module).__name__} "
+                         f"({len(expected)} parameters): " + "; ".join(problems))
+    for name in expected:
+        data.check_finite(f"{npz}: array {name!r}", arrays[name],
+                          "these weights were saved from a diverged run")
+    values = [jnp.asarray(arrays[name], dtype=leaf.dtype) for name, leaf in leaves]
+    state = nnx.state(module, nnx.Param)
+    nnx.replace_by_pure_dict(state, jax.tree_util.tree_unflatten(treedef, values))
+    nnx.update(module, state)
+    return manifest
