@@ -29,7 +29,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from moog_lib import configs, data, decoder, dynamics, encoder, fourier, viz
+from moog_lib import analysis, configs, data, decoder, dynamics, encoder, fourier
 
 
 class FrameAutoencoder(nnx.Module):
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
         if step % max(args.steps // 8, 1) == 0:
             psnr, weights = evaluate(net, test_frames)
             print(f"step {step}: held-out PSNR {float(psnr):.2f} dB, attention sharpness "
-                  f"{viz.attention_sharpness(np.asarray(weights)):.3f} "
+                  f"{analysis.attention_sharpness(np.asarray(weights)):.3f} "
                   f"({(time.perf_counter() - tic) / step:.2f} s/step)", flush=True)
     return 0
 

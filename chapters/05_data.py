@@ -1228,7 +1228,7 @@ assert np.mean(rates) > 0.95
 # %% [markdown]
 # ### Seeing the labels
 #
-# A small drawing helper (chapter-only; the `viz` module of a later chapter
+# A small drawing helper (chapter-only; the `figures` module of chapter 11
 # has the full set): boxes as outlines, tracks as coloured trails, a filled dot
 # where the point is visible and a hollow ring where it is occluded but inside
 # the frame. The video is shown with `mediapy`, which needs an `ffmpeg`

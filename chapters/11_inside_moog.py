@@ -43,6 +43,11 @@
 # its tokens do not follow objects — §1 measures both on held-out clips and
 # says so; read the maps with those numbers in mind.
 #
+# The code goes to two modules: `moog_lib.analysis` (what is measured: decoded
+# tokens, PSNR, token tracks, PCA, token sweeps, real clips, streaming) and
+# `moog_lib.figures` (what is drawn: colours, overlays, video grids and the
+# report page of `write_figures`).
+#
 # **Prerequisites.** Chapters 03 (`chunks_of`, `stream`), 04 (the decoder and
 # its attention), 05 (rendered and real clips), 06 (training, the shipped
 # weights and `load_tutorial_model`)
@@ -75,7 +80,7 @@ from moog_lib import configs, notebook
 PRESET = notebook.setup()
 
 # %%
-#| default_exp viz
+#| default_exp analysis
 
 # %% [markdown]
 # ## 1. A model to look into
@@ -155,6 +160,17 @@ for name in ("psnr", "copy_psnr", "sharpness", "following"):
 
 # %%
 #| export
+"""Measuring what a trained MooG's tokens do: decoding, PSNR, tracking, PCA, streaming.
+
+`inspect_clip` runs a model over a clip and decodes every pixel with the
+tokens it attends to (`decoded_tokens`, `first_state`, `frame_psnr`);
+`attention_sharpness`, `moving_object`, `pick_tokens`, `object_centroids` and
+`object_tracks` measure how tokens follow content; `fit_pca` and `pca_images`
+project the tokens; `token_sweep` varies K at test time; `real_clips`,
+`looped_chunks`, `copy_psnr` and `analyse_clips` run it on real video; and
+`stream_video` and `stream_memory` stream a long video in constant memory.
+The pictures are drawn by `moog_lib.figures`.
+"""
 import functools
 import os
 import sys
@@ -165,7 +181,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from moog_lib import data, datasets, dynamics
+from moog_lib import datasets, dynamics
 
 
 def _log(message: str) -> None:
@@ -473,6 +489,26 @@ assert len(set(picked.tolist())) == 3 and mask.any()
 
 # %%
 #| export
+def to_uint8(video):
+    """Float video in [0, 1] (or uint8) -> uint8."""
+    video = np.asarray(video)
+    return video if video.dtype == np.uint8 else (np.clip(video, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+# %%
+#| export figures
+"""Drawing what `moog_lib.analysis` measures: colours, overlays, video grids, the report.
+
+`token_palette` and `argmax_colours` colour tokens; `attention_overlay` paints
+one token's attention over frames; `upscale`, `draw_dots` and `video_grid`
+assemble videos; `write_figures` writes every figure of chapter 11 and an
+HTML page (`report.html`) that shows them with their numbers.
+"""
+import numpy as np
+
+from moog_lib.analysis import to_uint8
+
+
 def token_palette(num_tokens: int):
     """uint8 [K, 3]: K well-separated colours (golden-ratio hues, three lightness levels)."""
     import colorsys
@@ -490,12 +526,6 @@ def argmax_colours(argmax, num_tokens: int):
     if ids.size and (ids.min() < 0 or ids.max() >= num_tokens):
         raise ValueError(f"token ids must lie in [0, {num_tokens}), got {ids.min()}…{ids.max()}")
     return token_palette(num_tokens)[ids]
-
-
-def to_uint8(video):
-    """Float video in [0, 1] (or uint8) -> uint8."""
-    video = np.asarray(video)
-    return video if video.dtype == np.uint8 else (np.clip(video, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def attention_overlay(frames, maps, colour=(255, 60, 30), scale: str = "frame"):
@@ -1208,7 +1238,24 @@ assert careless[1] > 1.8 * careless[0]
 # interface through `net=` and `config=`.
 
 # %%
-#| export
+#| export figures
+import time
+
+import jax
+
+from moog_lib import data
+from moog_lib.analysis import (
+    _log,
+    analyse_clips,
+    distance_to,
+    looped_chunks,
+    real_clips,
+    stream_memory,
+    stream_video,
+    token_sweep,
+)
+
+
 def _html_table(header, rows) -> str:
     import html
 
@@ -1237,7 +1284,7 @@ def _report_page(config, numbers: dict, following: list, out_dir, chunk_size: in
     parts.append(
         f"<p>Clips: {html.escape(', '.join(names))}; {numbers['long_frames']} frames each (the "
         f"model trained on {numbers['train_frames']}-frame windows); rendered clips are held "
-        f"out (test split). K = {k} tokens. Written by <code>viz.write_figures</code> "
+        f"out (test split). K = {k} tokens. Written by <code>figures.write_figures</code> "
         f"(chapter 11) in {numbers['seconds']:.0f} s.</p>")
     parts += [
         "<h2>Where the tokens are</h2>",

@@ -2109,7 +2109,7 @@ assert np.allclose(hand["on the point"]["centroids"][:, 0], hand_tracks[0])
 # chapter 10's "undefined".)
 
 # %%
-from moog_lib import viz
+from moog_lib import figures
 
 
 @nnx.jit
@@ -2153,7 +2153,7 @@ shown_frames = (1, 5, 10, 15)
 fig, axes = plt.subplots(len(picked), len(shown_frames), figsize=(2.2 * len(shown_frames),
                                                                   2.2 * len(picked)), squeeze=False)
 for row, k in enumerate(picked):
-    painted = viz.attention_overlay(window, viz.upscale(maps[:, k, :, :, None], zoom_att)[..., 0])
+    painted = figures.attention_overlay(window, figures.upscale(maps[:, k, :, :, None], zoom_att)[..., 0])
     for col, t in enumerate(shown_frames):
         ax = axes[row, col]
         ax.imshow(painted[t])
@@ -2167,7 +2167,7 @@ fig.suptitle(("the authors' weights" if have_weights else "OFFLINE: random weigh
              + f" — F = {follow['following']:+.2f}", fontsize=9)
 plt.tight_layout()
 plt.show()
-mediapy.show_video(viz.video_grid([[viz.attention_overlay(window, viz.upscale(
+mediapy.show_video(figures.video_grid([[figures.attention_overlay(window, figures.upscale(
     maps[:, k, :, :, None], zoom_att)[..., 0]) for k in picked]]), fps=8, height=size)
 
 # %% [markdown]

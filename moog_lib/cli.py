@@ -28,7 +28,18 @@ import math
 import sys
 from pathlib import Path
 
-from moog_lib import baselines, boxes, configs, data, datasets, ego4d, runs, tracking, train, viz
+from moog_lib import (
+    baselines,
+    boxes,
+    configs,
+    data,
+    datasets,
+    ego4d,
+    figures,
+    runs,
+    tracking,
+    train,
+)
 
 
 def _config(args) -> configs.Config:
@@ -79,7 +90,7 @@ def cmd_eval(args) -> dict:
 
 def cmd_report(args) -> dict:
     out = train.write_report(args.workdir, args.out)
-    page = viz.write_figures(args.workdir, out)  # chapter 11's figures and report.html
+    page = figures.write_figures(args.workdir, out)  # chapter 11's figures and report.html
     return {"report": str(out / "summary.md"), "page": str(page)}
 
 
@@ -118,7 +129,7 @@ def cmd_demo(args) -> dict:
     result = train.train(config, args.workdir, steps=args.steps, minutes=args.minutes, resume=True,
                          force_new_run=args.force_new_run)
     train.write_report(args.workdir, args.out)
-    page = viz.write_figures(args.workdir, args.out)
+    page = figures.write_figures(args.workdir, args.out)
     checks = demo_checks(args.workdir, args.out)
     return {"step": result["step"], "eval": result["eval"], "checks": checks,
             "report": str(Path(args.out) / "summary.md"), "page": str(page)}
