@@ -925,6 +925,79 @@ assert scores["wrong way"]["following"] < -1.0
 # is cut off, so its centroid lags behind the content — which will happen to
 # real tokens too. `F` is a comparison between models, not an absolute scale.
 #
+# **What would perfect binding score?** The blobs are a cartoon; the renderer
+# knows the truth. Give every object one token whose footprint is exactly the
+# object's pixels (the ground-truth segmentation) and cut the background into
+# a few still tiles: no model whose tokens bind to objects can do better, so
+# its `F` is the ceiling of this world at this decoded grid. It is far from 1:
+# an object's visible silhouette changes as the object turns, is occluded or
+# leaves the frame, so its centroid does not move exactly with its surface
+# points; a background tile's centroid shifts when an object covers part of
+# it; and on a coarse decoded grid centroids move in steps of whole decoded
+# pixels.
+
+# %%
+#| export
+def segmentation_attention(segmentations, stride: int, tiles: int = 1) -> np.ndarray:
+    """Perfect binding as one-hot attention [B, T, h', w', K] on the decoded grid (every
+    `stride`-th pixel from `stride // 2`, the zero-offset evaluation grid): object o
+    (segmentation 1 … O) is token o − 1; background pixels (0) belong to one of
+    tiles × tiles still tiles (tokens O …). segmentations [B, T, H, W(, 1)]."""
+    seg = np.asarray(segmentations)
+    seg = seg[..., 0] if seg.ndim == 5 else seg
+    seg = seg[:, :, stride // 2::stride, stride // 2::stride].astype(np.int64)
+    h, w = seg.shape[2:]
+    ys, xs = np.mgrid[:h, :w]
+    num_objects = int(seg.max())
+    tile = num_objects + (ys * tiles // h) * tiles + xs * tiles // w
+    return np.eye(num_objects + tiles * tiles, dtype=np.float32)[np.where(seg > 0, seg - 1, tile)]
+
+
+def binding_ceiling(batches, stride: int, tiles: int = 1, first_frame: int = 1) -> dict:
+    """`following_score` of `segmentation_attention` over `batches` (each with "video",
+    "segmentations", "target_points", "occluded", "point_valid"): the F of perfect binding."""
+    totals = None
+    for batch in batches:
+        height, width = batch["video"].shape[2:4]
+        sums = jax.device_get(token_following_sums(
+            jnp.asarray(segmentation_attention(batch["segmentations"], stride, tiles)),
+            batch["target_points"], batch["occluded"], batch["point_valid"], height=height,
+            width=width, first_frame=first_frame))
+        totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
+    if totals is None:
+        raise ValueError("binding_ceiling: no batches")
+    return following_score(totals)
+
+
+# %% [markdown]
+# The ceiling on the small world that `make demo` trains on (`movi_a` at 32²,
+# the first 8 frames of held-out 24-frame clips, as `make demo` scores them), at the decoded grid of the `cpu`
+# preset (`S = 2`, 16×16) and at every pixel (`S = 1`); with the background
+# as 1, 4 or 16 still tiles. A content-blind partition (no objects, the tiles
+# only) scores exactly 0.
+
+# %%
+ceiling_clips = [data.select_window(clip, 0, 8) for clip in data.render_clips(
+    "movi_a", "test", range(8 if PRESET == "tiny" else 32), resolution=32, num_frames=24)]
+ceiling_batches = [data.collate_clips(ceiling_clips[i:i + 8])
+                   for i in range(0, len(ceiling_clips), 8)]
+ceiling = {(stride, tiles): binding_ceiling(ceiling_batches, stride, tiles)["following"]
+           for stride in (2, 1) for tiles in (1, 2, 4)}
+for stride in (2, 1):
+    print(f"S = {stride}: perfect binding F = " + ", ".join(
+        f"{ceiling[stride, tiles]:.2f} ({tiles * tiles} background tile{'s' * (tiles > 1)})"
+        for tiles in (1, 2, 4)))
+blind = [dict(b, segmentations=np.zeros_like(b["segmentations"])) for b in ceiling_batches]
+assert binding_ceiling(blind, 2, tiles=2)["following"] == 0.0
+assert all(0.0 < f < 0.9 for f in ceiling.values())
+
+# %% [markdown]
+# Measured (32 clips, `MOOG_PRESET=cpu`): perfect binding scores F = 0.53 / 0.38
+# / 0.43 at `S = 2` and 0.70 / 0.58 / 0.70 at `S = 1` (1 / 4 / 16 background
+# tiles). So on this world a model scoring `F ≈ 0.4` at the 16×16 grid binds
+# about as well as the ground truth does, and `F < 0` — every model of this
+# chapter and of chapter 06 §10's study — is worse than tokens that stand still.
+#
 # **Tied to the content, or to the image?** A low `F` has two causes that look
 # alike in a score: tokens that try to follow and jitter, and tokens that never
 # look at the content at all — a fixed partition of the image, a grid in

@@ -25,6 +25,8 @@ __all__ = [
     "token_following_sums",
     "following_score",
     "token_following",
+    "segmentation_attention",
+    "binding_ceiling",
     "adjusted_rand_index",
     "cross_clip_agreement",
     "scene_motion",
@@ -470,6 +472,38 @@ def token_following(net, batches, *, seed: int = 0, first_frame: int = 1) -> dic
 
 
 # chapters/10_on_the_grid.py, cell 35
+def segmentation_attention(segmentations, stride: int, tiles: int = 1) -> np.ndarray:
+    """Perfect binding as one-hot attention [B, T, h', w', K] on the decoded grid (every
+    `stride`-th pixel from `stride // 2`, the zero-offset evaluation grid): object o
+    (segmentation 1 … O) is token o − 1; background pixels (0) belong to one of
+    tiles × tiles still tiles (tokens O …). segmentations [B, T, H, W(, 1)]."""
+    seg = np.asarray(segmentations)
+    seg = seg[..., 0] if seg.ndim == 5 else seg
+    seg = seg[:, :, stride // 2::stride, stride // 2::stride].astype(np.int64)
+    h, w = seg.shape[2:]
+    ys, xs = np.mgrid[:h, :w]
+    num_objects = int(seg.max())
+    tile = num_objects + (ys * tiles // h) * tiles + xs * tiles // w
+    return np.eye(num_objects + tiles * tiles, dtype=np.float32)[np.where(seg > 0, seg - 1, tile)]
+
+
+def binding_ceiling(batches, stride: int, tiles: int = 1, first_frame: int = 1) -> dict:
+    """`following_score` of `segmentation_attention` over `batches` (each with "video",
+    "segmentations", "target_points", "occluded", "point_valid"): the F of perfect binding."""
+    totals = None
+    for batch in batches:
+        height, width = batch["video"].shape[2:4]
+        sums = jax.device_get(token_following_sums(
+            jnp.asarray(segmentation_attention(batch["segmentations"], stride, tiles)),
+            batch["target_points"], batch["occluded"], batch["point_valid"], height=height,
+            width=width, first_frame=first_frame))
+        totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
+    if totals is None:
+        raise ValueError("binding_ceiling: no batches")
+    return following_score(totals)
+
+
+# chapters/10_on_the_grid.py, cell 39
 def adjusted_rand_index(labels_a, labels_b, num_labels: int) -> jnp.ndarray:
     """ARI of two labelings [P] (integers in [0, num_labels)) of the same P items."""
     table = jax.nn.one_hot(labels_a, num_labels).T @ jax.nn.one_hot(labels_b, num_labels)
@@ -493,7 +527,7 @@ def cross_clip_agreement(attention, first_frame: int = 1) -> jnp.ndarray:
     return jnp.mean(per_frame(ids[first], ids[second], num_tokens))
 
 
-# chapters/10_on_the_grid.py, cell 39
+# chapters/10_on_the_grid.py, cell 43
 def scene_motion(source, num_clips: int = 8) -> float:
     """Mean displacement (pixels per frame) of tracked points visible in consecutive frames."""
     speeds = []
@@ -506,7 +540,7 @@ def scene_motion(source, num_clips: int = 8) -> float:
     return float(np.concatenate(speeds).mean())
 
 
-# chapters/10_on_the_grid.py, cell 42
+# chapters/10_on_the_grid.py, cell 46
 COMPARE_TASKS = ("points", "depth", "boxes")
 
 

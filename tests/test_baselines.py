@@ -269,6 +269,30 @@ def test_token_following_on_hand_made_attention(speed):
     assert np.isnan(still["following"])  # nothing moves: F is undefined, not 0 or 1
 
 
+def test_binding_ceiling_of_a_square_sliding_on_a_still_background():
+    # A 4x4 object slides right 1 px a frame over a 16x16 still background; every pixel
+    # centre is a tracked point (background points hidden under the object are occluded).
+    frames, size = 4, 16
+    seg = np.zeros((1, frames, size, size, 1), np.uint8)
+    for t in range(frames):
+        seg[0, t, 6:10, 2 + t:6 + t] = 1
+    ys, xs = np.mgrid[:size, :size].reshape(2, -1) + 0.5
+    on_object = seg[0, 0, ys.astype(int), xs.astype(int), 0] == 1
+    steps = np.arange(frames) * on_object[:, None]  # [N, T]: object points move, others not
+    points = np.stack([xs[:, None] + steps, np.broadcast_to(ys[:, None], steps.shape)], -1)
+    covered = seg[0][:, ys.astype(int), xs.astype(int), 0].T == 1  # [N, T]
+    batch = {"video": np.zeros((1, frames, size, size, 3), np.uint8), "segmentations": seg,
+             "target_points": points[None], "occluded": (covered & ~on_object[:, None])[None],
+             "point_valid": np.ones((1, len(xs)), bool)}
+    # The object's token moves exactly with it; the background's centroid shifts a little.
+    assert 0.9 < baselines.binding_ceiling([batch], stride=1)["following"] < 1.0
+    attention = baselines.segmentation_attention(seg, stride=2, tiles=2)
+    assert attention.shape == (1, frames, 8, 8, 1 + 4)
+    np.testing.assert_array_equal(attention.sum(-1), 1.0)
+    blind = dict(batch, segmentations=np.zeros_like(seg))  # still tiles only: F = 0 exactly
+    assert baselines.binding_ceiling([blind], stride=1, tiles=2)["following"] == 0.0
+
+
 def test_token_following_rejects_mismatched_tracks():
     with pytest.raises(ValueError, match="target_points"):
         baselines.token_following_sums(jnp.ones((1, 4, 8, 8, 3)), jnp.zeros((1, 5, 3, 2)),
