@@ -48,7 +48,7 @@ def one_step() -> dict:
 ONE_STEP = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, "tests")
-    from moog_lib import train
+    from moog_lib import parallel
     if len(sys.argv) > 1:  # process_id, num_processes, port
         pid, count, port = map(int, sys.argv[1:])
         parallel.initialize_distributed(f"localhost:{port}", count, pid)
