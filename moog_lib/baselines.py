@@ -33,6 +33,8 @@ __all__ = [
     "COMPARE_TASKS",
     "compare_one",
     "compare",
+    "compare_budget",
+    "PRETRAIN_SHARE",
     "format_comparison",
 ]
 
@@ -317,11 +319,14 @@ def run_decodes_corrected(workdir) -> bool:
 
 
 def train_baseline(config: configs.Config, workdir, kind: str, *, steps: int | None = None,
-                   resume: bool = True, train_source=None, eval_source=None, eval_sources=None,
-                   progress: bool = True) -> dict:
+                   minutes: float | None = None, resume: bool = True, train_source=None,
+                   eval_source=None, eval_sources=None, progress: bool = True) -> dict:
     """Pretrain the model `kind` (MooG or a baseline) with `train.fit` and
     `optimization.pretraining_loss`; returns the last train and eval records (`eval_sources`:
-    as in `train.fit`; `{}` evaluates nothing)."""
+    as in `train.fit`; `{}` evaluates nothing). `minutes`: train for that long instead of
+    `config.train.steps` (chapter 06's `budget_steps`, timed on this model's own step)."""
+    if minutes is not None and steps is not None:
+        raise ValueError("give a number of steps or a budget in minutes, not both")
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
     workdir = Path(workdir)
@@ -342,6 +347,14 @@ def train_baseline(config: configs.Config, workdir, kind: str, *, steps: int | N
             record["grid_rec_decode_corrected"] = decode_corrected
         (workdir / BASELINE_FILE).write_text(json.dumps(record) + "\n")
     net = build_model(kind, config.model, rngs=nnx.Rngs(config.train.seed))
+    if minutes is not None:
+        if train_source is None:
+            train_source, eval_source = train.make_sources(config, progress=progress)
+        total = train.budget_steps(config, net, optimization.make_optimizer(config.train),
+                                   optimization.pretraining_loss, minutes,
+                                   train_source=train_source,
+                                   start=train.last_step(workdir) if resume else 0)
+        config = with_steps(config, total)
     return train.fit(config, workdir, net, optimization.make_optimizer(config.train),
                      optimization.pretraining_loss, steps=steps, resume=resume,
                      train_source=train_source, eval_source=eval_source,
@@ -557,8 +570,10 @@ def _stage(path: Path, settings: dict, compute) -> dict:
 
 
 def compare_one(config: configs.Config, kind: str, run_dir, *, sources, track_batches,
-                tasks=COMPARE_TASKS, progress: bool = True) -> dict:
-    """Pretrain `kind` in `run_dir`, score it, train and score its frozen readouts."""
+                tasks=COMPARE_TASKS, pretrain_minutes: float | None = None,
+                readout_minutes: float | None = None, progress: bool = True) -> dict:
+    """Pretrain `kind` in `run_dir`, score it, train and score its frozen readouts (for
+    `config`'s steps, or for `pretrain_minutes` and `readout_minutes` a readout)."""
     run_dir = Path(run_dir)
     train_source, eval_source = sources
     loaded = []  # the trained model, loaded once for both stages
@@ -570,12 +585,16 @@ def compare_one(config: configs.Config, kind: str, run_dir, *, sources, track_ba
 
     def pretrain():  # evaluated here, in one pass with the token following
         tic = time.perf_counter()
-        train_baseline(config, run_dir, kind, train_source=train_source,
-                       eval_source=eval_source, eval_sources={}, progress=progress)
+        record = train_baseline(config, run_dir, kind, minutes=pretrain_minutes,
+                                train_source=train_source, eval_source=eval_source,
+                                eval_sources={}, progress=progress)
         minutes = (time.perf_counter() - tic) / 60
-        return {"minutes": minutes, **token_following(trained(), track_batches)}
+        return {"minutes": minutes, "steps": record["step"],
+                **token_following(trained(), track_batches)}
 
-    settings = {"kind": kind, "steps": config.train.steps, "scene": config.data.scene_preset}
+    settings = {"kind": kind, "scene": config.data.scene_preset,
+                **({"steps": config.train.steps} if pretrain_minutes is None
+                   else {"budget_minutes": pretrain_minutes})}
     if kind == "grid_rec":  # results of the other decoder input are not reused
         settings["grid_rec_decode_corrected"] = config.model.grid_rec_decode_corrected
     pretraining = _stage(run_dir / "pretraining.json", settings, pretrain)
@@ -583,40 +602,51 @@ def compare_one(config: configs.Config, kind: str, run_dir, *, sources, track_ba
     def readout():
         tic = time.perf_counter()
         rows = boxes.readout_table(config, run_dir, run_dir / "readouts", tasks=tuple(tasks),
-                                   modes=("frozen",), progress=progress, backbone=trained())
+                                   modes=("frozen",), minutes=readout_minutes,
+                                   progress=progress, backbone=trained())
         return {"minutes": (time.perf_counter() - tic) / 60, "rows": rows}
 
-    readout_settings = dict(settings, readout_steps=config.readout.train.steps,
-                            tasks=list(tasks))
+    readout_settings = dict(settings, tasks=list(tasks), **(
+        {"readout_steps": config.readout.train.steps} if readout_minutes is None
+        else {"readout_budget_minutes": readout_minutes}))
     readout_stage = (_stage(run_dir / "readouts.json", readout_settings, readout) if tasks
                      else {"minutes": 0.0, "rows": []})
     abstract = nnx.eval_shape(lambda: build_model(kind, config.model, rngs=nnx.Rngs(0)))
     return {"scene": config.data.scene_preset, "kind": kind, "model": MODEL_NAMES[kind],
             "tokens": num_tokens(kind, config), "parameters": count_parameters(abstract),
-            "steps": config.train.steps, "pretrain_minutes": pretraining["minutes"],
+            "steps": pretraining.get("steps", config.train.steps),  # older stages: the config's
+            "pretrain_minutes": pretraining["minutes"],
             "psnr": pretraining["psnr"], "copy_psnr": pretraining["copy_psnr"],
             "following": pretraining["following"], "sharpness": pretraining["sharpness"],
             # stages scored before the number existed do not have it
             "cross_clip_ari": pretraining.get("cross_clip_ari", float("nan")),
             "token_speed": pretraining["token_speed"],
             "content_speed": pretraining["content_speed"],
-            "readout_steps": config.readout.train.steps,
+            "readout_steps": max([row["steps"] for row in readout_stage["rows"]],
+                                 default=config.readout.train.steps),
             "readout_minutes": readout_stage["minutes"],
             "readouts": {row["task"]: row for row in readout_stage["rows"]}}
 
 
 def compare(config: configs.Config, out_dir, *, scenes=("static", "movi_e"),
             kinds=MODEL_KINDS, tasks=COMPARE_TASKS, steps: int | None = None,
-            readout_steps: int | None = None, progress: bool = True) -> list[dict]:
+            readout_steps: int | None = None, minutes: float | None = None,
+            progress: bool = True) -> list[dict]:
     """Pretrain every model in `kinds` on every scene preset in `scenes`, train and
     score frozen readouts (`tasks`; none: pretraining only) on each; write
-    `results.json` and `results.md` to `out_dir`."""
+    `results.json` and `results.md` to `out_dir`. `minutes`: a budget for the whole
+    comparison instead of step counts (`compare_budget`: each model gets the same
+    time, so the step counts differ)."""
     for name, given, allowed in (("scene preset", scenes, data.SCENE_PRESETS),
                                  ("model", kinds, MODEL_KINDS), ("task", tasks, COMPARE_TASKS)):
         unknown = [x for x in given if x not in allowed]
         if unknown or (not given and name != "task"):
             raise ValueError(f"unknown or no {name} {unknown}; expected some of "
                              f"{', '.join(allowed)}")
+    if minutes is not None and (steps is not None or readout_steps is not None):
+        raise ValueError("give step counts or a budget in minutes, not both")
+    budget = (compare_budget(minutes, len(scenes), len(kinds), len(tasks)) if minutes is not None
+              else {"pretrain_minutes": None, "readout_minutes": None})
     config = with_steps(config, steps, readout_steps)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -630,12 +660,27 @@ def compare(config: configs.Config, out_dir, *, scenes=("static", "movi_e"),
         motion = scene_motion(sources[1], scene_config.data.eval_clips)
         for kind in kinds:
             row = compare_one(scene_config, kind, out_dir / scene / kind, sources=sources,
-                              track_batches=track_batches, tasks=tasks, progress=progress)
+                              track_batches=track_batches, tasks=tasks, progress=progress,
+                              **budget)
             rows.append(dict(row, scene_motion=motion))
             (out_dir / "results.json").write_text(json.dumps(rows, indent=1, default=float))
     (out_dir / "results.md").write_text(format_comparison(rows, config))
     return rows
 
+
+def compare_budget(minutes: float, num_scenes: int, num_kinds: int, num_tasks: int) -> dict:
+    """Split `minutes` evenly over the scene × model runs; in each run pretraining gets
+    `PRETRAIN_SHARE` (all of it without readouts) and every readout task an equal part of
+    the rest. Compiling is inside the budgets; evaluation and checkpoints come on top."""
+    if not (isinstance(minutes, int | float) and math.isfinite(minutes) and minutes > 0):
+        raise ValueError(f"a budget of {minutes!r} minutes: expected a positive number")
+    share = minutes / (num_scenes * num_kinds)
+    pretrain = share * (PRETRAIN_SHARE if num_tasks else 1.0)
+    return {"pretrain_minutes": pretrain,
+            "readout_minutes": (share - pretrain) / num_tasks if num_tasks else None}
+
+
+PRETRAIN_SHARE = 2 / 3  # of each run's budget; the rest trains its readouts
 
 _METRICS = {"points": ("average_jaccard", "points AJ ↑"), "depth": ("abs_rel", "depth AbsRel ↓"),
             "boxes": ("mean_iou", "boxes IoU ↑")}
@@ -646,11 +691,15 @@ def format_comparison(rows: list[dict], config: configs.Config) -> str:
     """The comparison as Markdown: one table per scene preset, then MooG's gaps."""
     d, first = config.data, rows[0]
     tasks = [t for t in COMPARE_TASKS if t in first["readouts"]]
+    same_steps = len({(r["steps"], r["readout_steps"]) for r in rows}) == 1
+    trained_for = (f"{first['steps']} steps" if same_steps else "for the same time (steps: " + ", ".join(
+        dict.fromkeys(f"{r['model']} {r['steps']}" for r in rows)) + ")")
     lines = [f"# MooG vs. on-the-grid baselines — preset `{config.name}`", "",
-             f"Each model pretrained {first['steps']} steps (batch {d.batch_size}, "
+             f"Each model pretrained {trained_for} (batch {d.batch_size}, "
              f"{d.num_frames}-frame clips at {d.resolution}²), "
-             + (f"then frozen readouts trained {first['readout_steps']} steps each. " if tasks
-                else "no readouts trained. ")
+             + ((f"then frozen readouts trained {first['readout_steps']} steps each. "
+                 if same_steps else "then frozen readouts trained for the same time each. ")
+                if tasks else "no readouts trained. ")
              + f"Scores on the {d.eval_clips} held-out "
              f"rendered clips (test split, unseen textures), {d.num_frames}-frame windows. "
              "PSNR: MooG predicts frame t, Grid and Grid Rec. reconstruct it. Token following "

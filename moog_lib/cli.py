@@ -154,7 +154,7 @@ def cmd_compare(args) -> dict:
     out = Path(args.out or Path("runs") / config.name / "compare")
     rows = baselines.compare(config, out, scenes=tuple(args.scenes), kinds=tuple(args.models),
                              tasks=tuple(args.tasks), steps=args.steps,
-                             readout_steps=args.readout_steps)
+                             readout_steps=args.readout_steps, minutes=args.minutes)
     print((out / "results.md").read_text(), file=sys.stderr)
     return {"results": str(out / "results.md"), "rows": len(rows)}
 
@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser(
         "compare", help="MooG vs. the on-the-grid baselines: pretrain, readouts, one table")
-    with_preset(compare)
+    with_preset(compare, budget=True)  # --minutes: the whole comparison (compare_budget)
     compare.add_argument("--readout-steps", type=int, default=None,
                          help="steps per readout (default: the preset's)")
     compare.add_argument("--scenes", nargs="+", default=["static", "movi_e"],

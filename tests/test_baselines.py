@@ -378,6 +378,28 @@ def test_comparison_table_for_every_model_and_task():
     assert "| movi_e | Grid Rec. | +0.100 | -0.100 | +0.100 | +0.30 |" in table
 
 
+def test_compare_budget_splits_the_minutes():
+    # 2 scenes x 3 models: 15 min a run, two thirds pretraining, the rest over 3 readouts.
+    budget = baselines.compare_budget(90, 2, 3, 3)
+    assert budget["pretrain_minutes"] == pytest.approx(10.0)
+    assert budget["readout_minutes"] == pytest.approx(5 / 3)
+    assert baselines.compare_budget(90, 2, 3, 0) == {"pretrain_minutes": 15.0,
+                                                     "readout_minutes": None}
+    for bad in (0, -5, float("nan")):
+        with pytest.raises(ValueError, match="positive number"):
+            baselines.compare_budget(bad, 1, 1, 1)
+    with pytest.raises(ValueError, match="not both"):
+        baselines.compare(TINY, "unused", minutes=5, steps=2)
+
+
+def test_comparison_table_says_when_the_models_trained_for_the_same_time():
+    rows = [dict(_fake_row("static", kind, 0.0), steps=steps, readout_steps=steps // 2)
+            for kind, steps in zip(baselines.MODEL_KINDS, (300, 500, 200))]
+    table = baselines.format_comparison(rows, configs.get("cpu"))
+    assert "pretrained for the same time (steps: MooG 300, Grid 500, Grid Rec. 200)" in table
+    assert "readouts trained for the same time each" in table
+
+
 def test_compare_refuses_unknown_names(tmp_path):
     with pytest.raises(ValueError, match="scene preset"):
         baselines.compare(TINY, tmp_path, scenes=("forest",))
