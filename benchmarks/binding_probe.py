@@ -29,7 +29,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from moog_lib import analysis, configs, data, decoder, dynamics, encoder, fourier
+from moog_lib import analysis, configs, decoder, dynamics, encoder, fourier, render
 
 
 class FrameAutoencoder(nnx.Module):
@@ -50,8 +50,8 @@ class FrameAutoencoder(nnx.Module):
 def frames_of(split: str, num_clips: int, resolution: int, cache: Path) -> np.ndarray:
     path = cache / f"movi_a_{split}_{num_clips}_{resolution}.npy"
     if not path.exists():
-        clips = data.render_clips("movi_a", split, range(num_clips), resolution=resolution,
-                                  num_frames=24)
+        clips = render.render_clips("movi_a", split, range(num_clips), resolution=resolution,
+                                    num_frames=24)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, np.stack([c["video"] for c in clips]))
     return np.load(path).astype(np.float32) / 255.0  # [N, T, H, W, 3]

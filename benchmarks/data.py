@@ -20,14 +20,14 @@ import time
 
 import numpy as np
 
-from moog_lib import data
+from moog_lib import data, render
 
 
 def render_single(resolution, n):
-    data.render_clip("movi_e", "train", 10_000, resolution=resolution)  # warm caches
+    render.render_clip("movi_e", "train", 10_000, resolution=resolution)  # warm caches
     start = time.perf_counter()
     for i in range(n):
-        data.render_clip("movi_e", "train", i, resolution=resolution)
+        render.render_clip("movi_e", "train", i, resolution=resolution)
     return n / (time.perf_counter() - start)
 
 
@@ -36,18 +36,18 @@ def render_parallel(resolution, n, workers):
     start = time.perf_counter()
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
         warm = [("movi_e", "train", 10_000 + w, 0, dict(resolution=resolution)) for w in range(2 * workers)]
-        list(pool.map(data._render_task, warm))  # start the workers, import, load textures
+        list(pool.map(render._render_task, warm))  # start the workers, import, load textures
         startup = time.perf_counter() - start
         tasks = [("movi_e", "train", i, 0, dict(resolution=resolution)) for i in range(n)]
         start = time.perf_counter()
-        clips = list(pool.map(data._render_task, tasks, chunksize=2))
+        clips = list(pool.map(render._render_task, tasks, chunksize=2))
         seconds = time.perf_counter() - start
     assert len(clips) == n and clips[0]["video"].shape == (24, resolution, resolution, 3)
     return n / seconds, startup
 
 
 def pipeline(resolution, batch_size, batches, workers):
-    clips = [data.render_clip("movi_e", "train", i, resolution=resolution) for i in range(2 * batch_size)]
+    clips = [render.render_clip("movi_e", "train", i, resolution=resolution) for i in range(2 * batch_size)]
     ds = data.make_pipeline(clips, batch_size=batch_size, num_frames=8, resolution=resolution,
                             seed=0, worker_count=workers)
     iterator = iter(ds)

@@ -33,6 +33,11 @@
 # Chapter 05a puts clips on disk and loads the real datasets (MOVi-E,
 # TAP-Vid-DAVIS, video files) behind that interface.
 #
+# The code goes to two modules: `moog_lib.data` (the per-clip dict, its checks
+# and box labels, the input pipeline and `ClipSource`; §1, §9) and
+# `moog_lib.render` (textures, scenes, the ray tracer, exact labels and
+# `render_clip`; §2–8).
+#
 # **Prerequisites.** Chapter 00 (presets). NumPy broadcasting and fancy
 # indexing; the pinhole camera model (we recap it).
 #
@@ -109,6 +114,17 @@ print(f"demonstrations at {RES}x{RES}, {FRAMES} frames")
 
 # %%
 #| export
+"""The clip and the input pipeline: one dict per clip, windows, augmentation, batches, devices.
+
+`clip_spec`, `check_clip`, `unlabelled_clip` and `CLIP_KEYS` define a clip;
+`check_finite`, `is_concrete` and `boxes_from_segmentation` check and label it;
+`select_window`, `random_window`, `crop_and_resize_clip`, `jitter_clip_video`
+and `augment_clip` are the paper's augmentations; `make_pipeline` and
+`collate_clips` batch clips with grain; `data_parallel_mesh` and
+`shard_clip_batch` put a batch on the devices; `ClipSource` is what every
+source of clips is. The synthetic clips themselves are rendered by
+`moog_lib.render`.
+"""
 import jax
 import numpy as np
 
@@ -231,10 +247,23 @@ else:
 # packages at run time.
 
 # %%
-#| export
+#| export render
+"""The synthetic world: textures, MOVi-like scenes, a ray tracer, shading and exact labels.
+
+`SceneConfig` and `SCENE_PRESETS` describe a world and `sample_scene` draws a
+`Scene` from it (textures from `load_texture_image`, `alpha_masks`);
+`camera_rays`, `trace_rays`, `surface_attributes` and `shade` render it;
+`project_points`, `track_surface_points`, `trace_visibility` and
+`sample_query_pixels` give exact point tracks; `render_scene`, `render_clip` and
+`render_clips` return clips in the schema of `moog_lib.data`.
+"""
 import functools
 import importlib.util
 import os
+
+import numpy as np
+
+from moog_lib.data import MAX_BOXES
 
 TRAIN_TEXTURES = ("astronaut", "camera", "chelsea", "rocket", "brick", "grass",
                   "hubble_deep_field", "coins", "retina", "china")
@@ -287,7 +316,7 @@ def _is_gray(name: str) -> bool:
 
 
 # %%
-#| export
+#| export render
 @functools.cache
 def alpha_masks(size: int = 64) -> np.ndarray:
     """Cut-out shapes for the cards: read-only bool [5, size, size] (True = solid).
@@ -388,7 +417,7 @@ assert all(load_texture_image(n).dtype == np.float32 and load_texture_image(n).m
 # values and nothing needs storing. World axes: `z` up, units ≈ metres.
 
 # %%
-#| export
+#| export render
 import dataclasses
 import zlib
 
@@ -468,7 +497,7 @@ def _scene_rng(preset: str, split: str, index: int, seed: int, stream: int = 0):
 
 
 # %%
-#| export
+#| export render
 def _rotation(axis, angle):
     """Rodrigues' formula: unit axes [..., 3] and angles [...] -> rotations [..., 3, 3]."""
     axis, angle = np.asarray(axis, np.float64), np.asarray(angle, np.float64)
@@ -541,7 +570,7 @@ def _crop_texture(rng, names, size: int) -> np.ndarray:
 
 
 # %%
-#| export
+#| export render
 def _plain_colours(rng, num_objects: int) -> np.ndarray:
     """[2 + K, 3]: a light grey floor, darker grey walls, then K saturated, evenly spaced hues."""
     hues = (rng.uniform() + np.arange(num_objects) / num_objects) % 1.0
@@ -553,7 +582,7 @@ def _plain_colours(rng, num_objects: int) -> np.ndarray:
 
 
 # %%
-#| export
+#| export render
 def sample_scene(preset: str, split: str, index: int, seed: int = 0, *, num_frames: int = 24,
                  texture_size: int = 128) -> Scene:
     """Draw the scene (preset, split, index, seed) over `num_frames` frames; deterministic.
@@ -687,7 +716,7 @@ print(f"{len(a.kind)} objects (kinds {a.kind.tolist()}, moving {a.moving.tolist(
 # object's frame, whatever the object and the camera do.
 
 # %%
-#| export
+#| export render
 NEAR = 1e-3  # hits closer than this to the ray origin are ignored
 FLOOR, WALL_X, WALL_Y, FIRST_OBJECT = 0, 1, 2, 3  # surface ids in the z-buffer
 
@@ -742,7 +771,7 @@ def _hit_object(kind: int, size: np.ndarray, mask: np.ndarray, o: np.ndarray, d:
 
 
 # %%
-#| export
+#| export render
 def trace_rays(scene: Scene, rays: np.ndarray):
     """Nearest hit of every ray [T, N, 3] (from `camera_rays`).
 
@@ -805,7 +834,7 @@ print("surfaces seen by the empty room:", np.bincount(surface.ravel()))
 # depth cues, nothing that would need a second ray per pixel.
 
 # %%
-#| export
+#| export render
 def _object_normals(kind: int, size: np.ndarray, local: np.ndarray) -> np.ndarray:
     """Outward unit normals [n, 3], object frame, at local points [n, 3] on the surface."""
     normal = np.zeros_like(local)
@@ -967,6 +996,8 @@ def boxes_from_segmentation(segmentations: np.ndarray, max_boxes: int = MAX_BOXE
     return np.where(valid[..., None], box, 0.0).astype(np.float32), valid
 
 
+# %%
+#| export render
 def project_points(scene: Scene, points: np.ndarray, height: int, width: int):
     """Project world points [..., T, 3] with the camera of each frame.
 
@@ -1012,7 +1043,7 @@ def track_surface_points(scene: Scene, surface: np.ndarray, local: np.ndarray, d
 
 
 # %%
-#| export
+#| export render
 def trace_visibility(scene: Scene, surface: np.ndarray, local: np.ndarray, height: int, width: int,
                      tolerance: float = 1e-3) -> np.ndarray:
     """Exact visibility of surface points [P] (as in `track_surface_points`): bool [P, T].
@@ -1116,6 +1147,22 @@ assert sum(zbuffer_vs_exact((0.03,))[0.03]) < 0.02
 
 # %%
 #| export
+def _check_size(name: str, value, low: int = 1, multiple_of: int = 1,
+                high: int | None = None) -> int:
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{name}={value}: expected at most {high} pixels on a side")
+    if value % multiple_of:
+        raise ValueError(f"{name} must be divisible by {multiple_of}, got {value}")
+    return int(value)
+
+
+# %%
+#| export render
+from moog_lib.data import _check_size, boxes_from_segmentation
+
+
 def render_scene(scene: Scene, resolution: int, num_points: int, rng: np.random.Generator,
                  depth_tolerance: float = 0.03) -> dict:
     """Render `scene` at resolution × resolution into a per-clip dict (see `clip_spec`)."""
@@ -1154,17 +1201,6 @@ def render_scene(scene: Scene, resolution: int, num_points: int, rng: np.random.
 
 
 MAX_RESOLUTION = 1024  # the renderer's largest frame side (MOVi-E and TAP-Vid: 256)
-
-
-def _check_size(name: str, value, low: int = 1, multiple_of: int = 1,
-                high: int | None = None) -> int:
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    if high is not None and value > high:
-        raise ValueError(f"{name}={value}: expected at most {high} pixels on a side")
-    if value % multiple_of:
-        raise ValueError(f"{name} must be divisible by {multiple_of}, got {value}")
-    return int(value)
 
 
 def render_clip(preset: str, split: str, index: int, seed: int = 0, *, resolution: int = 64,
@@ -1370,7 +1406,7 @@ assert stats["movi_a"][1] < 1 and stats["movi_e"][1] > 10 and apart.min() > 10  
 # this chapter exports), not the one defined in the notebook.
 
 # %%
-#| export
+#| export render
 import concurrent.futures
 import multiprocessing
 
@@ -1398,10 +1434,10 @@ def render_clips(preset: str, split: str, indices, seed: int = 0, *, resolution:
 
 
 # %%
-from moog_lib import data as data_lib  # worker processes need the importable copy
+from moog_lib import render as render_lib  # worker processes need the importable copy
 
 start = time.perf_counter()
-many = data_lib.render_clips("movi_e", "train", range(8), resolution=RES, num_frames=FRAMES)
+many = render_lib.render_clips("movi_e", "train", range(8), resolution=RES, num_frames=FRAMES)
 seconds = time.perf_counter() - start
 one = render_clip("movi_e", "train", 5, resolution=RES, num_frames=FRAMES)
 assert all(np.array_equal(many[5][k], one[k]) for k in CLIP_KEYS)
@@ -1616,6 +1652,8 @@ assert np.allclose(padded["target_points"], base["target_points"] / 2 + 16)
 
 # %%
 #| export
+import functools
+
 import jax.numpy as jnp
 
 
@@ -1673,6 +1711,9 @@ mediapy.show_images([j[0] for j in jittered[:8]], columns=8, height=80)
 
 # %%
 #| export
+import dataclasses
+
+
 def augment_clip(clip: dict, rng: np.random.Generator, *, num_frames: int = 8,
                  resolution: int | None = None, crop: bool = True, jitter: bool = True,
                  area_range=(0.3, 2.0), aspect_range=(0.5, 2.0)) -> dict:

@@ -73,14 +73,8 @@ import imageio_ffmpeg
 import mediapy
 import numpy as np
 
-from moog_lib.data import (
-    CLIP_KEYS,
-    augment_clip,
-    check_clip,
-    make_pipeline,
-    render_clip,
-    sample_scene,
-)
+from moog_lib.data import CLIP_KEYS, augment_clip, check_clip, make_pipeline
+from moog_lib.render import render_clip, sample_scene
 
 SMALL = PRESET == "tiny"
 RES = 32 if SMALL else 64  # frame size used by the demonstrations
@@ -157,25 +151,27 @@ from etils import epath
 
 from moog_lib.data import (
     CLIP_KEYS,
+    MAX_BOXES,
+    ClipSource,
+    _check_size,
+    boxes_from_segmentation,
+    clip_spec,
+    collate_clips,
+    unlabelled_clip,
+)
+from moog_lib.render import (
     DATA_SPLITS,
     FIRST_OBJECT,
-    MAX_BOXES,
     MAX_RESOLUTION,
     NEAR,
     SCENE_PRESETS,
-    ClipSource,
     Scene,
-    _check_size,
-    boxes_from_segmentation,
     camera_rays,
-    clip_spec,
-    collate_clips,
     render_clip,
     sample_query_pixels,
     shade,
     surface_attributes,
     trace_rays,
-    unlabelled_clip,
 )
 
 

@@ -132,11 +132,11 @@ from moog_lib import (
     attention,
     boxes,
     configs,
-    data,
     decoder,
     dynamics,
     encoder,
     optimization,
+    render,
     runs,
     train,
 )
@@ -485,7 +485,7 @@ def build_model(kind: str, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype
 
 
 # %%
-from moog_lib import readouts
+from moog_lib import data, readouts
 
 batch = {"video": (np.asarray(clip) * 255).astype(np.uint8)}
 
@@ -988,7 +988,7 @@ def binding_ceiling(batches, stride: int, tiles: int = 1, first_frame: int = 1) 
 # only) scores exactly 0.
 
 # %%
-ceiling_clips = [data.select_window(clip, 0, 8) for clip in data.render_clips(
+ceiling_clips = [data.select_window(clip, 0, 8) for clip in render.render_clips(
     "movi_a", "test", range(8 if PRESET == "tiny" else 32), resolution=32, num_frames=24)]
 ceiling_batches = [data.collate_clips(ceiling_clips[i:i + 8])
                    for i in range(0, len(ceiling_clips), 8)]
@@ -1091,9 +1091,9 @@ from moog_lib import datasets
 cpu_data = configs.get("cpu").data
 motion = {preset: scene_motion(datasets.SyntheticSource(
     preset, "test", 4, resolution=cpu_data.resolution, num_frames=cpu_data.clip_frames))
-    for preset in data.SCENE_PRESETS}
+    for preset in render.SCENE_PRESETS}
 for preset, speed_px in motion.items():
-    print(f"{preset:7s} ({data.SCENE_PRESETS[preset].camera_motion} camera): "
+    print(f"{preset:7s} ({render.SCENE_PRESETS[preset].camera_motion} camera): "
           f"{speed_px:.2f} px/frame")
 assert motion["static"] < min(motion[p] for p in ("pan", "zoom", "movi_e"))
 
@@ -1209,7 +1209,7 @@ def compare(config: configs.Config, out_dir, *, scenes=("static", "movi_e"),
     `results.json` and `results.md` to `out_dir`. `minutes`: a budget for the whole
     comparison instead of step counts (`compare_budget`: each model gets the same
     time, so the step counts differ)."""
-    for name, given, allowed in (("scene preset", scenes, data.SCENE_PRESETS),
+    for name, given, allowed in (("scene preset", scenes, render.SCENE_PRESETS),
                                  ("model", kinds, MODEL_KINDS), ("task", tasks, COMPARE_TASKS)):
         unknown = [x for x in given if x not in allowed]
         if unknown or (not given and name != "task"):
@@ -1279,7 +1279,7 @@ def format_comparison(rows: list[dict], config: configs.Config) -> str:
              "(chapter 10, §7). Times: wall-clock minutes on the machine that ran it.", ""]
     for scene in dict.fromkeys(r["scene"] for r in rows):
         group = [r for r in rows if r["scene"] == scene]
-        camera = data.SCENE_PRESETS[scene].camera_motion
+        camera = render.SCENE_PRESETS[scene].camera_motion
         lines += [f"## Scene preset `{scene}` ({camera} camera; tracked points move "
                   f"{group[0]['scene_motion']:.2f} px/frame on average)", "",
                   "| model | tokens | parameters | pretraining | PSNR (dB) | "

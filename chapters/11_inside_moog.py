@@ -111,7 +111,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from flax import nnx
 
-from moog_lib import baselines, data, decoder, readouts, train
+from moog_lib import baselines, data, decoder, readouts, render, train
 
 chapter_start = time.perf_counter()
 scratch = Path(tempfile.mkdtemp())
@@ -299,8 +299,8 @@ def inspect_clip(net, frames, key, *, state=None, num_tokens: int | None = None,
 # %%
 resolution, long_frames = config.data.resolution, 48
 key = jax.random.key(0)
-clip = data.render_clip(config.data.scene_preset, "test", 0, config.train.seed,
-                        resolution=resolution, num_frames=long_frames)
+clip = render.render_clip(config.data.scene_preset, "test", 0, config.train.seed,
+                          resolution=resolution, num_frames=long_frames)
 frames = clip["video"][None].astype(np.float32) / 255  # [1, T, H, W, 3]
 seen = inspect_clip(net, frames, key, chunk_size=8)
 K = config.model.num_tokens
@@ -750,8 +750,8 @@ def pca_images(tokens, argmax, pca: dict, bounds, components=(0, 1, 2)):
 # projections of the fitted tokens are centred by construction — checked.
 
 # %%
-batch_clips = [clip] + [data.render_clip(config.data.scene_preset, "test", i, config.train.seed,
-                                         resolution=resolution, num_frames=long_frames)
+batch_clips = [clip] + [render.render_clip(config.data.scene_preset, "test", i, config.train.seed,
+                                           resolution=resolution, num_frames=long_frames)
                         for i in (1, 2, 3)]
 batch_seen = [seen] + [inspect_clip(net, c["video"][None].astype(np.float32) / 255, key,
                                     chunk_size=8) for c in batch_clips[1:]]
@@ -1243,7 +1243,7 @@ import time
 
 import jax
 
-from moog_lib import data
+from moog_lib import render
 from moog_lib.analysis import (
     _log,
     analyse_clips,
@@ -1382,9 +1382,9 @@ def write_figures(workdir, out_dir, *, net=None, config=None, num_rendered: int 
                          f"{long_frames} and {num_rendered}")
     key = jax.random.key(config.train.seed)
     res, factor = config.data.resolution, 2
-    clips = {f"rendered {i}": data.render_clip(config.data.scene_preset, "test", i,
-                                               config.train.seed, resolution=res,
-                                               num_frames=long_frames)
+    clips = {f"rendered {i}": render.render_clip(config.data.scene_preset, "test", i,
+                                                 config.train.seed, resolution=res,
+                                                 num_frames=long_frames)
              for i in range(num_rendered)}
     if real:
         clips.update({name: {"video": v} for name, v in real_clips(res, long_frames,
@@ -1604,8 +1604,8 @@ def side_by_side_models() -> dict:
 
 pair = side_by_side_models()
 side_config = pair["moog"][1]
-side_clip = data.render_clip(side_config.data.scene_preset, "test", 0, side_config.train.seed,
-                             resolution=side_config.data.resolution, num_frames=long_frames)
+side_clip = render.render_clip(side_config.data.scene_preset, "test", 0, side_config.train.seed,
+                               resolution=side_config.data.resolution, num_frames=long_frames)
 side = {kind: analyse_clips(m, {"clip": side_clip}, key)["clips"]["clip"]
         for kind, (m, _, _) in pair.items()}
 for kind, (_, kind_config, origin) in pair.items():

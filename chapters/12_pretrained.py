@@ -1962,8 +1962,10 @@ mediapy.show_video(shown, fps=8, height=256)
 # draw the prediction (left) beside the truth (right).
 
 # %%
-scene = data.render_clip("movi_e", "test", 0, resolution=128 if have_weights else 64,
-                         num_frames=16)
+from moog_lib import render
+
+scene = render.render_clip("movi_e", "test", 0, resolution=128 if have_weights else 64,
+                           num_frames=16)
 chosen = np.nonzero(scene["point_valid"])[0][:64]
 first_box = int(np.argmax(scene["box_valid"][:, 0]))
 answer = track_video(demo, scene["video"], points=scene["query_points"][chosen][:, [2, 1]],

@@ -56,11 +56,11 @@ from moog_lib import (
     attention,
     boxes,
     configs,
-    data,
     decoder,
     dynamics,
     encoder,
     optimization,
+    render,
     runs,
     train,
 )
@@ -637,7 +637,7 @@ def compare(config: configs.Config, out_dir, *, scenes=("static", "movi_e"),
     `results.json` and `results.md` to `out_dir`. `minutes`: a budget for the whole
     comparison instead of step counts (`compare_budget`: each model gets the same
     time, so the step counts differ)."""
-    for name, given, allowed in (("scene preset", scenes, data.SCENE_PRESETS),
+    for name, given, allowed in (("scene preset", scenes, render.SCENE_PRESETS),
                                  ("model", kinds, MODEL_KINDS), ("task", tasks, COMPARE_TASKS)):
         unknown = [x for x in given if x not in allowed]
         if unknown or (not given and name != "task"):
@@ -707,7 +707,7 @@ def format_comparison(rows: list[dict], config: configs.Config) -> str:
              "(chapter 10, §7). Times: wall-clock minutes on the machine that ran it.", ""]
     for scene in dict.fromkeys(r["scene"] for r in rows):
         group = [r for r in rows if r["scene"] == scene]
-        camera = data.SCENE_PRESETS[scene].camera_motion
+        camera = render.SCENE_PRESETS[scene].camera_motion
         lines += [f"## Scene preset `{scene}` ({camera} camera; tracked points move "
                   f"{group[0]['scene_motion']:.2f} px/frame on average)", "",
                   "| model | tokens | parameters | pretraining | PSNR (dB) | "

@@ -32,10 +32,10 @@ from moog_lib import (
     baselines,
     boxes,
     configs,
-    data,
     datasets,
     ego4d,
     figures,
+    render,
     runs,
     tracking,
     train,
@@ -182,8 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     data_cmd = commands.add_parser("data", help="datasets").add_subparsers(dest="action", required=True)
     build = data_cmd.add_parser("build", help="render clips into an array_record dataset")
-    build.add_argument("--preset", default="movi_e", choices=data.SCENE_PRESETS)
-    build.add_argument("--split", default="train", choices=data.DATA_SPLITS)
+    build.add_argument("--preset", default="movi_e", choices=render.SCENE_PRESETS)
+    build.add_argument("--split", default="train", choices=render.DATA_SPLITS)
     build.add_argument("--num", type=int, required=True)
     build.add_argument("--resolution", type=int, default=64)
     build.add_argument("--frames", type=int, default=24)
@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--readout-steps", type=int, default=None,
                          help="steps per readout (default: the preset's)")
     compare.add_argument("--scenes", nargs="+", default=["static", "movi_e"],
-                         choices=list(data.SCENE_PRESETS))
+                         choices=list(render.SCENE_PRESETS))
     compare.add_argument("--models", nargs="+", default=list(baselines.MODEL_KINDS),
                          choices=list(baselines.MODEL_KINDS))
     compare.add_argument("--tasks", nargs="+", default=list(baselines.COMPARE_TASKS),

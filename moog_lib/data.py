@@ -1,4 +1,13 @@
-"""Data.
+"""The clip and the input pipeline: one dict per clip, windows, augmentation, batches, devices.
+
+`clip_spec`, `check_clip`, `unlabelled_clip` and `CLIP_KEYS` define a clip;
+`check_finite`, `is_concrete` and `boxes_from_segmentation` check and label it;
+`select_window`, `random_window`, `crop_and_resize_clip`, `jitter_clip_video`
+and `augment_clip` are the paper's augmentations; `make_pipeline` and
+`collate_clips` batch clips with grain; `data_parallel_mesh` and
+`shard_clip_batch` put a batch on the devices; `ClipSource` is what every
+source of clips is. The synthetic clips themselves are rendered by
+`moog_lib.render`.
 
 Generated from chapters/05_data.py by tools/export.py; do not edit.
 Edit the chapter, then run `make export`.
@@ -13,29 +22,7 @@ __all__ = [
     "unlabelled_clip",
     "check_finite",
     "is_concrete",
-    "TRAIN_TEXTURES",
-    "TEST_TEXTURES",
-    "load_texture_image",
-    "alpha_masks",
-    "SceneConfig",
-    "SCENE_PRESETS",
-    "DATA_SPLITS",
-    "Scene",
-    "sample_scene",
-    "NEAR",
-    "camera_rays",
-    "trace_rays",
-    "surface_attributes",
-    "shade",
     "boxes_from_segmentation",
-    "project_points",
-    "track_surface_points",
-    "trace_visibility",
-    "sample_query_pixels",
-    "render_scene",
-    "MAX_RESOLUTION",
-    "render_clip",
-    "render_clips",
     "mask_tracks",
     "select_window",
     "random_window",
@@ -138,497 +125,6 @@ def is_concrete(*arrays) -> bool:
     return not any(isinstance(a, jax.core.Tracer) for a in arrays)
 
 
-# chapters/05_data.py, cell 12
-import functools
-import importlib.util
-import os
-
-TRAIN_TEXTURES = ("astronaut", "camera", "chelsea", "rocket", "brick", "grass",
-                  "hubble_deep_field", "coins", "retina", "china")
-TEST_TEXTURES = ("coffee", "gravel", "immunohistochemistry", "clock", "flower")
-
-
-def _sklearn_sample_image(name: str) -> np.ndarray:
-    # Read the JPEG straight from the installed package: importing sklearn.datasets
-    # costs seconds, and only the file is needed.
-    spec = importlib.util.find_spec("sklearn")
-    if spec is None:
-        raise ValueError(f"texture '{name}' needs scikit-learn (pip install scikit-learn)")
-    path = os.path.join(spec.submodule_search_locations[0], "datasets", "images", f"{name}.jpg")
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
-
-
-@functools.cache
-def load_texture_image(name: str) -> np.ndarray:
-    """A bundled image as read-only float32 [h, w, 3] in [0, 1] (gray images: equal channels).
-
-    `name` is one of TRAIN_TEXTURES + TEST_TEXTURES: a `skimage.data` image, or
-    scikit-learn's "china" / "flower". Images wider than ~384 px are block-averaged down.
-    """
-    if name not in TRAIN_TEXTURES + TEST_TEXTURES:
-        raise ValueError(f"unknown texture {name!r}; expected one of {TRAIN_TEXTURES + TEST_TEXTURES}")
-    if name in ("china", "flower"):
-        image = _sklearn_sample_image(name)
-    else:
-        import skimage.data
-
-        image = getattr(skimage.data, name)()
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=-1)
-    image = image[..., :3].astype(np.float32) / 255.0
-    factor = max(1, max(image.shape[:2]) // 384)
-    if factor > 1:
-        h, w = (s // factor * factor for s in image.shape[:2])
-        image = image[:h, :w].reshape(h // factor, factor, w // factor, factor, 3).mean((1, 3))
-    image.setflags(write=False)
-    return image
-
-
-@functools.cache
-def _is_gray(name: str) -> bool:
-    return bool(np.ptp(load_texture_image(name), axis=-1).max() < 1e-6)
-
-
-# chapters/05_data.py, cell 13
-@functools.cache
-def alpha_masks(size: int = 64) -> np.ndarray:
-    """Cut-out shapes for the cards: read-only bool [5, size, size] (True = solid).
-
-    A disc, a five-pointed star, a rounded square, a triangle and the silhouette of a
-    horse (`skimage.data.horse`, a real CC0 drawing), each filling the unit square.
-    """
-    c = (np.arange(size) + 0.5) / size * 2 - 1
-    y, x = np.meshgrid(c, c, indexing="ij")
-    radius, angle = np.hypot(x, y), np.arctan2(y, x)
-    disc = radius < 0.95
-    star = radius < 0.5 + 0.45 * np.clip(np.cos(5 * (angle + np.pi / 2)), 0, 1) ** 2
-    rounded = np.abs(x) ** 4 + np.abs(y) ** 4 < 0.85
-    triangle = (y < 0.9) & (y > -0.9 + 1.9 * np.abs(x))
-    import skimage.data
-
-    horse = ~np.asarray(skimage.data.horse())  # the file stores the horse as False
-    side = max(horse.shape)
-    square = np.zeros((side, side), bool)
-    top, left = (side - horse.shape[0]) // 2, (side - horse.shape[1]) // 2
-    square[top:top + horse.shape[0], left:left + horse.shape[1]] = horse
-    pick = ((np.arange(size) + 0.5) * side / size).astype(int)
-    masks = np.stack([disc, star, rounded, triangle, square[pick][:, pick]])
-    masks.setflags(write=False)
-    return masks
-
-
-# chapters/05_data.py, cell 16
-import dataclasses
-import zlib
-
-
-@dataclasses.dataclass(frozen=True)
-class SceneConfig:
-    """How one family of synthetic scenes is drawn (lengths in scene units, times in seconds)."""
-
-    name: str
-    camera_motion: str  # "static" | "pan" | "zoom" | "linear"
-    num_resting: tuple[int, int] = (4, 7)  # inclusive range
-    num_moving: tuple[int, int] = (1, 3)  # inclusive range
-    camera_distance: tuple[float, float] = (8.0, 12.0)  # the shell around the origin
-    camera_elevation_deg: tuple[float, float] = (15.0, 50.0)
-    camera_travel: tuple[float, float] = (0.0, 4.0)  # "linear": distance moved in 24 frames (2 s)
-    pan_deg: tuple[float, float] = (10.0, 25.0)  # "pan": total turn over the clip
-    zoom_ratio: tuple[float, float] = (1.3, 1.8)  # "zoom": focal length end/start (or start/end)
-    object_speed: float = 4.0  # moving objects: velocity per axis in [-v, v]
-    object_scale: tuple[float, float] = (0.4, 1.1)  # sphere radius / cube half-size
-    fps: float = 12.0
-    focal_length: float = 35.0  # mm, MOVi's camera
-    sensor_width: float = 32.0  # mm
-    room_half_size: float = 16.0
-    resting_region: float = 5.0  # objects start in [-r, r]²
-    moving_region: float = 5.0
-    # The MOVi-A-like family: plain colours, a speed range, a pen to bounce in.
-    textured: bool = True  # False: every surface is one plain colour
-    speed: tuple[float, float] | None = None  # moving objects: |v| in this range (units/s)
-    pen: float = 0.0  # > 0: moving objects bounce off the walls of [-pen, pen]²
-    kind_weights: tuple[float, float, float] = (0.35, 0.35, 0.30)  # sphere, cube, card
-
-
-SCENE_PRESETS = {
-    "static": SceneConfig("static", "static"),
-    "pan": SceneConfig("pan", "pan"),
-    "zoom": SceneConfig("zoom", "zoom"),
-    "movi_e": SceneConfig("movi_e", "linear"),
-    "movi_a": SceneConfig("movi_a", "static", num_resting=(0, 1), num_moving=(2, 4),
-                          camera_distance=(8.0, 10.0), camera_elevation_deg=(30.0, 60.0),
-                          object_scale=(0.7, 1.2), moving_region=3.5, textured=False,
-                          speed=(3.0, 6.0), pen=3.5, kind_weights=(0.5, 0.5, 0.0)),
-}
-DATA_SPLITS = ("train", "validation", "test")
-SPHERE, CUBE, CARD = 0, 1, 2  # object kinds
-
-
-@dataclasses.dataclass
-class Scene:
-    """A sampled scene: camera and objects over T frames (K objects, S×S textures).
-
-    Camera: `eye` [T, 3] centres; `cam_rot` [T, 3, 3] camera-to-world rotations whose
-    columns are the camera's right, down and forward axes; `focal` [T] focal length over
-    sensor width (the focal length in pixels is `focal * W`). Objects: `kind` [K],
-    `size` [K, 3] half extents of the local bounding box, `centre` [K, T, 3], `rot`
-    [K, T, 3, 3] object-to-world, `moving` [K], `shape` [K] alpha-mask index (cards).
-    `textures` [2 + K, S, S, 3] float32: ground, walls, then one per object.
-    """
-
-    eye: np.ndarray
-    cam_rot: np.ndarray
-    focal: np.ndarray
-    kind: np.ndarray
-    size: np.ndarray
-    centre: np.ndarray
-    rot: np.ndarray
-    moving: np.ndarray
-    shape: np.ndarray
-    textures: np.ndarray
-    light: np.ndarray  # [3] unit vector towards the light
-    room_half_size: float
-
-
-def _scene_rng(preset: str, split: str, index: int, seed: int, stream: int = 0):
-    # zlib.crc32 is stable across processes (Python's hash() of a str is not).
-    return np.random.default_rng([seed, zlib.crc32(preset.encode()), DATA_SPLITS.index(split),
-                                  index, stream])
-
-
-# chapters/05_data.py, cell 17
-def _rotation(axis, angle):
-    """Rodrigues' formula: unit axes [..., 3] and angles [...] -> rotations [..., 3, 3]."""
-    axis, angle = np.asarray(axis, np.float64), np.asarray(angle, np.float64)
-    axis = np.broadcast_to(axis, np.broadcast_shapes(axis.shape, angle.shape + (3,)))
-    angle = np.broadcast_to(angle, axis.shape[:-1])
-    cross = np.zeros(axis.shape + (3,))
-    cross[..., 0, 1], cross[..., 0, 2], cross[..., 1, 2] = -axis[..., 2], axis[..., 1], -axis[..., 0]
-    cross = cross - np.swapaxes(cross, -1, -2)
-    s, c = np.sin(angle)[..., None, None], np.cos(angle)[..., None, None]
-    return np.eye(3) + s * cross + (1 - c) * (cross @ cross)
-
-
-def _look_at(eye, target):
-    """Camera-to-world rotations [T, 3, 3] with columns (right, down, forward), z up."""
-    forward = target - eye
-    forward = forward / np.linalg.norm(forward, axis=-1, keepdims=True)
-    right = np.cross(forward, np.array([0.0, 0.0, 1.0]))
-    right = right / np.linalg.norm(right, axis=-1, keepdims=True)
-    return np.stack([right, np.cross(forward, right), forward], axis=-1)
-
-
-def _sample_camera(cfg: SceneConfig, rng, num_frames: int):
-    times = np.arange(num_frames) / cfg.fps
-    progress = np.arange(num_frames) / max(num_frames - 1, 1)
-    azimuth = rng.uniform(0, 2 * np.pi)
-    elevation = np.deg2rad(rng.uniform(*cfg.camera_elevation_deg))
-    distance = rng.uniform(*cfg.camera_distance)
-    start = distance * np.array([np.cos(elevation) * np.cos(azimuth),
-                                 np.cos(elevation) * np.sin(azimuth), np.sin(elevation)])
-    eye = np.repeat(start[None], num_frames, axis=0)
-    target = np.zeros((num_frames, 3))
-    focal = np.full(num_frames, cfg.focal_length / cfg.sensor_width)
-    if cfg.camera_motion == "linear":
-        # MOVi-E: draw (distance, direction) until the end point is also in the shell;
-        # 64 candidates at once, the first that works wins (none: the camera stays).
-        travel = rng.uniform(*cfg.camera_travel, size=64) * times[-1] / (23 / cfg.fps)
-        direction = rng.normal(size=(64, 3))
-        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-        end = start + direction * travel[:, None]
-        radius = np.linalg.norm(end, axis=1)
-        ok = (radius >= cfg.camera_distance[0]) & (radius <= cfg.camera_distance[1]) & (end[:, 2] > 1)
-        move = direction[np.argmax(ok)] * travel[np.argmax(ok)] if ok.any() else np.zeros(3)
-        eye = start + move * progress[:, None]
-    elif cfg.camera_motion == "pan":
-        turn = np.deg2rad(rng.uniform(*cfg.pan_deg)) * rng.choice([-1.0, 1.0])
-        spin = _rotation(np.array([0.0, 0.0, 1.0]), turn * progress)  # [T, 3, 3]
-        target = eye + spin @ -start
-    elif cfg.camera_motion == "zoom":
-        ratio = rng.uniform(*cfg.zoom_ratio)
-        focal = focal * (ratio if rng.random() < 0.5 else 1 / ratio) ** progress
-    elif cfg.camera_motion != "static":
-        raise ValueError(f"unknown camera_motion {cfg.camera_motion!r}")
-    return eye, _look_at(eye, target), focal
-
-
-def _crop_texture(rng, names, size: int) -> np.ndarray:
-    """A random square crop of a random image, resampled to [size, size, 3]."""
-    name = names[rng.integers(len(names))]
-    image = load_texture_image(name)
-    h, w, _ = image.shape
-    side = rng.uniform(0.3, 0.8) * min(h, w)
-    top, left = rng.uniform(0, h - side), rng.uniform(0, w - side)
-    offsets = (np.arange(size) + 0.5) / size * side
-    texture = image[(top + offsets).astype(int)][:, (left + offsets).astype(int)]
-    if _is_gray(name):  # tint gray photographs with a random saturated colour
-        hue = rng.uniform()
-        tint = np.clip(np.abs((hue * 6 + np.array([0.0, 4.0, 2.0])) % 6 - 3) - 1, 0, 1)
-        texture = texture * (0.45 + 0.55 * tint)
-    return texture[:, ::-1] if rng.random() < 0.5 else texture
-
-
-# chapters/05_data.py, cell 18
-def _plain_colours(rng, num_objects: int) -> np.ndarray:
-    """[2 + K, 3]: a light grey floor, darker grey walls, then K saturated, evenly spaced hues."""
-    hues = (rng.uniform() + np.arange(num_objects) / num_objects) % 1.0
-    rng.shuffle(hues)
-    objects = np.clip(np.abs((hues[:, None] * 6 + np.array([0.0, 4.0, 2.0])) % 6 - 3) - 1, 0, 1)
-    objects = 0.15 + 0.8 * objects * rng.uniform(0.8, 1.0, (num_objects, 1))
-    floor, walls = rng.uniform(0.55, 0.7), rng.uniform(0.3, 0.4)
-    return np.concatenate([np.full((1, 3), floor), np.full((1, 3), walls), objects])
-
-
-# chapters/05_data.py, cell 19
-def sample_scene(preset: str, split: str, index: int, seed: int = 0, *, num_frames: int = 24,
-                 texture_size: int = 128) -> Scene:
-    """Draw the scene (preset, split, index, seed) over `num_frames` frames; deterministic.
-
-    `preset` is a key of SCENE_PRESETS, `split` one of DATA_SPLITS ("test" draws its
-    textures from TEST_TEXTURES only, the others from TRAIN_TEXTURES).
-    """
-    if preset not in SCENE_PRESETS:
-        raise ValueError(f"unknown scene preset {preset!r}; expected one of {sorted(SCENE_PRESETS)}")
-    if split not in DATA_SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {DATA_SPLITS}")
-    for name, value, low in (("index", index, 0), ("seed", seed, 0), ("num_frames", num_frames, 1)):
-        if not isinstance(value, int | np.integer) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    cfg = SCENE_PRESETS[preset]
-    rng = _scene_rng(preset, split, int(index), int(seed))
-    eye, cam_rot, focal = _sample_camera(cfg, rng, num_frames)
-    times = np.arange(num_frames) / cfg.fps
-    n_resting = int(rng.integers(cfg.num_resting[0], cfg.num_resting[1] + 1))
-    n_moving = int(rng.integers(cfg.num_moving[0], cfg.num_moving[1] + 1))
-    k = min(MAX_BOXES, n_resting + n_moving)
-    n_moving = min(n_moving, k)
-    moving = np.arange(k) >= k - n_moving
-    kind = rng.choice(3, size=k, p=list(cfg.kind_weights))
-    scale = rng.uniform(*cfg.object_scale, size=k)
-    aspect = rng.uniform(0.7, 1.4, size=k)
-    card = kind == CARD
-    size = np.stack([scale, scale, scale], axis=1)
-    size[card] = np.stack([1.3 * scale[card], 1.3 * scale[card] * aspect[card],
-                           np.full(card.sum(), 1e-3)], axis=1)  # cards: thin boxes, local y up
-    rest_height = np.where(card, size[:, 1], size[:, 2])
-    radius = np.linalg.norm(size, axis=1)
-    position = np.zeros((k, 2))
-    for i in range(k):  # at most 10 objects; candidates are vectorised
-        region = cfg.moving_region if moving[i] else cfg.resting_region
-        candidates = rng.uniform(-region, region, size=(32, 2))
-        gap = np.linalg.norm(candidates[:, None] - position[None, :i], axis=-1) - radius[:i] - radius[i]
-        free = (gap > 0.05).all(axis=1)
-        position[i] = candidates[np.argmax(free)]
-    velocity = np.zeros((k, 2))
-    if cfg.speed is None:  # MOVi-like: towards the centre, often through the frame's edge
-        velocity[moving] = rng.uniform(-cfg.object_speed, cfg.object_speed, (n_moving, 2)) - 0.5 * position[moving]
-    else:
-        heading = rng.uniform(0, 2 * np.pi, n_moving)
-        velocity[moving] = rng.uniform(*cfg.speed, n_moving)[:, None] * np.stack(
-            [np.cos(heading), np.sin(heading)], axis=1)
-    path = position[:, None] + velocity[:, None] * times[None, :, None]  # [K, T, 2]
-    if cfg.pen > 0:  # elastic bounces off the pen's walls: fold the straight path back
-        wall = np.maximum(cfg.pen - scale, 0.1)[:, None, None]
-        folded = np.mod(path + wall, 4 * wall)
-        path = np.where(moving[:, None, None], np.minimum(folded, 4 * wall - folded) - wall, path)
-    centre = np.concatenate([path, np.broadcast_to(rest_height[:, None, None], (k, num_frames, 1))],
-                            axis=-1)
-    up = np.array([0.0, 0.0, 1.0])
-    yaw = rng.uniform(0, 2 * np.pi, size=k)
-    spin = np.where(moving & (kind != SPHERE), rng.uniform(-np.pi, np.pi, size=k), 0.0)
-    rot = _rotation(up, yaw[:, None] + spin[:, None] * times[None])  # [K, T, 3, 3]
-    stand_up = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # local y -> world z
-    rot[card] = rot[card] @ stand_up
-    rolling = (kind == SPHERE) & moving & (cfg.pen == 0)  # in a pen, spheres slide
-    if rolling.any():  # rolling without slipping: axis up × velocity, angle = distance / radius
-        v = velocity[rolling]
-        speed = np.linalg.norm(v, axis=1)
-        axis = np.stack([-v[:, 1], v[:, 0], np.zeros_like(speed)], axis=1) / np.maximum(speed, 1e-9)[:, None]
-        roll = _rotation(axis[:, None], (speed / scale[rolling])[:, None] * times[None])
-        rot[rolling] = roll @ _rotation(up, yaw[rolling])[:, None]
-    names = TEST_TEXTURES if split == "test" else TRAIN_TEXTURES
-    if cfg.textured:
-        textures = np.stack([_crop_texture(rng, names, texture_size) for _ in range(2 + k)])
-    else:
-        textures = np.broadcast_to(_plain_colours(rng, k)[:, None, None], (2 + k, 4, 4, 3))
-    shape = rng.integers(len(alpha_masks()), size=k)
-    light_azimuth, light_elevation = rng.uniform(0, 2 * np.pi), np.deg2rad(rng.uniform(40, 70))
-    light = np.array([np.cos(light_elevation) * np.cos(light_azimuth),
-                      np.cos(light_elevation) * np.sin(light_azimuth), np.sin(light_elevation)])
-    return Scene(eye=eye, cam_rot=cam_rot, focal=focal, kind=kind, size=size, centre=centre,
-                 rot=rot, moving=moving, shape=shape, textures=textures.astype(np.float32),
-                 light=light, room_half_size=cfg.room_half_size)
-
-
-# chapters/05_data.py, cell 23
-NEAR = 1e-3  # hits closer than this to the ray origin are ignored
-FLOOR, WALL_X, WALL_Y, FIRST_OBJECT = 0, 1, 2, 3  # surface ids in the z-buffer
-
-
-def camera_rays(scene: Scene, height: int, width: int) -> np.ndarray:
-    """Unit world-space directions of the rays through pixel centres: float32 [T, H*W, 3].
-
-    Ray `i * W + j` of frame t passes through raster (x, y) = (j + 0.5, i + 0.5).
-    """
-    fpix = scene.focal * width  # [T] focal length in pixels
-    x = (np.arange(width) + 0.5 - width / 2)[None, None, :] / fpix[:, None, None]
-    y = (np.arange(height) + 0.5 - height / 2)[None, :, None] / fpix[:, None, None]
-    x, y = np.broadcast_arrays(x, y)
-    local = np.stack([x, y, np.ones_like(x)], axis=-1).reshape(len(fpix), -1, 3)
-    rays = local @ np.swapaxes(scene.cam_rot, 1, 2)  # rotate into the world
-    return (rays / np.linalg.norm(rays, axis=-1, keepdims=True)).astype(np.float32)
-
-
-def _hit_room(eye: np.ndarray, rays: np.ndarray, half_size: float):
-    origin = eye[:, None, :].astype(np.float32)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        floor = np.where(rays[..., 2] < 0, -origin[..., 2] / rays[..., 2], np.inf)
-        walls = (np.copysign(np.float32(half_size), rays[..., :2]) - origin[..., :2]) / rays[..., :2]
-    walls = np.where(np.isfinite(walls), walls, np.inf)
-    candidates = np.concatenate([floor[..., None], walls], axis=-1)  # [T, N, 3]
-    surface = np.argmin(candidates, axis=-1)
-    dist = np.take_along_axis(candidates, surface[..., None], axis=-1)[..., 0]
-    return dist.astype(np.float32), surface.astype(np.int16)
-
-
-def _hit_object(kind: int, size: np.ndarray, mask: np.ndarray, o: np.ndarray, d: np.ndarray):
-    """Distance [n] along rays o + s d [n, 3] (object frame) to the object; inf on a miss."""
-    if kind == SPHERE:
-        b = np.einsum("ni,ni->n", o, d)
-        disc = b * b - (np.einsum("ni,ni->n", o, o) - size[0] ** 2)
-        s = -b - np.sqrt(np.maximum(disc, 0))
-        return np.where((disc >= 0) & (s > NEAR), s, np.inf)
-    if kind == CUBE:  # slab test
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t1, t2 = (-size - o) / d, (size - o) / d
-        enter = np.nan_to_num(np.minimum(t1, t2), nan=-np.inf).max(axis=-1)
-        leave = np.nan_to_num(np.maximum(t1, t2), nan=np.inf).min(axis=-1)
-        return np.where((leave >= enter) & (enter > NEAR), enter, np.inf)
-    with np.errstate(divide="ignore", invalid="ignore"):  # card: the plane z = 0 ...
-        s = -o[:, 2] / d[:, 2]
-    u = (o[:, 0] + s * d[:, 0]) / size[0] * 0.5 + 0.5
-    v = 0.5 - (o[:, 1] + s * d[:, 1]) / size[1] * 0.5  # image rows run downwards
-    inside = (u >= 0) & (u < 1) & (v >= 0) & (v < 1) & (s > NEAR)
-    m = mask.shape[0]  # ... cut out by the alpha mask
-    solid = mask[np.clip((v * m).astype(np.int64), 0, m - 1), np.clip((u * m).astype(np.int64), 0, m - 1)]
-    return np.where(inside & solid, s, np.inf)
-
-
-# chapters/05_data.py, cell 24
-def trace_rays(scene: Scene, rays: np.ndarray):
-    """Nearest hit of every ray [T, N, 3] (from `camera_rays`).
-
-    Returns `dist` float32 [T, N] (distance from the camera centre), `surface` int16
-    [T, N] (0 floor, 1 walls x=±L, 2 walls y=±L, 3+k object k) and `local` float32
-    [T, N, 3] (the hit point in world coordinates for the room, in the object's own
-    frame for objects).
-    """
-    dist, surface = _hit_room(scene.eye, rays, scene.room_half_size)
-    local = scene.eye[:, None, :].astype(np.float32) + dist[..., None] * rays
-    masks = alpha_masks()
-    for k in range(len(scene.kind)):
-        to_centre = (scene.centre[k] - scene.eye).astype(np.float32)  # [T, 3]
-        along = (rays @ to_centre[:, :, None])[..., 0]  # [T, N]
-        bound = 1.001 * float(np.linalg.norm(scene.size[k]))
-        near_sq = (to_centre * to_centre).sum(-1)[:, None] - along * along
-        frame, ray = np.nonzero((near_sq < bound * bound) & (along > -bound))  # bounding sphere
-        if frame.size == 0:
-            continue
-        rot = scene.rot[k].astype(np.float32)
-        origin = np.einsum("tji,tj->ti", rot, -to_centre)[frame]  # camera centre, object frame
-        direction = np.einsum("nji,nj->ni", rot[frame], rays[frame, ray])
-        s = _hit_object(scene.kind[k], scene.size[k], masks[scene.shape[k]], origin, direction)
-        closer = s < dist[frame, ray]
-        frame, ray, s = frame[closer], ray[closer], s[closer]
-        dist[frame, ray] = s
-        surface[frame, ray] = FIRST_OBJECT + k
-        local[frame, ray] = origin[closer] + s[:, None] * direction[closer]
-    return dist, surface, local
-
-
-# chapters/05_data.py, cell 28
-def _object_normals(kind: int, size: np.ndarray, local: np.ndarray) -> np.ndarray:
-    """Outward unit normals [n, 3], object frame, at local points [n, 3] on the surface."""
-    normal = np.zeros_like(local)
-    if kind == SPHERE:
-        return local / size[0]
-    if kind == CUBE:  # the face whose slab the point is closest to leaving
-        axis = np.argmax(np.abs(local) / size, axis=-1)
-        rows = np.arange(len(local))
-        normal[rows, axis] = np.sign(local[rows, axis])
-        return normal
-    normal[:, 2] = 1.0  # cards: +z (flipped towards the viewer when shading)
-    return normal
-
-
-def _mirror(u: np.ndarray) -> np.ndarray:
-    u = np.mod(u, 2.0)
-    return np.where(u > 1, 2 - u, u)
-
-
-def surface_attributes(scene: Scene, rays: np.ndarray, surface: np.ndarray, local: np.ndarray):
-    """Per hit: texture index int [T*N], texture coordinates u, v in [0, 1] [T*N], and
-    the world-space unit normal float32 [T*N, 3] (cards: facing the camera)."""
-    n = surface.shape[1]
-    flat = surface.reshape(-1)
-    order = np.argsort(flat, kind="stable")  # group the hits by surface once
-    bounds = np.searchsorted(flat[order], np.arange(FIRST_OBJECT + len(scene.kind) + 1))
-    points = local.reshape(-1, 3)
-    u = np.zeros(flat.shape, np.float32)
-    v = np.zeros(flat.shape, np.float32)
-    texture = np.zeros(flat.shape, np.int64)
-    normal = np.zeros(points.shape, np.float32)
-    for group in range(FIRST_OBJECT + len(scene.kind)):
-        idx = order[bounds[group]:bounds[group + 1]]
-        if idx.size == 0:
-            continue
-        p = points[idx]
-        if group == FLOOR:
-            u[idx], v[idx] = _mirror(p[:, 0] / 6.0), _mirror(p[:, 1] / 6.0)
-            normal[idx, 2] = 1.0
-        elif group in (WALL_X, WALL_Y):
-            across = 1 if group == WALL_X else 0  # the horizontal axis along the wall
-            u[idx], v[idx] = _mirror(p[:, across] / 8.0), _mirror(-p[:, 2] / 8.0)
-            texture[idx] = 1
-            normal[idx, 1 - across] = -np.sign(p[:, 1 - across])
-        else:
-            k = group - FIRST_OBJECT
-            kind, size = scene.kind[k], scene.size[k]
-            texture[idx] = 2 + k
-            n_local = _object_normals(kind, size, p)
-            if kind == SPHERE:
-                u[idx] = np.arctan2(n_local[:, 1], n_local[:, 0]) / (2 * np.pi) + 0.5
-                v[idx] = np.arccos(np.clip(n_local[:, 2], -1, 1)) / np.pi
-            elif kind == CUBE:
-                q = p / size * 0.5 + 0.5
-                face = np.argmax(np.abs(n_local), axis=-1)
-                u[idx] = np.where(face == 0, q[:, 1], q[:, 0])
-                v[idx] = np.where(face == 2, q[:, 1], q[:, 2])
-            else:
-                u[idx], v[idx] = p[:, 0] / size[0] * 0.5 + 0.5, 0.5 - p[:, 1] / size[1] * 0.5
-            world = np.einsum("nij,nj->ni", scene.rot[k][idx // n].astype(np.float32), n_local)
-            if kind == CARD:  # two-sided
-                towards = np.einsum("ni,ni->n", world, rays.reshape(-1, 3)[idx]) > 0
-                world[towards] *= -1
-            normal[idx] = world
-    return texture, u, v, normal
-
-
-def shade(scene: Scene, rays: np.ndarray, surface: np.ndarray, local: np.ndarray) -> np.ndarray:
-    """RGB in [0, 1], float32 [T, N, 3]: texture × (0.35 ambient + 0.65 Lambert)."""
-    texture, u, v, normal = surface_attributes(scene, rays, surface, local)
-    size = scene.textures.shape[1]
-    rows = np.clip((v * size).astype(np.int64), 0, size - 1)
-    cols = np.clip((u * size).astype(np.int64), 0, size - 1)
-    albedo = scene.textures[texture, rows, cols]
-    light = np.maximum(normal @ scene.light.astype(np.float32), 0.0)
-    return (albedo * (0.35 + 0.65 * light)[:, None]).reshape(*surface.shape, 3)
-
-
 # chapters/05_data.py, cell 31
 def boxes_from_segmentation(segmentations: np.ndarray, max_boxes: int = MAX_BOXES,
                             min_fraction: float = 0.005):
@@ -652,138 +148,7 @@ def boxes_from_segmentation(segmentations: np.ndarray, max_boxes: int = MAX_BOXE
     return np.where(valid[..., None], box, 0.0).astype(np.float32), valid
 
 
-def project_points(scene: Scene, points: np.ndarray, height: int, width: int):
-    """Project world points [..., T, 3] with the camera of each frame.
-
-    Returns raster (x, y) float32 [..., T, 2] (clipped to ±1e4), the camera-space depth
-    along the optical axis [..., T] (≤ 0 behind the camera) and the distance from the
-    camera centre [..., T].
-    """
-    rel = (points - scene.eye).astype(np.float32)
-    cam = np.einsum("tji,...tj->...ti", scene.cam_rot.astype(np.float32), rel)
-    fpix = (scene.focal * width).astype(np.float32)[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xy = fpix * cam[..., :2] / cam[..., 2:] + np.array([width / 2, height / 2], np.float32)
-    xy = np.nan_to_num(xy, nan=-1e4, posinf=1e4, neginf=-1e4).clip(-1e4, 1e4)
-    return xy.astype(np.float32), cam[..., 2], np.linalg.norm(rel, axis=-1)
-
-
-def track_surface_points(scene: Scene, surface: np.ndarray, local: np.ndarray, dist: np.ndarray,
-                         height: int, width: int, depth_tolerance: float = 0.03):
-    """Follow surface points through the clip.
-
-    `surface` int [P] and `local` [P, 3] identify points as `trace_rays` does; `dist` is
-    the z-buffer [T, H*W]. Returns target_points float32 [P, T, 2] as raster (x, y) and
-    occluded bool [P, T] (behind the camera, outside the frame, farther than
-    `dist · (1 + depth_tolerance)` at its pixel, or on a solid's face turned away).
-    """
-    t = len(scene.eye)
-    rot = np.concatenate([np.broadcast_to(np.eye(3), (FIRST_OBJECT, t, 3, 3)), scene.rot])
-    shift = np.concatenate([np.zeros((FIRST_OBJECT, t, 3)), scene.centre])
-    world = np.einsum("ptij,pj->pti", rot[surface], local) + shift[surface]  # [P, T, 3]
-    xy, z, distance = project_points(scene, world, height, width)
-    inside = (z > NEAR) & (xy[..., 0] >= 0) & (xy[..., 0] < width) & (xy[..., 1] >= 0) & (xy[..., 1] < height)
-    col = np.clip(np.floor(xy[..., 0]).astype(np.int64), 0, width - 1)
-    row = np.clip(np.floor(xy[..., 1]).astype(np.int64), 0, height - 1)
-    hidden = distance > dist[np.arange(t), row * width + col] * (1 + depth_tolerance)
-    away = np.zeros_like(hidden)
-    for k in np.unique(surface[surface >= FIRST_OBJECT]) - FIRST_OBJECT:
-        if scene.kind[k] == CARD:  # cards are two-sided: never facing away
-            continue
-        on_k = surface == FIRST_OBJECT + k
-        normal = np.einsum("tij,pj->pti", scene.rot[k], _object_normals(scene.kind[k], scene.size[k], local[on_k]))
-        away[on_k] = np.einsum("pti,pti->pt", normal, scene.eye - world[on_k]) < 0
-    return xy, ~inside | hidden | away
-
-
-# chapters/05_data.py, cell 32
-def trace_visibility(scene: Scene, surface: np.ndarray, local: np.ndarray, height: int, width: int,
-                     tolerance: float = 1e-3) -> np.ndarray:
-    """Exact visibility of surface points [P] (as in `track_surface_points`): bool [P, T].
-
-    A point is visible when it projects inside the frame and the ray from the camera
-    centre towards it first hits that surface within `tolerance` (relative) of its distance.
-    """
-    t = len(scene.eye)
-    rot = np.concatenate([np.broadcast_to(np.eye(3), (FIRST_OBJECT, t, 3, 3)), scene.rot])
-    shift = np.concatenate([np.zeros((FIRST_OBJECT, t, 3)), scene.centre])
-    world = np.einsum("ptij,pj->pti", rot[surface], local) + shift[surface]
-    rel = world - scene.eye[None]
-    distance = np.linalg.norm(rel, axis=-1)
-    rays = np.swapaxes(rel / distance[..., None], 0, 1).astype(np.float32)  # [T, P, 3]
-    hit, hit_surface, _ = trace_rays(scene, rays)
-    xy, z, _ = project_points(scene, world, height, width)
-    inside = (z > NEAR) & (xy[..., 0] >= 0) & (xy[..., 0] < width) & (xy[..., 1] >= 0) & (xy[..., 1] < height)
-    same = (hit_surface.T == surface[:, None]) & (np.abs(hit.T - distance) <= tolerance * distance)
-    return inside & same
-
-
-def sample_query_pixels(rng: np.random.Generator, segmentation: np.ndarray, num_points: int,
-                        stride: int, max_fraction: float = 0.1):
-    """Pick up to `num_points` pixels (rows [P], cols [P], P ≤ num_points) of one frame.
-
-    Candidates lie on a grid of `stride` with a random offset; segment g (0 = background)
-    gives at most round(max_fraction × its candidates), and the total is shared as evenly
-    as these caps allow, smallest segment first (TAP-Vid Kubric's scheme). Shuffled.
-    """
-    h, w = segmentation.shape
-    top, left = rng.integers(stride, size=2)
-    rows, cols = np.meshgrid(np.arange(top, h, stride), np.arange(left, w, stride), indexing="ij")
-    rows, cols = rows.ravel(), cols.ravel()
-    group = segmentation[rows, cols].astype(np.int64)
-    counts = np.bincount(group)
-    present = np.nonzero(counts)[0]
-    present = present[np.argsort(counts[present], kind="stable")]
-    chosen, remaining = [], num_points
-    for left_over, g in zip(range(len(present), 0, -1), present):
-        quota = min(round(remaining / left_over), round(max_fraction * counts[g]))
-        chosen.append(rng.choice(np.nonzero(group == g)[0], quota, replace=False))
-        remaining -= quota
-    chosen = rng.permutation(np.concatenate(chosen)).astype(np.int64)
-    return rows[chosen], cols[chosen]
-
-
-# chapters/05_data.py, cell 38
-def render_scene(scene: Scene, resolution: int, num_points: int, rng: np.random.Generator,
-                 depth_tolerance: float = 0.03) -> dict:
-    """Render `scene` at resolution × resolution into a per-clip dict (see `clip_spec`)."""
-    t, h, w = len(scene.eye), resolution, resolution
-    rays = camera_rays(scene, h, w)
-    dist, surface, local = trace_rays(scene, rays)
-    colour = shade(scene, rays, surface, local)
-    seg = np.where(surface >= FIRST_OBJECT, surface - FIRST_OBJECT + 1, 0).astype(np.uint8)
-    seg = seg.reshape(t, h, w)
-    boxes, box_valid = boxes_from_segmentation(seg)
-    stride = max(1, round(4 * resolution / 256))  # stride 4 at 256×256
-    rows, cols = sample_query_pixels(rng, seg[0], num_points, stride)
-    pixel = rows * w + cols
-    xy, occ = track_surface_points(scene, surface[0, pixel], local[0, pixel], dist, h, w, depth_tolerance)
-    p = len(pixel)
-    query = np.zeros((num_points, 3), np.float32)
-    query[:p, 1], query[:p, 2] = rows + 0.5, cols + 0.5  # (t=0, y, x) at pixel centres
-    target = np.zeros((num_points, t, 2), np.float32)
-    target[:p] = xy
-    occluded = np.ones((num_points, t), bool)
-    occluded[:p] = occ
-    valid = np.zeros(num_points, bool)
-    valid[:p] = ~occ[:, 0] & ~occ.all(axis=1)
-    return {
-        "video": (np.clip(colour, 0, 1) * 255 + 0.5).astype(np.uint8).reshape(t, h, w, 3),
-        "depth": dist.reshape(t, h, w, 1),
-        "depth_mask": np.isfinite(dist).reshape(t, h, w, 1),
-        "segmentations": seg[..., None],
-        "boxes": boxes,
-        "box_valid": box_valid,
-        "query_points": query,
-        "target_points": target,
-        "occluded": occluded,
-        "point_valid": valid,
-    }
-
-
-MAX_RESOLUTION = 1024  # the renderer's largest frame side (MOVi-E and TAP-Vid: 256)
-
-
+# chapters/05_data.py, cell 39
 def _check_size(name: str, value, low: int = 1, multiple_of: int = 1,
                 high: int | None = None) -> int:
     if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
@@ -795,52 +160,7 @@ def _check_size(name: str, value, low: int = 1, multiple_of: int = 1,
     return int(value)
 
 
-def render_clip(preset: str, split: str, index: int, seed: int = 0, *, resolution: int = 64,
-                num_frames: int = 24, num_points: int = 256) -> dict:
-    """The synthetic clip (preset, split, index, seed) as a per-clip dict; deterministic.
-
-    video uint8 [T, R, R, 3]; depth float32 [T, R, R, 1] (distance to the camera centre);
-    depth_mask bool (all True: the room is closed); segmentations uint8 [T, R, R, 1]
-    (0 floor and walls, object k → k + 1); boxes [10, T, 4] / box_valid [10, T]; tracks
-    query_points [N, 3] (t, y, x), target_points [N, T, 2] (x, y), occluded [N, T],
-    point_valid [N] in raster pixels, queries on frame 0. Single-threaded; see
-    `render_clips` for many clips on all cores.
-    """
-    resolution = _check_size("resolution", resolution, low=8, high=MAX_RESOLUTION)
-    num_points = _check_size("num_points", num_points, low=0)
-    scene = sample_scene(preset, split, index, seed, num_frames=num_frames,
-                         texture_size=min(256, 2 * resolution))
-    return render_scene(scene, resolution, num_points, _scene_rng(preset, split, int(index), int(seed), 1))
-
-
-# chapters/05_data.py, cell 49
-import concurrent.futures
-import multiprocessing
-
-
-def _render_task(args):
-    preset, split, index, seed, kwargs = args
-    return render_clip(preset, split, index, seed, **kwargs)
-
-
-def render_clips(preset: str, split: str, indices, seed: int = 0, *, resolution: int = 64,
-                 num_frames: int = 24, num_points: int = 256, num_workers: int | None = None) -> list:
-    """Render clips `indices` (any iterable of ints) in order, using `num_workers` processes.
-
-    `num_workers=None` uses every core; 1 renders in this process. Identical to calling
-    `render_clip` on each index.
-    """
-    kwargs = dict(resolution=resolution, num_frames=num_frames, num_points=num_points)
-    tasks = [(preset, split, int(i), seed, kwargs) for i in indices]
-    workers = min(num_workers or os.cpu_count() or 1, len(tasks))
-    if workers <= 1:
-        return [_render_task(task) for task in tasks]
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return list(pool.map(_render_task, tasks, chunksize=max(1, len(tasks) // (4 * workers))))
-
-
-# chapters/05_data.py, cell 52
+# chapters/05_data.py, cell 54
 def mask_tracks(clip: dict) -> dict:
     """Invalidate tracks occluded at their query frame or in every frame (returns a new dict)."""
     occluded = clip["occluded"]
@@ -872,7 +192,7 @@ def random_window(clip: dict, num_frames: int, rng: np.random.Generator) -> dict
     return select_window(clip, int(rng.integers(t - num_frames + 1)), num_frames)
 
 
-# chapters/05_data.py, cell 55
+# chapters/05_data.py, cell 57
 def sample_crop_box(rng: np.random.Generator, area_range=(0.3, 2.0), aspect_range=(0.5, 2.0)) -> np.ndarray:
     """A random crop (ymin, xmin, ymax, xmax) float32 [4] in normalised frame coordinates.
 
@@ -906,7 +226,7 @@ def _resize_axis(values: np.ndarray, coords: np.ndarray, axis: int, size: int) -
     return (a * (1 - frac) + b * frac) * inside
 
 
-# chapters/05_data.py, cell 56
+# chapters/05_data.py, cell 58
 def crop_and_resize_clip(clip: dict, box, resolution: int | tuple[int, int], *,
                          tight_boxes: bool = True) -> dict:
     """Crop `box` (ymin, xmin, ymax, xmax), normalised, possibly beyond [0, 1]) out of every
@@ -958,7 +278,9 @@ def crop_and_resize_clip(clip: dict, box, resolution: int | tuple[int, int], *,
     }
 
 
-# chapters/05_data.py, cell 60
+# chapters/05_data.py, cell 62
+import functools
+
 import jax.numpy as jnp
 
 
@@ -996,7 +318,10 @@ def jitter_clip_video(video: np.ndarray, seed: int) -> np.ndarray:
     return np.clip(np.round(np.asarray(out) * 255.0), 0, 255).astype(np.uint8)
 
 
-# chapters/05_data.py, cell 63
+# chapters/05_data.py, cell 65
+import dataclasses
+
+
 def augment_clip(clip: dict, rng: np.random.Generator, *, num_frames: int = 8,
                  resolution: int | None = None, crop: bool = True, jitter: bool = True,
                  area_range=(0.3, 2.0), aspect_range=(0.5, 2.0)) -> dict:
@@ -1043,7 +368,7 @@ class _Augment:
                             crop=self.augment, jitter=self.augment)
 
 
-# chapters/05_data.py, cell 64
+# chapters/05_data.py, cell 66
 def make_pipeline(source, *, batch_size: int, seed: int = 0, num_frames: int = 8,
                   resolution: int | None = None, augment: bool = True, shuffle: bool = True,
                   num_epochs: int | None = None, worker_count: int = 0, prefetch: int = 2):
@@ -1099,7 +424,7 @@ def _stream_batches(source, transform, batch_size, seed, num_epochs):
         epoch += 1
 
 
-# chapters/05_data.py, cell 67
+# chapters/05_data.py, cell 69
 def data_parallel_mesh(devices=None) -> jax.sharding.Mesh:
     """A 1-D mesh with axis "data" over `devices` (default: all of `jax.devices()`)."""
     devices = jax.devices() if devices is None else list(devices)
@@ -1125,7 +450,7 @@ def shard_clip_batch(batch: dict, mesh: jax.sharding.Mesh | None = None) -> dict
             for key, value in batch.items()}
 
 
-# chapters/05_data.py, cell 70
+# chapters/05_data.py, cell 72
 class ClipSource:
     """A random-access collection of per-clip dicts: `len(source)`, `source[i]`, iteration.
 

@@ -49,25 +49,27 @@ from etils import epath
 
 from moog_lib.data import (
     CLIP_KEYS,
+    MAX_BOXES,
+    ClipSource,
+    _check_size,
+    boxes_from_segmentation,
+    clip_spec,
+    collate_clips,
+    unlabelled_clip,
+)
+from moog_lib.render import (
     DATA_SPLITS,
     FIRST_OBJECT,
-    MAX_BOXES,
     MAX_RESOLUTION,
     NEAR,
     SCENE_PRESETS,
-    ClipSource,
     Scene,
-    _check_size,
-    boxes_from_segmentation,
     camera_rays,
-    clip_spec,
-    collate_clips,
     render_clip,
     sample_query_pixels,
     shade,
     surface_attributes,
     trace_rays,
-    unlabelled_clip,
 )
 
 

@@ -100,7 +100,7 @@ import time
 
 import jax
 
-from moog_lib import data
+from moog_lib import render
 from moog_lib.analysis import (
     _log,
     analyse_clips,
@@ -239,9 +239,9 @@ def write_figures(workdir, out_dir, *, net=None, config=None, num_rendered: int 
                          f"{long_frames} and {num_rendered}")
     key = jax.random.key(config.train.seed)
     res, factor = config.data.resolution, 2
-    clips = {f"rendered {i}": data.render_clip(config.data.scene_preset, "test", i,
-                                               config.train.seed, resolution=res,
-                                               num_frames=long_frames)
+    clips = {f"rendered {i}": render.render_clip(config.data.scene_preset, "test", i,
+                                                 config.train.seed, resolution=res,
+                                                 num_frames=long_frames)
              for i in range(num_rendered)}
     if real:
         clips.update({name: {"video": v} for name, v in real_clips(res, long_frames,

@@ -24,7 +24,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moog_lib import boxes, cli, configs, data, ego4d, points, release, runs, tracking, train
+from moog_lib import (
+    boxes,
+    cli,
+    configs,
+    data,
+    ego4d,
+    points,
+    release,
+    render,
+    runs,
+    tracking,
+    train,
+)
 
 TINY = configs.get("tiny")
 
@@ -447,11 +459,11 @@ def data_build_resolution_30(tmp_path, run):
                        str(tmp_path / "data")])
 
 
-@case("`data.render_clip(..., resolution=100000)`",
+@case("`render.render_clip(..., resolution=100000)`",
       "resolution=100000: expected at most 1024 pixels on a side")
 def render_clip_huge(tmp_path, run):
     """MemoryError (a traceback): "Unable to allocate 1.75 TiB"."""
-    return Probe(call=lambda: data.render_clip("movi_e", "train", 0, resolution=100_000))
+    return Probe(call=lambda: render.render_clip("movi_e", "train", 0, resolution=100_000))
 
 
 @case("`moog data build --data-dir FILE` (a file, not a folder)", "is a file; pass a folder")

@@ -1,4 +1,4 @@
-"""Ground truth and pipeline of moog_lib.data (chapter 05); on-disk dataset and sources of moog_lib.datasets (chapter 05a).
+"""Ground truth (moog_lib.render) and pipeline (moog_lib.data) of chapter 05; on-disk dataset and sources of moog_lib.datasets (chapter 05a).
 
 The renderer's labels are checked against independent computations (pixel extents,
 the depth buffer, exact ray-cast visibility); the pipeline against the pixels it moves.
@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from moog_lib import configs, data, datasets, encoder
+from moog_lib import configs, data, datasets, encoder, render
 
 T, R = 24, 64  # the paper's clip length; the renderer's default resolution
 
@@ -23,8 +23,8 @@ T, R = 24, 64  # the paper's clip length; the renderer's default resolution
 @pytest.fixture(scope="module")
 def clips():
     """Two clips of every preset at 64x64, 24 frames, 256 tracks."""
-    return {(p, i): data.render_clip(p, "train", i, resolution=R, num_frames=T)
-            for p in data.SCENE_PRESETS for i in range(2)}
+    return {(p, i): render.render_clip(p, "train", i, resolution=R, num_frames=T)
+            for p in render.SCENE_PRESETS for i in range(2)}
 
 
 def own_object_hits(clip):
@@ -58,11 +58,11 @@ def test_keys_shapes_and_dtypes_are_exactly_the_spec(clips):
         assert clip["depth_mask"].all() and np.isfinite(clip["depth"]).all() and (clip["depth"] > 0).all()
         assert clip["segmentations"].max() <= 10
         assert clip["point_valid"].sum() == 256  # at 64x64 the caps always allow 256 queries
-    small = data.render_clip("static", "test", 0, resolution=32, num_frames=5, num_points=7)
+    small = render.render_clip("static", "test", 0, resolution=32, num_frames=5, num_points=7)
     assert small["video"].shape == (5, 32, 32, 3) and small["target_points"].shape == (7, 5, 2)
 
 
-@pytest.mark.parametrize("preset", list(data.SCENE_PRESETS))
+@pytest.mark.parametrize("preset", list(render.SCENE_PRESETS))
 def test_visible_track_points_land_on_their_object(clips, preset, record_property):
     seen, same = np.sum([own_object_hits(clips[(preset, i)]) for i in range(2)], axis=0)
     rate = same / seen
@@ -83,10 +83,10 @@ def test_frame0_targets_equal_queries_at_pixel_centres(clips):
 
 
 def _scene_points(preset, index, res=R, frames=T):
-    scene = data.sample_scene(preset, "validation", index, num_frames=frames)
-    dist, surface, local = data.trace_rays(scene, data.camera_rays(scene, res, res))
-    seg0 = np.where(surface[0] >= data.FIRST_OBJECT, surface[0] - data.FIRST_OBJECT + 1, 0)
-    rows, cols = data.sample_query_pixels(np.random.default_rng(index), seg0.reshape(res, res), 256, 1)
+    scene = render.sample_scene(preset, "validation", index, num_frames=frames)
+    dist, surface, local = render.trace_rays(scene, render.camera_rays(scene, res, res))
+    seg0 = np.where(surface[0] >= render.FIRST_OBJECT, surface[0] - render.FIRST_OBJECT + 1, 0)
+    rows, cols = render.sample_query_pixels(np.random.default_rng(index), seg0.reshape(res, res), 256, 1)
     pixel = rows * res + cols
     return scene, dist, surface[0, pixel], local[0, pixel]
 
@@ -95,19 +95,19 @@ def _world_points(scene, surface, local):
     """World positions [P, T, 3], computed here independently of the library."""
     world = np.empty((len(surface), len(scene.eye), 3))
     for p, (s, loc) in enumerate(zip(surface, local)):
-        if s < data.FIRST_OBJECT:
+        if s < render.FIRST_OBJECT:
             world[p] = loc
         else:
-            k = s - data.FIRST_OBJECT
+            k = s - render.FIRST_OBJECT
             world[p] = np.einsum("tij,j->ti", scene.rot[k], loc) + scene.centre[k]
     return world
 
 
 def test_occluded_flags_agree_with_the_depth_buffer():
     wrong = total = 0
-    for preset in data.SCENE_PRESETS:
+    for preset in render.SCENE_PRESETS:
         scene, dist, surface, local = _scene_points(preset, 1)
-        xy, occluded = data.track_surface_points(scene, surface, local, dist, R, R)
+        xy, occluded = render.track_surface_points(scene, surface, local, dist, R, R)
         world = _world_points(scene, surface, local)
         distance = np.linalg.norm(world - scene.eye[None], axis=-1)
         in_front = np.einsum("pti,ti->pt", world - scene.eye[None], scene.cam_rot[..., 2]) > 0
@@ -117,10 +117,10 @@ def test_occluded_flags_agree_with_the_depth_buffer():
         zbuffer = dist.reshape(T, R, R)[np.arange(T)[None], row, col]
         behind = distance > zbuffer * 1.03
         assert not (~occluded & (behind | ~inside)).any()  # visible => in frame, not behind the buffer
-        solid = np.isin(surface - data.FIRST_OBJECT, np.nonzero(scene.kind != data.CARD)[0])
+        solid = np.isin(surface - render.FIRST_OBJECT, np.nonzero(scene.kind != render.CARD)[0])
         assert (occluded == (~inside | behind))[~solid].all()  # room and cards: exactly the buffer rule
         # the rule against the truth obtained by casting a ray at every point
-        exact = data.trace_visibility(scene, surface, local, R, R)
+        exact = render.trace_visibility(scene, surface, local, R, R)
         wrong += (exact == occluded).sum()
         total += exact.size
     print(f"\nz-buffer occlusion disagrees with exact visibility on {100 * wrong / total:.2f}%")
@@ -143,52 +143,52 @@ def test_boxes_equal_the_extent_of_the_segmentation(clips):
 
 
 def test_same_seed_same_clip_and_other_seeds_or_indices_differ():
-    a = data.render_clip("movi_e", "train", 3, seed=5, resolution=32, num_frames=6)
-    b = data.render_clip("movi_e", "train", 3, seed=5, resolution=32, num_frames=6)
+    a = render.render_clip("movi_e", "train", 3, seed=5, resolution=32, num_frames=6)
+    b = render.render_clip("movi_e", "train", 3, seed=5, resolution=32, num_frames=6)
     assert all(np.array_equal(a[k], b[k]) for k in data.CLIP_KEYS)
     for other in (dict(seed=6), dict(index=4), dict(split="validation"), dict(preset="pan")):
         args = dict(preset="movi_e", split="train", index=3, seed=5) | other
-        c = data.render_clip(args["preset"], args["split"], args["index"], args["seed"], resolution=32, num_frames=6)
+        c = render.render_clip(args["preset"], args["split"], args["index"], args["seed"], resolution=32, num_frames=6)
         assert not np.array_equal(a["video"], c["video"]), other
-    more = data.render_clip("movi_e", "train", 3, seed=5, resolution=32, num_frames=6, num_points=300)
+    more = render.render_clip("movi_e", "train", 3, seed=5, resolution=32, num_frames=6, num_points=300)
     assert np.array_equal(more["video"], a["video"])  # the track sampler has its own stream
 
 
 def test_render_clips_in_worker_processes_match_render_clip():
-    many = data.render_clips("static", "train", [0, 2], resolution=32, num_frames=4, num_workers=2)
+    many = render.render_clips("static", "train", [0, 2], resolution=32, num_frames=4, num_workers=2)
     for i, clip in zip([0, 2], many):
-        one = data.render_clip("static", "train", i, resolution=32, num_frames=4)
+        one = render.render_clip("static", "train", i, resolution=32, num_frames=4)
         assert all(np.array_equal(clip[k], one[k]) for k in data.CLIP_KEYS)
 
 
 def test_test_split_uses_only_held_out_textures(monkeypatch):
     requested = []
-    original = data.load_texture_image
+    original = render.load_texture_image
 
     def spy(name):
         requested.append(name)
         return original(name)
 
-    monkeypatch.setattr(data, "load_texture_image", spy)
+    monkeypatch.setattr(render, "load_texture_image", spy)
     for i in range(6):
-        data.sample_scene("movi_e", "test", i, num_frames=2)
-    assert requested and set(requested) <= set(data.TEST_TEXTURES)
+        render.sample_scene("movi_e", "test", i, num_frames=2)
+    assert requested and set(requested) <= set(render.TEST_TEXTURES)
     requested.clear()
     for split in ("train", "validation"):
         for i in range(6):
-            data.sample_scene("movi_e", split, i, num_frames=2)
-    assert set(requested) <= set(data.TRAIN_TEXTURES)
-    assert not set(data.TRAIN_TEXTURES) & set(data.TEST_TEXTURES)
+            render.sample_scene("movi_e", split, i, num_frames=2)
+    assert set(requested) <= set(render.TRAIN_TEXTURES)
+    assert not set(render.TRAIN_TEXTURES) & set(render.TEST_TEXTURES)
 
 
 def test_camera_presets_move_as_described():
-    still = data.sample_scene("static", "train", 0)
+    still = render.sample_scene("static", "train", 0)
     assert np.allclose(still.eye, still.eye[0]) and np.allclose(still.cam_rot, still.cam_rot[0])
-    pan = data.sample_scene("pan", "train", 0)
+    pan = render.sample_scene("pan", "train", 0)
     assert np.allclose(pan.eye, pan.eye[0]) and not np.allclose(pan.cam_rot, pan.cam_rot[0])
-    zoom = data.sample_scene("zoom", "train", 0)
+    zoom = render.sample_scene("zoom", "train", 0)
     assert np.allclose(zoom.cam_rot, zoom.cam_rot[0]) and not np.allclose(zoom.focal, zoom.focal[0])
-    moving = [data.sample_scene("movi_e", "train", i) for i in range(6)]
+    moving = [render.sample_scene("movi_e", "train", i) for i in range(6)]
     assert any(np.linalg.norm(s.eye[-1] - s.eye[0]) > 0.5 for s in moving)
     for s in moving:
         step = np.diff(s.eye, axis=0)
@@ -205,10 +205,10 @@ def test_is_concrete_tells_traced_arrays_from_values():
 
 
 def test_bad_renderer_input_raises_value_error():
-    for call in (lambda: data.render_clip("orbit", "train", 0),
-                 lambda: data.render_clip("movi_e", "holdout", 0),
-                 lambda: data.render_clip("movi_e", "train", -1),
-                 lambda: data.render_clip("movi_e", "train", 0, resolution=4),
+    for call in (lambda: render.render_clip("orbit", "train", 0),
+                 lambda: render.render_clip("movi_e", "holdout", 0),
+                 lambda: render.render_clip("movi_e", "train", -1),
+                 lambda: render.render_clip("movi_e", "train", 0, resolution=4),
                  lambda: data.check_clip({"video": np.zeros((2, 4, 4, 3), np.uint8)})):
         with pytest.raises(ValueError):
             call()
@@ -216,23 +216,23 @@ def test_bad_renderer_input_raises_value_error():
 
 # ----------------------------------------------------------------------------- movi_a
 def test_movi_a_is_deterministic_and_depends_on_its_key():
-    a, b = data.sample_scene("movi_a", "train", 3), data.sample_scene("movi_a", "train", 3)
-    assert all(np.array_equal(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(data.Scene))
-    first = data.render_clip("movi_a", "train", 3, resolution=32, num_frames=6)
-    again = data.render_clip("movi_a", "train", 3, resolution=32, num_frames=6)
+    a, b = render.sample_scene("movi_a", "train", 3), render.sample_scene("movi_a", "train", 3)
+    assert all(np.array_equal(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(render.Scene))
+    first = render.render_clip("movi_a", "train", 3, resolution=32, num_frames=6)
+    again = render.render_clip("movi_a", "train", 3, resolution=32, num_frames=6)
     assert all(np.array_equal(first[k], again[k]) for k in data.CLIP_KEYS)
     for other in (dict(index=4), dict(seed=1), dict(split="test")):
         args = dict(split="train", index=3, seed=0) | other
-        clip = data.render_clip("movi_a", args["split"], args["index"], args["seed"], resolution=32, num_frames=6)
+        clip = render.render_clip("movi_a", args["split"], args["index"], args["seed"], resolution=32, num_frames=6)
         assert not np.array_equal(first["video"], clip["video"]), other
 
 
 def test_movi_a_objects_slide_at_their_speed_and_bounce_inside_the_pen():
-    cfg = data.SCENE_PRESETS["movi_a"]
+    cfg = render.SCENE_PRESETS["movi_a"]
     bounced = 0
     for i in range(20):
-        s = data.sample_scene("movi_a", "validation", i)  # 24 frames: 6-12 units of travel
-        assert 2 <= len(s.kind) <= 5 and 2 <= s.moving.sum() <= 4 and not (s.kind == data.CARD).any()
+        s = render.sample_scene("movi_a", "validation", i)  # 24 frames: 6-12 units of travel
+        assert 2 <= len(s.kind) <= 5 and 2 <= s.moving.sum() <= 4 and not (s.kind == render.CARD).any()
         assert np.allclose(s.eye, s.eye[0]) and np.allclose(s.cam_rot, s.cam_rot[0])
         xy, half = s.centre[s.moving, :, :2], s.size[s.moving, None, :2]
         assert (np.abs(xy) + half <= cfg.pen + 1e-9).all()  # a centre stays within pen - size
@@ -241,17 +241,17 @@ def test_movi_a_objects_slide_at_their_speed_and_bounce_inside_the_pen():
         top = speed.max(axis=1, keepdims=True)  # the drawn speed: steps without a bounce
         assert (top >= cfg.speed[0] - 1e-9).all() and (np.isclose(speed, top).mean(axis=1) > 0.6).all()
         bounced += (np.diff(np.sign(np.diff(xy, axis=1)), axis=1) != 0).any(axis=(1, 2)).sum()
-        spheres = s.moving & (s.kind == data.SPHERE)
+        spheres = s.moving & (s.kind == render.SPHERE)
         assert np.allclose(s.rot[spheres], s.rot[spheres, :1])  # in the pen, spheres slide
     assert bounced >= 30  # the pen is not vacuous: most moving objects hit a wall in 2 s
 
 
 def test_movi_a_surfaces_are_plain_distinct_colours(monkeypatch):
     requested = []
-    original = data.load_texture_image
-    monkeypatch.setattr(data, "load_texture_image", lambda name: requested.append(name) or original(name))
+    original = render.load_texture_image
+    monkeypatch.setattr(render, "load_texture_image", lambda name: requested.append(name) or original(name))
     for i in range(10):
-        s = data.sample_scene("movi_a", "test", i, num_frames=2)
+        s = render.sample_scene("movi_a", "test", i, num_frames=2)
         flat = s.textures.reshape(len(s.textures), -1, 3)
         assert np.ptp(flat, axis=1).max() == 0  # one colour per surface
         assert np.ptp(flat[:2, 0], axis=-1).max() == 0  # the floor and the walls are grey
@@ -261,7 +261,7 @@ def test_movi_a_surfaces_are_plain_distinct_colours(monkeypatch):
         assert gaps.min() > 0.3  # ... and no two alike
     assert not requested  # no photograph is read
     # rendered: an object's pixels are one RGB direction (shading only scales it), up to uint8 rounding
-    clip = data.render_clip("movi_a", "train", 0, resolution=32, num_frames=6, num_points=0)
+    clip = render.render_clip("movi_a", "train", 0, resolution=32, num_frames=6, num_points=0)
     seg, rgb = clip["segmentations"][..., 0], clip["video"].astype(float)
     for k in np.unique(seg[seg > 0]):
         unit = rgb[seg == k] / np.linalg.norm(rgb[seg == k], axis=-1, keepdims=True)
@@ -272,8 +272,8 @@ def test_movi_a_surfaces_are_plain_distinct_colours(monkeypatch):
 def _moving_object_motion(preset, index, res=32, frames=12):
     """Share of valid tracks on moving objects; steps (px/frame) of visible valid points; per
     moving object seen in ≥ 5 steps, the median step of its points."""
-    clip = data.render_clip(preset, "train", index, resolution=res, num_frames=frames)
-    scene = data.sample_scene(preset, "train", index, num_frames=frames)
+    clip = render.render_clip(preset, "train", index, resolution=res, num_frames=frames)
+    scene = render.sample_scene(preset, "train", index, num_frames=frames)
     q = clip["query_points"].astype(int)
     owner = clip["segmentations"][0, q[:, 1], q[:, 2], 0].astype(int)
     valid = clip["point_valid"]
@@ -398,7 +398,7 @@ def test_grain_pipeline_batches_reproducibly_and_shards_on_a_mesh():
         with pytest.raises(ValueError):
             data.shard_clip_batch({k: v[:1] for k, v in first[0].items()}, mesh)
     with pytest.raises(ValueError):
-        data.collate_clips([source[0], data.render_clip("static", "train", 0, resolution=16, num_frames=10)])
+        data.collate_clips([source[0], render.render_clip("static", "train", 0, resolution=16, num_frames=10)])
 
 
 # ----------------------------------------------------------------------------- on disk
@@ -429,7 +429,7 @@ def test_tfds_dataset_builds_reads_back_identically_and_resumes(tmp_path, monkey
     source = datasets.load_dataset("zoom", "validation", 4, 32, str(tmp_path), num_frames=4, num_points=16)
     assert len(source) == 4
     for i in range(4):
-        expected = data.render_clip("zoom", "validation", i, resolution=32, num_frames=4, num_points=16)
+        expected = render.render_clip("zoom", "validation", i, resolution=32, num_frames=4, num_points=16)
         assert all(np.array_equal(source[i][k], expected[k]) and source[i][k].dtype == expected[k].dtype
                    for k in data.CLIP_KEYS)
     import tensorflow_datasets as tfds
@@ -496,24 +496,24 @@ def _check_structure(example, spec, sizes, where=""):
 
 
 def test_movi_e_adapter_on_a_fixture_with_the_exact_movi_e_structure():
-    scene = data.sample_scene("movi_e", "train", 2, num_frames=12)
+    scene = render.sample_scene("movi_e", "train", 2, num_frames=12)
     example = datasets.movi_e_example_from_scene(scene, 64)
     _check_structure(example, MOVI_E_FEATURES, {"s": 12, "h": 64, "w": 64, "k": len(scene.kind)})
     clip = data.check_clip(datasets.movi_e_to_clip(example, num_points=128, seed=1))
-    truth = data.render_clip("movi_e", "train", 2, resolution=64, num_frames=12)
+    truth = render.render_clip("movi_e", "train", 2, resolution=64, num_frames=12)
     assert np.array_equal(clip["video"], truth["video"]) and np.array_equal(clip["segmentations"], truth["segmentations"])
     assert np.allclose(clip["depth"], truth["depth"], rtol=0, atol=2e-3 * float(truth["depth"].max()))
     k = len(scene.kind)
     assert np.allclose(clip["boxes"][:k], truth["boxes"][:k]) and np.array_equal(clip["box_valid"], truth["box_valid"])
     # tracks: the adapter's reprojection must agree with the renderer's own tracking
-    dist, surface, local = data.trace_rays(scene, data.camera_rays(scene, 64, 64))
+    dist, surface, local = render.trace_rays(scene, render.camera_rays(scene, 64, 64))
     valid = clip["point_valid"]
     q = clip["query_points"][valid]
     pixel = q[:, 1].astype(int) * 64 + q[:, 2].astype(int)
-    xy, occluded = data.track_surface_points(scene, surface[0, pixel], local[0, pixel], dist, 64, 64)
+    xy, occluded = render.track_surface_points(scene, surface[0, pixel], local[0, pixel], dist, 64, 64)
     assert valid.sum() == 128
     assert np.abs(xy - clip["target_points"][valid])[~occluded].max() < 0.02  # uint16 quantisation
-    not_card = ~np.isin(surface[0, pixel] - data.FIRST_OBJECT, np.nonzero(scene.kind == data.CARD)[0])
+    not_card = ~np.isin(surface[0, pixel] - render.FIRST_OBJECT, np.nonzero(scene.kind == render.CARD)[0])
     assert (occluded == clip["occluded"][valid])[not_card].mean() > 0.99  # cards: MOVi has no two-sided surfaces
     ragged = dict(example, instances=dict(example["instances"], bboxes=np.array(example["instances"]["bboxes"], object)))
     assert np.array_equal(datasets.movi_e_to_clip(ragged, seed=1)["boxes"], datasets.movi_e_to_clip(example, seed=1)["boxes"])

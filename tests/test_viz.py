@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from moog_lib import analysis, configs, data, datasets, figures, train
+from moog_lib import analysis, configs, datasets, figures, render, train
 from moog_lib.model import MooG
 
 CONFIG = configs.get("tiny")
@@ -21,7 +21,7 @@ def net():
 
 @pytest.fixture(scope="module")
 def clip():
-    return data.render_clip("movi_e", "test", 0, resolution=RES, num_frames=12, num_points=32)
+    return render.render_clip("movi_e", "test", 0, resolution=RES, num_frames=12, num_points=32)
 
 
 @pytest.fixture(scope="module")
