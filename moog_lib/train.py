@@ -34,6 +34,7 @@ __all__ = [
 
 # chapters/06_pretraining.py, cell 28
 import dataclasses
+import itertools
 import json
 import math
 import time
@@ -287,21 +288,26 @@ def load_trained(workdir, config: configs.Config | None = None):
 
 
 # chapters/06_pretraining.py, cell 38
-def time_train_step(model: nnx.Module, tx: optax.GradientTransformation, loss_fn, batch: dict,
-                    *, repeats: int = 3) -> tuple[float, float]:
-    """(seconds to compile, seconds per step) of `fit`'s train step on `batch` (sharded as
-    `fit` shards it); `model` is left as it was."""
+def time_train_step(model: nnx.Module, tx: optax.GradientTransformation, loss_fn, batches,
+                    *, repeats: int = 5) -> tuple[float, float]:
+    """(seconds to compile, seconds per step) of `fit`'s train step. `batches`: one batch
+    (sharded as `fit` shards it), used for every step, or an iterator of such batches,
+    one per step, so that waiting for the data counts; `model` is left as it was."""
+    batches = itertools.repeat(batches) if isinstance(batches, dict) else iter(batches)
     graphdef, rest, state = split_model(model, tx)
     state = jax.tree.map(jnp.copy, replicate(state, data.data_parallel_mesh()))  # it is donated
     step = make_train_step(graphdef, rest, tx, loss_fn)
     key = jax.random.key(0)
     tic = time.perf_counter()
-    state, metrics = step(state, batch, key)
+    state, metrics = step(state, next(batches), key)
     jax.block_until_ready(metrics)
     compile_seconds = time.perf_counter() - tic
+    for _ in range(2):  # untimed: the batches a pipeline prepared while the step compiled
+        state, metrics = step(state, next(batches), key)
+    jax.block_until_ready(metrics)
     tic = time.perf_counter()
     for _ in range(repeats):
-        state, metrics = step(state, batch, key)
+        state, metrics = step(state, next(batches), key)
     jax.block_until_ready(metrics)
     return compile_seconds, (time.perf_counter() - tic) / repeats
 
@@ -328,15 +334,16 @@ def budget_steps(config: configs.Config, model: nnx.Module, tx: optax.GradientTr
                  loss_fn, minutes: float, *, train_source, keys: tuple[str, ...] = ("video",),
                  start: int = 0) -> int:
     """The `train.steps` with which a run from step `start` trains for `minutes`:
-    `fit`'s step is timed on one batch of `train_source`; the estimate is printed."""
+    `fit`'s step is timed on batches of `train_source` drawn as `fit` draws them (data
+    preparation included); the estimate is printed."""
     d = config.data
     mesh = data.data_parallel_mesh()
     pipeline = data.make_pipeline(HostShard(train_source), batch_size=local_batch_size(
         d.batch_size, mesh), seed=config.train.seed, num_frames=d.num_frames,
         resolution=d.resolution)
-    batch = data.shard_clip_batch({k: v for k, v in next(iter(pipeline)).items() if k in keys},
-                                  mesh)
-    compile_seconds, step_seconds = time_train_step(model, tx, loss_fn, batch)
+    batches = (data.shard_clip_batch({k: v for k, v in batch.items() if k in keys}, mesh)
+               for batch in pipeline)
+    compile_seconds, step_seconds = time_train_step(model, tx, loss_fn, batches)
     steps = steps_for_budget(minutes, compile_seconds, step_seconds)
     print(f"≈ {steps:,} steps in {minutes:.3g} min at {step_seconds:.3g} s/step (compiling took "
           f"{compile_seconds:.0f} s){f', after step {start:,}' if start else ''}; evaluation "
