@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from moog_lib import baselines, configs, train
+from moog_lib import baselines, comparison, configs, train
 
 # One knob at a time, relative to the `cpu` preset (chapter 00).
 ROWS = {
@@ -79,7 +79,7 @@ def run_row(name: str, out: Path, data_dir: str, readout_steps: int) -> dict:
     config = row_config(name, data_dir, readout_steps)
     sources = train.make_sources(config)
     track_batches = train.held_out_batches(sources[1], config, keys=TRACK_KEYS)
-    row = baselines.compare_one(config, "moog", out / name, sources=sources,
+    row = comparison.compare_one(config, "moog", out / name, sources=sources,
                                 track_batches=track_batches, tasks=("points",))
     return {"row": name, "change": ", ".join(ROWS[name]) or "—", "steps": row["steps"],
             "psnr": row["psnr"], "copy_psnr": row["copy_psnr"], "following": row["following"],

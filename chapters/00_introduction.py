@@ -99,7 +99,7 @@ PRESET = notebook.setup()
 # | 05a | datasets: clips on disk, MOVi-E, TAP-Vid-DAVIS, video files | `moog_lib.datasets` |
 # | 06 | pretraining | `moog_lib.optimization`, `moog_lib.parallel`, `moog_lib.checkpoint`, `moog_lib.runs`, `moog_lib.train` |
 # | 07–09 | readouts: depth, points, boxes | `moog_lib.readouts`, `moog_lib.points`, `moog_lib.boxes` |
-# | 10 | on-the-grid baselines | `moog_lib.baselines` |
+# | 10 | on-the-grid baselines | `moog_lib.baselines`, `moog_lib.comparison` |
 # | 11 | what the tokens do | `moog_lib.analysis`, `moog_lib.figures` |
 # | 12 | the authors' released weights | `moog_lib.ego4d`, `moog_lib.release`, `moog_lib.tracking` |
 # | 13 | the command line (`moog train`, `moog demo`, …) | `moog_lib.cli` |

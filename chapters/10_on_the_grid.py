@@ -120,7 +120,6 @@ import dataclasses
 import functools
 import json
 import math
-import time
 from pathlib import Path
 
 import jax
@@ -130,13 +129,11 @@ from flax import nnx
 
 from moog_lib import (
     attention,
-    boxes,
     configs,
     decoder,
     dynamics,
     encoder,
     optimization,
-    render,
     runs,
     train,
 )
@@ -485,7 +482,7 @@ def build_model(kind: str, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype
 
 
 # %%
-from moog_lib import data, readouts
+from moog_lib import data, readouts, render
 
 batch = {"video": (np.asarray(clip) * 255).astype(np.uint8)}
 
@@ -1125,7 +1122,35 @@ assert motion["static"] < min(motion[p] for p in ("pan", "zoom", "movi_e"))
 # stopped; the run times in the table are those of the stage's first run.
 
 # %%
-#| export
+#| export comparison
+"""The paper's comparison at laptop scale: MooG vs. Grid vs. Grid Rec., pretrained alike.
+
+`compare` pretrains every model on every scene preset, trains and scores their frozen
+readouts and writes the tables (`format_comparison`); every stage is saved and reused
+(`compare_one`). `compare_budget` splits a budget in minutes over the runs.
+"""
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+from flax import nnx
+
+from moog_lib import boxes, configs, render, train
+from moog_lib.baselines import (
+    MODEL_KINDS,
+    MODEL_NAMES,
+    build_model,
+    count_parameters,
+    load_baseline,
+    num_tokens,
+    scene_motion,
+    token_following,
+    train_baseline,
+    with_steps,
+)
+
 COMPARE_TASKS = ("points", "depth", "boxes")
 
 

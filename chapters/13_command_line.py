@@ -76,6 +76,7 @@ from pathlib import Path
 from moog_lib import (
     baselines,
     boxes,
+    comparison,
     configs,
     datasets,
     ego4d,
@@ -197,7 +198,7 @@ def cmd_eval_readouts(args) -> dict:
 def cmd_compare(args) -> dict:
     config = _config(args)
     out = Path(args.out or Path("runs") / config.name / "compare")
-    rows = baselines.compare(config, out, scenes=tuple(args.scenes), kinds=tuple(args.models),
+    rows = comparison.compare(config, out, scenes=tuple(args.scenes), kinds=tuple(args.models),
                              tasks=tuple(args.tasks), steps=args.steps,
                              readout_steps=args.readout_steps, minutes=args.minutes)
     print((out / "results.md").read_text(), file=sys.stderr)
@@ -286,8 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
                          choices=list(render.SCENE_PRESETS))
     compare.add_argument("--models", nargs="+", default=list(baselines.MODEL_KINDS),
                          choices=list(baselines.MODEL_KINDS))
-    compare.add_argument("--tasks", nargs="+", default=list(baselines.COMPARE_TASKS),
-                         choices=list(baselines.COMPARE_TASKS))
+    compare.add_argument("--tasks", nargs="+", default=list(comparison.COMPARE_TASKS),
+                         choices=list(comparison.COMPARE_TASKS))
     compare.add_argument("--out", default=None, help="default: runs/<preset>/compare")
     compare.set_defaults(run=cmd_compare)
 

@@ -30,12 +30,6 @@ __all__ = [
     "adjusted_rand_index",
     "cross_clip_agreement",
     "scene_motion",
-    "COMPARE_TASKS",
-    "compare_one",
-    "compare",
-    "compare_budget",
-    "PRETRAIN_SHARE",
-    "format_comparison",
 ]
 
 
@@ -44,7 +38,6 @@ import dataclasses
 import functools
 import json
 import math
-import time
 from pathlib import Path
 
 import jax
@@ -54,13 +47,11 @@ from flax import nnx
 
 from moog_lib import (
     attention,
-    boxes,
     configs,
     decoder,
     dynamics,
     encoder,
     optimization,
-    render,
     runs,
     train,
 )
@@ -551,203 +542,3 @@ def scene_motion(source, num_clips: int = 8) -> float:
         step = np.linalg.norm(np.diff(clip["target_points"], axis=1), axis=-1)
         speeds.append(step[both])
     return float(np.concatenate(speeds).mean())
-
-
-# chapters/10_on_the_grid.py, cell 46
-COMPARE_TASKS = ("points", "depth", "boxes")
-
-
-def _stage(path: Path, settings: dict, compute) -> dict:
-    """The result saved at `path` if it was computed with `settings`; else compute and save it."""
-    if path.exists():
-        saved = json.loads(path.read_text())
-        if saved.get("settings") == settings:
-            return saved
-    result = {"settings": settings, **compute()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1, default=float))
-    return result
-
-
-def compare_one(config: configs.Config, kind: str, run_dir, *, sources, track_batches,
-                tasks=COMPARE_TASKS, pretrain_minutes: float | None = None,
-                readout_minutes: float | None = None, progress: bool = True) -> dict:
-    """Pretrain `kind` in `run_dir`, score it, train and score its frozen readouts (for
-    `config`'s steps, or for `pretrain_minutes` and `readout_minutes` a readout)."""
-    run_dir = Path(run_dir)
-    train_source, eval_source = sources
-    loaded = []  # the trained model, loaded once for both stages
-
-    def trained():
-        if not loaded:
-            loaded.append(load_baseline(run_dir, config)[0])
-        return loaded[0]
-
-    def pretrain():  # evaluated here, in one pass with the token following
-        tic = time.perf_counter()
-        record = train_baseline(config, run_dir, kind, minutes=pretrain_minutes,
-                                train_source=train_source, eval_source=eval_source,
-                                eval_sources={}, progress=progress)
-        minutes = (time.perf_counter() - tic) / 60
-        return {"minutes": minutes, "steps": record["step"],
-                **token_following(trained(), track_batches)}
-
-    settings = {"kind": kind, "scene": config.data.scene_preset,
-                **({"steps": config.train.steps} if pretrain_minutes is None
-                   else {"budget_minutes": pretrain_minutes})}
-    if kind == "grid_rec":  # results of the other decoder input are not reused
-        settings["grid_rec_decode_corrected"] = config.model.grid_rec_decode_corrected
-    pretraining = _stage(run_dir / "pretraining.json", settings, pretrain)
-
-    def readout():
-        tic = time.perf_counter()
-        rows = boxes.readout_table(config, run_dir, run_dir / "readouts", tasks=tuple(tasks),
-                                   modes=("frozen",), minutes=readout_minutes,
-                                   progress=progress, backbone=trained())
-        return {"minutes": (time.perf_counter() - tic) / 60, "rows": rows}
-
-    readout_settings = dict(settings, tasks=list(tasks), **(
-        {"readout_steps": config.readout.train.steps} if readout_minutes is None
-        else {"readout_budget_minutes": readout_minutes}))
-    readout_stage = (_stage(run_dir / "readouts.json", readout_settings, readout) if tasks
-                     else {"minutes": 0.0, "rows": []})
-    abstract = nnx.eval_shape(lambda: build_model(kind, config.model, rngs=nnx.Rngs(0)))
-    return {"scene": config.data.scene_preset, "kind": kind, "model": MODEL_NAMES[kind],
-            "tokens": num_tokens(kind, config), "parameters": count_parameters(abstract),
-            "steps": pretraining.get("steps", config.train.steps),  # older stages: the config's
-            "pretrain_minutes": pretraining["minutes"],
-            "psnr": pretraining["psnr"], "copy_psnr": pretraining["copy_psnr"],
-            "following": pretraining["following"], "sharpness": pretraining["sharpness"],
-            # stages scored before the number existed do not have it
-            "cross_clip_ari": pretraining.get("cross_clip_ari", float("nan")),
-            "token_speed": pretraining["token_speed"],
-            "content_speed": pretraining["content_speed"],
-            "readout_steps": max([row["steps"] for row in readout_stage["rows"]],
-                                 default=config.readout.train.steps),
-            "readout_minutes": readout_stage["minutes"],
-            "readouts": {row["task"]: row for row in readout_stage["rows"]}}
-
-
-def compare(config: configs.Config, out_dir, *, scenes=("static", "movi_e"),
-            kinds=MODEL_KINDS, tasks=COMPARE_TASKS, steps: int | None = None,
-            readout_steps: int | None = None, minutes: float | None = None,
-            progress: bool = True) -> list[dict]:
-    """Pretrain every model in `kinds` on every scene preset in `scenes`, train and
-    score frozen readouts (`tasks`; none: pretraining only) on each; write
-    `results.json` and `results.md` to `out_dir`. `minutes`: a budget for the whole
-    comparison instead of step counts (`compare_budget`: each model gets the same
-    time, so the step counts differ)."""
-    for name, given, allowed in (("scene preset", scenes, render.SCENE_PRESETS),
-                                 ("model", kinds, MODEL_KINDS), ("task", tasks, COMPARE_TASKS)):
-        unknown = [x for x in given if x not in allowed]
-        if unknown or (not given and name != "task"):
-            raise ValueError(f"unknown or no {name} {unknown}; expected some of "
-                             f"{', '.join(allowed)}")
-    if minutes is not None and (steps is not None or readout_steps is not None):
-        raise ValueError("give step counts or a budget in minutes, not both")
-    budget = (compare_budget(minutes, len(scenes), len(kinds), len(tasks)) if minutes is not None
-              else {"pretrain_minutes": None, "readout_minutes": None})
-    config = with_steps(config, steps, readout_steps)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for scene in scenes:
-        scene_config = dataclasses.replace(
-            config, data=dataclasses.replace(config.data, scene_preset=scene))
-        sources = train.make_sources(scene_config, progress=progress)
-        track_batches = train.held_out_batches(
-            sources[1], scene_config, keys=("video", "target_points", "occluded", "point_valid"))
-        motion = scene_motion(sources[1], scene_config.data.eval_clips)
-        for kind in kinds:
-            row = compare_one(scene_config, kind, out_dir / scene / kind, sources=sources,
-                              track_batches=track_batches, tasks=tasks, progress=progress,
-                              **budget)
-            rows.append(dict(row, scene_motion=motion))
-            (out_dir / "results.json").write_text(json.dumps(rows, indent=1, default=float))
-    (out_dir / "results.md").write_text(format_comparison(rows, config))
-    return rows
-
-
-def compare_budget(minutes: float, num_scenes: int, num_kinds: int, num_tasks: int) -> dict:
-    """Split `minutes` evenly over the scene × model runs; in each run pretraining gets
-    `PRETRAIN_SHARE` (all of it without readouts) and every readout task an equal part of
-    the rest. Compiling is inside the budgets; evaluation and checkpoints come on top."""
-    if not (isinstance(minutes, int | float) and math.isfinite(minutes) and minutes > 0):
-        raise ValueError(f"a budget of {minutes!r} minutes: expected a positive number")
-    share = minutes / (num_scenes * num_kinds)
-    pretrain = share * (PRETRAIN_SHARE if num_tasks else 1.0)
-    return {"pretrain_minutes": pretrain,
-            "readout_minutes": (share - pretrain) / num_tasks if num_tasks else None}
-
-
-PRETRAIN_SHARE = 2 / 3  # of each run's budget; the rest trains its readouts
-
-_METRICS = {"points": ("average_jaccard", "points AJ ↑"), "depth": ("abs_rel", "depth AbsRel ↓"),
-            "boxes": ("mean_iou", "boxes IoU ↑")}
-_TRIVIAL = {"points": "zero motion", "depth": "mean depth", "boxes": "still box"}
-
-
-def format_comparison(rows: list[dict], config: configs.Config) -> str:
-    """The comparison as Markdown: one table per scene preset, then MooG's gaps."""
-    d, first = config.data, rows[0]
-    tasks = [t for t in COMPARE_TASKS if t in first["readouts"]]
-    same_steps = len({(r["steps"], r["readout_steps"]) for r in rows}) == 1
-    trained_for = (f"{first['steps']} steps" if same_steps else "for the same time (steps: " + ", ".join(
-        dict.fromkeys(f"{r['model']} {r['steps']}" for r in rows)) + ")")
-    lines = [f"# MooG vs. on-the-grid baselines — preset `{config.name}`", "",
-             f"Each model pretrained {trained_for} (batch {d.batch_size}, "
-             f"{d.num_frames}-frame clips at {d.resolution}²), "
-             + ((f"then frozen readouts trained {first['readout_steps']} steps each. "
-                 if same_steps else "then frozen readouts trained for the same time each. ")
-                if tasks else "no readouts trained. ")
-             + f"Scores on the {d.eval_clips} held-out "
-             f"rendered clips (test split, unseen textures), {d.num_frames}-frame windows. "
-             "PSNR: MooG predicts frame t, Grid and Grid Rec. reconstruct it. Token following "
-             "F: 1 = tokens move with the content under them, 0 = they stand still "
-             "(chapter 10, §7). Times: wall-clock minutes on the machine that ran it.", ""]
-    for scene in dict.fromkeys(r["scene"] for r in rows):
-        group = [r for r in rows if r["scene"] == scene]
-        camera = render.SCENE_PRESETS[scene].camera_motion
-        lines += [f"## Scene preset `{scene}` ({camera} camera; tracked points move "
-                  f"{group[0]['scene_motion']:.2f} px/frame on average)", "",
-                  "| model | tokens | parameters | pretraining | PSNR (dB) | "
-                  + "".join(_METRICS[t][1] + " | " for t in tasks)
-                  + "readouts | token following F ↑ | token / content speed (px/frame) |",
-                  "|---" * (8 + len(tasks)) + "|"]
-        for r in group:
-            scores = "".join(f"{r['readouts'][t]['readout'][_METRICS[t][0]]:.3f} | "
-                             for t in tasks)
-            token_label = "K" if r["kind"] == "moog" else "h·w"
-            readout_time = f"{r['readout_minutes']:.1f} min" if tasks else "—"
-            lines.append(f"| {r['model']} | {token_label} = {r['tokens']} | "
-                         f"{r['parameters'] / 1e6:.2f} M | {r['pretrain_minutes']:.1f} min | "
-                         f"{r['psnr']:.2f} | {scores}{readout_time} | "
-                         f"{r['following']:+.2f} | {r['token_speed']:.2f} / "
-                         f"{r['content_speed']:.2f} |")
-        trivial = "".join(f"{group[0]['readouts'][t]['baseline'][_METRICS[t][0]]:.3f} "
-                          f"({_TRIVIAL[t]}) | " for t in tasks)
-        lines += [f"| trivial | — | — | — | {group[0]['copy_psnr']:.2f} (copy last frame) | "
-                  f"{trivial}— | — | — |", ""]
-    lines += _gap_lines(rows, tasks)
-    return "\n".join(lines) + "\n"
-
-
-def _gap_lines(rows: list[dict], tasks) -> list[str]:
-    """MooG minus each grid model, signed so that positive means MooG is better."""
-    moog = {r["scene"]: r for r in rows if r["kind"] == "moog"}
-    others = [r for r in rows if r["kind"] != "moog" and r["scene"] in moog]
-    if not others:
-        return []
-    lines = ["## MooG's lead (positive: MooG better)", "",
-             "| scene | vs. | " + "".join(_METRICS[t][1].rstrip(" ↑↓") + " | " for t in tasks)
-             + "token following F |", "|---|---|" + "---|" * (len(tasks) + 1)]
-    for r in others:
-        gaps = []
-        for t in tasks:
-            metric, label = _METRICS[t]
-            gap = moog[r["scene"]]["readouts"][t]["readout"][metric] - r["readouts"][t]["readout"][
-                metric]
-            gaps.append(f"{gap if label.endswith('↑') else -gap:+.3f}")
-        gaps.append(f"{moog[r['scene']]['following'] - r['following']:+.2f}")
-        lines.append(f"| {r['scene']} | {r['model']} | " + " | ".join(gaps) + " |")
-    return lines + [""]

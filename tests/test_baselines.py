@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from moog_lib import baselines, cli, configs, optimization, readouts
+from moog_lib import baselines, cli, comparison, configs, optimization, readouts
 
 TINY = configs.get("tiny")
 M = TINY.model
@@ -367,7 +367,7 @@ def _fake_row(scene, kind, following):
 def test_comparison_table_for_every_model_and_task():
     rows = [_fake_row(scene, kind, f) for scene in ("static", "movi_e")
             for kind, f in zip(baselines.MODEL_KINDS, (0.4, 0.0, 0.1))]
-    table = baselines.format_comparison(rows, configs.get("cpu"))
+    table = comparison.format_comparison(rows, configs.get("cpu"))
     assert table.count("| trivial |") == 2 and table.count("| MooG |") == 2
     header = next(line for line in table.splitlines() if line.startswith("| model |"))
     assert header.count("|") == next(line for line in table.splitlines()
@@ -380,29 +380,29 @@ def test_comparison_table_for_every_model_and_task():
 
 def test_compare_budget_splits_the_minutes():
     # 2 scenes x 3 models: 15 min a run, two thirds pretraining, the rest over 3 readouts.
-    budget = baselines.compare_budget(90, 2, 3, 3)
+    budget = comparison.compare_budget(90, 2, 3, 3)
     assert budget["pretrain_minutes"] == pytest.approx(10.0)
     assert budget["readout_minutes"] == pytest.approx(5 / 3)
-    assert baselines.compare_budget(90, 2, 3, 0) == {"pretrain_minutes": 15.0,
+    assert comparison.compare_budget(90, 2, 3, 0) == {"pretrain_minutes": 15.0,
                                                      "readout_minutes": None}
     for bad in (0, -5, float("nan")):
         with pytest.raises(ValueError, match="positive number"):
-            baselines.compare_budget(bad, 1, 1, 1)
+            comparison.compare_budget(bad, 1, 1, 1)
     with pytest.raises(ValueError, match="not both"):
-        baselines.compare(TINY, "unused", minutes=5, steps=2)
+        comparison.compare(TINY, "unused", minutes=5, steps=2)
 
 
 def test_comparison_table_says_when_the_models_trained_for_the_same_time():
     rows = [dict(_fake_row("static", kind, 0.0), steps=steps, readout_steps=steps // 2)
             for kind, steps in zip(baselines.MODEL_KINDS, (300, 500, 200))]
-    table = baselines.format_comparison(rows, configs.get("cpu"))
+    table = comparison.format_comparison(rows, configs.get("cpu"))
     assert "pretrained for the same time (steps: MooG 300, Grid 500, Grid Rec. 200)" in table
     assert "readouts trained for the same time each" in table
 
 
 def test_compare_refuses_unknown_names(tmp_path):
     with pytest.raises(ValueError, match="scene preset"):
-        baselines.compare(TINY, tmp_path, scenes=("forest",))
+        comparison.compare(TINY, tmp_path, scenes=("forest",))
     with pytest.raises(ValueError, match="model"):
-        baselines.compare(TINY, tmp_path, kinds=())
+        comparison.compare(TINY, tmp_path, kinds=())
     assert cli.main(["compare", "--preset", "tiny", "--steps", "0", "--out", str(tmp_path)]) == 2
