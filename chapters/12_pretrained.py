@@ -303,7 +303,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
+from flax import nnx, traverse_util
 
 from moog_lib import configs, data
 from moog_lib.ego4d import Ego4DConfig, Ego4DHeadConfig, ego4d_config
@@ -1506,9 +1506,9 @@ print("scan == Python loop; decoder", predicted["prediction"].shape, "; heads",
 # %% [markdown]
 # ## 8. The paper model: the release's parameter tree
 #
-# The release's training code writes parameter trees for the paper's model;
-# its names are listed in the spec (`paper`: 181 arrays, 34,726,787 numbers;
-# the loss-gradient variant adds `state_grad_projector`, which is our
+# The release's training code writes parameter trees for the paper's model,
+# named by the Flax module paths of its `MooG` (`paper`: 181 arrays,
+# 34,726,787 numbers; the loss-gradient variant adds `state_grad_projector`, which is our
 # `dynamics.gradient_projection` — chapter 03's switch). `from_release_params`
 # takes such a tree — nested dicts as Flax writes them, or a flat dict of
 # `/`-joined paths, with or without an outer `"params"` — checks it against
@@ -1518,28 +1518,6 @@ print("scan == Python loop; decoder", predicted["prediction"].shape, "; heads",
 
 # %%
 #| export release
-def _flatten_tree(tree, prefix: str = "") -> dict[str, np.ndarray]:
-    flat = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, collections.abc.Mapping):
-            flat |= _flatten_tree(value, name + "/")
-        else:
-            flat[name] = value
-    return flat
-
-
-def _nest(flat: dict) -> dict:
-    tree = {}
-    for name, value in flat.items():
-        node = tree
-        *parents, leaf = name.split("/")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return tree
-
-
 def from_release_params(tree, *, config: configs.ModelConfig | None = None,
                         dtype=None) -> MooG:
     """Our `model.MooG` holding a parameter tree written by the release's paper model.
@@ -1556,7 +1534,8 @@ def from_release_params(tree, *, config: configs.ModelConfig | None = None,
                          f"{type(tree).__name__}")
     if set(tree) == {"params"}:
         tree = tree["params"]
-    flat = {name: np.asarray(value) for name, value in _flatten_tree(tree).items()}
+    flat = {name: np.asarray(value)
+            for name, value in traverse_util.flatten_dict(dict(tree), sep="/").items()}
     variant = "state_grad_projector/kernel" in flat
     if config is None:
         config = dataclasses.replace(configs.get("paper").model, loss_gradient_input=variant)
@@ -1571,8 +1550,8 @@ def to_release_params(moog: MooG) -> dict:
     if not isinstance(moog, MooG):
         raise ValueError(f"to_release_params: expected a model.MooG, got {type(moog).__name__}")
     values = param_values(moog)
-    return _nest({name: np.asarray(values[path])
-                  for name, path in sorted(release_names(moog).items())})
+    flat = {name: np.asarray(values[path]) for name, path in sorted(release_names(moog).items())}
+    return traverse_util.unflatten_dict(flat, sep="/")
 
 
 # %% [markdown]
@@ -1586,8 +1565,9 @@ def to_release_params(moog: MooG) -> dict:
 # %%
 def random_release_tree(config, seed=0):
     rng = np.random.default_rng(seed)
-    return _nest({name: rng.standard_normal(shape, np.float32)
-                  for name, shape in release_param_shapes(config).items()})
+    flat = {name: rng.standard_normal(shape, np.float32)
+            for name, shape in release_param_shapes(config).items()}
+    return traverse_util.unflatten_dict(flat, sep="/")
 
 
 mc = configs.get(PRESET).model
@@ -1610,7 +1590,7 @@ try:
 except ValueError as err:
     print("refused:", str(err)[:160], "…")
     assert "corrector/layer_0/MLP_in/kernel" in str(err)
-print(f"{len(_flatten_tree(tree))} arrays, round trips exact; the paper preset has",
+print(f"{len(traverse_util.flatten_dict(tree, sep='/'))} arrays, round trips exact; the paper preset has",
       len(release_param_shapes(configs.get('paper').model)), "arrays")
 
 # %% [markdown]
@@ -2176,8 +2156,9 @@ mediapy.show_video(figures.video_grid([[figures.attention_overlay(window, figure
 # ## Summary
 #
 # - The Ego4D files are flat `.npz` dictionaries of `/`-joined paths to float32
-#   arrays. `ego4d_param_shapes` holds every path and shape (checked against
-#   the spec by the tests); `load_ego4d` reads without pickle, reports every
+#   arrays. `ego4d_param_shapes` holds every path and shape (the tests check
+#   it against the tables read off the authors' files); `load_ego4d` reads
+#   without pickle, reports every
 #   missing, unexpected or mis-shaped entry at once, and builds the modules
 #   abstractly before filling them; `save_ego4d` writes the same format back,
 #   bit-exactly.

@@ -53,7 +53,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
+from flax import nnx, traverse_util
 
 from moog_lib import configs, data
 from moog_lib.ego4d import Ego4DConfig, Ego4DHeadConfig, ego4d_config
@@ -588,28 +588,6 @@ def download_ego4d(directory, *, base_url: str = EGO4D_URL,
 
 
 # chapters/12_pretrained.py, cell 35
-def _flatten_tree(tree, prefix: str = "") -> dict[str, np.ndarray]:
-    flat = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, collections.abc.Mapping):
-            flat |= _flatten_tree(value, name + "/")
-        else:
-            flat[name] = value
-    return flat
-
-
-def _nest(flat: dict) -> dict:
-    tree = {}
-    for name, value in flat.items():
-        node = tree
-        *parents, leaf = name.split("/")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return tree
-
-
 def from_release_params(tree, *, config: configs.ModelConfig | None = None,
                         dtype=None) -> MooG:
     """Our `model.MooG` holding a parameter tree written by the release's paper model.
@@ -626,7 +604,8 @@ def from_release_params(tree, *, config: configs.ModelConfig | None = None,
                          f"{type(tree).__name__}")
     if set(tree) == {"params"}:
         tree = tree["params"]
-    flat = {name: np.asarray(value) for name, value in _flatten_tree(tree).items()}
+    flat = {name: np.asarray(value)
+            for name, value in traverse_util.flatten_dict(dict(tree), sep="/").items()}
     variant = "state_grad_projector/kernel" in flat
     if config is None:
         config = dataclasses.replace(configs.get("paper").model, loss_gradient_input=variant)
@@ -641,5 +620,5 @@ def to_release_params(moog: MooG) -> dict:
     if not isinstance(moog, MooG):
         raise ValueError(f"to_release_params: expected a model.MooG, got {type(moog).__name__}")
     values = param_values(moog)
-    return _nest({name: np.asarray(values[path])
-                  for name, path in sorted(release_names(moog).items())})
+    flat = {name: np.asarray(values[path]) for name, path in sorted(release_names(moog).items())}
+    return traverse_util.unflatten_dict(flat, sep="/")

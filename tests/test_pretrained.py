@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
+from flax import nnx, traverse_util
 
 from moog_lib import cli, configs, datasets, ego4d, release, tracking
 from moog_lib.model import MooG
@@ -322,7 +322,7 @@ def _random_tree(config, seed=0, nested=True):
     rng = np.random.default_rng(seed)
     flat = {name: rng.standard_normal(shape, np.float32)
             for name, shape in release.release_param_shapes(config).items()}
-    return release._nest(flat) if nested else flat
+    return traverse_util.unflatten_dict(flat, sep="/") if nested else flat
 
 
 @pytest.mark.parametrize("config", [PAPER, VARIANT], ids=["paper", "loss_gradient_variant"])
@@ -338,7 +338,7 @@ def test_release_tree_to_moog_and_back_is_the_identity(config):
     assert all(a.tobytes() == np.asarray(b).tobytes()
                for a, b in zip(jax.tree.leaves(tree), jax.tree.leaves(back)))
     # and the reverse composition: MooG -> tree -> MooG, also from a flat tree under "params"
-    flat = {"params": release._flatten_tree(back)}
+    flat = {"params": traverse_util.flatten_dict(back, sep="/")}
     again = release.from_release_params(flat)
     assert all(np.asarray(a).tobytes() == np.asarray(b).tobytes()
                for a, b in zip(_params(moog), _params(again)))
