@@ -380,7 +380,7 @@ def clip_batch():
     return next(iter(data.make_pipeline(source, batch_size=2, num_frames=4)))
 
 
-@pytest.mark.parametrize("frozen", [True, False])
+@pytest.mark.parametrize("frozen", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_frozen_readout_leaves_moog_bit_identical(clip_batch, frozen):
     backbone = MooG(TINY.model, rngs=nnx.Rngs(0))
     model, tx = readouts.build_readout(points.POINTS, TINY, backbone, frozen=frozen)
@@ -402,7 +402,8 @@ def test_frozen_readout_leaves_moog_bit_identical(clip_batch, frozen):
         assert not all(same)  # end to end: the encoder and the loop moved
 
 
-@pytest.mark.parametrize("task", [readouts.DEPTH, points.POINTS, boxes.BOXES],
+@pytest.mark.parametrize("task", [pytest.param(readouts.DEPTH, marks=pytest.mark.slow), points.POINTS,
+                                  pytest.param(boxes.BOXES, marks=pytest.mark.slow)],
                          ids=lambda t: t.name)
 def test_a_readout_lowers_its_loss_on_tiny(clip_batch, task):
     config = configs.override(TINY, ["readout.train.peak_learning_rate=3e-3"])

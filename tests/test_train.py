@@ -138,6 +138,7 @@ def final_params(workdir):
     return [np.asarray(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     run_python(TRAIN, straight, 6)
@@ -220,6 +221,7 @@ def test_steps_for_budget_follows_the_measured_step_time():
         train.steps_for_budget(0, compile_seconds=1, step_seconds=1.0)
 
 
+@pytest.mark.slow
 def test_a_budget_sets_the_run_length_from_the_timed_step(tmp_path, monkeypatch, capsys):
     config = configs.get("tiny")
     measured, real = [], train.time_train_step
