@@ -494,38 +494,25 @@ class SyntheticSource(ClipSource):
 #| export
 import itertools
 
+from scipy.spatial.transform import Rotation  # quaternions as (w, x, y, z): scalar_first
+
 MOVI_E_DATA_DIR = "gs://kubric-public/tfds"
 _UNIT_BOX = np.array(list(itertools.product([-0.5, 0.5], repeat=3)))  # [8, 3], x slowest
 _TO_BLENDER = np.diag([1.0, -1.0, -1.0])  # (right, down, forward) -> (right, up, backward)
 
 
 def _quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
-    """Unit quaternions [..., 4] as (w, x, y, z) -> rotation matrices [..., 3, 3]."""
+    """Quaternions [..., 4] as (w, x, y, z), normalised -> rotation matrices [..., 3, 3]."""
     q = np.asarray(q, np.float64)
-    w, x, y, z = np.moveaxis(q / np.linalg.norm(q, axis=-1, keepdims=True), -1, 0)
-    return np.stack([
-        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
-    ], -2)
+    rotations = Rotation.from_quat(q.reshape(-1, 4), scalar_first=True)
+    return rotations.as_matrix().reshape(*q.shape[:-1], 3, 3)
 
 
 def _matrix_to_quaternion(m: np.ndarray) -> np.ndarray:
     """Rotation matrices [..., 3, 3] -> unit quaternions [..., 4] (w, x, y, z), w ≥ 0."""
     m = np.asarray(m, np.float64)
-    # Of the four algebraically equivalent formulas, use the one with the largest pivot.
-    trace = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
-    candidates = np.stack([
-        np.stack([1 + trace, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1),
-        np.stack([m[..., 2, 1] - m[..., 1, 2], 1 + 2 * m[..., 0, 0] - trace, m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]], -1),
-        np.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], 1 + 2 * m[..., 1, 1] - trace, m[..., 1, 2] + m[..., 2, 1]], -1),
-        np.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 + 2 * m[..., 2, 2] - trace], -1),
-    ], -2)  # [..., 4, 4]: row i is 4 q_i q (for pivot i)
-    pivot = np.stack([1 + trace, 1 + 2 * m[..., 0, 0] - trace, 1 + 2 * m[..., 1, 1] - trace,
-                      1 + 2 * m[..., 2, 2] - trace], -1).argmax(-1)
-    q = np.take_along_axis(candidates, pivot[..., None, None], -2)[..., 0, :]
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    return np.where(q[..., :1] < 0, -q, q)
+    rotations = Rotation.from_matrix(m.reshape(-1, 3, 3))
+    return rotations.as_quat(canonical=True, scalar_first=True).reshape(*m.shape[:-2], 4)
 
 
 # %%
