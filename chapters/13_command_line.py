@@ -59,7 +59,7 @@ PRESET = notebook.setup()
 # | `moog report --workdir runs/cpu --out runs/demo` | curves, a prediction video and `summary.md`, and chapter 11's figures with `report.html` |
 # | `moog demo --preset cpu` | train (resuming if the run exists), then the report, then three checks on held-out clips appended to `summary.md`: PSNR above copying the previous frame, token following F ≥ 0.5, attention sharpness ≥ 0.3 (`demo_checks`) |
 # | `moog eval-readouts --preset cpu --workdir runs/cpu [--tasks depth points boxes] [--modes frozen e2e] [--minutes M]` | train every readout on a run, frozen and end to end (`--minutes`: the budget of each), and write `readouts/results.md` (chapters 07–09) |
-# | `moog compare --preset cpu [--steps N] [--readout-steps N \| --minutes M] [--scenes static movi_e]` | pretrain MooG, Grid and Grid Rec. alike, train frozen readouts on each and write `runs/<preset>/compare/results.md` (chapter 10) |
+# | `moog compare --preset cpu [--steps N \| --minutes M] [--readout-steps N] [--scenes static movi_e]` | pretrain MooG, Grid and Grid Rec. alike (for the same steps, or the same minutes: `--minutes` alone also times the readouts), train frozen readouts on each and write `runs/<preset>/compare/results.md` (chapter 10) |
 # | `moog track video.mp4 --ego4d-dir DIR [--points 'x,y;x,y' \| --grid N] [--out tracks.mp4]` | track points with the authors' Ego4D weights (chapter 12) and draw them into a video |
 #
 # `--set` takes the dotted overrides of chapter 00, e.g.
@@ -282,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
         "compare", help="MooG vs. the on-the-grid baselines: pretrain, readouts, one table")
     with_preset(compare, budget=True)  # --minutes: the whole comparison (compare_budget)
     compare.add_argument("--readout-steps", type=int, default=None,
-                         help="steps per readout (default: the preset's)")
+                         help="steps per readout (default: the preset's; with --minutes, the "
+                              "minutes are all pretraining)")
     compare.add_argument("--scenes", nargs="+", default=["static", "movi_e"],
                          choices=list(render.SCENE_PRESETS))
     compare.add_argument("--models", nargs="+", default=list(baselines.MODEL_KINDS),

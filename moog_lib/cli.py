@@ -233,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
         "compare", help="MooG vs. the on-the-grid baselines: pretrain, readouts, one table")
     with_preset(compare, budget=True)  # --minutes: the whole comparison (compare_budget)
     compare.add_argument("--readout-steps", type=int, default=None,
-                         help="steps per readout (default: the preset's)")
+                         help="steps per readout (default: the preset's; with --minutes, the "
+                              "minutes are all pretraining)")
     compare.add_argument("--scenes", nargs="+", default=["static", "movi_e"],
                          choices=list(render.SCENE_PRESETS))
     compare.add_argument("--models", nargs="+", default=list(baselines.MODEL_KINDS),

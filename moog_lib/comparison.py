@@ -124,17 +124,19 @@ def compare(config: configs.Config, out_dir, *, scenes=("static", "movi_e"),
     score frozen readouts (`tasks`; none: pretraining only) on each; write
     `results.json` and `results.md` to `out_dir`. `minutes`: a budget for the whole
     comparison instead of step counts (`compare_budget`: each model gets the same
-    time, so the step counts differ)."""
+    time, so the step counts differ); with `readout_steps` too, the minutes are all
+    pretraining and every readout trains that many steps."""
     for name, given, allowed in (("scene preset", scenes, render.SCENE_PRESETS),
                                  ("model", kinds, MODEL_KINDS), ("task", tasks, COMPARE_TASKS)):
         unknown = [x for x in given if x not in allowed]
         if unknown or (not given and name != "task"):
             raise ValueError(f"unknown or no {name} {unknown}; expected some of "
                              f"{', '.join(allowed)}")
-    if minutes is not None and (steps is not None or readout_steps is not None):
-        raise ValueError("give step counts or a budget in minutes, not both")
-    budget = (compare_budget(minutes, len(scenes), len(kinds), len(tasks)) if minutes is not None
-              else {"pretrain_minutes": None, "readout_minutes": None})
+    if minutes is not None and steps is not None:
+        raise ValueError("give pretraining steps or a budget in minutes, not both")
+    budget = {"pretrain_minutes": None, "readout_minutes": None} if minutes is None else (
+        compare_budget(minutes, len(scenes), len(kinds),
+                       len(tasks) if readout_steps is None else 0))
     config = with_steps(config, steps, readout_steps)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -179,14 +181,15 @@ def format_comparison(rows: list[dict], config: configs.Config) -> str:
     """The comparison as Markdown: one table per scene preset, then MooG's gaps."""
     d, first = config.data, rows[0]
     tasks = [t for t in COMPARE_TASKS if t in first["readouts"]]
-    same_steps = len({(r["steps"], r["readout_steps"]) for r in rows}) == 1
+    same_steps = len({r["steps"] for r in rows}) == 1
+    same_readout_steps = len({r["readout_steps"] for r in rows}) == 1
     trained_for = (f"{first['steps']} steps" if same_steps else "for the same time (steps: " + ", ".join(
         dict.fromkeys(f"{r['model']} {r['steps']}" for r in rows)) + ")")
     lines = [f"# MooG vs. on-the-grid baselines — preset `{config.name}`", "",
              f"Each model pretrained {trained_for} (batch {d.batch_size}, "
              f"{d.num_frames}-frame clips at {d.resolution}²), "
              + ((f"then frozen readouts trained {first['readout_steps']} steps each. "
-                 if same_steps else "then frozen readouts trained for the same time each. ")
+                 if same_readout_steps else "then frozen readouts trained for the same time each. ")
                 if tasks else "no readouts trained. ")
              + f"Scores on the {d.eval_clips} held-out "
              f"rendered clips (test split, unseen textures), {d.num_frames}-frame windows. "

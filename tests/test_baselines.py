@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from moog_lib import baselines, cli, comparison, configs, optimization, readouts
+from moog_lib import baselines, cli, comparison, configs, optimization, readouts, train
 
 TINY = configs.get("tiny")
 M = TINY.model
@@ -390,6 +390,19 @@ def test_compare_budget_splits_the_minutes():
             comparison.compare_budget(bad, 1, 1, 1)
     with pytest.raises(ValueError, match="not both"):
         comparison.compare(TINY, "unused", minutes=5, steps=2)
+
+
+def test_a_budget_with_readout_steps_is_all_pretraining(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(train, "make_sources", lambda *a, **k: (None, None))
+    monkeypatch.setattr(train, "held_out_batches", lambda *a, **k: [])
+    monkeypatch.setattr(comparison, "scene_motion", lambda *a: 0.0)
+    monkeypatch.setattr(comparison, "compare_one", lambda config, kind, run_dir, **kw: calls.append(
+        (config.readout.train.steps, kw["pretrain_minutes"], kw["readout_minutes"])) or dict(
+        _fake_row("static", kind, 0.0), steps=10, readout_steps=config.readout.train.steps))
+    comparison.compare(TINY, tmp_path, scenes=("static",), minutes=6, readout_steps=7)
+    assert calls == [(7, 2.0, None)] * 3  # 6 min over 3 models, all pretraining
+    assert "then frozen readouts trained 7 steps each" in (tmp_path / "results.md").read_text()
 
 
 def test_comparison_table_says_when_the_models_trained_for_the_same_time():
