@@ -1,7 +1,7 @@
 """Measuring what a trained MooG's tokens do: decoding, PSNR, tracking, PCA, streaming.
 
 `inspect_clip` runs a model over a clip and decodes every pixel with the
-tokens it attends to (`decoded_tokens`, `first_state`, `frame_psnr`);
+tokens it attends to (`decoded_tokens`, `first_state`; PSNR is `decoder.frame_psnr`);
 `attention_sharpness`, `moving_object`, `pick_tokens`, `object_centroids` and
 `object_tracks` measure how tokens follow content; `fit_pca` and `pca_images`
 project the tokens; `token_sweep` varies K at test time; `real_clips`,
@@ -18,7 +18,6 @@ __all__ = [
     "check_net",
     "decoded_tokens",
     "first_state",
-    "frame_psnr",
     "inspect_clip",
     "attention_sharpness",
     "moving_object",
@@ -57,7 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from moog_lib import datasets, dynamics
+from moog_lib import datasets, decoder, dynamics
 
 
 def _log(message: str) -> None:
@@ -111,13 +110,6 @@ def first_state(net, key, batch_size: int, num_tokens: int | None = None):
     return None
 
 
-def frame_psnr(prediction, target):
-    """PSNR in dB of every frame, [..., H, W, 3] in [0, 1] -> [...] (no mean over frames).
-    Predictions are clipped to [0, 1] first."""
-    mse = jnp.mean((jnp.clip(prediction, 0.0, 1.0) - target) ** 2, axis=(-3, -2, -1))
-    return 10.0 * jnp.log10(1.0 / jnp.maximum(mse, 1e-10))
-
-
 @functools.partial(jax.jit, static_argnums=0)
 def _inspect(graphdef, variables, frames, state, key):
     net = nnx.merge(graphdef, variables)
@@ -131,7 +123,7 @@ def _inspect(graphdef, variables, frames, state, key):
     attention = attention.astype(jnp.float32).reshape(batch, num_frames, height, width, -1)
     return {"prediction": prediction, "attention": attention,
             "argmax": jnp.argmax(attention, axis=-1).astype(jnp.int32), "tokens": tokens,
-            "psnr": frame_psnr(prediction, frames), "state": out.get("state")}
+            "psnr": decoder.frame_psnr(prediction, frames), "state": out.get("state")}
 
 
 def inspect_clip(net, frames, key, *, state=None, num_tokens: int | None = None,
@@ -370,8 +362,7 @@ def looped_chunks(video, num_frames: int, chunk_size: int):
 def copy_psnr(video):
     """PSNR [T] of predicting each frame by the previous one (NaN at t = 0), all pixels."""
     frames = to_uint8(video).astype(np.float32) / 255
-    mse = ((frames[1:] - frames[:-1]) ** 2).mean(axis=(1, 2, 3))
-    return np.concatenate([[np.nan], 10 * np.log10(1 / np.maximum(mse, 1e-10))])
+    return np.concatenate([[np.nan], np.asarray(decoder.frame_psnr(frames[1:], frames[:-1]))])
 
 
 REAL_CLIPS = {"bigbuckbunny": "bigbuckbunny.mp4", "bikes": "bikes.mp4",
@@ -472,7 +463,7 @@ def resident_bytes() -> int:
 @functools.partial(jax.jit, static_argnums=0)
 def _stream_step(graphdef, variables, chunk, state, key):
     out = nnx.merge(graphdef, variables)(chunk, key=key, state=state)
-    return {"psnr": frame_psnr(out["prediction"], out["target"]),
+    return {"psnr": decoder.frame_psnr(out["prediction"], out["target"]),
             "last_tokens": decoded_tokens(out)[:, -1]}, out.get("state")
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "sample_coordinates",
     "Decoder",
     "reconstruction_loss",
+    "frame_psnr",
     "reconstruction_psnr",
 ]
 
@@ -170,17 +171,24 @@ def reconstruction_loss(prediction: jnp.ndarray, target: jnp.ndarray) -> jnp.nda
     return jnp.mean((prediction.astype(jnp.float32) - target.astype(jnp.float32)) ** 2)
 
 
-def reconstruction_psnr(prediction: jnp.ndarray, target: jnp.ndarray, *,
-                        clip: bool = True) -> jnp.ndarray:
-    """PSNR in dB of frames [..., H, W, C] in [0, 1]: per frame, then the mean over frames.
+def frame_psnr(prediction: jnp.ndarray, target: jnp.ndarray, *, clip: bool = True) -> jnp.ndarray:
+    """PSNR in dB of every frame: [..., H, W, C] in [0, 1] -> [...]; the library's one PSNR.
 
-    With `clip`, predictions are clipped to [0, 1] first.
+    With `clip`, predictions are clipped to [0, 1] first. The MSE is floored at 1e-10
+    (100 dB), so identical frames (a still scene copied) give a number, not infinity.
+    (`dm_pix.psnr` has no floor and takes rank 3–4 only.)
     """
     if prediction.shape != target.shape or prediction.ndim < 3:
-        raise ValueError(f"reconstruction_psnr: expected two arrays [..., H, W, C] of one shape, "
+        raise ValueError(f"frame_psnr: expected two arrays [..., H, W, C] of one shape, "
                          f"got {prediction.shape} and {target.shape}")
     prediction = prediction.astype(jnp.float32)
     if clip:
         prediction = jnp.clip(prediction, 0.0, 1.0)
     mse = jnp.mean((prediction - target.astype(jnp.float32)) ** 2, axis=(-3, -2, -1))
-    return jnp.mean(10.0 * jnp.log10(1.0 / jnp.maximum(mse, 1e-10)))
+    return 10.0 * jnp.log10(1.0 / jnp.maximum(mse, 1e-10))
+
+
+def reconstruction_psnr(prediction: jnp.ndarray, target: jnp.ndarray, *,
+                        clip: bool = True) -> jnp.ndarray:
+    """`frame_psnr` averaged over every frame (and clip): the number training logs."""
+    return jnp.mean(frame_psnr(prediction, target, clip=clip))

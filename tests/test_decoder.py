@@ -99,6 +99,10 @@ def test_loss_and_psnr():
     # per frame, then averaged: frames with MSE 0.01 and 0.0001 -> mean of 20 and 40 dB
     b = a.at[:, 1:].add(0.01).at[:, :1].add(0.1)
     np.testing.assert_allclose(decoder.reconstruction_psnr(a, b), (20 + 2 * 40) / 3, atol=1e-2)
+    np.testing.assert_allclose(decoder.frame_psnr(a, b)[0], [20, 40, 40], atol=1e-2)
+    assert float(decoder.frame_psnr(a, a).max()) == pytest.approx(100.0)  # floored, not inf
+    # 1.5 is clipped to 1: an error of 0.5, 10 log10(4) dB
+    assert float(decoder.frame_psnr(a + 1.0, a).mean()) == pytest.approx(10 * np.log10(4), abs=1e-4)
     with pytest.raises(ValueError, match="shapes differ"):
         decoder.reconstruction_loss(a, a[0])
 
