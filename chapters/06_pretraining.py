@@ -1251,6 +1251,7 @@ assert record["step"] == read_config(budget_dir).train.steps >= 1
 
 # %%
 #| export
+@nnx.jit
 def predict_frames(model, frames: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
     """Dense next-frame predictions [B, T, H, W, 3]: every z_p decoded at every pixel.
 
@@ -1285,7 +1286,7 @@ def write_report(workdir, out_dir, *, num_clips: int = 4, fps: int = 4) -> Path:
     _, eval_source = make_sources(config, progress=False)
     clips = [eval_source[i] for i in range(min(num_clips, len(eval_source)))]
     frames = np.stack([c["video"][: config.data.num_frames] for c in clips]).astype(np.float32) / 255
-    predicted = np.asarray(nnx.jit(predict_frames)(model, jnp.asarray(frames), jax.random.key(0)))
+    predicted = np.asarray(predict_frames(model, jnp.asarray(frames), jax.random.key(0)))
     error = np.abs(predicted - frames)
     panel = np.concatenate([frames, predicted, error], axis=3)[:, 1:]  # [B, T-1, H, 3W, 3]
     video = np.concatenate(list(panel), axis=1)  # clips stacked vertically
