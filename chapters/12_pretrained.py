@@ -1820,12 +1820,11 @@ def overlay_boxes(video, boxes, *, thickness: int | None = None, colours=None) -
 
 
 def _frame_rate(path, default: float = 10.0) -> float:
-    try:
-        import av
+    import mediapy
 
-        with av.open(os.fspath(path)) as container:
-            rate = container.streams.video[0].average_rate
-        return float(rate) if rate else default
+    try:
+        with mediapy.VideoReader(os.fspath(path)) as reader:  # ffmpeg was set by the caller
+            return float(reader.metadata.fps) or default
     except Exception:  # any container problem: the video was already read; keep a default
         return default
 

@@ -245,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(run=cmd_compare)
 
     track = commands.add_parser("track", help="track points with the authors' Ego4D weights")
-    track.add_argument("video", help="a video file (anything PyAV reads)")
+    track.add_argument("video", help="a video file (anything FFmpeg reads)")
     track.add_argument("--ego4d-dir", required=True, help="folder with the Ego4D .npz files")
     where = track.add_mutually_exclusive_group()
     where.add_argument("--points", help="query points on the first frame, 'x,y;x,y' in pixels")

