@@ -96,7 +96,8 @@ def test_schedule_and_optimizer():
 
 def test_data_parallel_step_on_8_devices_equals_one_device(single_device_step):
     one = single_device_step
-    eight = run_python(ONE_STEP, env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=8"
+    eight = run_python(ONE_STEP, env={"XLA_FLAGS": flags.strip()})
     assert (one["devices"], eight["devices"]) == (1, 8)
     assert eight["loss"] == pytest.approx(one["loss"], abs=1e-5)
     assert eight["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-5)
