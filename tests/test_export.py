@@ -146,6 +146,15 @@ def test_solution_code_is_collapsed_in_the_notebook_and_still_runs(repo):
     assert all(c["metadata"] == {} for c in cells if c is not solution)  # only the solution
 
 
+def test_cell_metadata_survives_into_the_notebook(repo):
+    path = repo / "chapters" / "03_tags.py"
+    path.write_text(HEADER.format(n="03", title="Tags") + '# %% tags=["raises-exception"]\n'
+                    'raise ValueError("shown to the student")\n\n# %%\nx = 1\n')
+    cells = json.loads(export.render_notebook(export.parse_chapter(path, repo)))["cells"]
+    assert cells[1]["metadata"] == {"tags": ["raises-exception"]}  # nbval reads this tag
+    assert cells[2]["metadata"] == {}  # Jupytext's layout keys are not carried over
+
+
 def test_same_name_twice_in_one_module_is_an_error(repo, capsys):
     write_chapter(repo, "03_same", "Same", ["#| default_exp gamma", "#| export\nx = 1", "#| export\nx = 2"])
     assert run(repo) == 2

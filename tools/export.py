@@ -1,6 +1,7 @@
 """Export the chapters into `moog_lib/` and `notebooks/`, or check that they agree.
 
-The chapters (`chapters/NN_slug.py`, or `NNa_slug.py` sorting right after `NN`; Jupytext percent format) are the only source.
+The chapters (`chapters/NN_slug.py`, or `NNa_slug.py` sorting right after `NN`; Jupytext percent format,
+read with Jupytext, so cells and their metadata are those nbval runs) are the only source.
 Two nbdev-style directives, on the first lines of a code cell, control the export:
 
     #| default_exp fourier     once per chapter: the module its `export` cells go to
@@ -33,12 +34,14 @@ import re
 import sys
 from pathlib import Path
 
+import jupytext
+
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTER_GLOB = "[0-9][0-9]*_*.py"  # 05_data.py, and 05a_datasets.py after it
 GENERATED_MARKER = "do not edit"
 KNOWN_DIRECTIVES = {"default_exp", "export"}
 DIRECTIVE = re.compile(r"^#\|\s*(\S+)\s*(.*?)\s*$")
-CELL_HEADER = re.compile(r"^# %%(.*)$")
+JUPYTEXT_LAYOUT = {"lines_to_next_cell", "lines_to_end_of_cell_marker", "cell_marker"}
 
 
 class ExportError(Exception):
@@ -50,6 +53,7 @@ class Cell:
     kind: str  # "code" or "markdown"
     source: str
     index: int  # 1-based position in the chapter
+    metadata: dict = dataclasses.field(default_factory=dict)  # e.g. `# %% tags=["raises-exception"]`
 
 
 @dataclasses.dataclass
@@ -69,38 +73,13 @@ class Chapter:
 
 
 def parse_chapter(path: Path, root: Path = ROOT) -> Chapter:
-    """Split a percent-format file into cells (the Jupytext header is dropped)."""
-    cells: list[Cell] = []
-    kind, lines = None, []
-
-    def close():
-        if kind is None:
-            return
-        body = "\n".join(lines).strip("\n")
-        if kind == "markdown":
-            try:
-                body = "\n".join(_uncomment(line) for line in body.splitlines())
-            except ExportError as err:
-                raise ExportError(f"{path.name}, cell {len(cells) + 1}: {err}") from None
-        cells.append(Cell(kind, body, len(cells) + 1))
-
-    for line in path.read_text(encoding="utf-8").splitlines():
-        header = CELL_HEADER.match(line)
-        if header:
-            close()
-            kind, lines = ("markdown" if "[markdown]" in header.group(1) else "code"), []
-        elif kind is not None:
-            lines.append(line.rstrip())
-    close()
+    """The chapter's cells as Jupytext reads them — the cells nbval runs — with their
+    metadata, less Jupytext's own layout keys (blank lines between cells)."""
+    notebook = jupytext.read(path)
+    cells = [Cell(cell.cell_type, cell.source, index,
+                  {k: v for k, v in cell.metadata.items() if k not in JUPYTEXT_LAYOUT})
+             for index, cell in enumerate(notebook.cells, 1)]
     return Chapter(path, path.relative_to(root).as_posix(), cells)
-
-
-def _uncomment(line: str) -> str:
-    if line == "#":
-        return ""
-    if line.startswith("# "):
-        return line[2:]
-    raise ExportError(f"markdown line does not start with '# ': {line!r}")
 
 
 def directives(cell: Cell) -> tuple[list[tuple[str, str]], str]:
@@ -243,14 +222,13 @@ def render_notebook(chapter: Chapter) -> str:
     """
     cells, solution = [], None
     for cell in chapter.cells:
-        source = cell.source
-        metadata: dict = {}
+        source, metadata = cell.source, dict(cell.metadata)
         if cell.kind == "markdown":
             heading = SOLUTION.match(source.splitlines()[0]) if source else None
             solution = heading.group(1) if heading else None
         elif solution is not None:
             source = f"# @title {solution} (double-click to show the code)\n{source}"
-            metadata = {"cellView": "form", "jupyter": {"source_hidden": True}}
+            metadata |= {"cellView": "form", "jupyter": {"source_hidden": True}}
         entry = {"cell_type": cell.kind, "metadata": metadata, "source": source.splitlines(keepends=True)}
         if cell.kind == "code":
             entry.update(execution_count=None, outputs=[])
