@@ -429,6 +429,29 @@ def reconstruction_psnr(prediction: jnp.ndarray, target: jnp.ndarray, *,
     return jnp.mean(frame_psnr(prediction, target, clip=clip))
 
 
+def decode_clip(decoder: Decoder, tokens: jnp.ndarray, coords: jnp.ndarray, target: jnp.ndarray,
+                *, return_attention: bool = False, average_attention: bool = True) -> dict:
+    """Decode the tokens [B, T, K, D] of every frame at its pixels `coords` [B, T, h, w, 2]
+    in one batched call and score them against `target` [B, T, h, w, 3]: {"prediction",
+    "target", "loss"} (+ "attention" [B, T, h, w, K], averaged over layers and heads,
+    or [layers, B, T, heads, h, w, K] without `average_attention`)."""
+    batch, num_frames, h, w = coords.shape[:4]
+    flat = tokens.reshape((batch * num_frames,) + tokens.shape[2:])
+    colours, weights = decoder(flat, coords.reshape(batch * num_frames, h * w, 2),
+                               return_attention=True)
+    prediction = colours.astype(jnp.float32).reshape(batch, num_frames, h, w, 3)
+    result = {"prediction": prediction, "target": target,
+              "loss": reconstruction_loss(prediction, target)}
+    if return_attention:
+        count = tokens.shape[2]
+        if average_attention:  # [layers, B·T, heads, Q, K] -> [B, T, h, w, K]
+            result["attention"] = weights.mean(axis=(0, 2)).reshape(batch, num_frames, h, w, count)
+        else:
+            layers, _, heads = weights.shape[:3]
+            result["attention"] = weights.reshape(layers, batch, num_frames, heads, h, w, count)
+    return result
+
+
 # %%
 a = jnp.full((2, 4, 4, 3), 0.5)
 assert jnp.isclose(reconstruction_loss(a, a + 0.1), 0.01)
@@ -448,7 +471,8 @@ assert jnp.isclose(reconstruction_psnr(a + 5.0, jnp.ones_like(a)), 100.0)  # cli
 # 4. runs the predict–correct scan (chapter 03);
 # 5. decodes all `T` predicted states `z_p` **in one batched call after the
 #    scan** — `B·T` states, each with its own subsampled pixel queries — and
-#    compares them with the identically subsampled frames.
+#    compares them with the identically subsampled frames (`decode_clip`, which
+#    chapter 10's on-the-grid baselines call too).
 #
 # Decoding outside the scan keeps the loop small and lets XLA run one large
 # batched decoder instead of `T` small ones. The exception is the release's
@@ -488,7 +512,7 @@ from moog_lib import configs, dynamics, encoder
 from moog_lib.decoder import (
     Decoder,
     check_subsample,
-    reconstruction_loss,
+    decode_clip,
     sample_coordinates,
     subsample_frames,
     subsample_offsets,
@@ -571,35 +595,22 @@ class MooG(nnx.Module):
 
         target = subsample_frames(frames, offsets, subsample)  # [B, T, h, w, 3]
         coords = sample_coordinates(height, width, offsets, subsample)  # [B, T, h, w, 2]
-        h, w = target.shape[2:4]
-        flat_coords = coords.reshape(batch, num_frames, h * w, 2)
         features = self.encoder(frames)  # [B, T, N, D], all frames at once
 
         loss_gradient_fn = inputs = None
         if self.dynamics.gradient_projection is not None:
             loss_gradient_fn = _loss_gradient_fn(self.decoder)
-            inputs = (flat_coords, target.reshape(batch, num_frames, h * w, 3))
+            inputs = (coords.reshape(batch, num_frames, -1, 2),
+                      target.reshape(batch, num_frames, -1, 3))
         out = self.dynamics.unroll(features, state, stop_gradient=stop,
                                    loss_gradient_fn=loss_gradient_fn, loss_gradient_inputs=inputs)
 
         # Decode all T predicted states in one batched call.
-        z_p = out["z_p"].reshape((batch * num_frames,) + out["z_p"].shape[2:])
-        colours, weights = self.decoder(z_p, flat_coords.reshape(batch * num_frames, h * w, 2),
-                                        return_attention=True)
-        prediction = colours.astype(jnp.float32).reshape(batch, num_frames, h, w, 3)
-        result = {"prediction": prediction, "target": target,
-                  "loss": reconstruction_loss(prediction, target), "z_p": out["z_p"],
-                  "z_c": out["z_c"], "state": out["state"], "offsets": offsets}
-        if return_attention:
-            tokens = z_p.shape[1]
-            if average_attention:  # [layers, B·T, heads, Q, K] -> [B, T, h, w, K]
-                result["attention"] = weights.mean(axis=(0, 2)).reshape(
-                    batch, num_frames, h, w, tokens)
-            else:
-                layers, _, heads = weights.shape[:3]
-                result["attention"] = weights.reshape(layers, batch, num_frames, heads, h, w,
-                                                      tokens)
-        return result
+        result = decode_clip(self.decoder, out["z_p"], coords, target,
+                             return_attention=return_attention,
+                             average_attention=average_attention)
+        return result | {"z_p": out["z_p"], "z_c": out["z_c"], "state": out["state"],
+                         "offsets": offsets}
 
 
 def check_offsets(offsets, batch: int, num_frames: int, subsample: int) -> None:

@@ -228,24 +228,10 @@ class _OnTheGrid(nnx.Module):
         out = self.represent(frames, state_key, state)
         target = decoder.subsample_frames(frames, offsets, subsample)  # [B, T, h', w', 3]
         coords = decoder.sample_coordinates(height, width, offsets, subsample)
-        h, w = target.shape[2:4]
-        tokens = out["tokens"].reshape((batch * num_frames,) + out["tokens"].shape[2:])
-        colours, weights = self.decoder(tokens, coords.reshape(batch * num_frames, h * w, 2),
-                                        return_attention=True)
-        prediction = colours.astype(jnp.float32).reshape(batch, num_frames, h, w, 3)
-        result = {"prediction": prediction, "target": target,
-                  "loss": decoder.reconstruction_loss(prediction, target), "offsets": offsets,
-                  **out}
-        if return_attention:
-            count = tokens.shape[1]
-            if average_attention:  # [layers, B·T, heads, Q, N] -> [B, T, h', w', N]
-                result["attention"] = weights.mean(axis=(0, 2)).reshape(
-                    batch, num_frames, h, w, count)
-            else:
-                layers, _, heads = weights.shape[:3]
-                result["attention"] = weights.reshape(layers, batch, num_frames, heads, h, w,
-                                                      count)
-        return result
+        result = decoder.decode_clip(self.decoder, out["tokens"], coords, target,
+                                     return_attention=return_attention,
+                                     average_attention=average_attention)
+        return result | {"offsets": offsets, **out}
 
     def _needs_key(self, state) -> bool:
         return False

@@ -20,6 +20,7 @@ __all__ = [
     "reconstruction_loss",
     "frame_psnr",
     "reconstruction_psnr",
+    "decode_clip",
 ]
 
 
@@ -192,3 +193,26 @@ def reconstruction_psnr(prediction: jnp.ndarray, target: jnp.ndarray, *,
                         clip: bool = True) -> jnp.ndarray:
     """`frame_psnr` averaged over every frame (and clip): the number training logs."""
     return jnp.mean(frame_psnr(prediction, target, clip=clip))
+
+
+def decode_clip(decoder: Decoder, tokens: jnp.ndarray, coords: jnp.ndarray, target: jnp.ndarray,
+                *, return_attention: bool = False, average_attention: bool = True) -> dict:
+    """Decode the tokens [B, T, K, D] of every frame at its pixels `coords` [B, T, h, w, 2]
+    in one batched call and score them against `target` [B, T, h, w, 3]: {"prediction",
+    "target", "loss"} (+ "attention" [B, T, h, w, K], averaged over layers and heads,
+    or [layers, B, T, heads, h, w, K] without `average_attention`)."""
+    batch, num_frames, h, w = coords.shape[:4]
+    flat = tokens.reshape((batch * num_frames,) + tokens.shape[2:])
+    colours, weights = decoder(flat, coords.reshape(batch * num_frames, h * w, 2),
+                               return_attention=True)
+    prediction = colours.astype(jnp.float32).reshape(batch, num_frames, h, w, 3)
+    result = {"prediction": prediction, "target": target,
+              "loss": reconstruction_loss(prediction, target)}
+    if return_attention:
+        count = tokens.shape[2]
+        if average_attention:  # [layers, B·T, heads, Q, K] -> [B, T, h, w, K]
+            result["attention"] = weights.mean(axis=(0, 2)).reshape(batch, num_frames, h, w, count)
+        else:
+            layers, _, heads = weights.shape[:3]
+            result["attention"] = weights.reshape(layers, batch, num_frames, heads, h, w, count)
+    return result
