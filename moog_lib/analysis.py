@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 
-# chapters/11_inside_moog.py, cell 7
 import functools
 import os
 import sys
@@ -59,6 +58,7 @@ from flax import nnx
 from moog_lib import datasets, decoder, dynamics
 
 
+# chapters/11_inside_moog.py, cell 7
 def _log(message: str) -> None:
     print(message, file=sys.stderr)
 

@@ -14,7 +14,6 @@ __all__ = [
 ]
 
 
-# chapters/02_attention.py, cell 5
 import functools
 import math
 
@@ -23,6 +22,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 
+# chapters/02_attention.py, cell 5
 def attention_weights(query: jnp.ndarray, key: jnp.ndarray, *,
                       compete: bool = False) -> jnp.ndarray:
     """Softmax attention weights, float32 [..., heads, Q, K].

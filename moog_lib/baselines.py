@@ -33,7 +33,6 @@ __all__ = [
 ]
 
 
-# chapters/10_on_the_grid.py, cell 5
 import dataclasses
 import functools
 import json
@@ -57,6 +56,7 @@ from moog_lib import (
 )
 from moog_lib.model import MooG, check_offsets
 
+# chapters/10_on_the_grid.py, cell 5
 MODEL_KINDS = ("moog", "grid", "grid_rec")
 MODEL_NAMES = {"moog": "MooG", "grid": "Grid", "grid_rec": "Grid Rec."}
 

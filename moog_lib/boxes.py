@@ -21,7 +21,6 @@ __all__ = [
 ]
 
 
-# chapters/09_box_tracking.py, cell 5
 import json
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from flax import nnx
 from moog_lib import configs, data, points, readouts, train
 
 
+# chapters/09_box_tracking.py, cell 5
 def check_boxes(boxes, name: str = "boxes") -> None:
     """Raise ValueError unless `boxes` [..., 4] are finite (ymin, xmin, ymax, xmax), not inverted."""
     if jnp.shape(boxes)[-1:] != (4,):

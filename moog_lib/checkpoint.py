@@ -18,7 +18,6 @@ __all__ = [
 ]
 
 
-# chapters/06_pretraining.py, cell 22
 import hashlib
 import io
 import json
@@ -36,6 +35,7 @@ from flax import nnx
 from moog_lib import data, optimization
 
 
+# chapters/06_pretraining.py, cell 22
 def _flat(tree) -> dict:
     """{"path": array} for any pytree: a checkpoint layout that does not depend on node types."""
     return {jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}

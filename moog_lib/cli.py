@@ -21,7 +21,6 @@ __all__ = [
 ]
 
 
-# chapters/13_command_line.py, cell 5
 import argparse
 import json
 import math
@@ -43,6 +42,7 @@ from moog_lib import (
 )
 
 
+# chapters/13_command_line.py, cell 5
 def _config(args) -> configs.Config:
     return runs.check_config(configs.override(configs.get(args.preset), args.set or []))
 

@@ -19,7 +19,6 @@ __all__ = [
 ]
 
 
-# chapters/10_on_the_grid.py, cell 46
 import dataclasses
 import json
 import math
@@ -42,6 +41,7 @@ from moog_lib.baselines import (
     with_steps,
 )
 
+# chapters/10_on_the_grid.py, cell 46
 COMPARE_TASKS = ("points", "depth", "boxes")
 
 

@@ -19,10 +19,10 @@ __all__ = [
 ]
 
 
-# chapters/00_introduction.py, cell 5
 import dataclasses
 import typing
 
+# chapters/00_introduction.py, cell 5
 TPU_PRESETS = ("colab", "paper")
 
 

@@ -39,10 +39,14 @@ __all__ = [
 ]
 
 
-# chapters/05_data.py, cell 7
+import dataclasses
+import functools
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+# chapters/05_data.py, cell 7
 CLIP_KEYS = ("video", "depth", "depth_mask", "segmentations", "boxes", "box_valid",
              "query_points", "target_points", "occluded", "point_valid")
 MAX_BOXES = 10  # boxes per clip, as in the paper's box readout
@@ -279,11 +283,6 @@ def crop_and_resize_clip(clip: dict, box, resolution: int | tuple[int, int], *,
 
 
 # chapters/05_data.py, cell 62
-import functools
-
-import jax.numpy as jnp
-
-
 def color_jitter(key: jax.Array, video: jax.Array, *, p_jitter: float = 0.8,
                  max_brightness: float = 32 / 255, contrast=(0.6, 1.4), saturation=(0.6, 1.4),
                  max_hue: float = 0.2, p_grayscale: float = 0.2) -> jax.Array:
@@ -319,9 +318,6 @@ def jitter_clip_video(video: np.ndarray, seed: int) -> np.ndarray:
 
 
 # chapters/05_data.py, cell 65
-import dataclasses
-
-
 def augment_clip(clip: dict, rng: np.random.Generator, *, num_frames: int = 8,
                  resolution: int | None = None, crop: bool = True, jitter: bool = True,
                  area_range=(0.3, 2.0), aspect_range=(0.5, 2.0)) -> dict:

@@ -31,21 +31,23 @@ __all__ = [
 ]
 
 
-# chapters/05a_datasets.py, cell 7
 import concurrent.futures
 import contextlib
 import dataclasses
 import importlib.util
 import inspect
+import itertools
 import logging
 import multiprocessing
 import os
+import pickle
 import shutil
 import zlib
 
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
+from scipy.spatial.transform import Rotation  # quaternions as (w, x, y, z): scalar_first
 
 from moog_lib.data import (
     CLIP_KEYS,
@@ -73,6 +75,7 @@ from moog_lib.render import (
 )
 
 
+# chapters/05a_datasets.py, cell 7
 @dataclasses.dataclass
 class SyntheticDatasetConfig(tfds.core.BuilderConfig):
     """One synthetic dataset: `num_clips` clips of (preset, split) at the given sizes."""
@@ -308,10 +311,6 @@ class SyntheticSource(ClipSource):
 
 
 # chapters/05a_datasets.py, cell 15
-import itertools
-
-from scipy.spatial.transform import Rotation  # quaternions as (w, x, y, z): scalar_first
-
 MOVI_E_DATA_DIR = "gs://kubric-public/tfds"
 _UNIT_BOX = np.array(list(itertools.product([-0.5, 0.5], repeat=3)))  # [8, 3], x slowest
 _TO_BLENDER = np.diag([1.0, -1.0, -1.0])  # (right, down, forward) -> (right, up, backward)
@@ -524,9 +523,6 @@ class MoviESource:
 
 
 # chapters/05a_datasets.py, cell 22
-import pickle
-
-
 class TapVidDavisSource(ClipSource):
     """TAP-Vid-DAVIS from its pickle; one clip per video (sorted by name), tracks only."""
 

@@ -24,7 +24,6 @@ __all__ = [
 ]
 
 
-# chapters/04_decoder.py, cell 7
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,6 +32,7 @@ from flax import nnx
 from moog_lib import attention, configs, fourier
 
 
+# chapters/04_decoder.py, cell 7
 def check_subsample(height: int, width: int, subsample) -> None:
     """Raise ValueError unless S is a positive int that divides H and W."""
     if not isinstance(subsample, int | np.integer) or isinstance(subsample, bool) or subsample < 1:

@@ -20,7 +20,6 @@ __all__ = [
 ]
 
 
-# chapters/03_model.py, cell 15
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,6 +29,7 @@ from moog_lib import attention, configs
 from moog_lib.encoder import _compute_dtype, scale_only_norm
 
 
+# chapters/03_model.py, cell 15
 def initial_noise(key: jax.Array, batch_size: int, num_tokens: int, token_dim: int,
                   scale: float = 1e-4) -> jnp.ndarray:
     """`scale · N(0, I)` of shape [B, K, D], float32: fresh noise for every example."""

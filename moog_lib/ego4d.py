@@ -26,7 +26,6 @@ __all__ = [
 ]
 
 
-# chapters/12_pretrained.py, cell 6
 import dataclasses
 import functools
 import math
@@ -37,6 +36,7 @@ from flax import nnx
 
 from moog_lib import attention, configs, decoder, dynamics, encoder, fourier
 
+# chapters/12_pretrained.py, cell 6
 EGO4D_SIZES = ("official", "tiny")
 
 

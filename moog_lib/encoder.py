@@ -19,7 +19,6 @@ __all__ = [
 ]
 
 
-# chapters/03_model.py, cell 7
 import math
 
 import jax
@@ -30,6 +29,7 @@ from flax import nnx
 from moog_lib import configs, fourier
 
 
+# chapters/03_model.py, cell 7
 def encoder_stride(config: configs.ModelConfig) -> int:
     """How many pixels one encoder token spans per axis: the product of the conv strides."""
     return math.prod(config.encoder_strides)

@@ -21,12 +21,26 @@ __all__ = [
 ]
 
 
-# chapters/11_inside_moog.py, cell 19
+import time
+
+import jax
 import numpy as np
 
-from moog_lib.analysis import to_uint8
+from moog_lib import render
+from moog_lib.analysis import (
+    _log,
+    analyse_clips,
+    distance_to,
+    looped_chunks,
+    real_clips,
+    stream_memory,
+    stream_video,
+    to_uint8,
+    token_sweep,
+)
 
 
+# chapters/11_inside_moog.py, cell 19
 def token_palette(num_tokens: int):
     """uint8 [K, 3]: K well-separated colours (golden-ratio hues, three lightness levels)."""
     import colorsys
@@ -96,23 +110,6 @@ def video_grid(rows, gap: int = 2):
 
 
 # chapters/11_inside_moog.py, cell 48
-import time
-
-import jax
-
-from moog_lib import render
-from moog_lib.analysis import (
-    _log,
-    analyse_clips,
-    distance_to,
-    looped_chunks,
-    real_clips,
-    stream_memory,
-    stream_video,
-    token_sweep,
-)
-
-
 def _html_table(header, rows) -> str:
     import html
 

@@ -14,12 +14,12 @@ __all__ = [
 ]
 
 
-# chapters/01_fourier_features.py, cell 5
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 
+# chapters/01_fourier_features.py, cell 5
 def coordinate_grid(height: int, width: int) -> jnp.ndarray:
     """Pixel coordinates of an `height × width` frame: float32 [H, W, 2] as (y, x).
 

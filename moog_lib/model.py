@@ -15,7 +15,6 @@ __all__ = [
 ]
 
 
-# chapters/04_decoder.py, cell 22
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,6 +31,7 @@ from moog_lib.decoder import (
 )
 
 
+# chapters/04_decoder.py, cell 22
 class MooG(nnx.Module):
     """Encoder + predict–correct loop + decoder, built from `configs.ModelConfig`.
 

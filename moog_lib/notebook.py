@@ -12,11 +12,11 @@ __all__ = [
 ]
 
 
-# chapters/00_introduction.py, cell 14
 import os
 import sys
 
 
+# chapters/00_introduction.py, cell 14
 def in_colab() -> bool:
     """True inside a Google Colab runtime."""
     return "google.colab" in sys.modules

@@ -24,7 +24,6 @@ __all__ = [
 ]
 
 
-# chapters/06_pretraining.py, cell 5
 import jax
 import jax.numpy as jnp
 import optax
@@ -33,6 +32,7 @@ from flax import nnx, struct
 from moog_lib import configs, decoder
 
 
+# chapters/06_pretraining.py, cell 5
 def learning_rate_schedule(train: configs.TrainConfig) -> optax.Schedule:
     """Linear warm-up from 0 to the peak, then cosine decay to `final_learning_rate`."""
     return optax.warmup_cosine_decay_schedule(

@@ -21,7 +21,6 @@ __all__ = [
 ]
 
 
-# chapters/06_pretraining.py, cell 15
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -30,6 +29,7 @@ from moog_lib import configs, data, optimization
 from moog_lib.model import MooG
 
 
+# chapters/06_pretraining.py, cell 15
 def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
                            process_id: int | None = None) -> None:
     """Join a multi-host run (a TPU pod, or several CPU processes) before anything else uses JAX.

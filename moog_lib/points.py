@@ -23,7 +23,6 @@ __all__ = [
 ]
 
 
-# chapters/08_point_tracking.py, cell 5
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,6 +31,7 @@ from flax import nnx
 
 from moog_lib import attention, configs, data, fourier, readouts
 
+# chapters/08_point_tracking.py, cell 5
 TAPVID_THRESHOLDS = (1, 2, 4, 8, 16)
 TAPVID_SIZE = 256  # TAP-Vid scores positions in pixels of a 256×256 frame
 

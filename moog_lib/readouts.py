@@ -31,8 +31,8 @@ __all__ = [
 ]
 
 
-# chapters/07_depth_readout.py, cell 5
 import dataclasses
+import json
 import typing
 from pathlib import Path
 
@@ -56,6 +56,7 @@ from moog_lib import (
 from moog_lib.model import MooG
 
 
+# chapters/07_depth_readout.py, cell 5
 def token_features(moog: MooG, frames: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
     """The readouts' input: [z_p, z_c] per frame, float [B, T, 2K, D].
 
@@ -340,9 +341,6 @@ def evaluate_readout(task: ReadoutTask, config: configs.Config, backbone_dir, wo
 
 
 # chapters/07_depth_readout.py, cell 27
-import json
-
-
 def load_tutorial_readout(task: ReadoutTask, name: str | None = None, *, directory=None):
     """(readout_model, config, manifest): the shipped frozen readout for `task`.
 

@@ -37,7 +37,6 @@ __all__ = [
 ]
 
 
-# chapters/12_pretrained.py, cell 9
 import collections.abc
 import dataclasses
 import hashlib
@@ -56,9 +55,10 @@ import numpy as np
 from flax import nnx, traverse_util
 
 from moog_lib import configs, data
-from moog_lib.ego4d import Ego4DConfig, Ego4DHeadConfig, ego4d_config
+from moog_lib.ego4d import Ego4DConfig, Ego4DHeadConfig, Ego4DMooG, Ego4DTrackHead, ego4d_config
 from moog_lib.model import MooG
 
+# chapters/12_pretrained.py, cell 9
 EGO4D_URL = "https://storage.googleapis.com/representations4d/checkpoints/"
 EGO4D_FILES = {  # load_ego4d's argument -> the authors' file name
     "backbone_npz": "moog_ego4d_backbone_ckpt_164335139.npz",
@@ -188,8 +188,6 @@ def release_param_shapes(config: configs.ModelConfig) -> dict[str, tuple]:
 
 
 # chapters/12_pretrained.py, cell 21
-from moog_lib.ego4d import Ego4DMooG, Ego4DTrackHead
-
 _BLOCK_NAMES = {  # chapter 02's attribute names -> the release's module names
     "attention_norm": "norm_q", "self_attention": "self_att", "cross_attention": "cross_att",
     "mlp_norm": "norm_attn", "mlp_in": "MLP_in", "mlp_out": "MLP_out",

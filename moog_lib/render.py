@@ -38,15 +38,19 @@ __all__ = [
 ]
 
 
-# chapters/05_data.py, cell 12
+import concurrent.futures
+import dataclasses
 import functools
 import importlib.util
+import multiprocessing
 import os
+import zlib
 
 import numpy as np
 
-from moog_lib.data import MAX_BOXES
+from moog_lib.data import MAX_BOXES, _check_size, boxes_from_segmentation
 
+# chapters/05_data.py, cell 12
 TRAIN_TEXTURES = ("astronaut", "camera", "chelsea", "rocket", "brick", "grass",
                   "hubble_deep_field", "coins", "retina", "china")
 TEST_TEXTURES = ("coffee", "gravel", "immunohistochemistry", "clock", "flower")
@@ -126,10 +130,6 @@ def alpha_masks(size: int = 64) -> np.ndarray:
 
 
 # chapters/05_data.py, cell 16
-import dataclasses
-import zlib
-
-
 @dataclasses.dataclass(frozen=True)
 class SceneConfig:
     """How one family of synthetic scenes is drawn (lengths in scene units, times in seconds)."""
@@ -626,9 +626,6 @@ def sample_query_pixels(rng: np.random.Generator, segmentation: np.ndarray, num_
 
 
 # chapters/05_data.py, cell 40
-from moog_lib.data import _check_size, boxes_from_segmentation
-
-
 def render_scene(scene: Scene, resolution: int, num_points: int, rng: np.random.Generator,
                  depth_tolerance: float = 0.03) -> dict:
     """Render `scene` at resolution × resolution into a per-clip dict (see `clip_spec`)."""
@@ -688,10 +685,6 @@ def render_clip(preset: str, split: str, index: int, seed: int = 0, *, resolutio
 
 
 # chapters/05_data.py, cell 51
-import concurrent.futures
-import multiprocessing
-
-
 def _render_task(args):
     preset, split, index, seed, kwargs = args
     return render_clip(preset, split, index, seed, **kwargs)

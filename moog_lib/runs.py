@@ -26,7 +26,6 @@ __all__ = [
 ]
 
 
-# chapters/06_pretraining.py, cell 26
 import dataclasses
 import json
 import math
@@ -38,6 +37,7 @@ import jax
 from moog_lib import configs
 
 
+# chapters/06_pretraining.py, cell 26
 class MetricsLog:
     """Append-only JSON lines, one record per log or evaluation: `{"step", "split", ...}`."""
 

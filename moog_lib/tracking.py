@@ -24,7 +24,6 @@ __all__ = [
 ]
 
 
-# chapters/12_pretrained.py, cell 39
 import colorsys
 import functools
 import os
@@ -40,6 +39,7 @@ from moog_lib.ego4d import EGO4D_SIZES, ego4d_config, point_predictions
 from moog_lib.release import Ego4DModels, find_ego4d_files, load_ego4d
 
 
+# chapters/12_pretrained.py, cell 39
 def grid_points(height: int, width: int, n: int) -> np.ndarray:
     """An n × n grid of query points, raster (x, y) [n², 2], cell centres of the frame."""
     if not isinstance(n, int) or n < 1:

@@ -32,7 +32,6 @@ __all__ = [
 ]
 
 
-# chapters/06_pretraining.py, cell 28
 import dataclasses
 import itertools
 import json
@@ -47,6 +46,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+import moog_lib
 from moog_lib import configs, data, datasets
 from moog_lib.checkpoint import Checkpointer, load_weights
 from moog_lib.model import MooG
@@ -72,6 +72,7 @@ from moog_lib.runs import (
 )
 
 
+# chapters/06_pretraining.py, cell 28
 def make_sources(config: configs.Config, *, progress: bool = True):
     """(train, held-out) clip sources for `config.data`.
 
@@ -426,8 +427,6 @@ def write_report(workdir, out_dir, *, num_clips: int = 4, fps: int = 4) -> Path:
 
 
 # chapters/06_pretraining.py, cell 50
-import moog_lib
-
 # The package's own folder (moog_lib/trained), also when this code runs in a notebook.
 TRAINED_DIR = Path(moog_lib.__file__).parent / "trained"
 

@@ -54,7 +54,7 @@ def test_export_writes_module_with_header_all_and_provenance(repo):
     assert "do not edit" in text.splitlines()[2]
     assert '__all__ = [\n    "area",\n    "SCALE",\n    "Box",\n]' in text
     assert "_PRIVATE" not in text.split("]")[0]
-    assert "# chapters/01_alpha.py, cell 3\nimport math" in text
+    assert "]\n\n\nimport math\n\n\n# chapters/01_alpha.py, cell 3\ndef area" in text  # imports on top
     assert "# chapters/01_alpha.py, cell 5\nSCALE = 2" in text
     assert "assert area(1)" not in text  # only exported cells
     assert "#| export" not in text
@@ -144,6 +144,23 @@ def test_solution_code_is_collapsed_in_the_notebook_and_still_runs(repo):
     assert solution["metadata"] == {"cellView": "form", "jupyter": {"source_hidden": True}}
     assert solution["source"][0].startswith("# @title Solution 1")
     assert all(c["metadata"] == {} for c in cells if c is not solution)  # only the solution
+
+
+def test_imports_of_every_cell_are_hoisted_sorted_and_merged(repo):
+    write_chapter(repo, "03_late", "Late", [
+        "#| default_exp late",
+        "#| export\nimport sys\nfrom moog_lib import beta\n\n\ndef f():\n    return sys.argv",
+        "#| export\nimport os  # a comment stays with its import\nfrom moog_lib import alpha\n\nX = 1",
+        "#| export\nimport sys",  # only an import: nothing else of the cell remains
+    ])
+    assert run(repo) == 0
+    text = (repo / "moog_lib" / "late.py").read_text()
+    top = text.split("]\n\n\n", 1)[1].split("\n\n\n# chapters/")[0]
+    assert top == ("import os  # a comment stays with its import\nimport sys\n\n"
+                   "from moog_lib import alpha, beta")
+    assert sum(line.startswith(("import ", "from ")) for line in text.splitlines()) == 3
+    assert "cell 5" not in text
+    assert run(repo, "--check") == 0
 
 
 def test_cell_metadata_survives_into_the_notebook(repo):

@@ -9,7 +9,9 @@ Two nbdev-style directives, on the first lines of a code cell, control the expor
     #| export notebook         this cell's code goes to `notebook`, another module
                                this chapter owns
 
-A chapter may own several modules; every module has exactly one owning chapter.
+A chapter may own several modules; every module has exactly one owning chapter. The
+module-level imports of all of a module's cells are gathered at its top, sorted and merged
+by ruff (`ruff check --select I`, the repository's settings).
 When the first exported cell of a module opens with a string literal, that string
 is the module's docstring (say what the module holds); otherwise the docstring is
 the chapter's title.
@@ -31,6 +33,7 @@ import ast
 import dataclasses
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -124,10 +127,38 @@ class Module:
         )
         names = self.public_names()
         all_block = "__all__ = [\n" + "".join(f'    "{n}",\n' for n in names) + "]\n"
-        parts = [header, all_block]
+        imports, bodies = [], []
         for cell, code in cells:
-            parts.append(f"# {self.chapter.rel}, cell {cell.index}\n{code}\n")
-        return "\n\n".join(parts)
+            found, body = _split_imports(code)
+            imports += [line for line in found if line not in imports]
+            if body:
+                bodies.append(f"# {self.chapter.rel}, cell {cell.index}\n{body}\n")
+        parts = [header, all_block] + (["\n".join(imports) + "\n"] if imports else [])
+        return _sort_imports("\n\n".join(parts + bodies), self.name)
+
+
+def _split_imports(code: str) -> tuple[list[str], str]:
+    """The module-level import statements of a cell (whole lines, comments kept) and the
+    rest of its code: the generated module hoists them all to its top."""
+    lines = code.splitlines()
+    imported = set()
+    for node in ast.parse(code).body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            imported.update(range(node.lineno - 1, node.end_lineno))
+    found = ["\n".join(lines[i] for i in sorted(imported))] if imported else []
+    body = "\n".join(line for i, line in enumerate(lines) if i not in imported)
+    return found, re.sub(r"\n{3,}", "\n\n\n", body).strip("\n")
+
+
+def _sort_imports(text: str, module: str) -> str:
+    """`text` with its import blocks sorted, merged and spaced as `ruff check --select I`
+    wants them (ruff does it, with the repository's settings)."""
+    ruff = Path(sys.executable).with_name("ruff")
+    done = subprocess.run([str(ruff if ruff.exists() else "ruff"), "check", "--select", "I",
+                           "--fix-only", "--exit-zero", "--quiet", "--stdin-filename",
+                           f"moog_lib/{module}.py", "-"], input=text, capture_output=True,
+                          text=True, cwd=ROOT, check=True)
+    return done.stdout
 
 
 def _leading_docstring(code: str) -> tuple[str | None, str]:
