@@ -336,15 +336,13 @@ class GridRecurrence(nnx.Module):
         if grid_tokens.ndim != 4 or grid_tokens.shape[-1] != self.token_dim:
             raise ValueError(f"GridRecurrence: grid tokens must be [B, T, N, {self.token_dim}], "
                              f"got {grid_tokens.shape}")
-        graphdef, params = nnx.split(self)
-
-        def step(previous, tokens):
-            corrected = nnx.merge(graphdef, params).correct(tokens, previous)
+        def step(module, previous, tokens):
+            corrected = module.correct(tokens, previous)
             return corrected, corrected
 
-        state, corrected = jax.lax.scan(step, state.astype(grid_tokens.dtype),
-                                        jnp.swapaxes(grid_tokens, 0, 1))
-        return jnp.swapaxes(corrected, 0, 1), state
+        state, corrected = dynamics.scan_over_time(self, step, state.astype(grid_tokens.dtype),
+                                                   grid_tokens)
+        return corrected, state
 
 
 class GridRec(_OnTheGrid):
@@ -1081,15 +1079,18 @@ for preset, speed_px in motion.items():
 assert motion["static"] < min(motion[p] for p in ("pan", "zoom", "movi_e"))
 
 # %% [markdown]
-# In `static` only the few moving objects move; every other preset moves the
-# camera, and with it everything. The comparison runs on two scene presets:
+# In `static` and `movi_a` only the objects move; every other preset moves the
+# camera, and with it everything. The comparison takes a still-camera and a
+# moving-camera scene preset (`--scenes`; by default `static movi_e`):
 #
-# - **`static`** — a still camera. Grid tokens see the same background in the
-#   same cell in every frame: the grid's best case.
+# - **a still camera** — `static` (textured), or `movi_a`, the small world the
+#   `cpu` preset trains on (plain colours, 2–4 objects sliding and bouncing).
+#   Grid tokens see the same background in the same cell in every frame: the
+#   grid's best case.
 # - **`movi_e`** — the camera travels along a line, as in MOVi-E, the paper's
-#   data; it is the `cpu` preset's own scene preset, so its 1,000 rendered
-#   training clips in `data/` are reused. `pan` moves the content more, and
-#   more uniformly (every point moves); `--scenes static pan` uses it instead.
+#   data. `pan` moves the content more, and more uniformly (every point moves);
+#   `--scenes static pan` uses it instead. (`movi_a` against `movi_e` also
+#   changes the textures: plain colours against photographs.)
 #
 # If MooG's advantage comes from tokens that can follow content, its lead over
 # the grid models should be larger with the moving camera than with the still
@@ -1341,39 +1342,44 @@ def _gap_lines(rows: list[dict], tasks) -> list[str]:
 
 # %% [markdown]
 # `moog compare` (chapter 13) runs `compare` and writes to
-# `runs/<preset>/compare/`. For the `cpu` preset:
+# `runs/<preset>/compare/`. What we ran for the `cpu` preset, on the small world
+# (`movi_a`: still camera, plain colours, 32²) and on `movi_e` (moving camera,
+# textures), with the same wall-clock time for every model:
 #
 # ```
-# moog compare --preset cpu --steps 300 --readout-steps 150 --scenes static movi_e
+# moog compare --preset cpu --minutes 56.67 --readout-steps 100 --scenes movi_a movi_e
 # ```
 #
-# or, with a budget instead of step counts, `moog compare --preset cpu
-# --minutes 180 --scenes movi_a movi_e`: `compare_budget` splits the minutes
-# evenly over the runs (two thirds pretraining, the rest over the readouts),
-# and each model trains for its share — the same time, not the same steps, so
-# a faster model takes more of them (the table lists them). Evaluation and
-# checkpoints come on top of the budget.
+# `--minutes` alone would split the budget over pretraining (two thirds) and
+# the readouts (`compare_budget`); with `--readout-steps` the minutes are all
+# pretraining — 9.4 min per model here — and every readout trains 100 steps
+# (a depth readout step costs 2.7 s at `cpu`, a point step 0.2 s: a time split
+# left depth 27 steps). The same time, not the same steps: a faster model takes
+# more of them (the table lists them). With step counts instead:
+# `moog compare --preset cpu --steps 300 --readout-steps 150`.
 #
-# 2 scenes × 3 models × (300 pretraining steps + 3 × 150 readout steps). Step
-# times at `cpu` (batch 8 × 8 frames at 64²) on two CPU cores with some other
-# load, and in brackets while another training shared the cores (MooG's step
-# takes 0.83 s on a quiet machine):
+# **Measured** (one core of this 2-core machine, December 2026; the README has
+# the full tables). On `movi_a` at the same 9.4 minutes (MooG 779 steps, Grid
+# 343, Grid Rec. 310):
 #
-# | | MooG | Grid | Grid Rec. |
-# |---|---|---|---|
-# | pretraining step | 1.7 s (2.5 s) | 1.3 s (2.3 s) | 2.5 s (7.8 s) |
-# | frozen readout step: points / depth / boxes | 0.35 / 0.37 / 0.31 s | 0.90 / 0.75 / 0.62 s | 1.2 / 1.3 / 1.1 s |
+# | | MooG | Grid | Grid Rec. | trivial |
+# |---|---|---|---|---|
+# | PSNR (dB) | 17.01 (next frame) | 18.06 (same frame) | 17.48 (same frame) | 20.41 (copy last) |
+# | points AJ ↑ | 0.651 | 0.651 | 0.651 | 0.651 (zero motion) |
+# | depth AbsRel ↓ | 0.194 | 0.184 | 0.185 | 0.295 (mean depth) |
+# | boxes IoU ↑ | 0.397 | 0.398 | 0.398 | 0.398 (still box) |
+# | token following F ↑ | −5.29 | −5.28 | −4.95 | — |
 #
-# Grid Rec. has MooG's parameters but four times its tokens (256 against 64),
-# and both of its transformers attend among all of them: same capacity is not
-# same compute. Measured on this machine (README): the whole command took 2 h 11
-# min, the `static` half sharing the cores with other jobs; the `movi_e` half,
-# alone, 54 min (MooG 10.5, Grid 16.6, Grid Rec. 27.1 min of pretraining and
-# readouts). On the `cpu` runs it made, the paper's ordering is not reproduced
-# at 300 steps — the README discusses the table. Those runs were made before
-# `grid_rec_decode_corrected` existed, when Grid Rec.'s decoder read `c_t`: they
-# are the switch's numbers, not the paper's choice (`load_baseline` rebuilds such
-# a run with the switch on).
+# MOVIE_E_ROWS
+#
+# The paper's ordering (MooG's frozen readouts ahead of both grid models, and
+# more so when the camera moves) is **not** reproduced at this compute: every
+# depth readout beats mean depth, MooG's by a little less; the point and box
+# readouts (which start at the still baseline, `readout.relative_coordinates`)
+# have not left it after 100 steps, for any model; no model's tokens follow the
+# content (F < 0, as for the binding ceiling's content-blind partition, §7).
+# The paper pretrains 1M steps at batch 128 on 64 TPU v3 chips; this is 300–900
+# steps at batch 8 on one CPU core.
 #
 # If that table exists it is shown here; otherwise the session's preset runs a
 # miniature comparison whose numbers only show that the machinery works: the
@@ -1422,7 +1428,8 @@ else:
 #   moves: 1 follows, 0 stands still.
 # - `compare` / `moog compare` pretrains the three models alike, trains the
 #   frozen readouts, adds the trivial baselines and writes one table per scene
-#   preset (`static`, `movi_e`) with MooG's lead and the run times.
+#   preset (a still and a moving camera) with MooG's lead and the run times;
+#   `--minutes` gives every model the same time instead of the same steps.
 #
 # ## Exercises
 #

@@ -623,22 +623,18 @@ class Ego4DMooG(nnx.Module):
                 or state.shape[2] != self.config.token_dim or state.shape[1] < 1):
             raise ValueError(f"unroll: the state must be [B, K, D] = [{features.shape[0]}, K >= 1, "
                              f"{self.config.token_dim}], got {state.shape}")
-        graphdef, params = nnx.split(self)
-
-        def scan_step(carry, frame_features):
-            module = nnx.merge(graphdef, params)
+        def scan_step(module, carry, frame_features):
             if return_attention:
                 new, weights = module.step(carry, frame_features, return_attention=True)
                 return new, (carry, new, weights)
             new = module.step(carry, frame_features)
             return new, (carry, new)
 
-        state, outputs = jax.lax.scan(scan_step, state.astype(self.dtype),
-                                      jnp.swapaxes(features, 0, 1))
-        result = {"features": jnp.swapaxes(outputs[1], 0, 1),
-                  "previous": jnp.swapaxes(outputs[0], 0, 1), "state": state}
+        state, outputs = dynamics.scan_over_time(self, scan_step, state.astype(self.dtype),
+                                                 features)
+        result = {"features": outputs[1], "previous": outputs[0], "state": state}
         if return_attention:
-            result["corrector_attention"] = jnp.swapaxes(outputs[2], 0, 1)
+            result["corrector_attention"] = outputs[2]
         return result
 
     def __call__(self, frames, *, key: jax.Array | None = None, state=None,

@@ -188,15 +188,13 @@ class GridRecurrence(nnx.Module):
         if grid_tokens.ndim != 4 or grid_tokens.shape[-1] != self.token_dim:
             raise ValueError(f"GridRecurrence: grid tokens must be [B, T, N, {self.token_dim}], "
                              f"got {grid_tokens.shape}")
-        graphdef, params = nnx.split(self)
-
-        def step(previous, tokens):
-            corrected = nnx.merge(graphdef, params).correct(tokens, previous)
+        def step(module, previous, tokens):
+            corrected = module.correct(tokens, previous)
             return corrected, corrected
 
-        state, corrected = jax.lax.scan(step, state.astype(grid_tokens.dtype),
-                                        jnp.swapaxes(grid_tokens, 0, 1))
-        return jnp.swapaxes(corrected, 0, 1), state
+        state, corrected = dynamics.scan_over_time(self, step, state.astype(grid_tokens.dtype),
+                                                   grid_tokens)
+        return corrected, state
 
 
 class GridRec(_OnTheGrid):

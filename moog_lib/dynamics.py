@@ -14,6 +14,7 @@ __all__ = [
     "initial_noise",
     "fixed_noise",
     "stop_gradient_mask",
+    "scan_over_time",
     "PredictCorrect",
     "chunks_of",
     "stream",
@@ -55,6 +56,23 @@ def stop_gradient_mask(key: jax.Array, batch_size: int, num_frames: int,
     if not 0.0 <= probability <= 1.0:
         raise ValueError(f"stop_gradient_mask: probability must be in [0, 1], got {probability}")
     return jax.random.bernoulli(key, probability, (batch_size, num_frames))
+
+
+def scan_over_time(module: nnx.Module, step, carry, inputs):
+    """`jax.lax.scan` of `step(module, carry, x_t) -> (carry, y_t)` over axis 1 (time) of
+    every array in the pytree `inputs` [B, T, ...]; returns (carry, outputs [B, T, ...]).
+
+    The library's one scan over an NNX module: it is split into its graph and arrays
+    outside the scan and merged inside the body, so the body is a pure function of arrays.
+    """
+    graphdef, variables = nnx.split(module)
+    batch_major = lambda x: jnp.swapaxes(x, 0, 1)
+
+    def body(carry, x):
+        return step(nnx.merge(graphdef, variables), carry, x)
+
+    carry, outputs = jax.lax.scan(body, carry, jax.tree.map(batch_major, inputs))
+    return carry, jax.tree.map(batch_major, outputs)
 
 
 class PredictCorrect(nnx.Module):
@@ -142,11 +160,7 @@ class PredictCorrect(nnx.Module):
         if stop_gradient is not None and stop_gradient.shape != features.shape[:2]:
             raise ValueError(f"unroll: stop_gradient must be bool [B, T] = "
                              f"{features.shape[:2]}, got {stop_gradient.shape}")
-        graphdef, params = nnx.split(self)
-        time_major = lambda x: jnp.swapaxes(x, 0, 1)
-
-        def step(carry, inputs):
-            module = nnx.merge(graphdef, params)  # pure: parameters come in as arrays
+        def step(module, carry, inputs):
             frame_features, stop, extra = inputs
             if stop is not None:
                 carry = jnp.where(stop[:, None, None], jax.lax.stop_gradient(carry), carry)
@@ -157,11 +171,9 @@ class PredictCorrect(nnx.Module):
             corrected = module.correct(predicted, frame_features, gradient)
             return corrected, (predicted, corrected)
 
-        inputs = (time_major(features),
-                  None if stop_gradient is None else time_major(stop_gradient),
-                  jax.tree.map(time_major, loss_gradient_inputs))
-        state, (predicted, corrected) = jax.lax.scan(step, state.astype(self.dtype), inputs)
-        return {"z_p": time_major(predicted), "z_c": time_major(corrected), "state": state}
+        state, (predicted, corrected) = scan_over_time(
+            self, step, state.astype(self.dtype), (features, stop_gradient, loss_gradient_inputs))
+        return {"z_p": predicted, "z_c": corrected, "state": state}
 
 
 # chapters/03_model.py, cell 33

@@ -29,7 +29,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from moog_lib import attention, configs, data, fourier, readouts
+from moog_lib import attention, configs, data, dynamics, fourier, readouts
 
 # chapters/08_point_tracking.py, cell 5
 TAPVID_THRESHOLDS = (1, 2, 4, 8, 16)
@@ -200,19 +200,18 @@ class RecurrentReadout(nnx.Module):
             raise ValueError(f"RecurrentReadout: query_frames must be [B, N] = {coords.shape[:2]}, "
                              f"got {query_frames.shape}")
         initial = self.initial_latents(coords)
-        graphdef, params = nnx.split(self)
 
-        def step(latents, inputs):
-            module = nnx.merge(graphdef, params)
-            t, frame_tokens = inputs
-            latents = jnp.where((query_frames == t)[..., None], initial, latents)
+        def step(module, latents, inputs):
+            t, frame_tokens = inputs  # t [B]: this frame's index
+            latents = jnp.where((query_frames == t[:, None])[..., None], initial, latents)
             corrected = latents + module.corrector(latents, frame_tokens)
             predicted = corrected + module.predictor_out(jax.nn.gelu(module.predictor_in(corrected)))
             return module.norm(predicted), module.output(corrected)
 
-        frames = jnp.arange(tokens.shape[1])
-        _, outputs = jax.lax.scan(step, initial, (frames, jnp.swapaxes(tokens, 0, 1)))
-        outputs = jnp.moveaxis(outputs, 0, 2).astype(jnp.float32)  # [T, B, N, o] -> [B, N, T, o]
+        batch, num_frames = tokens.shape[:2]
+        frames = jnp.broadcast_to(jnp.arange(num_frames), (batch, num_frames))
+        _, outputs = dynamics.scan_over_time(self, step, initial, (frames, tokens))
+        outputs = jnp.swapaxes(outputs, 1, 2).astype(jnp.float32)  # [B, T, N, o] -> [B, N, T, o]
         if not self.relative:
             return outputs
         if start is None or start.shape[:2] != coords.shape[:2]:

@@ -10,7 +10,14 @@ import pytest
 from flax import nnx
 
 from moog_lib import configs
-from moog_lib.dynamics import PredictCorrect, chunks_of, initial_noise, stop_gradient_mask, stream
+from moog_lib.dynamics import (
+    PredictCorrect,
+    chunks_of,
+    initial_noise,
+    scan_over_time,
+    stop_gradient_mask,
+    stream,
+)
 from moog_lib.encoder import Encoder, check_frames
 from moog_lib.model import MooG
 
@@ -70,6 +77,31 @@ def test_initial_state_statistics(dynamics, tiny):
     state = dynamics.initial_state(jax.random.key(0), 4, 64)
     np.testing.assert_allclose(float(state.std()), 1e-4 / math.sqrt(1e-8 + 1e-4), rtol=0.05)
     assert not np.allclose(state[0], state[1])  # fresh noise per example
+
+
+def test_scan_over_time_is_a_loop_over_axis_1_with_gradients_into_the_module():
+    layer = nnx.Linear(3, 3, rngs=nnx.Rngs(0))
+    xs = jax.random.normal(jax.random.key(1), (2, 5, 3))  # [B, T, 3]
+
+    def step(module, carry, x):
+        carry = jnp.tanh(module(carry) + x)
+        return carry, (carry, x.sum(-1))
+
+    def loop(module):
+        carry, outs = jnp.zeros((2, 3)), []
+        for t in range(5):
+            carry, out = step(module, carry, xs[:, t])
+            outs.append(out)
+        return carry, jax.tree.map(lambda *a: jnp.stack(a, 1), *outs)
+
+    carry, (states, sums) = scan_over_time(layer, step, jnp.zeros((2, 3)), xs)
+    want_carry, (want_states, want_sums) = loop(layer)
+    assert states.shape == (2, 5, 3) and sums.shape == (2, 5)  # batch-major outputs
+    np.testing.assert_allclose(states, want_states, atol=1e-6)
+    np.testing.assert_allclose(carry, want_carry, atol=1e-6)
+    grad = nnx.grad(lambda m: scan_over_time(m, step, jnp.zeros((2, 3)), xs)[0].sum())(layer)
+    want = nnx.grad(lambda m: loop(m)[0].sum())(layer)
+    np.testing.assert_allclose(grad["kernel"][...], want["kernel"][...], atol=1e-5)
 
 
 def test_scan_equals_python_loop(dynamics, features):
