@@ -141,13 +141,12 @@ def _split_imports(code: str) -> tuple[list[str], str]:
     """The module-level import statements of a cell (whole lines, comments kept) and the
     rest of its code: the generated module hoists them all to its top."""
     lines = code.splitlines()
-    imported = set()
-    for node in ast.parse(code).body:
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            imported.update(range(node.lineno - 1, node.end_lineno))
-    found = ["\n".join(lines[i] for i in sorted(imported))] if imported else []
+    spans = [range(node.lineno - 1, node.end_lineno) for node in ast.parse(code).body
+             if isinstance(node, ast.Import | ast.ImportFrom)]
+    imported = {i for span in spans for i in span}
     body = "\n".join(line for i, line in enumerate(lines) if i not in imported)
-    return found, re.sub(r"\n{3,}", "\n\n\n", body).strip("\n")
+    return (["\n".join(lines[i] for i in span) for span in spans],
+            re.sub(r"\n{3,}", "\n\n\n", body).strip("\n"))
 
 
 def _sort_imports(text: str, module: str) -> str:
