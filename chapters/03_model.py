@@ -368,6 +368,7 @@ print(f"paper encoder: 128² -> {paper_tokens.shape[2]} tokens of width {paper_t
 
 `initial_noise` and `fixed_noise` draw the state before the first frame;
 `stop_gradient_mask` says where the carried state is cut from the gradient;
+`scan_over_time` scans any NNX module's step over the frames of a clip;
 `PredictCorrect` is the predict–correct loop (`unroll` scans it over frames);
 `chunks_of` and `stream` run it over a video of any length, chunk by chunk.
 """
