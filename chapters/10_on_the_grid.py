@@ -1279,8 +1279,10 @@ def format_comparison(rows: list[dict], config: configs.Config) -> str:
     tasks = [t for t in COMPARE_TASKS if t in first["readouts"]]
     same_steps = len({r["steps"] for r in rows}) == 1
     same_readout_steps = len({r["readout_steps"] for r in rows}) == 1
+    scenes = len({r["scene"] for r in rows}) > 1
     trained_for = (f"{first['steps']} steps" if same_steps else "for the same time (steps: " + ", ".join(
-        dict.fromkeys(f"{r['model']} {r['steps']}" for r in rows)) + ")")
+        dict.fromkeys(f"{r['model']} {r['steps']}" + (f" on {r['scene']}" if scenes else "")
+                      for r in rows)) + ")")
     lines = [f"# MooG vs. on-the-grid baselines — preset `{config.name}`", "",
              f"Each model pretrained {trained_for} (batch {d.batch_size}, "
              f"{d.num_frames}-frame clips at {d.resolution}²), "

@@ -411,6 +411,9 @@ def test_comparison_table_says_when_the_models_trained_for_the_same_time():
     table = comparison.format_comparison(rows, configs.get("cpu"))
     assert "pretrained for the same time (steps: MooG 300, Grid 500, Grid Rec. 200)" in table
     assert "readouts trained for the same time each" in table
+    rows.append(dict(rows[0], scene="movi_e", steps=400))  # several scenes: each count says where
+    assert "(steps: MooG 300 on static, Grid 500 on static, Grid Rec. 200 on static, MooG 400 on " \
+        "movi_e)" in comparison.format_comparison(rows, configs.get("cpu"))
 
 
 def test_compare_refuses_unknown_names(tmp_path):
