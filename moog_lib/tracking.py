@@ -252,7 +252,7 @@ def track_video_file(video_path, ego4d_dir, out, *, points: str | None = None,
     `out` (.mp4 or .gif) with the tracks drawn, plus the tracks as `out` with suffix .npz.
 
     Queries: `points` 'x,y;x,y' in pixels of the first frame, or an n × n `grid`
-    (default 8 × 8). `size="tiny"` reads the reduced random checkpoint of chapter 12.
+    (default 8 × 8). `size="tiny"` reads the reduced random checkpoint of chapter 12a.
     """
     import imageio_ffmpeg
     import mediapy
