@@ -101,7 +101,9 @@ PRESET = notebook.setup()
 # | 07–09 | readouts: depth, points, boxes | `moog_lib.readouts`, `moog_lib.points`, `moog_lib.boxes` |
 # | 10 | on-the-grid baselines | `moog_lib.baselines`, `moog_lib.comparison` |
 # | 11 | what the tokens do | `moog_lib.analysis`, `moog_lib.figures` |
-# | 12 | the authors' released weights | `moog_lib.ego4d`, `moog_lib.release`, `moog_lib.tracking` |
+# | 12 | the authors' Ego4D model in our modules | `moog_lib.ego4d` |
+# | 12a | the release's files: check, rename, load, save | `moog_lib.release` |
+# | 12b | tracking a video with the authors' weights | `moog_lib.tracking` |
 # | 13 | the command line (`moog train`, `moog demo`, …) | `moog_lib.cli` |
 #
 # Every chapter is a Jupytext notebook; the cells marked `#| export` are

@@ -245,7 +245,7 @@ for bases in (16, 20):
 # | replace | `features` only | the decoder's queries, the readouts' query points |
 #
 # The Dense layer of project-add is named `dense_pe`, as in the authors'
-# release, so their parameter trees map onto ours by name (chapter 12).
+# release, so their parameter trees map onto ours by name (chapter 12a).
 
 # %%
 #| export

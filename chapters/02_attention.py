@@ -187,7 +187,7 @@ print(f"largest |logit| without the norm: {np.abs(raw_logits).max():.3g}, "
 # `(heads, head_dim)` back to the width of the queries. We use
 # `nnx.LinearGeneral`, so the kernels have the shapes `[in, heads, head_dim]`
 # and `[heads, head_dim, out]` in which the authors' released parameters are
-# stored (chapter 12 loads them by name). `qkv_size` is the total width over
+# stored (chapter 12a loads them by name). `qkv_size` is the total width over
 # heads: the paper's corrector has `qkv_size = 512` and 8 heads, so
 # `head_dim = 64`.
 #
@@ -539,7 +539,7 @@ assert jnp.allclose(both(x, kv), by_hand, atol=1e-5)
 # (whichever paths exist). The paper's token attention maps average the
 # decoder's cross weights over layers and heads (chapter 04).
 #
-# The remaining names, for chapter 12: `input_dense` and `output_dense` are
+# The remaining names, for chapter 12a: `input_dense` and `output_dense` are
 # the two optional Denses, `layers[i]` is the authors' `layer_i`, and
 # `final_norm` their `norm_encoder`.
 
@@ -790,7 +790,7 @@ assert gap > 0.01
 # x (both have unit scale), so the difference is of the order of the attention
 # updates themselves. The two forms are different models: weights trained with
 # one do not compute the same function in the other, which is why chapter 12's
-# loader must follow the release's (parallel) form.
+# Ego4D model must follow the release's (parallel) form.
 
 # %% [markdown]
 # ### Solution 3

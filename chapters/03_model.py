@@ -216,7 +216,7 @@ for what, frames in mistakes.items():
 # clip do not depend on each other here, so we fold time into the batch axis,
 # which is both simpler and faster than encoding inside the loop.
 #
-# Names, for chapter 12 (the release keeps the last two in a zero-layer
+# Names, for chapter 12a (the release keeps the last two in a zero-layer
 # "transformer"): `convs[i]` ↔ `encoder/backbone/Conv_i`, `conv_norm` ↔
 # `backbone/LayerNorm_0`, `position.dense_pe` ↔ `pos_embedding/dense_pe`,
 # `token_dense` ↔ `transformer/Dense_0`, `token_norm` ↔
@@ -922,7 +922,7 @@ print("mean cosine between tokens, first and last frame:",
 # pin down how the outer
 # gradient treats this input; we treat it as an input — `stop_gradient`, no
 # second derivatives through the decoder — and say so here. The projection adds
-# `2D·D + D` parameters (524,800 in the paper model); chapter 12 maps it to the
+# `2D·D + D` parameters (524,800 in the paper model); chapter 12a maps it to the
 # release's `state_grad_projector`.
 
 # %%

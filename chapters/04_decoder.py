@@ -263,7 +263,7 @@ assert coverage[0] == 1 / S_train**2
 # batch) and returns colours `[B, Q, 3]`; with `return_attention=True` also the
 # cross-attention weights of every layer and head, `[layers, B, heads, Q, K]`.
 #
-# Names, for chapter 12: `transformer` ↔ the release's `decoder/transformer`,
+# Names, for chapter 12a: `transformer` ↔ the release's `decoder/transformer`,
 # `readout` ↔ `decoder/recon`.
 
 # %%

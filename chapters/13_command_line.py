@@ -60,7 +60,7 @@ PRESET = notebook.setup()
 # | `moog demo --preset cpu` | train (resuming if the run exists), then the report, then three checks on held-out clips appended to `summary.md`: PSNR above copying the previous frame, token following F ≥ 0.5, attention sharpness ≥ 0.3 (`demo_checks`) |
 # | `moog eval-readouts --preset cpu --workdir runs/cpu [--tasks depth points boxes] [--modes frozen e2e] [--minutes M]` | train every readout on a run, frozen and end to end (`--minutes`: the budget of each), and write `readouts/results.md` (chapters 07–09) |
 # | `moog compare --preset cpu [--steps N \| --minutes M] [--readout-steps N] [--scenes static movi_e]` | pretrain MooG, Grid and Grid Rec. alike (for the same steps, or the same minutes: `--minutes` alone also times the readouts), train frozen readouts on each and write `runs/<preset>/compare/results.md` (chapter 10) |
-# | `moog track video.mp4 --ego4d-dir DIR [--points 'x,y;x,y' \| --grid N] [--out tracks.mp4]` | track points with the authors' Ego4D weights (chapter 12) and draw them into a video |
+# | `moog track video.mp4 --ego4d-dir DIR [--points 'x,y;x,y' \| --grid N] [--out tracks.mp4]` | track points with the authors' Ego4D weights (chapter 12b) and draw them into a video |
 #
 # `--set` takes the dotted overrides of chapter 00, e.g.
 # `--set model.num_tokens=32 --set train.peak_learning_rate=1e-3`.
@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--out", default="tracks.mp4", help="the video to write (.mp4 or .gif)")
     track.add_argument("--max-frames", type=int, default=None)
     track.add_argument("--size", default="official", choices=ego4d.EGO4D_SIZES,
-                       help="'tiny': the reduced random checkpoint of chapter 12 (tests)")
+                       help="'tiny': the reduced random checkpoint of chapter 12a (tests)")
     track.set_defaults(run=cmd_track)
     return parser
 

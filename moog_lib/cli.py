@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--out", default="tracks.mp4", help="the video to write (.mp4 or .gif)")
     track.add_argument("--max-frames", type=int, default=None)
     track.add_argument("--size", default="official", choices=ego4d.EGO4D_SIZES,
-                       help="'tiny': the reduced random checkpoint of chapter 12 (tests)")
+                       help="'tiny': the reduced random checkpoint of chapter 12a (tests)")
     track.set_defaults(run=cmd_track)
     return parser
 

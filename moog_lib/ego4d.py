@@ -19,8 +19,12 @@ __all__ = [
     "Ego4DConfig",
     "ego4d_config",
     "Ego4DEncoder",
+    "ego4d_step",
+    "ego4d_unroll",
     "Ego4DDecoder",
+    "decode_frames",
     "Ego4DMooG",
+    "map_in_chunks",
     "Ego4DTrackHead",
     "point_predictions",
 ]
@@ -64,6 +68,7 @@ class Ego4DBackboneConfig:
         return self.encoder_features[-1] + 4 * self.encoder_fourier_bases
 
 
+# chapters/12_pretrained.py, cell 10
 @dataclasses.dataclass(frozen=True)
 class Ego4DHeadConfig:
     """A one-shot attention readout head over all frames of a clip (the demo notebook's
@@ -108,6 +113,7 @@ class Ego4DConfig:
     resolution: int = 256  # frames are resized to resolution² (the authors' demo uses 256²)
 
 
+# chapters/12_pretrained.py, cell 13
 def ego4d_config(size: str = "official") -> Ego4DConfig:
     """The released sizes ("official") or the same file layout at tiny widths ("tiny")."""
     if size == "official":
@@ -131,7 +137,7 @@ def ego4d_config(size: str = "official") -> Ego4DConfig:
     raise ValueError(f"unknown Ego4D size {size!r}; expected one of {', '.join(EGO4D_SIZES)}")
 
 
-# chapters/12_pretrained.py, cell 13
+# chapters/12_pretrained.py, cell 16
 class Ego4DEncoder(nnx.Module):
     """Frames [..., H, W, 3] in [0, 1] -> tokens [..., (H/s)·(W/s), F], s the total stride.
 
@@ -166,6 +172,56 @@ class Ego4DEncoder(nnx.Module):
         return x.reshape(leading + x.shape[1:])
 
 
+# chapters/12_pretrained.py, cell 20
+def ego4d_step(state_norm, predictor, corrector, state: jnp.ndarray,
+               frame_features: jnp.ndarray, *, return_attention: bool = False):
+    """One frame of the Ego4D loop, `s = LN(s); s = s + P(s); s = s + C(s, F_t)`:
+    [B, K, D], [B, N, F] -> [B, K, D] (`Ego4DMooG.step` on the model's parts).
+
+    With `return_attention=True` returns `(state, weights)`, weights float32 of
+    shape [B, K, N]: the corrector's cross-attention of each token over the
+    frame's N image positions, averaged over the corrector's layers and heads,
+    so each token's weights sum to one over the N positions. The state is the same.
+    """
+    state = state_norm(state)
+    state = state + predictor(state)
+    if not return_attention:
+        return state + corrector(state, frame_features)
+    update, weights = corrector(state, frame_features, return_attention=True)
+    return state + update, weights["cross"].mean(axis=(0, 2))  # [L, B, H, K, N] -> [B, K, N]
+
+
+# chapters/12_pretrained.py, cell 24
+def ego4d_unroll(model, features: jnp.ndarray, state: jnp.ndarray, *,
+                 return_attention: bool = False) -> dict:
+    """A `jax.lax.scan` of `model.step` over the frames of `features` [B, T, N, F] from
+    `state` [B, K, D] (`Ego4DMooG.unroll`): {"features": the state after each frame,
+    "previous": the state before it, both [B, T, K, D]; "state": the last, [B, K, D]},
+    with `return_attention=True` also "corrector_attention" float32 [B, T, K, N]."""
+    config = model.config
+    if features.ndim != 4 or features.shape[-1] != config.feature_dim:
+        raise ValueError(f"unroll: features must be [B, T, N, {config.feature_dim}], "
+                         f"got {features.shape}")
+    if (state.ndim != 3 or state.shape[0] != features.shape[0]
+            or state.shape[2] != config.token_dim or state.shape[1] < 1):
+        raise ValueError(f"unroll: the state must be [B, K, D] = [{features.shape[0]}, K >= 1, "
+                         f"{config.token_dim}], got {state.shape}")
+
+    def scan_step(module, carry, frame_features):
+        if return_attention:
+            new, weights = module.step(carry, frame_features, return_attention=True)
+            return new, (carry, new, weights)
+        new = module.step(carry, frame_features)
+        return new, (carry, new)
+
+    state, outputs = dynamics.scan_over_time(model, scan_step, state.astype(model.dtype), features)
+    result = {"features": outputs[1], "previous": outputs[0], "state": state}
+    if return_attention:
+        result["corrector_attention"] = outputs[2]
+    return result
+
+
+# chapters/12_pretrained.py, cell 26
 class Ego4DDecoder(nnx.Module):
     """Pixel coordinates (y, x) in [-1, 1] -> colours, reading a state [B, K, D].
 
@@ -191,6 +247,22 @@ class Ego4DDecoder(nnx.Module):
         return self.readout(self.transformer(self.fourier(zeros, coords), state))
 
 
+def decode_frames(ego4d_decoder: Ego4DDecoder, previous: jnp.ndarray, frames, *,
+                  subsample: int = 4) -> dict:
+    """Decode frame t of `frames` [B, T, H, W, 3] from `previous` [B, T, K, D], the state
+    before frame t, at every `subsample`-th pixel (chapter 04's grid, zero offsets).
+    Returns {"prediction", "target"}, [B, T, h, w, 3] (`Ego4DMooG.predict_frames`)."""
+    batch, num_frames, height, width, _ = frames.shape
+    offsets = jnp.zeros((batch, num_frames, 2), jnp.int32)
+    target = decoder.subsample_frames(jnp.asarray(frames, jnp.float32), offsets, subsample)
+    h, w = target.shape[2:4]
+    coords = decoder.sample_coordinates(height, width, offsets, subsample)
+    previous = previous.reshape((batch * num_frames,) + previous.shape[2:])
+    colours = ego4d_decoder(previous, coords.reshape(batch * num_frames, h * w, 2))
+    return {"prediction": colours.astype(jnp.float32).reshape(target.shape), "target": target}
+
+
+# chapters/12_pretrained.py, cell 30
 class Ego4DMooG(nnx.Module):
     """The Ego4D checkpoints' MooG: encoder, `s = LN(s); s += P(s); s += C(s, F_t)`, decoder.
 
@@ -224,19 +296,11 @@ class Ego4DMooG(nnx.Module):
 
     def step(self, state: jnp.ndarray, frame_features: jnp.ndarray, *,
              return_attention: bool = False):
-        """One frame: [B, K, D], [B, N, F] -> [B, K, D].
-
-        With `return_attention=True` returns `(state, weights)`, weights float32 of
-        shape [B, K, N]: the corrector's cross-attention of each token over the
-        frame's N image positions, averaged over the corrector's layers and heads,
-        so each token's weights sum to one over the N positions. The state is the same.
-        """
-        state = self.state_norm(state)
-        state = state + self.predictor(state)
-        if not return_attention:
-            return state + self.corrector(state, frame_features)
-        update, weights = self.corrector(state, frame_features, return_attention=True)
-        return state + update, weights["cross"].mean(axis=(0, 2))  # [L, B, H, K, N] -> [B, K, N]
+        """One frame: [B, K, D], [B, N, F] -> [B, K, D] (`ego4d_step`). With
+        `return_attention=True` returns `(state, weights)`, weights float32 [B, K, N]: each
+        token's corrector attention over the frame's N positions (`ego4d_step`)."""
+        return ego4d_step(self.state_norm, self.predictor, self.corrector, state, frame_features,
+                          return_attention=return_attention)
 
     def unroll(self, features: jnp.ndarray, state: jnp.ndarray, *,
                return_attention: bool = False) -> dict:
@@ -245,26 +309,7 @@ class Ego4DMooG(nnx.Module):
         With `return_attention=True` the result also holds "corrector_attention"
         float32 [B, T, K, N], `step`'s weights for every frame (N flat, row-major).
         """
-        if features.ndim != 4 or features.shape[-1] != self.config.feature_dim:
-            raise ValueError(f"unroll: features must be [B, T, N, {self.config.feature_dim}], "
-                             f"got {features.shape}")
-        if (state.ndim != 3 or state.shape[0] != features.shape[0]
-                or state.shape[2] != self.config.token_dim or state.shape[1] < 1):
-            raise ValueError(f"unroll: the state must be [B, K, D] = [{features.shape[0]}, K >= 1, "
-                             f"{self.config.token_dim}], got {state.shape}")
-        def scan_step(module, carry, frame_features):
-            if return_attention:
-                new, weights = module.step(carry, frame_features, return_attention=True)
-                return new, (carry, new, weights)
-            new = module.step(carry, frame_features)
-            return new, (carry, new)
-
-        state, outputs = dynamics.scan_over_time(self, scan_step, state.astype(self.dtype),
-                                                 features)
-        result = {"features": outputs[1], "previous": outputs[0], "state": state}
-        if return_attention:
-            result["corrector_attention"] = outputs[2]
-        return result
+        return ego4d_unroll(self, features, state, return_attention=return_attention)
 
     def __call__(self, frames, *, key: jax.Array | None = None, state=None,
                  num_tokens: int | None = None, return_attention: bool = False) -> dict:
@@ -293,17 +338,42 @@ class Ego4DMooG(nnx.Module):
             raise ValueError("predict_frames: this model was built without its decoder "
                              "(the backbone file had no decoder entries)")
         out = self(frames, key=key)
-        batch, num_frames, height, width, _ = frames.shape
-        offsets = jnp.zeros((batch, num_frames, 2), jnp.int32)
-        target = decoder.subsample_frames(jnp.asarray(frames, jnp.float32), offsets, subsample)
-        h, w = target.shape[2:4]
-        coords = decoder.sample_coordinates(height, width, offsets, subsample)
-        previous = out["previous"].reshape((batch * num_frames,) + out["previous"].shape[2:])
-        colours = self.decoder(previous, coords.reshape(batch * num_frames, h * w, 2))
-        return {"prediction": colours.astype(jnp.float32).reshape(target.shape), "target": target}
+        return decode_frames(self.decoder, out["previous"], frames, subsample=subsample)
 
 
-# chapters/12_pretrained.py, cell 17
+# chapters/12_pretrained.py, cell 35
+def map_in_chunks(fn, queries: jnp.ndarray, chunk_size: int) -> jnp.ndarray:
+    """`fn(queries [B, n, d]) -> [B, n·r, O]` applied to `chunk_size` queries at a time
+    (the queries padded to whole chunks, the padding's answers dropped): the same as
+    `fn(queries)` when queries do not interact."""
+    batch, num_queries, dim = queries.shape
+    chunks = -(-num_queries // chunk_size)
+    padded = jnp.pad(queries, ((0, 0), (0, chunks * chunk_size - num_queries), (0, 0)))
+    padded = jnp.moveaxis(padded.reshape(batch, chunks, chunk_size, dim), 1, 0)
+    raw = jnp.moveaxis(jax.lax.map(fn, padded), 0, 1)  # [B, chunks, chunk_size·r, O]
+    per_query = raw.shape[2] // chunk_size
+    raw = raw.reshape(batch, chunks * chunk_size * per_query, raw.shape[-1])
+    return raw[:, :num_queries * per_query]
+
+
+def _embedding(rngs: nnx.Rngs, param_dtype, *shape) -> nnx.Param:
+    """A learned embedding table, initialised ~ N(0, 0.02²)."""
+    return nnx.Param(0.02 * jax.random.normal(rngs.params(), shape, param_dtype))
+
+
+def _check_head_inputs(c: Ego4DHeadConfig, features, queries, chunk_size) -> None:
+    if features.ndim != 4 or features.shape[1] != c.num_frames or features.shape[3] != c.feature_dim:
+        raise ValueError(f"Ego4DTrackHead: features must be [B, {c.num_frames}, K, "
+                         f"{c.feature_dim}] (the head reads clips of exactly {c.num_frames} "
+                         f"frames), got {features.shape}")
+    if queries.ndim != 3 or queries.shape[0] != features.shape[0] or queries.shape[2] != c.query_dim:
+        raise ValueError(f"Ego4DTrackHead: queries must be [B, Q, {c.query_dim}] with "
+                         f"B = {features.shape[0]}, got {queries.shape}")
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"Ego4DTrackHead: chunk_size must be a positive int, got {chunk_size!r}")
+
+
+# chapters/12_pretrained.py, cell 39
 class Ego4DTrackHead(nnx.Module):
     """The release's one-shot attention readout over all frames of a clip.
 
@@ -320,14 +390,12 @@ class Ego4DTrackHead(nnx.Module):
         kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
         dense = functools.partial(nnx.Linear, **kwargs)
 
-        def embedding(*shape):
-            return nnx.Param(0.02 * jax.random.normal(rngs.params(), shape, param_dtype))
-
         self.query_in = dense(2 * c.query_dim * c.query_fourier_bases, c.query_width)
         self.query_out = dense(c.query_width, c.query_width)
-        self.tile_embedding = embedding(c.num_tiles, c.query_width) if c.num_tiles > 1 else None
+        self.tile_embedding = (_embedding(rngs, param_dtype, c.num_tiles, c.query_width)
+                               if c.num_tiles > 1 else None)
         self.feature_norm = nnx.LayerNorm(c.feature_dim, epsilon=1e-6, **kwargs)
-        self.temporal_embedding = embedding(c.num_frames, 1, c.feature_dim)
+        self.temporal_embedding = _embedding(rngs, param_dtype, c.num_frames, 1, c.feature_dim)
         self.query_dense = dense(c.query_width, c.width)
         heads = (c.num_heads, c.width // c.num_heads)
         self.key = nnx.LinearGeneral(c.feature_dim, heads, use_bias=True, **kwargs)
@@ -368,36 +436,24 @@ class Ego4DTrackHead(nnx.Module):
     def __call__(self, features: jnp.ndarray, queries: jnp.ndarray, *,
                  chunk_size: int | None = None) -> jnp.ndarray:
         c = self.config
-        if features.ndim != 4 or features.shape[1] != c.num_frames or features.shape[3] != c.feature_dim:
-            raise ValueError(f"Ego4DTrackHead: features must be [B, {c.num_frames}, K, "
-                             f"{c.feature_dim}] (the head reads clips of exactly {c.num_frames} "
-                             f"frames), got {features.shape}")
-        if queries.ndim != 3 or queries.shape[0] != features.shape[0] or queries.shape[2] != c.query_dim:
-            raise ValueError(f"Ego4DTrackHead: queries must be [B, Q, {c.query_dim}] with "
-                             f"B = {features.shape[0]}, got {queries.shape}")
-        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
-            raise ValueError(f"Ego4DTrackHead: chunk_size must be a positive int, got {chunk_size!r}")
+        _check_head_inputs(c, features, queries, chunk_size)
         batch, num_queries = queries.shape[:2]
         key, value = self.memory(features)
         if chunk_size is None or num_queries <= chunk_size:
             raw = self.read(self.embed_queries(queries), key, value)
         else:  # queries are independent: answer `chunk_size` of them at a time
-            chunks = -(-num_queries // chunk_size)
-            padded = jnp.pad(queries, ((0, 0), (0, chunks * chunk_size - num_queries), (0, 0)))
-            padded = jnp.moveaxis(padded.reshape(batch, chunks, chunk_size, c.query_dim), 1, 0)
             graphdef, params = nnx.split(self)
 
             def answer(chunk):
                 head = nnx.merge(graphdef, params)
                 return head.read(head.embed_queries(chunk), key, value)
 
-            raw = jnp.moveaxis(jax.lax.map(answer, padded), 0, 1)
-            raw = raw.reshape(batch, chunks * chunk_size * c.num_tiles, c.num_outputs)
-            raw = raw[:, :num_queries * c.num_tiles]
+            raw = map_in_chunks(answer, queries, chunk_size)
         # [B, Q·tiles, tiles' outputs] -> [B, Q, tiles, frames per tile, channels] -> [B, Q, T, C]
         return raw.reshape(batch, num_queries, c.num_frames, c.channels).astype(jnp.float32)
 
 
+# chapters/12_pretrained.py, cell 41
 def point_predictions(raw: jnp.ndarray, threshold: float = 0.5) -> dict:
     """The point head's raw [..., 4] -> {"tracks": (x, y) in [0, 1] [..., 2],
     "visibility_logits", "certainty_logits", "visible_probability", "visible" (bool)}."""

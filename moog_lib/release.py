@@ -9,7 +9,7 @@ The path and shape of every array of the three Ego4D checkpoint files
 file checked (`download_ego4d`); and the paper model's parameter tree to our `model.MooG` and back (`from_release_params`,
 `to_release_params`).
 
-Generated from chapters/12_pretrained.py by tools/export.py; do not edit.
+Generated from chapters/12a_release_files.py by tools/export.py; do not edit.
 Edit the chapter, then run `make export`.
 """
 
@@ -58,7 +58,7 @@ from moog_lib import configs, data
 from moog_lib.ego4d import Ego4DConfig, Ego4DHeadConfig, Ego4DMooG, Ego4DTrackHead, ego4d_config
 from moog_lib.model import MooG
 
-# chapters/12_pretrained.py, cell 9
+# chapters/12a_release_files.py, cell 7
 EGO4D_URL = "https://storage.googleapis.com/representations4d/checkpoints/"
 EGO4D_FILES = {  # load_ego4d's argument -> the authors' file name
     "backbone_npz": "moog_ego4d_backbone_ckpt_164335139.npz",
@@ -70,6 +70,7 @@ EGO4D_FILES = {  # load_ego4d's argument -> the authors' file name
 EGO4D_BYTES: dict[str, int] = {}
 
 
+# chapters/12a_release_files.py, cell 9
 def _attention_shapes(prefix: str, width: int, kv_width: int, heads: int,
                       head_dim: int) -> dict:
     return {
@@ -113,6 +114,7 @@ def _conv_shapes(prefix: str, features: tuple[int, ...]) -> dict:
     return table | {f"{prefix}/LayerNorm_0/scale": (features[-1],)}
 
 
+# chapters/12a_release_files.py, cell 13
 def _head_shapes(h: Ego4DHeadConfig) -> dict:
     a, head_dim = "attention_readout", h.width // h.num_heads
     table = {
@@ -137,6 +139,7 @@ def _head_shapes(h: Ego4DHeadConfig) -> dict:
     return table
 
 
+# chapters/12a_release_files.py, cell 17
 def ego4d_param_shapes(config: Ego4DConfig | None = None) -> dict[str, dict[str, tuple]]:
     """Every path and shape of the three Ego4D files (all float32), by part:
     "backbone", "backbone_decoder_if_saved" (may be in the backbone file, or not),
@@ -164,6 +167,7 @@ def ego4d_param_shapes(config: Ego4DConfig | None = None) -> dict[str, dict[str,
             "box_track_head": _head_shapes(config.boxes)}
 
 
+# chapters/12a_release_files.py, cell 19
 def release_param_shapes(config: configs.ModelConfig) -> dict[str, tuple]:
     """Every path and shape of a parameter tree written by the release's paper model
     (with `state_grad_projector` iff `config.loss_gradient_input`)."""
@@ -187,7 +191,7 @@ def release_param_shapes(config: configs.ModelConfig) -> dict[str, tuple]:
     return table
 
 
-# chapters/12_pretrained.py, cell 21
+# chapters/12a_release_files.py, cell 23
 _BLOCK_NAMES = {  # chapter 02's attribute names -> the release's module names
     "attention_norm": "norm_q", "self_attention": "self_att", "cross_attention": "cross_att",
     "mlp_norm": "norm_attn", "mlp_in": "MLP_in", "mlp_out": "MLP_out",
@@ -237,6 +241,7 @@ _PAPER_RULES = (
 )
 
 
+# chapters/12a_release_files.py, cell 25
 def _rename(path: tuple, rules) -> str:
     for ours, theirs, kind in rules:
         if path[:len(ours)] != ours:
@@ -258,6 +263,7 @@ def _rename(path: tuple, rules) -> str:
     raise ValueError(f"no release name for parameter {'.'.join(map(str, path))}")
 
 
+# chapters/12a_release_files.py, cell 28
 def param_values(module: nnx.Module) -> dict[tuple, object]:
     """{our parameter path: its array} (a ShapeDtypeStruct in an abstract module)."""
     pure = nnx.to_pure_dict(nnx.state(module, nnx.Param))
@@ -292,7 +298,7 @@ def module_shapes(module: nnx.Module) -> dict[str, tuple]:
     return {name: tuple(np.shape(values[path])) for name, path in release_names(module).items()}
 
 
-# chapters/12_pretrained.py, cell 25
+# chapters/12a_release_files.py, cell 33
 class Ego4DModels(NamedTuple):
     """What `load_ego4d` returns: the backbone, the heads (None if not loaded), the sizes."""
 
@@ -339,6 +345,7 @@ def _read_npz(source, what: str) -> dict[str, np.ndarray]:
     return arrays
 
 
+# chapters/12a_release_files.py, cell 35
 def _listing(items, limit: int = 12) -> str:
     items = list(items)
     more = f", … ({len(items) - limit} more)" if len(items) > limit else ""
@@ -367,6 +374,7 @@ def check_entries(arrays: dict, expected: dict, what: str) -> None:
                           "or take weights from a run that did not diverge")
 
 
+# chapters/12a_release_files.py, cell 38
 def _from_arrays(make, arrays: dict[str, np.ndarray]) -> nnx.Module:
     """Build `make()` abstractly and fill every parameter from release-named `arrays`."""
     abstract = nnx.eval_shape(make)
@@ -425,6 +433,7 @@ def load_ego4d(backbone_npz, point_head_npz=None, box_head_npz=None, *,
     return Ego4DModels(backbone, heads[0], heads[1], config)
 
 
+# chapters/12a_release_files.py, cell 40
 def ego4d_arrays(module: nnx.Module) -> dict[str, np.ndarray]:
     """The flat {release path: float32 array} dict of an Ego4DMooG or Ego4DTrackHead."""
     values = param_values(module)
@@ -454,6 +463,7 @@ def save_ego4d(directory, backbone: Ego4DMooG, point_head: Ego4DTrackHead | None
     return paths
 
 
+# chapters/12a_release_files.py, cell 42
 def random_ego4d_arrays(config: Ego4DConfig | None = None, *, seed: int = 0,
                         with_decoder: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """Random float32 arrays for every entry of the three files, made from the tables
@@ -487,6 +497,7 @@ def write_random_ego4d(directory, config: Ego4DConfig | None = None, *, seed: in
                                                    with_decoder=with_decoder).items()}
 
 
+# chapters/12a_release_files.py, cell 49
 def find_ego4d_files(directory) -> dict:
     """{"backbone_npz", "point_head_npz", "box_head_npz"} in `directory`: the authors'
     file names, else the one `*backbone*.npz` / `*point_track_head*.npz` /
@@ -510,6 +521,7 @@ def find_ego4d_files(directory) -> dict:
     return found
 
 
+# chapters/12a_release_files.py, cell 51
 def _sha256(path: Path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
@@ -553,6 +565,7 @@ def _verify_ego4d_file(target: Path, part: str, tables: dict, directory: Path) -
     return digest
 
 
+# chapters/12a_release_files.py, cell 53
 def download_ego4d(directory, *, base_url: str = EGO4D_URL,
                    config: Ego4DConfig | None = None) -> dict:
     """Download the three files (skipping those present) into `directory` and check
@@ -585,7 +598,7 @@ def download_ego4d(directory, *, base_url: str = EGO4D_URL,
     return find_ego4d_files(directory)
 
 
-# chapters/12_pretrained.py, cell 35
+# chapters/12a_release_files.py, cell 58
 def from_release_params(tree, *, config: configs.ModelConfig | None = None,
                         dtype=None) -> MooG:
     """Our `model.MooG` holding a parameter tree written by the release's paper model.

@@ -7,7 +7,7 @@ queries; `overlay_tracks` and `overlay_boxes` draw the results with NumPy; and
 tracks drawn (what `moog track` runs). `corrector_following` measures how far the
 backbone's tokens (their corrector attention) move with the tracked content.
 
-Generated from chapters/12_pretrained.py by tools/export.py; do not edit.
+Generated from chapters/12b_tracking.py by tools/export.py; do not edit.
 Edit the chapter, then run `make export`.
 """
 
@@ -39,7 +39,7 @@ from moog_lib.ego4d import EGO4D_SIZES, ego4d_config, point_predictions
 from moog_lib.release import Ego4DModels, find_ego4d_files, load_ego4d
 
 
-# chapters/12_pretrained.py, cell 39
+# chapters/12b_tracking.py, cell 7
 def grid_points(height: int, width: int, n: int) -> np.ndarray:
     """An n × n grid of query points, raster (x, y) [n², 2], cell centres of the frame."""
     if not isinstance(n, int) or n < 1:
@@ -60,6 +60,7 @@ def parse_points(text: str) -> np.ndarray:
                              "give pixel positions on the first frame, e.g. '12,30;40,8'")
 
 
+# chapters/12b_tracking.py, cell 10
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _run_window(graphdef, resolution: int, chunk_size, state, frames, points, boxes, key):
     """One window: frames float [1, T, H, W, 3] -> the heads' answers (compiled once per
@@ -76,19 +77,14 @@ def _run_window(graphdef, resolution: int, chunk_size, state, frames, points, bo
     return out
 
 
-def track_video(models: Ego4DModels, video, *, points=None, boxes=None,
-                key: jax.Array | None = None, chunk_size: int | None = 64) -> dict:
-    """Track `points` (raster (x, y) [Q, 2] on frame 0) and/or `boxes` (normalised
-    (ymin, xmin, ymax, xmax) [Qb, 4] on frame 0) through `video` [T, H, W, 3]
-    (uint8, or float in [0, 1]) in 16-frame windows overlapping by one frame.
-
-    Returns {"tracks": [Q, T, 2] raster (x, y), "visible": bool [Q, T],
-    "visible_probability": [Q, T]} and/or {"boxes": [Qb, T, 4]}.
-    """
+# chapters/12b_tracking.py, cell 12
+def _checked_inputs(models: Ego4DModels, video, points, boxes):
+    """`track_video`'s checks of its inputs: returns the video as an array, the points
+    divided by the frame's (width, height), and the boxes (None where not given)."""
     video = np.asarray(video)
     if video.ndim != 4 or video.shape[-1] != 3 or video.shape[0] < 1:
         raise ValueError(f"track_video: video must be [T, H, W, 3], got shape {video.shape}")
-    num_frames, height, width = video.shape[:3]
+    height, width = video.shape[1:3]
     if video.dtype != np.uint8:
         if video.dtype.kind != "f":
             raise ValueError(f"track_video: video has dtype {video.dtype}; expected floats in "
@@ -120,6 +116,22 @@ def track_video(models: Ego4DModels, video, *, points=None, boxes=None,
             raise ValueError(f"track_video: boxes must be (ymin, xmin, ymax, xmax) [Qb, 4] in "
                              f"[0, 1], got shape {boxes.shape}")
         data.check_finite("track_video: boxes", boxes, "give (ymin, xmin, ymax, xmax) in [0, 1]")
+    return video, points, boxes
+
+
+# chapters/12b_tracking.py, cell 14
+def track_video(models: Ego4DModels, video, *, points=None, boxes=None,
+                key: jax.Array | None = None, chunk_size: int | None = 64) -> dict:
+    """Track `points` (raster (x, y) [Q, 2] on frame 0) and/or `boxes` (normalised
+    (ymin, xmin, ymax, xmax) [Qb, 4] on frame 0) through `video` [T, H, W, 3]
+    (uint8, or float in [0, 1]) in 16-frame windows overlapping by one frame.
+
+    Returns {"tracks": [Q, T, 2] raster (x, y), "visible": bool [Q, T],
+    "visible_probability": [Q, T]} and/or {"boxes": [Qb, T, 4]}.
+    """
+    video, points, boxes = _checked_inputs(models, video, points, boxes)
+    num_frames, height, width = video.shape[:3]
+    size = np.array([width, height], np.float32)
     window = (models.points or models.boxes).config.num_frames
     graphdef, state = nnx.split((models.backbone, models.points, models.boxes))
     run = functools.partial(_run_window, graphdef, models.config.resolution, chunk_size, state)
@@ -157,6 +169,7 @@ def track_video(models: Ego4DModels, video, *, points=None, boxes=None,
         start, index = start + window - 1, index + 1
 
 
+# chapters/12b_tracking.py, cell 18
 def _palette(n: int) -> np.ndarray:
     return np.array([[round(255 * c) for c in colorsys.hsv_to_rgb(i / max(n, 1), 0.85, 1.0)]
                      for i in range(n)], np.uint8).reshape(n, 3)
@@ -198,6 +211,7 @@ def overlay_tracks(video, tracks, visible, *, trail: int = 8, radius: int | None
     return video
 
 
+# chapters/12b_tracking.py, cell 20
 def overlay_boxes(video, boxes, *, thickness: int | None = None, colours=None) -> np.ndarray:
     """Draw boxes (normalised (ymin, xmin, ymax, xmax) [Q, T, 4]) as outlines on a uint8 video."""
     video = np.array(video, np.uint8, copy=True)
@@ -220,6 +234,7 @@ def overlay_boxes(video, boxes, *, thickness: int | None = None, colours=None) -
     return video
 
 
+# chapters/12b_tracking.py, cell 24
 def _frame_rate(path, default: float = 10.0) -> float:
     import mediapy
 
@@ -237,7 +252,7 @@ def track_video_file(video_path, ego4d_dir, out, *, points: str | None = None,
     `out` (.mp4 or .gif) with the tracks drawn, plus the tracks as `out` with suffix .npz.
 
     Queries: `points` 'x,y;x,y' in pixels of the first frame, or an n × n `grid`
-    (default 8 × 8). `size="tiny"` reads the reduced random checkpoint of chapter 12.
+    (default 8 × 8). `size="tiny"` reads the reduced random checkpoint of chapter 12a.
     """
     import imageio_ffmpeg
     import mediapy
@@ -270,7 +285,7 @@ def track_video_file(video_path, ego4d_dir, out, *, points: str | None = None,
             "points": int(len(queries)), "visible_fraction": float(result["visible"].mean())}
 
 
-# chapters/12_pretrained.py, cell 47
+# chapters/12b_tracking.py, cell 30
 def attention_centroids(attention, height: int, width: int) -> np.ndarray:
     """Raster (x, y) pixels [..., 2]: the attention-weighted mean of the cell centres
     of maps [..., h, w] over a height × width frame (cell (i, j) is centred at

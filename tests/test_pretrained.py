@@ -1,5 +1,5 @@
-"""Chapter 12's moog_lib.ego4d, release and tracking: the Ego4D file format and its checks,
-the name maps both ways, the one-shot heads, tracking a video and `moog track`."""
+"""Chapters 12, 12a and 12b (moog_lib.ego4d, release, tracking): the Ego4D file format and its
+checks, the name maps both ways, the one-shot heads, tracking a video and `moog track`."""
 
 import hashlib
 import json
