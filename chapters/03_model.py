@@ -276,11 +276,12 @@ def apply_conv_stack(convs, x: jnp.ndarray) -> jnp.ndarray:
 # `encoder_features[-1]` channels.
 
 # %%
-conv_layers = conv_stack(mc.encoder_features, mc.encoder_strides, rngs=nnx.Rngs(0),
-                         dtype=jnp.float32, param_dtype=jnp.float32)
+holder = nnx.Module()  # `nnx.data([...])` is meant to be assigned to a module's attribute
+holder.convs = conv_stack(mc.encoder_features, mc.encoder_strides, rngs=nnx.Rngs(0),
+                          dtype=jnp.float32, param_dtype=jnp.float32)
 side = config.data.resolution
-conv_grid = apply_conv_stack(conv_layers, jnp.zeros((1, side, side, 3)))
-assert len(conv_layers) == len(mc.encoder_features)
+conv_grid = apply_conv_stack(holder.convs, jnp.zeros((1, side, side, 3)))
+assert len(holder.convs) == len(mc.encoder_features)
 assert conv_grid.shape == (1, side // encoder_stride(mc), side // encoder_stride(mc),
                            mc.encoder_features[-1])
 print(f"{side}² frame -> conv grid {conv_grid.shape[1:3]} × {conv_grid.shape[3]} channels")
@@ -563,7 +564,7 @@ def _state_noise(key, batch_size: int, num_tokens, token_dim: int, scale: float,
     return initial_noise(key, batch_size, num_tokens, token_dim, scale)
 
 
-def _check_unroll_inputs(features, state, token_dim: int, *, gradient_input: bool,
+def _check_unroll_inputs(features, state, token_dim: int, gradient_input: bool,
                          loss_gradient_fn, stop_gradient) -> None:
     """Raise ValueError unless `PredictCorrect.unroll` can run on these arguments
     (`gradient_input`: the module was built with `loss_gradient_input`)."""
@@ -610,8 +611,9 @@ class PredictCorrect(nnx.Module):
 
     def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
                  param_dtype=jnp.float32):
+        width = config.token_dim
         self.dtype = _compute_dtype(config, dtype)
-        self.token_dim = width = config.token_dim
+        self.token_dim = width
         self.initial_state_scale = config.initial_state_scale
         self.fixed_initial_state = config.fixed_initial_state
         kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
@@ -663,9 +665,8 @@ class PredictCorrect(nnx.Module):
           the loop with `inputs_t` the frame-t slice (axis 1) of the pytree
           `loss_gradient_inputs`; required iff `loss_gradient_input` is on.
         """
-        _check_unroll_inputs(features, state, self.token_dim, loss_gradient_fn=loss_gradient_fn,
-                             gradient_input=self.gradient_projection is not None,
-                             stop_gradient=stop_gradient)
+        _check_unroll_inputs(features, state, self.token_dim, self.gradient_projection is not None,
+                             loss_gradient_fn, stop_gradient)
         def step(module, carry, inputs):
             frame_features, stop, extra = inputs
             if stop is not None:

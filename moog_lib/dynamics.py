@@ -89,7 +89,7 @@ def _state_noise(key, batch_size: int, num_tokens, token_dim: int, scale: float,
     return initial_noise(key, batch_size, num_tokens, token_dim, scale)
 
 
-def _check_unroll_inputs(features, state, token_dim: int, *, gradient_input: bool,
+def _check_unroll_inputs(features, state, token_dim: int, gradient_input: bool,
                          loss_gradient_fn, stop_gradient) -> None:
     """Raise ValueError unless `PredictCorrect.unroll` can run on these arguments
     (`gradient_input`: the module was built with `loss_gradient_input`)."""
@@ -121,8 +121,9 @@ class PredictCorrect(nnx.Module):
 
     def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
                  param_dtype=jnp.float32):
+        width = config.token_dim
         self.dtype = _compute_dtype(config, dtype)
-        self.token_dim = width = config.token_dim
+        self.token_dim = width
         self.initial_state_scale = config.initial_state_scale
         self.fixed_initial_state = config.fixed_initial_state
         kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
@@ -174,9 +175,8 @@ class PredictCorrect(nnx.Module):
           the loop with `inputs_t` the frame-t slice (axis 1) of the pytree
           `loss_gradient_inputs`; required iff `loss_gradient_input` is on.
         """
-        _check_unroll_inputs(features, state, self.token_dim, loss_gradient_fn=loss_gradient_fn,
-                             gradient_input=self.gradient_projection is not None,
-                             stop_gradient=stop_gradient)
+        _check_unroll_inputs(features, state, self.token_dim, self.gradient_projection is not None,
+                             loss_gradient_fn, stop_gradient)
         def step(module, carry, inputs):
             frame_features, stop, extra = inputs
             if stop is not None:
