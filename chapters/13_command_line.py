@@ -364,8 +364,7 @@ assert "not allowed with argument" in said.getvalue()
 
 # %% [markdown]
 # `main` parses, checks the counts, runs the command and prints its result as
-# one line of JSON. Bad input (a `ValueError` or a missing file) becomes one
-# line on stderr and exit code 2, not a traceback.
+# one line of JSON; what bad input gets instead is shown at the end of §2.
 
 # %%
 #| export
