@@ -135,6 +135,7 @@ PRESET = notebook.setup()
 
 # %%
 #| export
+# Plumbing: the configuration dataclasses of the transformer and the model; you may skip it.
 import dataclasses
 import typing
 
@@ -186,6 +187,30 @@ class ModelConfig:
     grid_rec_decode_corrected: bool = False
 
 
+# %% [markdown]
+# A `ModelConfig()` built with no arguments is the paper's model, and every
+# config is frozen: a preset cannot be changed by accident, only copied with
+# changes (`override`, below).
+
+# %%
+default_model = ModelConfig()
+print(f"the paper's model: K × D = {default_model.num_tokens} × {default_model.token_dim}, "
+      f"predictor {default_model.predictor}")
+assert (default_model.num_tokens, default_model.token_dim) == (1024, 512)
+try:
+    default_model.num_tokens = 64
+except dataclasses.FrozenInstanceError as err:
+    print("frozen:", err)
+else:
+    raise AssertionError("a config could be changed in place")
+
+# %% [markdown]
+# The data, the training schedule and the readouts have a section each; a
+# `Config` holds one of every section and a name.
+
+# %%
+#| export
+# Plumbing: the configuration dataclasses of the data, training and readouts; you may skip it.
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Where clips come from and their shape (chapter 05)."""
@@ -255,6 +280,13 @@ class Config:
     readout: ReadoutConfig = ReadoutConfig()
 
 
+# %% [markdown]
+# A preset is a function that returns a `Config`. `tiny` is sized for CI
+# (seconds on two CPU cores); `cpu` is a small world that a laptop trains in
+# minutes, and its docstring lists every way it departs from the paper.
+
+# %%
+#| export
 def _tiny() -> Config:
     """CI: seconds on two CPU cores. 32² frames, 4 frames, K = 16, D = 32."""
     small = TransformerConfig(num_layers=1, num_heads=2, qkv_size=32, mlp_size=64)
@@ -317,6 +349,12 @@ def _cpu() -> Config:
     )
 
 
+# %% [markdown]
+# The two TPU presets keep the paper's model and differ in the batch and the
+# length of the schedule. `get` looks a preset up by name:
+
+# %%
+#| export
 def _colab() -> Config:
     """One Colab TPU host (v5e-1, 16 GB): the paper's model, bfloat16 compute, one clip a
     step — a step needs about 8 GiB a clip (chapter 06 §3), which is also the paper's
@@ -359,6 +397,22 @@ def get(name: str) -> Config:
     return _PRESETS[name]()
 
 
+# %%
+assert PRESETS == ("tiny", "cpu", "colab", "paper") and get("tiny") == _tiny()
+try:
+    get("small")
+except ValueError as err:
+    print("an unknown name is refused:", err)
+else:
+    raise AssertionError("get accepted an unknown preset")
+
+# %% [markdown]
+# `override` returns a changed copy. Each value is parsed as a Python literal
+# and must keep the field's type, and a path must name an existing field, so a
+# typo fails loudly instead of being ignored (checked after the tables below):
+
+# %%
+#| export
 def override(config: Config, assignments: typing.Iterable[str]) -> Config:
     """Apply "section.field=value" assignments, e.g. "model.num_tokens=64".
 

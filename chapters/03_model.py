@@ -270,6 +270,28 @@ def apply_conv_stack(convs, x: jnp.ndarray) -> jnp.ndarray:
     return x
 
 
+# %% [markdown]
+# The conv stack alone: every stride-2 convolution halves the height and the
+# width, so the grid is the frame divided by `encoder_stride`, with
+# `encoder_features[-1]` channels.
+
+# %%
+holder = nnx.Module()  # `nnx.data([...])` is meant to be assigned to a module's attribute
+holder.convs = conv_stack(mc.encoder_features, mc.encoder_strides, rngs=nnx.Rngs(0),
+                          dtype=jnp.float32, param_dtype=jnp.float32)
+side = config.data.resolution
+conv_grid = apply_conv_stack(holder.convs, jnp.zeros((1, side, side, 3)))
+assert len(holder.convs) == len(mc.encoder_features)
+assert conv_grid.shape == (1, side // encoder_stride(mc), side // encoder_stride(mc),
+                           mc.encoder_features[-1])
+print(f"{side}² frame -> conv grid {conv_grid.shape[1:3]} × {conv_grid.shape[3]} channels")
+
+# %% [markdown]
+# `Encoder` chains the pieces: the conv stack, a LayerNorm, the Fourier
+# position of each grid cell, then one token per cell.
+
+# %%
+#| export
 class Encoder(nnx.Module):
     """Frames [..., H, W, 3] in [0, 1] -> feature tokens [..., (H/s)·(W/s), D], s = stride.
 
@@ -503,6 +525,82 @@ def scan_over_time(module: nnx.Module, step, carry, inputs):
     return carry, jax.tree.map(batch_major, outputs)
 
 
+# %% [markdown]
+# Two tools the loop uses. `stop_gradient_mask` draws, per clip and frame,
+# where the release's stop-gradient switch cuts the carried state (§9);
+# `scan_over_time` runs a step over the frames (§6 explains how). On a toy
+# recurrence `c_t = W c_{t-1} + x_t` it gives what a Python loop gives:
+
+# %%
+cuts = stop_gradient_mask(jax.random.key(0), 4, 1000, 0.25)
+assert cuts.shape == (4, 1000) and cuts.dtype == bool and abs(float(cuts.mean()) - 0.25) < 0.05
+toy_layer = nnx.Linear(3, 3, rngs=nnx.Rngs(0))
+toy_inputs = jax.random.normal(jax.random.key(1), (2, 5, 3))  # [B, T, 3]
+toy_last, toy_every = scan_over_time(toy_layer, lambda m, c, x: (m(c) + x,) * 2,
+                                     jnp.zeros((2, 3)), toy_inputs)
+toy_carry = jnp.zeros((2, 3))
+for t in range(5):
+    toy_carry = toy_layer(toy_carry) + toy_inputs[:, t]
+    assert jnp.allclose(toy_every[:, t], toy_carry, atol=1e-5)
+assert toy_every.shape == (2, 5, 3) and jnp.allclose(toy_last, toy_carry, atol=1e-5)
+
+# %% [markdown]
+# The loop checks its inputs before it traces anything, with messages that say
+# what it expected. The checks, and the choice between fresh and fixed initial
+# noise (§4), live in functions of their own, so that the class after them
+# reads as the model:
+
+# %%
+#| export dynamics
+def _state_noise(key, batch_size: int, num_tokens, token_dim: int, scale: float,
+                 fixed: bool) -> jnp.ndarray:
+    """The noise `PredictCorrect.initial_state` normalises, [B, K, D]: `fixed_noise` if
+    `fixed`, else `initial_noise`; K (`num_tokens`) must be an int >= 1."""
+    if not isinstance(num_tokens, int | np.integer) or num_tokens < 1:
+        raise ValueError(f"initial_state: the number of tokens K must be an int >= 1, "
+                         f"got {num_tokens!r}")
+    if fixed:
+        return fixed_noise(batch_size, num_tokens, token_dim, scale)
+    return initial_noise(key, batch_size, num_tokens, token_dim, scale)
+
+
+def _check_unroll_inputs(features, state, token_dim: int, gradient_input: bool,
+                         loss_gradient_fn, stop_gradient) -> None:
+    """Raise ValueError unless `PredictCorrect.unroll` can run on these arguments
+    (`gradient_input`: the module was built with `loss_gradient_input`)."""
+    if features.ndim != 4 or features.shape[-1] != token_dim:
+        raise ValueError(f"unroll: features must be [B, T, N, {token_dim}], "
+                         f"got shape {features.shape}")
+    batch = features.shape[0]
+    if state.ndim != 3 or state.shape[0] != batch or state.shape[2] != token_dim:
+        raise ValueError(f"unroll: the carried state must be [B, K, D] = [{batch}, K, "
+                         f"{token_dim}], got shape {state.shape}")
+    if state.shape[1] < 1:
+        raise ValueError("unroll: the state needs at least one token (K >= 1)")
+    if gradient_input != (loss_gradient_fn is not None):
+        raise ValueError("unroll: pass loss_gradient_fn exactly when the model was built "
+                         "with loss_gradient_input=True")
+    if stop_gradient is not None and stop_gradient.shape != features.shape[:2]:
+        raise ValueError(f"unroll: stop_gradient must be bool [B, T] = "
+                         f"{features.shape[:2]}, got {stop_gradient.shape}")
+
+
+# %%
+try:
+    _check_unroll_inputs(jnp.zeros((2, 3, 5, mc.token_dim)), jnp.zeros((2, 4, mc.token_dim + 1)),
+                         mc.token_dim, gradient_input=False, loss_gradient_fn=None,
+                         stop_gradient=None)
+except ValueError as err:
+    print("a state of the wrong width is refused:", err)
+else:
+    raise AssertionError("a state of the wrong width was accepted")
+
+# %% [markdown]
+# And the module itself: the three learned pieces, the initial state, one
+# prediction, one correction, and `unroll`, the loop over a clip's frames.
+
+# %%
+#| export dynamics
 class PredictCorrect(nnx.Module):
     """The recurrent core: `z_p = z + P(z)`, `z_c = LN(z_p + C(z_p, F_t))`.
 
@@ -535,14 +633,8 @@ class PredictCorrect(nnx.Module):
         With `fixed_initial_state` (a departure, see §4) `key` is ignored: token k
         is drawn from `fold_in(key(0), k)`, the same in every clip and for any K.
         """
-        if not isinstance(num_tokens, int | np.integer) or num_tokens < 1:
-            raise ValueError(f"initial_state: the number of tokens K must be an int >= 1, "
-                             f"got {num_tokens!r}")
-        if self.fixed_initial_state:
-            noise = fixed_noise(batch_size, num_tokens, self.token_dim, self.initial_state_scale)
-        else:
-            noise = initial_noise(key, batch_size, num_tokens, self.token_dim,
-                                  self.initial_state_scale)
+        noise = _state_noise(key, batch_size, num_tokens, self.token_dim,
+                             self.initial_state_scale, self.fixed_initial_state)
         return self.correction_norm(noise)
 
     def predict(self, state: jnp.ndarray) -> jnp.ndarray:
@@ -573,29 +665,15 @@ class PredictCorrect(nnx.Module):
           the loop with `inputs_t` the frame-t slice (axis 1) of the pytree
           `loss_gradient_inputs`; required iff `loss_gradient_input` is on.
         """
-        if features.ndim != 4 or features.shape[-1] != self.token_dim:
-            raise ValueError(f"unroll: features must be [B, T, N, {self.token_dim}], "
-                             f"got shape {features.shape}")
-        batch = features.shape[0]
-        if state.ndim != 3 or state.shape[0] != batch or state.shape[2] != self.token_dim:
-            raise ValueError(f"unroll: the carried state must be [B, K, D] = [{batch}, K, "
-                             f"{self.token_dim}], got shape {state.shape}")
-        if state.shape[1] < 1:
-            raise ValueError("unroll: the state needs at least one token (K >= 1)")
-        if (self.gradient_projection is not None) != (loss_gradient_fn is not None):
-            raise ValueError("unroll: pass loss_gradient_fn exactly when the model was built "
-                             "with loss_gradient_input=True")
-        if stop_gradient is not None and stop_gradient.shape != features.shape[:2]:
-            raise ValueError(f"unroll: stop_gradient must be bool [B, T] = "
-                             f"{features.shape[:2]}, got {stop_gradient.shape}")
+        _check_unroll_inputs(features, state, self.token_dim, self.gradient_projection is not None,
+                             loss_gradient_fn, stop_gradient)
         def step(module, carry, inputs):
             frame_features, stop, extra = inputs
             if stop is not None:
                 carry = jnp.where(stop[:, None, None], jax.lax.stop_gradient(carry), carry)
             predicted = module.predict(carry)
-            gradient = None
-            if loss_gradient_fn is not None:
-                gradient = jax.lax.stop_gradient(loss_gradient_fn(predicted, extra))
+            gradient = (None if loss_gradient_fn is None
+                        else jax.lax.stop_gradient(loss_gradient_fn(predicted, extra)))
             corrected = module.correct(predicted, frame_features, gradient)
             return corrected, (predicted, corrected)
 

@@ -439,6 +439,32 @@ def build_readout(task: ReadoutTask, config: configs.Config, backbone: MooG, *,
             readout_optimizer(config.readout.train, frozen=frozen))
 
 
+# %% [markdown]
+# Those are the pieces: `check_backbone` loads the pretrained run and refuses
+# one that is not MooG or was trained with another model config,
+# `readout_run_config` swaps in the readouts' own schedule, and `build_readout`
+# puts a fresh head and its optimiser on the backbone. A folder that holds a
+# chapter 10 baseline is refused before anything is loaded:
+
+# %%
+not_moog = Path(tempfile.mkdtemp())
+(not_moog / "baseline.json").write_text("{}")
+try:
+    check_backbone(config, not_moog)
+except ValueError as err:
+    print("refused:", err)
+else:
+    raise AssertionError("a baseline's folder was accepted as a MooG run")
+assert readout_run_config(config).train == config.readout.train
+assert readout_run_config(config).model == config.model
+
+# %% [markdown]
+# `train_readout` trains the head with `train.fit`; with `minutes` it first
+# measures a step and sets the step count (and so the schedule) to fit the
+# budget, as pretraining does (chapter 06).
+
+# %%
+#| export
 def train_readout(task: ReadoutTask, config: configs.Config, backbone_dir, workdir, *,
                   frozen: bool = True, steps: int | None = None, minutes: float | None = None,
                   resume: bool = True, sources=None, progress: bool = True,
@@ -469,6 +495,13 @@ def train_readout(task: ReadoutTask, config: configs.Config, backbone_dir, workd
                      progress=progress, desc=f"{task.name} ({'frozen' if frozen else 'e2e'})")
 
 
+# %% [markdown]
+# `evaluate_readout` restores the trained head and scores it and the baseline
+# on the same held-out batches, on training-length windows and on whole clips;
+# the baseline's statistics come from the first training clips only.
+
+# %%
+#| export
 def evaluate_readout(task: ReadoutTask, config: configs.Config, backbone_dir, workdir, *,
                      frozen: bool = True, sources=None, statistics_batches: int = 16,
                      backbone=None) -> dict:

@@ -135,38 +135,23 @@ def _evaluation_mask(query_frames, num_frames: int, query_mode: str, xp=jnp):
     raise ValueError(f"query_mode must be 'first' or 'strided', got {query_mode!r}")
 
 
-def tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks,
-                   query_mode: str) -> dict:
-    """TAP-Vid metrics per video, as the reference `compute_tapvid_metrics`.
+# %% [markdown]
+# The scored frames E for one point queried at frame 1 of four: `"first"`
+# scores frames 2 and 3, `"strided"` frames 0, 2 and 3.
 
-    query_points [b, n, 3] (t, y, x); gt/pred_occluded bool [b, n, t] (True =
-    occluded); gt/pred_tracks [b, n, t, 2] (x, y); pixels of a 256×256 frame.
-    query_mode "first" or "strided". Returns {name: [b]} with
-    `occlusion_accuracy`, `pts_within_{1,2,4,8,16}`, `jaccard_{1,…,16}`,
-    `average_jaccard`, `average_pts_within_thresh` (NaN where a video has no
-    visible scored point). Refused: occlusion flags that are not bool (or 0/1
-    ints), NaN/Inf queries or ground truth at visible points (a NaN prediction
-    counts as a miss).
+# %%
+query_frame_1 = np.array([[1]])
+assert _evaluation_mask(query_frame_1, 4, "first", np).tolist() == [[[False, False, True, True]]]
+assert _evaluation_mask(query_frame_1, 4, "strided", np).tolist() == [[[True, False, True, True]]]
 
-    On concrete inputs it computes with NumPy in the inputs' own precision, as the
-    reference does (float64 tracks give float64 distances and float64 scores); on
-    arrays traced inside `jax.jit` with `jax.numpy`, tracks in at least float32.
-    """
-    check_tracks(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks)
-    for name, flags in (("gt_occluded", gt_occluded), ("pred_occluded", pred_occluded)):
-        dtype = flags.dtype if hasattr(flags, "dtype") else np.asarray(flags).dtype
-        if dtype.kind not in "bui":
-            raise ValueError(f"{name} must be bool (True = occluded), got {dtype}; threshold "
-                             f"probabilities first, e.g. {name} = probability > 0.5")
-    if data.is_concrete(query_points, gt_occluded, gt_tracks):
-        data.check_finite("query_points", query_points, "queries are (t, y, x): a frame index "
-                          "and pixels")
-        data.check_finite("gt_tracks at visible points", gt_tracks, "mark points whose position "
-                          "is unknown as occluded", where=~np.asarray(gt_occluded, bool)[..., None])
-    return _tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks,
-                           query_mode, None)
+# %% [markdown]
+# The metrics themselves, written once for the array module `xp`. An optional
+# `point_mask` [b, n] leaves whole tracks out, as padding in a fixed-size
+# batch needs (§3's loss uses it); it is not part of the reference's interface,
+# so the function is private.
 
-
+# %%
+#| export
 def _tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks,
                     query_mode, point_mask):
     # point_mask [b, n] (optional): leave whole tracks out, e.g. padding in a fixed-size batch
@@ -210,6 +195,45 @@ def _tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tr
     metrics["average_pts_within_thresh"] = xp.mean(xp.stack(
         [metrics[f"pts_within_{d}"] for d in TAPVID_THRESHOLDS]), axis=0)
     return metrics
+
+
+# %% [markdown]
+# The public function checks its inputs the way the reference expects them
+# (bool flags, finite queries and ground truth where points are visible)
+# before it computes:
+
+# %%
+#| export
+def tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks,
+                   query_mode: str) -> dict:
+    """TAP-Vid metrics per video, as the reference `compute_tapvid_metrics`.
+
+    query_points [b, n, 3] (t, y, x); gt/pred_occluded bool [b, n, t] (True =
+    occluded); gt/pred_tracks [b, n, t, 2] (x, y); pixels of a 256×256 frame.
+    query_mode "first" or "strided". Returns {name: [b]} with
+    `occlusion_accuracy`, `pts_within_{1,2,4,8,16}`, `jaccard_{1,…,16}`,
+    `average_jaccard`, `average_pts_within_thresh` (NaN where a video has no
+    visible scored point). Refused: occlusion flags that are not bool (or 0/1
+    ints), NaN/Inf queries or ground truth at visible points (a NaN prediction
+    counts as a miss).
+
+    On concrete inputs it computes with NumPy in the inputs' own precision, as the
+    reference does (float64 tracks give float64 distances and float64 scores); on
+    arrays traced inside `jax.jit` with `jax.numpy`, tracks in at least float32.
+    """
+    check_tracks(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks)
+    for name, flags in (("gt_occluded", gt_occluded), ("pred_occluded", pred_occluded)):
+        dtype = flags.dtype if hasattr(flags, "dtype") else np.asarray(flags).dtype
+        if dtype.kind not in "bui":
+            raise ValueError(f"{name} must be bool (True = occluded), got {dtype}; threshold "
+                             f"probabilities first, e.g. {name} = probability > 0.5")
+    if data.is_concrete(query_points, gt_occluded, gt_tracks):
+        data.check_finite("query_points", query_points, "queries are (t, y, x): a frame index "
+                          "and pixels")
+        data.check_finite("gt_tracks at visible points", gt_tracks, "mark points whose position "
+                          "is unknown as occluded", where=~np.asarray(gt_occluded, bool)[..., None])
+    return _tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks,
+                           query_mode, None)
 
 
 # %% [markdown]
@@ -452,6 +476,20 @@ def check_queries(query_points, num_frames: int, height: int, width: int) -> Non
                              f"got {q[..., axis].min():g} … {q[..., axis].max():g}")
 
 
+# %% [markdown]
+# From outputs to tracks: head outputs that are all zero put every point at
+# the centre of the frame, σ(0) = 0.5, and report it occluded, since
+# σ(0)·σ(0) = 0.25 is not above 0.5.
+
+# %%
+centre = head_tracks(jnp.zeros((1, 2, 3, 4)))
+assert jnp.all(centre["tracks"] == 0.5) and not jnp.any(centre["visible"])
+
+# %% [markdown]
+# The three terms of the loss, on normalised tracks and masks:
+
+# %%
+#| export
 def point_loss_terms(predictions: dict, target_tracks, visible, scored, config: configs.Config):
     """The three loss terms; tracks normalised (x, y) [B, N, T, 2], masks [B, N, T]."""
     r = config.readout
@@ -470,6 +508,37 @@ def point_loss_terms(predictions: dict, target_tracks, visible, scored, config: 
             "loss": r.coordinate_weight * position + visibility + certainty}
 
 
+# %% [markdown]
+# The loss on known inputs: a head whose coordinates are exactly right and
+# whose logits are confident and correct has a position term of 0 and small
+# cross-entropies; shifting every prediction by 0.1 (beyond δ = 4/256, the
+# linear part of the Huber) costs δ·(0.1 − δ/2) per coordinate.
+
+# %%
+target = jnp.full((1, 1, 3, 2), 0.5)
+visible = jnp.array([[[True, True, False]]])
+scored = jnp.ones_like(visible)
+perfect = {"tracks": target, "visibility_logit": jnp.where(visible, 20.0, -20.0),
+           "certainty_logit": jnp.where(visible, 20.0, -20.0)}
+terms = point_loss_terms(perfect, target, visible, scored, config)
+assert float(terms["position"]) == 0.0 and float(terms["loss"]) < 1e-6
+shifted = dict(perfect, tracks=target + 0.1)
+delta = config.readout.huber_delta
+expected_position = 2 * delta * (0.1 - delta / 2)  # two coordinates, linear regime
+terms = point_loss_terms(shifted, target, visible, scored, config)
+assert abs(float(terms["position"]) - expected_position) < 1e-6
+# The certainty target is now "not within 6/256": a confident "certain" logit is penalised.
+assert float(terms["certainty"]) > 10
+print({k: round(float(v), 4) for k, v in terms.items()})
+
+# %% [markdown]
+# `point_loss` applies the terms to a batch: it checks the queries, draws
+# `points_per_clip` of them when training, scores each point from its query
+# frame on, and in evaluation adds the TAP-Vid metrics at 256×256. Its
+# baseline is zero motion: every point stays at its query, always visible.
+
+# %%
+#| export
 def _scale_to_tapvid(points_xy, height: int, width: int):
     return points_xy * jnp.array([TAPVID_SIZE / width, TAPVID_SIZE / height], jnp.float32)
 
@@ -530,29 +599,6 @@ POINTS = readouts.ReadoutTask(
     keys=("query_points", "target_points", "occluded", "point_valid"),
     baseline=point_baseline, metric="average_jaccard", higher_is_better=True)
 
-
-# %% [markdown]
-# The loss on known inputs: a head whose coordinates are exactly right and
-# whose logits are confident and correct has a position term of 0 and small
-# cross-entropies; shifting every prediction by 0.1 (beyond δ = 4/256, the
-# linear part of the Huber) costs δ·(0.1 − δ/2) per coordinate.
-
-# %%
-target = jnp.full((1, 1, 3, 2), 0.5)
-visible = jnp.array([[[True, True, False]]])
-scored = jnp.ones_like(visible)
-perfect = {"tracks": target, "visibility_logit": jnp.where(visible, 20.0, -20.0),
-           "certainty_logit": jnp.where(visible, 20.0, -20.0)}
-terms = point_loss_terms(perfect, target, visible, scored, config)
-assert float(terms["position"]) == 0.0 and float(terms["loss"]) < 1e-6
-shifted = dict(perfect, tracks=target + 0.1)
-delta = config.readout.huber_delta
-expected_position = 2 * delta * (0.1 - delta / 2)  # two coordinates, linear regime
-terms = point_loss_terms(shifted, target, visible, scored, config)
-assert abs(float(terms["position"]) - expected_position) < 1e-6
-# The certainty target is now "not within 6/256": a confident "certain" logit is penalised.
-assert float(terms["certainty"]) > 10
-print({k: round(float(v), 4) for k, v in terms.items()})
 
 # %% [markdown]
 # **A departure for short readouts: start from the still baseline**

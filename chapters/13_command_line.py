@@ -105,6 +105,29 @@ def _check_counts(args) -> None:
         raise ValueError(f"--minutes {minutes}: expected a positive number of minutes")
 
 
+# %% [markdown]
+# Every command reads its settings from the parsed arguments: `_config` builds
+# the preset with its `--set` overrides (chapter 00), and `_check_counts`
+# refuses a count that is not positive before anything runs:
+
+# %%
+for bad in (argparse.Namespace(steps=0), argparse.Namespace(minutes=float("inf"))):
+    try:
+        _check_counts(bad)
+    except ValueError as err:
+        print("refused:", err)
+    else:
+        raise AssertionError(f"{bad} was accepted")
+_check_counts(argparse.Namespace(steps=4, minutes=0.5, grid=None))
+
+# %% [markdown]
+# A command is a function of the parsed arguments that returns a dict, printed
+# as JSON. The first four call chapters 05a and 06: build a dataset, train,
+# evaluate a run's newest checkpoint, write its report (with chapter 11's
+# figures).
+
+# %%
+#| export
 def cmd_data_build(args) -> dict:
     builder = datasets.build_dataset(args.preset, args.split, args.num, args.resolution, args.data_dir,
                                  args.frames, seed=args.seed)
@@ -140,6 +163,13 @@ def cmd_report(args) -> dict:
     return {"report": str(out / "summary.md"), "page": str(page)}
 
 
+# %% [markdown]
+# `moog demo` is training (resumed if the run exists), the report, and
+# `demo_checks`: three numbers on held-out clips that say whether the model
+# works (§2 runs them).
+
+# %%
+#| export
 def demo_checks(workdir, out_dir) -> dict:
     """Does the trained model work? Held-out next-frame PSNR against copying the previous
     frame (same pixels), token-following F beside the F of perfect binding on the same
@@ -185,6 +215,13 @@ def cmd_demo(args) -> dict:
             "report": str(Path(args.out) / "summary.md"), "page": str(page)}
 
 
+# %% [markdown]
+# The last three commands call later chapters: the readout table of chapters
+# 07–09, chapter 10's comparison with the on-the-grid baselines, and chapter
+# 12's tracker with the authors' weights.
+
+# %%
+#| export
 def cmd_eval_readouts(args) -> dict:
     config = _config(args)
     out = Path(args.out or Path(args.workdir) / "readouts")
@@ -215,6 +252,7 @@ def cmd_track(args) -> dict:
 
 # %%
 #| export
+# Plumbing: the argparse parser, one sub-command per row of the table; you may skip it.
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moog", description="MooG: data, training, evaluation.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -307,6 +345,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# %% [markdown]
+# Each sub-command stores its function as `run`; `--steps` and `--minutes`
+# exclude each other.
+
+# %%
+import contextlib
+import io
+
+parsed = build_parser().parse_args(["train", "--workdir", "runs/x", "--minutes", "2"])
+assert parsed.run is cmd_train and parsed.preset == "cpu"
+assert parsed.minutes == 2.0 and parsed.steps is None
+said = io.StringIO()
+with contextlib.redirect_stderr(said), contextlib.suppress(SystemExit):
+    build_parser().parse_args(["train", "--workdir", "runs/x", "--steps", "5", "--minutes", "2"])
+print(said.getvalue().splitlines()[-1])
+assert "not allowed with argument" in said.getvalue()
+
+# %% [markdown]
+# `main` parses, checks the counts, runs the command and prints its result as
+# one line of JSON; what bad input gets instead is shown at the end of §2.
+
+# %%
+#| export
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:

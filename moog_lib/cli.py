@@ -60,6 +60,7 @@ def _check_counts(args) -> None:
         raise ValueError(f"--minutes {minutes}: expected a positive number of minutes")
 
 
+# chapters/13_command_line.py, cell 9
 def cmd_data_build(args) -> dict:
     builder = datasets.build_dataset(args.preset, args.split, args.num, args.resolution, args.data_dir,
                                  args.frames, seed=args.seed)
@@ -95,6 +96,7 @@ def cmd_report(args) -> dict:
     return {"report": str(out / "summary.md"), "page": str(page)}
 
 
+# chapters/13_command_line.py, cell 11
 def demo_checks(workdir, out_dir) -> dict:
     """Does the trained model work? Held-out next-frame PSNR against copying the previous
     frame (same pixels), token-following F beside the F of perfect binding on the same
@@ -140,6 +142,7 @@ def cmd_demo(args) -> dict:
             "report": str(Path(args.out) / "summary.md"), "page": str(page)}
 
 
+# chapters/13_command_line.py, cell 13
 def cmd_eval_readouts(args) -> dict:
     config = _config(args)
     out = Path(args.out or Path(args.workdir) / "readouts")
@@ -165,7 +168,8 @@ def cmd_track(args) -> dict:
                                      grid=args.grid, max_frames=args.max_frames, size=args.size)
 
 
-# chapters/13_command_line.py, cell 7
+# chapters/13_command_line.py, cell 15
+# Plumbing: the argparse parser, one sub-command per row of the table; you may skip it.
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moog", description="MooG: data, training, evaluation.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -258,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# chapters/13_command_line.py, cell 19
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:

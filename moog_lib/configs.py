@@ -23,6 +23,8 @@ import dataclasses
 import typing
 
 # chapters/00_introduction.py, cell 5
+# Plumbing: the configuration dataclasses of the transformer and the model; you may skip it.
+
 TPU_PRESETS = ("colab", "paper")
 
 
@@ -71,6 +73,8 @@ class ModelConfig:
     grid_rec_decode_corrected: bool = False
 
 
+# chapters/00_introduction.py, cell 9
+# Plumbing: the configuration dataclasses of the data, training and readouts; you may skip it.
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Where clips come from and their shape (chapter 05)."""
@@ -140,6 +144,7 @@ class Config:
     readout: ReadoutConfig = ReadoutConfig()
 
 
+# chapters/00_introduction.py, cell 11
 def _tiny() -> Config:
     """CI: seconds on two CPU cores. 32² frames, 4 frames, K = 16, D = 32."""
     small = TransformerConfig(num_layers=1, num_heads=2, qkv_size=32, mlp_size=64)
@@ -202,6 +207,7 @@ def _cpu() -> Config:
     )
 
 
+# chapters/00_introduction.py, cell 13
 def _colab() -> Config:
     """One Colab TPU host (v5e-1, 16 GB): the paper's model, bfloat16 compute, one clip a
     step — a step needs about 8 GiB a clip (chapter 06 §3), which is also the paper's
@@ -244,6 +250,7 @@ def get(name: str) -> Config:
     return _PRESETS[name]()
 
 
+# chapters/00_introduction.py, cell 16
 def override(config: Config, assignments: typing.Iterable[str]) -> Config:
     """Apply "section.field=value" assignments, e.g. "model.num_tokens=64".
 

@@ -31,7 +31,7 @@ from moog_lib import attention, configs
 from moog_lib.encoder import _compute_dtype, scale_only_norm
 
 
-# chapters/03_model.py, cell 15
+# chapters/03_model.py, cell 19
 def initial_noise(key: jax.Array, batch_size: int, num_tokens: int, token_dim: int,
                   scale: float = 1e-4) -> jnp.ndarray:
     """`scale · N(0, I)` of shape [B, K, D], float32: fresh noise for every example."""
@@ -50,7 +50,7 @@ def fixed_noise(batch_size: int, num_tokens: int, token_dim: int, scale: float) 
     return jnp.broadcast_to(scale * tokens, (batch_size, num_tokens, token_dim))
 
 
-# chapters/03_model.py, cell 21
+# chapters/03_model.py, cell 25
 def stop_gradient_mask(key: jax.Array, batch_size: int, num_frames: int,
                        probability: float) -> jnp.ndarray:
     """bool [B, T]: where True, the state carried into that frame is cut from the gradient."""
@@ -76,6 +76,41 @@ def scan_over_time(module: nnx.Module, step, carry, inputs):
     return carry, jax.tree.map(batch_major, outputs)
 
 
+# chapters/03_model.py, cell 29
+def _state_noise(key, batch_size: int, num_tokens, token_dim: int, scale: float,
+                 fixed: bool) -> jnp.ndarray:
+    """The noise `PredictCorrect.initial_state` normalises, [B, K, D]: `fixed_noise` if
+    `fixed`, else `initial_noise`; K (`num_tokens`) must be an int >= 1."""
+    if not isinstance(num_tokens, int | np.integer) or num_tokens < 1:
+        raise ValueError(f"initial_state: the number of tokens K must be an int >= 1, "
+                         f"got {num_tokens!r}")
+    if fixed:
+        return fixed_noise(batch_size, num_tokens, token_dim, scale)
+    return initial_noise(key, batch_size, num_tokens, token_dim, scale)
+
+
+def _check_unroll_inputs(features, state, token_dim: int, gradient_input: bool,
+                         loss_gradient_fn, stop_gradient) -> None:
+    """Raise ValueError unless `PredictCorrect.unroll` can run on these arguments
+    (`gradient_input`: the module was built with `loss_gradient_input`)."""
+    if features.ndim != 4 or features.shape[-1] != token_dim:
+        raise ValueError(f"unroll: features must be [B, T, N, {token_dim}], "
+                         f"got shape {features.shape}")
+    batch = features.shape[0]
+    if state.ndim != 3 or state.shape[0] != batch or state.shape[2] != token_dim:
+        raise ValueError(f"unroll: the carried state must be [B, K, D] = [{batch}, K, "
+                         f"{token_dim}], got shape {state.shape}")
+    if state.shape[1] < 1:
+        raise ValueError("unroll: the state needs at least one token (K >= 1)")
+    if gradient_input != (loss_gradient_fn is not None):
+        raise ValueError("unroll: pass loss_gradient_fn exactly when the model was built "
+                         "with loss_gradient_input=True")
+    if stop_gradient is not None and stop_gradient.shape != features.shape[:2]:
+        raise ValueError(f"unroll: stop_gradient must be bool [B, T] = "
+                         f"{features.shape[:2]}, got {stop_gradient.shape}")
+
+
+# chapters/03_model.py, cell 32
 class PredictCorrect(nnx.Module):
     """The recurrent core: `z_p = z + P(z)`, `z_c = LN(z_p + C(z_p, F_t))`.
 
@@ -108,14 +143,8 @@ class PredictCorrect(nnx.Module):
         With `fixed_initial_state` (a departure, see §4) `key` is ignored: token k
         is drawn from `fold_in(key(0), k)`, the same in every clip and for any K.
         """
-        if not isinstance(num_tokens, int | np.integer) or num_tokens < 1:
-            raise ValueError(f"initial_state: the number of tokens K must be an int >= 1, "
-                             f"got {num_tokens!r}")
-        if self.fixed_initial_state:
-            noise = fixed_noise(batch_size, num_tokens, self.token_dim, self.initial_state_scale)
-        else:
-            noise = initial_noise(key, batch_size, num_tokens, self.token_dim,
-                                  self.initial_state_scale)
+        noise = _state_noise(key, batch_size, num_tokens, self.token_dim,
+                             self.initial_state_scale, self.fixed_initial_state)
         return self.correction_norm(noise)
 
     def predict(self, state: jnp.ndarray) -> jnp.ndarray:
@@ -146,29 +175,15 @@ class PredictCorrect(nnx.Module):
           the loop with `inputs_t` the frame-t slice (axis 1) of the pytree
           `loss_gradient_inputs`; required iff `loss_gradient_input` is on.
         """
-        if features.ndim != 4 or features.shape[-1] != self.token_dim:
-            raise ValueError(f"unroll: features must be [B, T, N, {self.token_dim}], "
-                             f"got shape {features.shape}")
-        batch = features.shape[0]
-        if state.ndim != 3 or state.shape[0] != batch or state.shape[2] != self.token_dim:
-            raise ValueError(f"unroll: the carried state must be [B, K, D] = [{batch}, K, "
-                             f"{self.token_dim}], got shape {state.shape}")
-        if state.shape[1] < 1:
-            raise ValueError("unroll: the state needs at least one token (K >= 1)")
-        if (self.gradient_projection is not None) != (loss_gradient_fn is not None):
-            raise ValueError("unroll: pass loss_gradient_fn exactly when the model was built "
-                             "with loss_gradient_input=True")
-        if stop_gradient is not None and stop_gradient.shape != features.shape[:2]:
-            raise ValueError(f"unroll: stop_gradient must be bool [B, T] = "
-                             f"{features.shape[:2]}, got {stop_gradient.shape}")
+        _check_unroll_inputs(features, state, self.token_dim, self.gradient_projection is not None,
+                             loss_gradient_fn, stop_gradient)
         def step(module, carry, inputs):
             frame_features, stop, extra = inputs
             if stop is not None:
                 carry = jnp.where(stop[:, None, None], jax.lax.stop_gradient(carry), carry)
             predicted = module.predict(carry)
-            gradient = None
-            if loss_gradient_fn is not None:
-                gradient = jax.lax.stop_gradient(loss_gradient_fn(predicted, extra))
+            gradient = (None if loss_gradient_fn is None
+                        else jax.lax.stop_gradient(loss_gradient_fn(predicted, extra)))
             corrected = module.correct(predicted, frame_features, gradient)
             return corrected, (predicted, corrected)
 
@@ -177,7 +192,7 @@ class PredictCorrect(nnx.Module):
         return {"z_p": predicted, "z_c": corrected, "state": state}
 
 
-# chapters/03_model.py, cell 33
+# chapters/03_model.py, cell 44
 def chunks_of(frames, chunk_size: int):
     """Split a video [B, T, ...] along time into chunks [B, <= chunk_size, ...] (a generator)."""
     if not isinstance(chunk_size, int) or chunk_size < 1:

@@ -122,6 +122,7 @@ def apply_conv_stack(convs, x: jnp.ndarray) -> jnp.ndarray:
     return x
 
 
+# chapters/03_model.py, cell 15
 class Encoder(nnx.Module):
     """Frames [..., H, W, 3] in [0, 1] -> feature tokens [..., (H/s)·(W/s), D], s = stride.
 

@@ -10,8 +10,8 @@ Edit the chapter, then run `make export`.
 
 
 __all__ = [
-    "MooG",
     "check_offsets",
+    "MooG",
 ]
 
 
@@ -32,6 +32,67 @@ from moog_lib.decoder import (
 
 
 # chapters/04_decoder.py, cell 22
+def check_offsets(offsets, batch: int, num_frames: int, subsample: int) -> None:
+    """Raise ValueError unless `offsets` are int [B, T, 2] in [0, S) (values checked
+    outside jit only)."""
+    shape = getattr(offsets, "shape", None)
+    if shape != (batch, num_frames, 2):
+        raise ValueError(f"offsets must be int [B, T, 2] = [{batch}, {num_frames}, 2], "
+                         f"got shape {shape}")
+    if not jnp.issubdtype(offsets.dtype, jnp.integer):
+        raise ValueError(f"offsets must be integers in [0, S), got dtype {offsets.dtype}")
+    if not isinstance(offsets, jax.core.Tracer):  # concrete: checked on the host
+        values = np.asarray(offsets)
+        low, high = int(values.min()), int(values.max())
+        if low < 0 or high >= subsample:
+            raise ValueError(f"offsets must lie in [0, S) = [0, {subsample}), got values "
+                             f"from {low} to {high}")
+
+
+def _check_inputs(frames, *, stride: int, subsample: int, key, state, num_tokens, offsets,
+                  training: bool, stop_prob: float, token_dim: int) -> None:
+    """Raise ValueError unless `MooG.__call__` can run on these arguments (`subsample` and
+    `stop_prob` as it resolved them): everything is validated before anything is computed."""
+    encoder.check_frames(frames, stride=stride)
+    batch, num_frames, height, width, _ = frames.shape
+    check_subsample(height, width, subsample)
+    needs_key = state is None or (offsets is None and training) or stop_prob > 0
+    if needs_key and key is None:
+        raise ValueError("MooG: pass key=jax.random.key(...) for the initial noise, the "
+                         "random offsets (training) and the stop-gradient draws")
+    if state is not None:
+        if state.ndim != 3 or state.shape[0] != batch or state.shape[2] != token_dim:
+            raise ValueError(f"MooG: the carried state must be [B, K, D] = [{batch}, K, "
+                             f"{token_dim}], got shape {state.shape}")
+        if num_tokens is not None and num_tokens != state.shape[1]:
+            raise ValueError(f"MooG: num_tokens={num_tokens} but the carried state has "
+                             f"{state.shape[1]} tokens")
+    elif num_tokens is not None and (not isinstance(num_tokens, int | np.integer)
+                                     or num_tokens < 1):
+        raise ValueError(f"MooG: the number of tokens K must be an int >= 1, "
+                         f"got {num_tokens!r}")
+    if offsets is not None:
+        check_offsets(offsets, batch, num_frames, subsample)
+
+
+# chapters/04_decoder.py, cell 26
+def _loss_gradient_fn(decoder: Decoder):
+    """dL_t/dz_p for the loss-gradient switch: the decoder's loss on frame t, per example."""
+    graphdef, params = nnx.split(decoder)
+
+    def loss_gradient(z_p, inputs):
+        coords, target = inputs  # [B, Q, 2], [B, Q, 3]
+
+        def loss(z):  # summed over examples, so each example's gradient ignores the others
+            colours = nnx.merge(graphdef, params)(z, coords).astype(jnp.float32)
+            return jnp.mean((colours - target) ** 2, axis=(1, 2)).sum()
+
+        return jax.grad(loss)(z_p)
+
+    return loss_gradient
+
+
+# chapters/04_decoder.py, cell 29
 class MooG(nnx.Module):
     """Encoder + predict–correct loop + decoder, built from `configs.ModelConfig`.
 
@@ -71,29 +132,12 @@ class MooG(nnx.Module):
         cfg = self.config
         if subsample is None:
             subsample = cfg.train_subsample if training else cfg.eval_subsample
-        encoder.check_frames(frames, stride=self.encoder.stride)
-        batch, num_frames, height, width, _ = frames.shape
-        check_subsample(height, width, subsample)
-        frames = jnp.asarray(frames, jnp.float32)
         stop_prob = cfg.state_stop_gradient_prob if training else 0.0
-        needs_key = state is None or (offsets is None and training) or stop_prob > 0
-        if needs_key and key is None:
-            raise ValueError("MooG: pass key=jax.random.key(...) for the initial noise, the "
-                             "random offsets (training) and the stop-gradient draws")
-        # Validate everything before computing anything.
-        if state is not None:
-            if state.ndim != 3 or state.shape[0] != batch or state.shape[2] != cfg.token_dim:
-                raise ValueError(f"MooG: the carried state must be [B, K, D] = [{batch}, K, "
-                                 f"{cfg.token_dim}], got shape {state.shape}")
-            if num_tokens is not None and num_tokens != state.shape[1]:
-                raise ValueError(f"MooG: num_tokens={num_tokens} but the carried state has "
-                                 f"{state.shape[1]} tokens")
-        elif num_tokens is not None and (not isinstance(num_tokens, int | np.integer)
-                                         or num_tokens < 1):
-            raise ValueError(f"MooG: the number of tokens K must be an int >= 1, "
-                             f"got {num_tokens!r}")
-        if offsets is not None:
-            check_offsets(offsets, batch, num_frames, subsample)
+        _check_inputs(frames, stride=self.encoder.stride, subsample=subsample, key=key,
+                      state=state, num_tokens=num_tokens, offsets=offsets, training=training,
+                      stop_prob=stop_prob, token_dim=cfg.token_dim)
+        batch, num_frames, height, width, _ = frames.shape
+        frames = jnp.asarray(frames, jnp.float32)
 
         state_key, offset_key, stop_key = (jax.random.split(key, 3) if key is not None
                                            else (None, None, None))
@@ -124,36 +168,3 @@ class MooG(nnx.Module):
                              average_attention=average_attention)
         return result | {"z_p": out["z_p"], "z_c": out["z_c"], "state": out["state"],
                          "offsets": offsets}
-
-
-def check_offsets(offsets, batch: int, num_frames: int, subsample: int) -> None:
-    """Raise ValueError unless `offsets` are int [B, T, 2] in [0, S) (values checked
-    outside jit only)."""
-    shape = getattr(offsets, "shape", None)
-    if shape != (batch, num_frames, 2):
-        raise ValueError(f"offsets must be int [B, T, 2] = [{batch}, {num_frames}, 2], "
-                         f"got shape {shape}")
-    if not jnp.issubdtype(offsets.dtype, jnp.integer):
-        raise ValueError(f"offsets must be integers in [0, S), got dtype {offsets.dtype}")
-    if not isinstance(offsets, jax.core.Tracer):  # concrete: checked on the host
-        values = np.asarray(offsets)
-        low, high = int(values.min()), int(values.max())
-        if low < 0 or high >= subsample:
-            raise ValueError(f"offsets must lie in [0, S) = [0, {subsample}), got values "
-                             f"from {low} to {high}")
-
-
-def _loss_gradient_fn(decoder: Decoder):
-    """dL_t/dz_p for the loss-gradient switch: the decoder's loss on frame t, per example."""
-    graphdef, params = nnx.split(decoder)
-
-    def loss_gradient(z_p, inputs):
-        coords, target = inputs  # [B, Q, 2], [B, Q, 3]
-
-        def loss(z):  # summed over examples, so each example's gradient ignores the others
-            colours = nnx.merge(graphdef, params)(z, coords).astype(jnp.float32)
-            return jnp.mean((colours - target) ** 2, axis=(1, 2)).sum()
-
-        return jax.grad(loss)(z_p)
-
-    return loss_gradient

@@ -66,38 +66,7 @@ def _evaluation_mask(query_frames, num_frames: int, query_mode: str, xp=jnp):
     raise ValueError(f"query_mode must be 'first' or 'strided', got {query_mode!r}")
 
 
-def tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks,
-                   query_mode: str) -> dict:
-    """TAP-Vid metrics per video, as the reference `compute_tapvid_metrics`.
-
-    query_points [b, n, 3] (t, y, x); gt/pred_occluded bool [b, n, t] (True =
-    occluded); gt/pred_tracks [b, n, t, 2] (x, y); pixels of a 256×256 frame.
-    query_mode "first" or "strided". Returns {name: [b]} with
-    `occlusion_accuracy`, `pts_within_{1,2,4,8,16}`, `jaccard_{1,…,16}`,
-    `average_jaccard`, `average_pts_within_thresh` (NaN where a video has no
-    visible scored point). Refused: occlusion flags that are not bool (or 0/1
-    ints), NaN/Inf queries or ground truth at visible points (a NaN prediction
-    counts as a miss).
-
-    On concrete inputs it computes with NumPy in the inputs' own precision, as the
-    reference does (float64 tracks give float64 distances and float64 scores); on
-    arrays traced inside `jax.jit` with `jax.numpy`, tracks in at least float32.
-    """
-    check_tracks(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks)
-    for name, flags in (("gt_occluded", gt_occluded), ("pred_occluded", pred_occluded)):
-        dtype = flags.dtype if hasattr(flags, "dtype") else np.asarray(flags).dtype
-        if dtype.kind not in "bui":
-            raise ValueError(f"{name} must be bool (True = occluded), got {dtype}; threshold "
-                             f"probabilities first, e.g. {name} = probability > 0.5")
-    if data.is_concrete(query_points, gt_occluded, gt_tracks):
-        data.check_finite("query_points", query_points, "queries are (t, y, x): a frame index "
-                          "and pixels")
-        data.check_finite("gt_tracks at visible points", gt_tracks, "mark points whose position "
-                          "is unknown as occluded", where=~np.asarray(gt_occluded, bool)[..., None])
-    return _tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks,
-                           query_mode, None)
-
-
+# chapters/08_point_tracking.py, cell 9
 def _tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks,
                     query_mode, point_mask):
     # point_mask [b, n] (optional): leave whole tracks out, e.g. padding in a fixed-size batch
@@ -144,6 +113,39 @@ def _tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tr
 
 
 # chapters/08_point_tracking.py, cell 11
+def tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks,
+                   query_mode: str) -> dict:
+    """TAP-Vid metrics per video, as the reference `compute_tapvid_metrics`.
+
+    query_points [b, n, 3] (t, y, x); gt/pred_occluded bool [b, n, t] (True =
+    occluded); gt/pred_tracks [b, n, t, 2] (x, y); pixels of a 256×256 frame.
+    query_mode "first" or "strided". Returns {name: [b]} with
+    `occlusion_accuracy`, `pts_within_{1,2,4,8,16}`, `jaccard_{1,…,16}`,
+    `average_jaccard`, `average_pts_within_thresh` (NaN where a video has no
+    visible scored point). Refused: occlusion flags that are not bool (or 0/1
+    ints), NaN/Inf queries or ground truth at visible points (a NaN prediction
+    counts as a miss).
+
+    On concrete inputs it computes with NumPy in the inputs' own precision, as the
+    reference does (float64 tracks give float64 distances and float64 scores); on
+    arrays traced inside `jax.jit` with `jax.numpy`, tracks in at least float32.
+    """
+    check_tracks(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks)
+    for name, flags in (("gt_occluded", gt_occluded), ("pred_occluded", pred_occluded)):
+        dtype = flags.dtype if hasattr(flags, "dtype") else np.asarray(flags).dtype
+        if dtype.kind not in "bui":
+            raise ValueError(f"{name} must be bool (True = occluded), got {dtype}; threshold "
+                             f"probabilities first, e.g. {name} = probability > 0.5")
+    if data.is_concrete(query_points, gt_occluded, gt_tracks):
+        data.check_finite("query_points", query_points, "queries are (t, y, x): a frame index "
+                          "and pixels")
+        data.check_finite("gt_tracks at visible points", gt_tracks, "mark points whose position "
+                          "is unknown as occluded", where=~np.asarray(gt_occluded, bool)[..., None])
+    return _tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks,
+                           query_mode, None)
+
+
+# chapters/08_point_tracking.py, cell 17
 def raster_to_grid(points: jnp.ndarray, height: int, width: int) -> jnp.ndarray:
     """Raster (y, x) (pixel centres at i + 0.5) -> the decoder's [-1, 1] grid (y, x)."""
     size = jnp.array([height, width], jnp.float32)
@@ -222,7 +224,7 @@ class RecurrentReadout(nnx.Module):
         return outputs.at[..., :start.shape[-1]].add(moved)
 
 
-# chapters/08_point_tracking.py, cell 14
+# chapters/08_point_tracking.py, cell 20
 def make_point_head(config: configs.Config, rngs: nnx.Rngs) -> RecurrentReadout:
     """The recurrent readout with 4 outputs per frame: x, y, visibility, certainty."""
     return RecurrentReadout(config, outputs=4, coord_dim=2, rngs=rngs)
@@ -267,6 +269,7 @@ def check_queries(query_points, num_frames: int, height: int, width: int) -> Non
                              f"got {q[..., axis].min():g} … {q[..., axis].max():g}")
 
 
+# chapters/08_point_tracking.py, cell 24
 def point_loss_terms(predictions: dict, target_tracks, visible, scored, config: configs.Config):
     """The three loss terms; tracks normalised (x, y) [B, N, T, 2], masks [B, N, T]."""
     r = config.readout
@@ -285,6 +288,7 @@ def point_loss_terms(predictions: dict, target_tracks, visible, scored, config: 
             "loss": r.coordinate_weight * position + visibility + certainty}
 
 
+# chapters/08_point_tracking.py, cell 28
 def _scale_to_tapvid(points_xy, height: int, width: int):
     return points_xy * jnp.array([TAPVID_SIZE / width, TAPVID_SIZE / height], jnp.float32)
 

@@ -276,6 +276,7 @@ def build_readout(task: ReadoutTask, config: configs.Config, backbone: MooG, *,
             readout_optimizer(config.readout.train, frozen=frozen))
 
 
+# chapters/07_depth_readout.py, cell 25
 def train_readout(task: ReadoutTask, config: configs.Config, backbone_dir, workdir, *,
                   frozen: bool = True, steps: int | None = None, minutes: float | None = None,
                   resume: bool = True, sources=None, progress: bool = True,
@@ -306,6 +307,7 @@ def train_readout(task: ReadoutTask, config: configs.Config, backbone_dir, workd
                      progress=progress, desc=f"{task.name} ({'frozen' if frozen else 'e2e'})")
 
 
+# chapters/07_depth_readout.py, cell 27
 def evaluate_readout(task: ReadoutTask, config: configs.Config, backbone_dir, workdir, *,
                      frozen: bool = True, sources=None, statistics_batches: int = 16,
                      backbone=None) -> dict:
@@ -340,7 +342,7 @@ def evaluate_readout(task: ReadoutTask, config: configs.Config, backbone_dir, wo
     return results
 
 
-# chapters/07_depth_readout.py, cell 27
+# chapters/07_depth_readout.py, cell 33
 def load_tutorial_readout(task: ReadoutTask, name: str | None = None, *, directory=None):
     """(readout_model, config, manifest): the shipped frozen readout for `task`.
 

@@ -70,3 +70,32 @@ def test_exporting_chapters_declare_their_module_in_cell_three(chapter):
     declared = [d for c in chapter.cells if c.kind == "code" for d in export.directives(c)[0]]
     if any(name == "default_exp" for name, _ in declared):
         assert export.directives(chapter.cells[2])[0][0][0] == "default_exp"
+
+
+MAX_CHAPTER_LINES = 1200  # one lesson per chapter: a longer one is two chapters
+MAX_CELL_LINES = 80  # a longer code cell is plumbing a reader may skip, and says so
+PLUMBING = "# Plumbing:"  # the whole marker: `# Plumbing: <what it is>; you may skip it.`
+
+
+def test_chapter_source_is_at_most_1200_lines(chapter):
+    lines = len(chapter.path.read_text(encoding="utf-8").splitlines())
+    assert lines <= MAX_CHAPTER_LINES, (
+        f"{chapter.rel} has {lines} lines (at most {MAX_CHAPTER_LINES}): split it where its "
+        "lessons part, into chapters of their own (the shape CONTRIBUTING.md describes)"
+    )
+
+
+def test_long_code_cells_are_marked_as_plumbing(chapter):
+    unmarked = []
+    for cell in chapter.cells:
+        if cell.kind != "code" or len(cell.source.splitlines()) <= MAX_CELL_LINES:
+            continue
+        code = export.directives(cell)[1]
+        if not code.startswith(PLUMBING):  # the first line after the `#|` directives
+            unmarked.append(f"cell {cell.index} ({len(cell.source.splitlines())} lines)")
+    assert not unmarked, (
+        f"{chapter.rel}: code cells over {MAX_CELL_LINES} lines: {', '.join(unmarked)}; split "
+        "them with prose and checks between (a class: move its checks and helpers into "
+        f"functions in an earlier cell), or, for plumbing only, start them with '{PLUMBING} "
+        "<what it is>; you may skip it.'"
+    )
