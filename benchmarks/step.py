@@ -8,6 +8,13 @@ runs it.
     python benchmarks/step.py --preset cpu              # the preset's batch and clip length
     python benchmarks/step.py --preset cpu --override model.num_tokens=128
     python benchmarks/step.py --preset colab --keep-dtype --compile-only   # memory, TPU estimate
+    python benchmarks/step.py --preset paper --batch 1 --frames 2 --release ~/representations4d
+
+`--release DIR` also builds the authors' released model (the paper configuration of
+their `moog/configs/movi.py`, from a local copy of google-deepmind/representations4d;
+it needs `pip install kauldron`, which is not a dependency of this project) with their
+training objective and optimiser, and times its jitted step interleaved with ours on
+the same clip, so both see the same machine load.
 
 Prints one JSON object: median step time, compile time, XLA's FLOP count for
 the step, the achieved GFLOP/s, this machine's float32 matmul GFLOP/s measured
@@ -44,6 +51,7 @@ import os
 import platform
 import resource
 import statistics
+import sys
 import time
 
 import jax
@@ -92,8 +100,11 @@ def count_flops_unrolled(step, state, key, batch, frames, resolution) -> float |
         clip = jax.ShapeDtypeStruct((batch, num_frames, resolution, resolution, 3), jnp.float32)
         original_scan = jax.lax.scan
         jax.lax.scan = lambda *a, **k: original_scan(*a, **{**k, "unroll": True})
-        try:  # a fresh jit of the step's Python function, so JAX traces again (patched scan)
-            return flop_count(jax.jit(step.__wrapped__).lower(state, {"video": clip}, key).compile())
+        def fresh(*args):  # a new function: JAX caches traces per function, even across jits
+            return step.__wrapped__(*args)
+
+        try:  # traced again, with the patched scan
+            return flop_count(jax.jit(fresh).lower(state, {"video": clip}, key).compile())
         finally:
             jax.lax.scan = original_scan
 
@@ -103,6 +114,65 @@ def count_flops_unrolled(step, state, key, batch, frames, resolution) -> float |
     if one is None or two is None:
         return None
     return one + (frames - 1) * (two - one)
+
+
+def release_step(path, batch, frames, resolution):
+    """The authors' train step: their `Moog` built as `moog/configs/movi.py` builds it (the
+    paper's numbers), the L2 loss on the subsampled predicted frames, clipping at 1 and
+    AdamW (b2 = 0.95) on a warm-up + cosine schedule. Returns (run_step, compile seconds,
+    XLA's FLOP count); `run_step(i)` runs one step and blocks until it is done."""
+    import optax
+    from flax import linen
+    sys.path.insert(0, str(path))
+    from kauldron.utils import train_property
+    from moog import attention, conv, initializers, modules, pos_embeddings
+
+    transformer = attention.ImprovedTransformer
+    model = modules.Moog(
+        encoder=modules.SRTEncoder(
+            backbone=conv.ConvNet(features=(64, 128, 128, 256, 256, 512), kernel_sizes=((3, 3),) * 6,
+                                  strides=((1, 1),) * 3 + ((2, 2), (1, 1), (2, 2)), normalize_output=True),
+            transformer=transformer(qkv_size=512, num_heads=8, mlp_size=2048, hidden_size=512, num_layers=0),
+            pos_embedding=pos_embeddings.FourierEmbedding(num_fourier_bases=20, axes=(-3, -2),
+                                                          update_type="project_add")),
+        initializer=initializers.RandomStateInit(shape=(1024, 512), random_init_scale=1e-4),
+        state_grad_projector=linen.Dense(512),
+        correction_layer_norm=linen.LayerNorm(epsilon=1e-4, use_scale=True, use_bias=False),
+        corrector=transformer(qkv_size=512, num_heads=8, mlp_size=2048, num_layers=2),
+        predictor=transformer(qkv_size=256, num_heads=4, mlp_size=2048, num_layers=3),
+        decoder=modules.SRTDecoder(
+            transformer=transformer(qkv_size=128, num_heads=2, mlp_size=2048, num_layers=6, cross_attn_only=True),
+            pos_embedding=pos_embeddings.SampleFourierEmbedding(num_fourier_bases=16, update_type="concat"),
+            subsample_factor=8, eval_subsample_factor=4),
+        stop_gradient_prob=None, use_loss_gradient=False)
+    video = jax.random.uniform(jax.random.key(1), (batch, frames, resolution, resolution, 3))
+    schedule = optax.warmup_cosine_decay_schedule(0.0, 1e-4, 1000, 1_000_000, 1e-7)
+    tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, b2=0.95))
+
+    def loss_fn(params, key):
+        out = model.apply({"params": params}, video, {}, rngs={"default": key, "state_init": key})
+        return jnp.mean(jnp.square(out["video_predicted"] - out["subsampled_targets_predicted"]))
+
+    @jax.jit
+    def step(params, opt_state, key):
+        loss, grads = jax.value_and_grad(loss_fn)(params, key)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    with train_property.set_train_property(True):  # their modules read it while tracing
+        keys = {"params": jax.random.key(0), "default": jax.random.key(1), "state_init": jax.random.key(2)}
+        params = model.init(keys, video, {})["params"]
+        state = [params, tx.init(params)]
+        start = time.perf_counter()
+        compiled = step.lower(*state, jax.random.key(3)).compile()
+        compile_seconds = time.perf_counter() - start
+
+    def run_step(i):
+        params, opt_state, loss = compiled(*state, jax.random.key(i))
+        loss.block_until_ready()
+        state[:] = [params, opt_state]
+
+    return run_step, compile_seconds, flop_count(compiled)
 
 
 V5E_PEAK_FLOPS, V5E_HBM_BYTES = 197e12, 16 * 2**30
@@ -144,6 +214,9 @@ def main(argv=None) -> dict:
                         help="do not run: memory analysis and a v5e time estimate")
     parser.add_argument("--utilisation", type=float, default=0.4,
                         help="share of the v5e's peak assumed by --compile-only")
+    parser.add_argument("--release", default=None, metavar="DIR",
+                        help="a local copy of google-deepmind/representations4d: time the authors' "
+                             "step too, interleaved with ours (needs kauldron)")
     args = parser.parse_args(argv)
 
     config = configs.override(configs.get(args.preset), args.override)
@@ -174,14 +247,25 @@ def main(argv=None) -> dict:
     if args.compile_only:
         return report_compiled(args, config, resolution, compiled, compile_seconds, flops, notes)
 
+    release = None
+    if args.release:
+        if (args.preset, model_config.compute_dtype) != ("paper", "float32"):
+            parser.error("--release compares the paper configuration in float32: use --preset paper "
+                         "(on a CPU its compute dtype becomes float32)")
+        release = release_step(args.release, args.batch, args.frames, resolution)
+        release[0](0)  # warm-up
     state, metrics = compiled(state, batch, key)  # warm-up
     metrics["loss"].block_until_ready()
-    times = []
-    for i in range(args.steps):
+    times, release_times = [], []
+    for i in range(args.steps):  # with --release, their step and ours alternate
         start = time.perf_counter()
         state, metrics = compiled(state, batch, jax.random.fold_in(key, i))
         metrics["loss"].block_until_ready()
         times.append(time.perf_counter() - start)
+        if release:
+            start = time.perf_counter()
+            release[0](i + 1)
+            release_times.append(time.perf_counter() - start)
     median = statistics.median(times)
     matmul = max(matmul, matmul_gflops())  # measured before and after: the better one
     achieved = flops / median / 1e9 if flops else None
@@ -211,6 +295,17 @@ def main(argv=None) -> dict:
         "loss": float(metrics["loss"]),
         "notes": notes,
     }
+    if release:
+        release_median = statistics.median(release_times)
+        result["release"] = {
+            "step_seconds_median": round(release_median, 4),
+            "step_seconds_all": [round(t, 4) for t in release_times],
+            "compile_seconds": round(release[1], 2),
+            "step_gflop": round(release[2] / 1e9, 2) if release[2] else None,
+            "fraction_of_matmul": (round(release[2] / release_median / 1e9 / matmul, 3)
+                                   if release[2] else None),
+            "speed_ours_over_theirs": round(release_median / median, 3),
+        }
     print(json.dumps(result, indent=1))
     return result
 

@@ -391,9 +391,12 @@ print(f"paper encoder: 128² -> {paper_tokens.shape[2]} tokens of width {paper_t
 `initial_noise` and `fixed_noise` draw the state before the first frame;
 `stop_gradient_mask` says where the carried state is cut from the gradient;
 `scan_over_time` scans any NNX module's step over the frames of a clip;
-`PredictCorrect` is the predict–correct loop (`unroll` scans it over frames);
+`frame_step` is one frame of the loop and `PredictCorrect` the module
+(`unroll` runs `frame_step` over frames);
 `chunks_of` and `stream` run it over a video of any length, chunk by chunk.
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -596,8 +599,39 @@ else:
     raise AssertionError("a state of the wrong width was accepted")
 
 # %% [markdown]
+# One frame of the loop, written for `scan_over_time`: the carried state in,
+# `(z_c, (z_p, z_c))` out. A `True` in the `stop_gradient` mask cuts the
+# gradient into the state before the prediction; with the release's
+# loss-gradient switch the corrector also sees `dL/dz_p`.
+
+# %%
+#| export dynamics
+def frame_step(module, state, inputs, *, loss_gradient_fn=None):
+    """One predict–correct step of `module` (a `PredictCorrect`) on `inputs` = (features
+    [B, N, D], stop-gradient flags [B] or None, the loss-gradient inputs of this frame)."""
+    features, stop, extra = inputs
+    if stop is not None:
+        state = jnp.where(stop[:, None, None], jax.lax.stop_gradient(state), state)
+    predicted = module.predict(state)
+    gradient = (None if loss_gradient_fn is None
+                else jax.lax.stop_gradient(loss_gradient_fn(predicted, extra)))
+    corrected = module.correct(predicted, features, gradient)
+    return corrected, (predicted, corrected)
+
+
+# %% [markdown]
 # And the module itself: the three learned pieces, the initial state, one
 # prediction, one correction, and `unroll`, the loop over a clip's frames.
+#
+# `unroll` scans over every frame but the last and runs the last one outside
+# the scan. The result is the same; what changes is what `jit` may leave out.
+# Pretraining decodes only the `z_p`, so the last frame's correction is never
+# used — but XLA cannot drop work from one iteration of a loop. Outside the
+# loop it is dead code and is dropped. At the paper's size with T = 2 (B = 1,
+# 128²) that is 77 of the train step's 439 GFLOP, the one correction in four
+# passes whose result nothing reads (`python benchmarks/step.py --preset paper
+# --batch 1 --frames 2 --compile-only`, XLA's count: 438.8 GFLOP before, 361.7
+# after, the release's step 360.8); at T = 8, one of eight corrections.
 
 # %%
 #| export dynamics
@@ -667,19 +701,13 @@ class PredictCorrect(nnx.Module):
         """
         _check_unroll_inputs(features, state, self.token_dim, self.gradient_projection is not None,
                              loss_gradient_fn, stop_gradient)
-        def step(module, carry, inputs):
-            frame_features, stop, extra = inputs
-            if stop is not None:
-                carry = jnp.where(stop[:, None, None], jax.lax.stop_gradient(carry), carry)
-            predicted = module.predict(carry)
-            gradient = (None if loss_gradient_fn is None
-                        else jax.lax.stop_gradient(loss_gradient_fn(predicted, extra)))
-            corrected = module.correct(predicted, frame_features, gradient)
-            return corrected, (predicted, corrected)
-
-        state, (predicted, corrected) = scan_over_time(
-            self, step, state.astype(self.dtype), (features, stop_gradient, loss_gradient_inputs))
-        return {"z_p": predicted, "z_c": corrected, "state": state}
+        step = functools.partial(frame_step, loss_gradient_fn=loss_gradient_fn)
+        inputs = (features, stop_gradient, loss_gradient_inputs)
+        state, (predicted, corrected) = scan_over_time(  # all frames but the last
+            self, step, state.astype(self.dtype), jax.tree.map(lambda x: x[:, :-1], inputs))
+        state, (last_p, last_c) = step(self, state, jax.tree.map(lambda x: x[:, -1], inputs))
+        append = lambda frames, last: jnp.concatenate([frames, last[:, None]], axis=1)
+        return {"z_p": append(predicted, last_p), "z_c": append(corrected, last_c), "state": state}
 
 
 # %% [markdown]

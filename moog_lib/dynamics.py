@@ -3,7 +3,8 @@
 `initial_noise` and `fixed_noise` draw the state before the first frame;
 `stop_gradient_mask` says where the carried state is cut from the gradient;
 `scan_over_time` scans any NNX module's step over the frames of a clip;
-`PredictCorrect` is the predict–correct loop (`unroll` scans it over frames);
+`frame_step` is one frame of the loop and `PredictCorrect` the module
+(`unroll` runs `frame_step` over frames);
 `chunks_of` and `stream` run it over a video of any length, chunk by chunk.
 
 Generated from chapters/03_model.py by tools/export.py; do not edit.
@@ -16,11 +17,14 @@ __all__ = [
     "fixed_noise",
     "stop_gradient_mask",
     "scan_over_time",
+    "frame_step",
     "PredictCorrect",
     "chunks_of",
     "stream",
 ]
 
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -111,6 +115,20 @@ def _check_unroll_inputs(features, state, token_dim: int, gradient_input: bool,
 
 
 # chapters/03_model.py, cell 32
+def frame_step(module, state, inputs, *, loss_gradient_fn=None):
+    """One predict–correct step of `module` (a `PredictCorrect`) on `inputs` = (features
+    [B, N, D], stop-gradient flags [B] or None, the loss-gradient inputs of this frame)."""
+    features, stop, extra = inputs
+    if stop is not None:
+        state = jnp.where(stop[:, None, None], jax.lax.stop_gradient(state), state)
+    predicted = module.predict(state)
+    gradient = (None if loss_gradient_fn is None
+                else jax.lax.stop_gradient(loss_gradient_fn(predicted, extra)))
+    corrected = module.correct(predicted, features, gradient)
+    return corrected, (predicted, corrected)
+
+
+# chapters/03_model.py, cell 34
 class PredictCorrect(nnx.Module):
     """The recurrent core: `z_p = z + P(z)`, `z_c = LN(z_p + C(z_p, F_t))`.
 
@@ -177,22 +195,16 @@ class PredictCorrect(nnx.Module):
         """
         _check_unroll_inputs(features, state, self.token_dim, self.gradient_projection is not None,
                              loss_gradient_fn, stop_gradient)
-        def step(module, carry, inputs):
-            frame_features, stop, extra = inputs
-            if stop is not None:
-                carry = jnp.where(stop[:, None, None], jax.lax.stop_gradient(carry), carry)
-            predicted = module.predict(carry)
-            gradient = (None if loss_gradient_fn is None
-                        else jax.lax.stop_gradient(loss_gradient_fn(predicted, extra)))
-            corrected = module.correct(predicted, frame_features, gradient)
-            return corrected, (predicted, corrected)
-
-        state, (predicted, corrected) = scan_over_time(
-            self, step, state.astype(self.dtype), (features, stop_gradient, loss_gradient_inputs))
-        return {"z_p": predicted, "z_c": corrected, "state": state}
+        step = functools.partial(frame_step, loss_gradient_fn=loss_gradient_fn)
+        inputs = (features, stop_gradient, loss_gradient_inputs)
+        state, (predicted, corrected) = scan_over_time(  # all frames but the last
+            self, step, state.astype(self.dtype), jax.tree.map(lambda x: x[:, :-1], inputs))
+        state, (last_p, last_c) = step(self, state, jax.tree.map(lambda x: x[:, -1], inputs))
+        append = lambda frames, last: jnp.concatenate([frames, last[:, None]], axis=1)
+        return {"z_p": append(predicted, last_p), "z_c": append(corrected, last_c), "state": state}
 
 
-# chapters/03_model.py, cell 44
+# chapters/03_model.py, cell 46
 def chunks_of(frames, chunk_size: int):
     """Split a video [B, T, ...] along time into chunks [B, <= chunk_size, ...] (a generator)."""
     if not isinstance(chunk_size, int) or chunk_size < 1:
