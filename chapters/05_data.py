@@ -447,7 +447,9 @@ print(f"valid tracks: {clip['point_valid'].sum()} in the clip, {w8['point_valid'
 
 
 # %% [markdown]
-# **The crop.** A crop box is drawn in normalised frame coordinates
+# ## 5. The crop
+#
+# A crop box is drawn in normalised frame coordinates
 # `(ymin, xmin, ymax, xmax)` with area `a ∈ [0.3, 2]` and aspect ratio
 # `r ∈ [0.5, 2]` (log-uniform): height `√(a/r)`, width `√(a·r)`. Along each
 # axis the box starts uniformly where it either fits inside the frame or, when
@@ -467,7 +469,7 @@ print(f"valid tracks: {clip['point_valid'].sum()} in the clip, {w8['point_valid'
 # boxes but no masks. A clipped box can be loose, though: when a crop cuts an
 # L-shaped object, the corner of its old box that survives may hold none of
 # its pixels. So when the clip carries a segmentation whose ids match its boxes
-# (our renderer, MOVi-E), `tight_boxes=True` (the default) recomputes each box
+# (our clips by hand, the renderer of chapter 05a, MOVi-E), `tight_boxes=True` (the default) recomputes each box
 # from the cropped segmentation, with the same 0.5% rule in the new frame.
 
 # %%
@@ -563,7 +565,8 @@ def crop_and_resize_clip(clip: dict, box, resolution: int | tuple[int, int], *,
 # extent of its object in the cropped segmentation — exactly with tight boxes;
 # and, for mapped boxes of objects the crop does not cut, up to one output
 # pixel when the crop enlarges. (When it shrinks, nearest-neighbour sampling
-# can skip a thin part of an object — a horse's leg — and the mapped box
+# can skip a thin part of an object — a horse's leg in chapter 05a's
+# cut-out cards — and the mapped box
 # overshoots the pixels left: one more reason for tight boxes.)
 
 
@@ -589,7 +592,9 @@ assert np.allclose(padded["target_points"], base["target_points"] / 2 + 16)
 
 
 # %% [markdown]
-# **Colour.** dm-pix implements the TF image ops in JAX. One set of random
+# ## 6. Colour
+#
+# dm-pix implements the TF image ops in JAX. One set of random
 # factors is drawn per clip and applied to all its frames, in a fixed order
 # (brightness, contrast, saturation, hue — SimCLR also randomises the order; the
 # paper does not say), each followed by clipping to [0, 1]. Only the video
@@ -648,11 +653,12 @@ print(f"changed: {changed:.0%} of clips (expected ~84%: 1 - 0.2 x 0.8), grayscal
 mediapy.show_images([j[0] for j in jittered[:8]], columns=8, height=80)
 
 # %% [markdown]
-# **The whole augmentation, batching, and a grain pipeline.** `augment_clip`
-# chains window → crop → resize → jitter → track masking, drawing everything
-# from the NumPy generator it is given. `grain` supplies the rest: a
-# `MapDataset` over any random-access source (a list, our renderer, the
-# `array_record` files of chapter 05b), global shuffling, epochs, per-element
+# ## 7. The whole augmentation, batching, and a grain pipeline
+#
+# `augment_clip` chains window → crop → resize → jitter → track masking,
+# drawing everything from the NumPy generator it is given. `grain` supplies
+# the rest: a `MapDataset` over any random-access source (a list, the
+# renderer of chapter 05a, the `array_record` files of chapter 05b), global shuffling, epochs, per-element
 # random seeds derived from one pipeline seed (so a pipeline is reproducible
 # and checkpointable), batching, and optional worker processes.
 
@@ -774,7 +780,9 @@ check_clip({k: v[0] for k, v in batches[0].items()})
 print({k: (v.shape, v.dtype.name) for k, v in batches[0].items()})
 
 # %% [markdown]
-# **Onto the devices.** A training step shards the batch along its first axis
+# ## 8. Onto the devices
+#
+# A training step shards the batch along its first axis
 # over a one-axis device mesh named `"data"`. We build the mesh with an explicit
 # axis type, because JAX's default axis types changed between the versions this
 # project supports (0.7 on Colab, 0.10 here). `jax.device_put` with a
@@ -815,7 +823,9 @@ assert np.array_equal(np.asarray(on_device["target_points"]), batches[0]["target
 print(mesh, "| video shards:", [s.data.shape for s in on_device["video"].addressable_shards])
 
 # %% [markdown]
-# **Sources.** Where do the clips come from? So far from a list of clips
+# ## 9. Sources
+#
+# Where do the clips come from? So far from a list of clips
 # drawn by hand; chapter 05a renders them, and chapter 05b adds a dataset on
 # disk, MOVi-E, TAP-Vid-DAVIS and video files. Every one is a `ClipSource`: a random-access collection of per-clip
 # dicts with `len(source)` and `source[i]`, which `make_pipeline` and `grain`

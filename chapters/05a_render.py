@@ -798,11 +798,9 @@ plt.show()
 # background, id 0, as MOVi labels its floor and dome.
 #
 # **Boxes** come from the segmentation, with chapter 05's
-# `boxes_from_segmentation` (§2), one per object and frame: the extent
-# of its visible pixels in pixel edges, normalised by the frame size. A box
-# covering less than 0.5% of the image is marked invalid, and a clip keeps at
-# most 10 boxes — our scenes never have more than 10 objects, so box `k`
-# always belongs to object `k`.
+# `boxes_from_segmentation` (§2): pixel-edge extents, invalid below 0.5% of
+# the image, at most 10 per clip — our scenes never have more than 10
+# objects, so box `k` always belongs to object `k`.
 #
 # **Point tracks** follow the TAP-Vid Kubric recipe. Queries are sampled on
 # frame 0 from a grid with a random offset and a stride of 4 pixels *at

