@@ -40,7 +40,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 9 s (nbval, a shared core) |
+# | `tiny` | CI, 2 CPU cores | 9–21 s (nbval, a shared core; two runs under different loads) |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 30 s, all CPU: a few hand-drawn clips, the pipeline's crops and jitter, and the install; not measured on Colab |
 
 
