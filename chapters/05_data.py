@@ -40,7 +40,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 9–21 s (nbval, a shared core; two runs under different loads) |
+# | `tiny` | CI, 2 CPU cores | 9–21 s (nbval, a shared core; three runs under different loads) |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 30 s, all CPU: a few hand-drawn clips, the pipeline's crops and jitter, and the install; not measured on Colab |
 
 
@@ -179,9 +179,8 @@ assert list(spec) == list(CLIP_KEYS) and spec["target_points"][0] == (256, 24, 2
 print({key: shape for key, (shape, _) in spec.items()})
 
 # %% [markdown]
-# Two more definitions: `unlabelled_clip` turns a bare video into a full
-# dict, and `check_finite` checks values a person hands over; both are tried
-# after the next cell.
+# Two more definitions, tried after the next cell: `unlabelled_clip`, for a
+# source without labels, and `check_finite`.
 
 # %%
 #| export
@@ -468,9 +467,10 @@ print(f"valid tracks: {clip['point_valid'].sum()} in the clip, {w8['point_valid'
 # invalid when nothing of them is left — the only option for a source that has
 # boxes but no masks. A clipped box can be loose, though: when a crop cuts an
 # L-shaped object, the corner of its old box that survives may hold none of
-# its pixels. So when the clip carries a segmentation whose ids match its boxes
-# (our clips by hand, the renderer of chapter 05a, MOVi-E), `tight_boxes=True` (the default) recomputes each box
-# from the cropped segmentation, with the same 0.5% rule in the new frame.
+# its pixels. So when the clip carries a segmentation whose ids match its
+# boxes (our clips drawn by hand, the renderer of chapter 05a, MOVi-E),
+# `tight_boxes=True` (the default) recomputes each box from the cropped
+# segmentation, with the same 0.5% rule in the new frame.
 
 # %%
 #| export
@@ -565,9 +565,9 @@ def crop_and_resize_clip(clip: dict, box, resolution: int | tuple[int, int], *,
 # extent of its object in the cropped segmentation — exactly with tight boxes;
 # and, for mapped boxes of objects the crop does not cut, up to one output
 # pixel when the crop enlarges. (When it shrinks, nearest-neighbour sampling
-# can skip a thin part of an object — a horse's leg in chapter 05a's
-# cut-out cards — and the mapped box
-# overshoots the pixels left: one more reason for tight boxes.)
+# can skip a thin part of an object — a horse's leg in chapter 05a's cut-out
+# cards — and the mapped box overshoots the pixels left: one more reason for
+# tight boxes.)
 
 
 # %%
@@ -658,9 +658,10 @@ mediapy.show_images([j[0] for j in jittered[:8]], columns=8, height=80)
 # `augment_clip` chains window → crop → resize → jitter → track masking,
 # drawing everything from the NumPy generator it is given. `grain` supplies
 # the rest: a `MapDataset` over any random-access source (a list, the
-# renderer of chapter 05a, the `array_record` files of chapter 05b), global shuffling, epochs, per-element
-# random seeds derived from one pipeline seed (so a pipeline is reproducible
-# and checkpointable), batching, and optional worker processes.
+# renderer of chapter 05a, the `array_record` files of chapter 05b), global
+# shuffling, epochs, per-element random seeds derived from one pipeline seed
+# (so a pipeline is reproducible and checkpointable), batching, and optional
+# worker processes.
 
 # %%
 #| export
@@ -782,8 +783,8 @@ print({k: (v.shape, v.dtype.name) for k, v in batches[0].items()})
 # %% [markdown]
 # ## 8. Onto the devices
 #
-# A training step shards the batch along its first axis
-# over a one-axis device mesh named `"data"`. We build the mesh with an explicit
+# A training step shards the batch along its first axis over a one-axis
+# device mesh named `"data"`. We build the mesh with an explicit
 # axis type, because JAX's default axis types changed between the versions this
 # project supports (0.7 on Colab, 0.10 here). `jax.device_put` with a
 # `NamedSharding` splits the host arrays and sends each device its slice.
@@ -825,11 +826,11 @@ print(mesh, "| video shards:", [s.data.shape for s in on_device["video"].address
 # %% [markdown]
 # ## 9. Sources
 #
-# Where do the clips come from? So far from a list of clips
-# drawn by hand; chapter 05a renders them, and chapter 05b adds a dataset on
-# disk, MOVi-E, TAP-Vid-DAVIS and video files. Every one is a `ClipSource`: a random-access collection of per-clip
-# dicts with `len(source)` and `source[i]`, which `make_pipeline` and `grain`
-# read directly (a plain list of clips works too).
+# Where do the clips come from? So far from a list of clips drawn by hand;
+# chapter 05a renders them, and chapter 05b adds a dataset on disk, MOVi-E,
+# TAP-Vid-DAVIS and video files. Every one is a `ClipSource`: a random-access
+# collection of per-clip dicts with `len(source)` and `source[i]`, which
+# `make_pipeline` and `grain` read directly (a plain list of clips works too).
 
 # %%
 #| export

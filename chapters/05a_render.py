@@ -41,7 +41,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 31–60 s (nbval, a shared core; two runs under different loads) |
+# | `tiny` | CI, 2 CPU cores | 14–60 s (nbval, a shared core; three runs under different loads) |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 1.5 min, all CPU: ≈ 100 clips rendered at 64² (≈ 0.05 s each on one core, measured here) and a few at 128², and the install; not measured on Colab |
 
 # %%
@@ -1080,7 +1080,6 @@ assert np.mean(rates) > 0.95
 # crop), and is each box the extent of its object in the cropped
 # segmentation? Then a batch of rendered clips, cut and augmented.
 
-# %%
 # %%
 rng = np.random.default_rng(0)
 base = render_clip("movi_e", "train", 2, resolution=64, num_frames=FRAMES)

@@ -36,7 +36,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 55–65 s (nbval, a shared core; two runs under different loads; 38 s when it was chapter 05a) |
+# | `tiny` | CI, 2 CPU cores | 22–65 s (nbval, a shared core; three runs under different loads) |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 1 min, all CPU: a small dataset build (a few clips rendered at 64²), video decoding, and the install; not measured on Colab |
 
 

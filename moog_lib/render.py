@@ -684,7 +684,7 @@ def render_clip(preset: str, split: str, index: int, seed: int = 0, *, resolutio
     return render_scene(scene, resolution, num_points, _scene_rng(preset, split, int(index), int(seed), 1))
 
 
-# chapters/05a_render.py, cell 47
+# chapters/05a_render.py, cell 46
 def _render_task(args):
     preset, split, index, seed, kwargs = args
     return render_clip(preset, split, index, seed, **kwargs)
