@@ -95,8 +95,9 @@ PRESET = notebook.setup()
 # | 02 | attention and the transformer block | `moog_lib.attention` |
 # | 03 | encoder and the predict–correct loop | `moog_lib.encoder`, `moog_lib.dynamics` |
 # | 04 | decoding off-the-grid tokens, the whole model | `moog_lib.decoder`, `moog_lib.model` |
-# | 05 | data: rendered scenes with exact labels, the input pipeline | `moog_lib.data`, `moog_lib.render` |
-# | 05a | datasets: clips on disk, MOVi-E, TAP-Vid-DAVIS, video files | `moog_lib.datasets` |
+# | 05 | data: the per-clip dict, the input pipeline | `moog_lib.data` |
+# | 05a | rendering MOVi-like scenes with exact labels | `moog_lib.render` |
+# | 05b | datasets: clips on disk, MOVi-E, TAP-Vid-DAVIS, video files | `moog_lib.datasets` |
 # | 06 | pretraining | `moog_lib.optimization`, `moog_lib.parallel`, `moog_lib.checkpoint`, `moog_lib.runs`, `moog_lib.train` |
 # | 07–09 | readouts: depth, points, boxes | `moog_lib.readouts`, `moog_lib.points`, `moog_lib.boxes` |
 # | 10 | on-the-grid baselines | `moog_lib.baselines`, `moog_lib.comparison` |
@@ -213,7 +214,7 @@ else:
 # Plumbing: the configuration dataclasses of the data, training and readouts; you may skip it.
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Where clips come from and their shape (chapter 05)."""
+    """Where clips come from and their shape (chapters 05–05b)."""
 
     source: str = "synthetic"
     scene_preset: str = "movi_e"

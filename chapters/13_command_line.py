@@ -18,7 +18,7 @@
 # report, or do all of it with `moog demo` (what `make demo` runs). This chapter
 # is the command's source and its manual.
 #
-# **Prerequisites.** Chapters 05 (data) and 06 (pretraining).
+# **Prerequisites.** Chapters 05–05b (data) and 06 (pretraining).
 #
 # **Runtime.**
 #
@@ -487,4 +487,4 @@ assert loop.count("--workdir runs/seed_") == 3
 # ## References
 #
 # - Python documentation: `argparse`.
-# - Chapter 06 for what `train` does; chapter 05a for `data build`.
+# - Chapter 06 for what `train` does; chapter 05b for `data build`.

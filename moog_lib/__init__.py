@@ -5,8 +5,8 @@ Every module except this file is generated from a chapter in `chapters/` by
 Modules come in layers (nothing imports upward):
 
 - fourier, attention, configs, data: import nothing of ours; notebook (the
-  setup cell of every chapter) imports configs; render (chapter 05's renderer) imports
-  data, and datasets (chapter 05a) both;
+  setup cell of every chapter) imports configs; render (chapter 05a's renderer) imports
+  data, and datasets (chapter 05b) both;
 - encoder, dynamics (chapter 03), then decoder, model (chapter 04: MooG itself):
   build on them;
 - optimization, parallel, checkpoint, runs, then train (chapter 06): on those;

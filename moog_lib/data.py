@@ -93,6 +93,7 @@ def check_clip(clip: dict) -> dict:
     return clip
 
 
+# chapters/05_data.py, cell 11
 def unlabelled_clip(video: np.ndarray, num_points: int = 256, max_boxes: int = MAX_BOXES) -> dict:
     """A per-clip dict for a bare video uint8 [T, H, W, 3]: every label zero and invalid."""
     video = np.asarray(video)
@@ -120,7 +121,7 @@ def check_finite(name: str, values, fix: str = "", where=None) -> np.ndarray:
     return array
 
 
-# chapters/05_data.py, cell 8
+# chapters/05_data.py, cell 12
 def is_concrete(*arrays) -> bool:
     """True unless one of `arrays` is traced (inside `jax.jit`, `jax.grad`, `jax.vmap`, …).
 
@@ -129,7 +130,19 @@ def is_concrete(*arrays) -> bool:
     return not any(isinstance(a, jax.core.Tracer) for a in arrays)
 
 
-# chapters/05_data.py, cell 31
+# chapters/05_data.py, cell 16
+def _check_size(name: str, value, low: int = 1, multiple_of: int = 1,
+                high: int | None = None) -> int:
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{name}={value}: expected at most {high} pixels on a side")
+    if value % multiple_of:
+        raise ValueError(f"{name} must be divisible by {multiple_of}, got {value}")
+    return int(value)
+
+
+# chapters/05_data.py, cell 19
 def boxes_from_segmentation(segmentations: np.ndarray, max_boxes: int = MAX_BOXES,
                             min_fraction: float = 0.005):
     """Boxes of objects 1 … max_boxes from a segmentation [T, H, W] or [T, H, W, 1].
@@ -152,19 +165,7 @@ def boxes_from_segmentation(segmentations: np.ndarray, max_boxes: int = MAX_BOXE
     return np.where(valid[..., None], box, 0.0).astype(np.float32), valid
 
 
-# chapters/05_data.py, cell 39
-def _check_size(name: str, value, low: int = 1, multiple_of: int = 1,
-                high: int | None = None) -> int:
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    if high is not None and value > high:
-        raise ValueError(f"{name}={value}: expected at most {high} pixels on a side")
-    if value % multiple_of:
-        raise ValueError(f"{name} must be divisible by {multiple_of}, got {value}")
-    return int(value)
-
-
-# chapters/05_data.py, cell 54
+# chapters/05_data.py, cell 26
 def mask_tracks(clip: dict) -> dict:
     """Invalidate tracks occluded at their query frame or in every frame (returns a new dict)."""
     occluded = clip["occluded"]
@@ -196,7 +197,7 @@ def random_window(clip: dict, num_frames: int, rng: np.random.Generator) -> dict
     return select_window(clip, int(rng.integers(t - num_frames + 1)), num_frames)
 
 
-# chapters/05_data.py, cell 57
+# chapters/05_data.py, cell 29
 def sample_crop_box(rng: np.random.Generator, area_range=(0.3, 2.0), aspect_range=(0.5, 2.0)) -> np.ndarray:
     """A random crop (ymin, xmin, ymax, xmax) float32 [4] in normalised frame coordinates.
 
@@ -230,7 +231,7 @@ def _resize_axis(values: np.ndarray, coords: np.ndarray, axis: int, size: int) -
     return (a * (1 - frac) + b * frac) * inside
 
 
-# chapters/05_data.py, cell 58
+# chapters/05_data.py, cell 30
 def crop_and_resize_clip(clip: dict, box, resolution: int | tuple[int, int], *,
                          tight_boxes: bool = True) -> dict:
     """Crop `box` (ymin, xmin, ymax, xmax), normalised, possibly beyond [0, 1]) out of every
@@ -282,7 +283,7 @@ def crop_and_resize_clip(clip: dict, box, resolution: int | tuple[int, int], *,
     }
 
 
-# chapters/05_data.py, cell 62
+# chapters/05_data.py, cell 34
 def color_jitter(key: jax.Array, video: jax.Array, *, p_jitter: float = 0.8,
                  max_brightness: float = 32 / 255, contrast=(0.6, 1.4), saturation=(0.6, 1.4),
                  max_hue: float = 0.2, p_grayscale: float = 0.2) -> jax.Array:
@@ -317,7 +318,7 @@ def jitter_clip_video(video: np.ndarray, seed: int) -> np.ndarray:
     return np.clip(np.round(np.asarray(out) * 255.0), 0, 255).astype(np.uint8)
 
 
-# chapters/05_data.py, cell 65
+# chapters/05_data.py, cell 37
 def augment_clip(clip: dict, rng: np.random.Generator, *, num_frames: int = 8,
                  resolution: int | None = None, crop: bool = True, jitter: bool = True,
                  area_range=(0.3, 2.0), aspect_range=(0.5, 2.0)) -> dict:
@@ -364,7 +365,7 @@ class _Augment:
                             crop=self.augment, jitter=self.augment)
 
 
-# chapters/05_data.py, cell 66
+# chapters/05_data.py, cell 38
 def make_pipeline(source, *, batch_size: int, seed: int = 0, num_frames: int = 8,
                   resolution: int | None = None, augment: bool = True, shuffle: bool = True,
                   num_epochs: int | None = None, worker_count: int = 0, prefetch: int = 2):
@@ -420,7 +421,7 @@ def _stream_batches(source, transform, batch_size, seed, num_epochs):
         epoch += 1
 
 
-# chapters/05_data.py, cell 69
+# chapters/05_data.py, cell 41
 def data_parallel_mesh(devices=None) -> jax.sharding.Mesh:
     """A 1-D mesh with axis "data" over `devices` (default: all of `jax.devices()`)."""
     devices = jax.devices() if devices is None else list(devices)
@@ -446,11 +447,11 @@ def shard_clip_batch(batch: dict, mesh: jax.sharding.Mesh | None = None) -> dict
             for key, value in batch.items()}
 
 
-# chapters/05_data.py, cell 72
+# chapters/05_data.py, cell 44
 class ClipSource:
     """A random-access collection of per-clip dicts: `len(source)`, `source[i]`, iteration.
 
-    Every source of chapter 05a (`moog_lib.datasets`) is one; `make_pipeline` and grain read
+    Every source of chapter 05b (`moog_lib.datasets`) is one; `make_pipeline` and grain read
     any of them, and plain lists of clips too.
     """
 

