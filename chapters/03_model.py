@@ -628,10 +628,11 @@ def frame_step(module, state, inputs, *, loss_gradient_fn=None):
 # Pretraining decodes only the `z_p`, so the last frame's correction is never
 # used — but XLA cannot drop work from one iteration of a loop. Outside the
 # loop it is dead code and is dropped. At the paper's size with T = 2 (B = 1,
-# 128²) that is 77 of the train step's 439 GFLOP, the one correction in four
-# passes whose result nothing reads (`python benchmarks/step.py --preset paper
-# --batch 1 --frames 2 --compile-only`, XLA's count: 438.8 GFLOP before, 361.7
-# after, the release's step 360.8); at T = 8, one of eight corrections.
+# 128², float32) XLA counts 438.8 GFLOP for the train step with every frame
+# in the scan and 360.8 with the last frame outside it — the release's step
+# (their Python loop, which `jit` prunes the same way) counts 360.8 (`python
+# benchmarks/step.py --preset paper --batch 1 --frames 2 --compile-only`). At
+# T = 8 the saving is one correction in eight.
 
 # %%
 #| export dynamics
