@@ -106,7 +106,7 @@ def rescore(name: str, out: Path, data_dir: str, readout_steps: int) -> dict:
     net = baselines.load_baseline(out / name, config)[0]
     batches = train.held_out_batches(train.make_sources(config, progress=False)[1], config,
                                      keys=TRACK_KEYS)
-    scores = baselines.token_following(net, batches)
+    scores = comparison.token_following(net, batches)
     readout = json.loads((out / name / "readouts" / "results.json").read_text())
     points = next(r for r in readout if r["task"] == "points")
     return {**{k: scores[k] for k in ("psnr", "copy_psnr", "following", "sharpness",

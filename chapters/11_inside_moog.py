@@ -111,13 +111,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 from flax import nnx
 
-from moog_lib import baselines, data, decoder, readouts, render, train
+from moog_lib import baselines, comparison, data, decoder, readouts, render, train
 
 chapter_start = time.perf_counter()
 scratch = Path(tempfile.mkdtemp())
 net, config, manifest = train.load_tutorial_model()
 held = manifest["held_out"]
-scores = baselines.token_following(net, readouts.manifest_batches(
+scores = comparison.token_following(net, readouts.manifest_batches(
     manifest, config, ("video", "target_points", "occluded", "point_valid")))
 print(f"shipped {manifest['name']}: {manifest['steps']} steps of `{manifest['command']}`")
 print(f"K = {config.model.num_tokens} tokens of D = {config.model.token_dim}, "
@@ -1627,7 +1627,7 @@ side_numbers = {}
 for kind, entry in side.items():
     object_yx = entry.get("object_centroids")
     numbers = {"tokens": entry["attention"].shape[-1], "sharpness": entry["sharpness"],
-               **baselines.token_following(pair[kind][0], [track_batch])}
+               **comparison.token_following(pair[kind][0], [track_batch])}
     if object_yx is not None:
         token_yx = entry["token_centroids"]
         numbers["to_object"] = np.nanmean(distance_to(object_yx, token_yx)[1:])

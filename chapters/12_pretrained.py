@@ -2005,7 +2005,7 @@ def attention_centroids(attention, height: int, width: int) -> np.ndarray:
 
 @functools.partial(jax.jit, static_argnames=("height", "width", "first_frame"))
 def _sums_per_token(maps, tracks, occluded, *, height: int, width: int, first_frame: int):
-    from moog_lib.baselines import token_following_sums  # chapter 10; imported when needed
+    from moog_lib.comparison import token_following_sums  # chapter 10a; imported when needed
 
     valid = jnp.ones(tracks.shape[:2], bool)
     one_token = lambda m: token_following_sums(m[..., None], tracks, occluded, valid,  # noqa: E731
@@ -2027,7 +2027,7 @@ def corrector_following(attention, tracks, visible, *, height: int, width: int,
     "token_speeds" [K], "content_speeds" [K] and "explained" [K] (mean over frame
     pairs of |u|² − |δ − u|², px²: large for a token moving a lot with its content).
     """
-    from moog_lib.baselines import following_score
+    from moog_lib.comparison import following_score
 
     attention = np.asarray(attention, np.float32)
     tracks = np.asarray(tracks, np.float32)

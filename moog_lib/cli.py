@@ -107,8 +107,8 @@ def demo_checks(workdir, out_dir) -> dict:
     _, eval_source = train.make_sources(config, progress=False)
     batches = train.held_out_batches(eval_source, config, keys=(
         "video", "segmentations", "target_points", "occluded", "point_valid"))
-    scores = baselines.token_following(model, batches)
-    ceiling = baselines.binding_ceiling(batches, config.model.eval_subsample, tiles=2)
+    scores = comparison.token_following(model, batches)
+    ceiling = comparison.binding_ceiling(batches, config.model.eval_subsample, tiles=2)
     checks = {"PSNR above copying the previous frame": scores["psnr"] > scores["copy_psnr"],
               "token following F >= 0.5": scores["following"] >= 0.5,
               "attention sharpness >= 0.3": scores["sharpness"] >= 0.3}
