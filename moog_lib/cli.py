@@ -119,7 +119,7 @@ def demo_checks(workdir, out_dir) -> dict:
              f"under them; 0: they stand still), token / content speed "
              f"{scores['token_speed']:.2f} / {scores['content_speed']:.2f} px/frame; perfect "
              f"binding (ground truth: one token per object, the background in 4 still tiles) "
-             f"scores F = {ceiling['following']:+.2f} on these clips at this grid (chapter 10, §7)",
+             f"scores F = {ceiling['following']:+.2f} on these clips at this grid (chapter 10a, §2)",
              f"- decoder attention sharpness {scores['sharpness']:.3f} (0: uniform, 1: one token "
              "per pixel)", ""]
     lines += [f"- [{'x' if ok else ' '}] {name}" for name, ok in checks.items()]

@@ -198,6 +198,8 @@ def token_following(net, batches, *, seed: int = 0, first_frame: int = 1) -> dic
         frame_scores.append(metrics)
     if totals is None:
         raise ValueError("token_following: no batches")
+    means = {k: float(np.mean([m[k] for m in frame_scores])) for k in frame_scores[0]}
+    return {**following_score(totals), **means}
 
 
 # chapters/10a_comparison.py, cell 23

@@ -1,6 +1,7 @@
 """On-the-grid baselines (chapter 10): shapes and MooG's interface, parameter counts,
-Grid's lack of state, Grid Rec.'s causal recurrence, training and loading, the
-token-following score, and `moog compare` end to end on `tiny`."""
+Grid's lack of state, Grid Rec.'s causal recurrence, training and loading; and
+chapter 10a's `comparison`: the token-following score, its binding ceiling, the
+cross-clip ARI, and `moog compare` end to end on `tiny`."""
 
 import dataclasses
 import json
