@@ -100,7 +100,6 @@ PRESET = notebook.setup()
 # `|δ|` and `|u|`, pixels per frame.
 # For Grid, token `k` at `t` and at `t+1` are related only by their grid cell,
 # so its score tells how far the decoder's footprints of one cell drift.
-
 #
 # First the sums, one batch at a time (they add up over batches):
 
@@ -449,9 +448,9 @@ for kind in MODEL_KINDS:
 # %% [markdown]
 # ## 5. Which scenes?
 #
-# The renderer of chapter 05 has four camera presets. How
-# much does the content move? The mean displacement of visible tracked points
-# between consecutive frames, on a few held-out clips of each, rendered as the
+# The renderer of chapter 05 has four camera presets. How much does the
+# content move? The mean displacement of visible tracked points between
+# consecutive frames, on a few held-out clips of each, rendered as the
 # `cpu` preset renders them (64², 24 frames: the camera's path spans the whole
 # clip, so shorter renders would move faster per frame):
 
@@ -500,6 +499,7 @@ assert motion["static"] < min(motion[p] for p in ("pan", "zoom", "movi_e"))
 #
 # If MooG's advantage comes from tokens that can follow content, its lead over
 # the grid models should be larger with the moving camera than with the still
+# one — the check the synthetic scenes were designed to make possible.
 #
 # ## 6. The comparison
 #
