@@ -3,7 +3,7 @@
 From one base recipe (the `cpu` preset) each row changes one knob. For every row
 MooG is pretrained, then measured on the held-out clips (test split): next-frame
 PSNR and copy-the-previous-frame PSNR on the same pixels, token-following F
-(chapter 10) and decoder-attention sharpness (chapter 11), the points AJ of a
+(chapter 10a) and decoder-attention sharpness (chapter 11), the points AJ of a
 short frozen readout (chapter 08) next to the zero-motion baseline, and wall
 minutes. Resumable: finished stages are read back from `<out>/<row>/`, an
 interrupted pretraining resumes from its last checkpoint; rerun the same command.
@@ -101,12 +101,12 @@ def points_scores(points: dict) -> dict:
 
 
 def rescore(name: str, out: Path, data_dir: str, readout_steps: int) -> dict:
-    """Chapter 10's `token_following` scores of the finished row `name`, from its checkpoint."""
+    """Chapter 10a's `token_following` scores of the finished row `name`, from its checkpoint."""
     config = row_config(name, data_dir, readout_steps)
     net = baselines.load_baseline(out / name, config)[0]
     batches = train.held_out_batches(train.make_sources(config, progress=False)[1], config,
                                      keys=TRACK_KEYS)
-    scores = baselines.token_following(net, batches)
+    scores = comparison.token_following(net, batches)
     readout = json.loads((out / name / "readouts" / "results.json").read_text())
     points = next(r for r in readout if r["task"] == "points")
     return {**{k: scores[k] for k in ("psnr", "copy_psnr", "following", "sharpness",

@@ -75,8 +75,8 @@ PRESET = notebook.setup()
 # off-the-grid tokens with on-the-grid baselines of about the same size (its
 # Section 4, Tables 1–3), and the comparison is not one-sided: in Table 2, with
 # readouts trained end to end on MOVi-E, Grid Rec. is ahead of MooG on points
-# and on boxes. Chapter 10 builds the baselines so that you can run the
-# comparison yourself.
+# and on boxes. Chapter 10 builds the baselines and chapter 10a runs the
+# comparison, so that you can run it yourself.
 #
 # ```
 #  frame t ──► encoder ──► F_t ─────────────────────────┐
@@ -100,7 +100,8 @@ PRESET = notebook.setup()
 # | 05b | datasets: clips on disk, MOVi-E, TAP-Vid-DAVIS, video files | `moog_lib.datasets` |
 # | 06 | pretraining | `moog_lib.optimization`, `moog_lib.parallel`, `moog_lib.checkpoint`, `moog_lib.runs`, `moog_lib.train` |
 # | 07–09 | readouts: depth, points, boxes | `moog_lib.readouts`, `moog_lib.points`, `moog_lib.boxes` |
-# | 10 | on-the-grid baselines | `moog_lib.baselines`, `moog_lib.comparison` |
+# | 10 | on-the-grid baselines | `moog_lib.baselines` |
+# | 10a | do the tokens follow the scene? the comparison | `moog_lib.comparison` |
 # | 11 | what the tokens do | `moog_lib.analysis`, `moog_lib.figures` |
 # | 12 | the authors' Ego4D model in our modules | `moog_lib.ego4d` |
 # | 12a | the release's files: check, rename, load, save | `moog_lib.release` |

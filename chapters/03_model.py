@@ -455,7 +455,7 @@ assert not jnp.allclose(noise[0], noise[1])  # every example draws its own noise
 # a name it keeps across clips, as learned queries do in DETR-style models. But
 # a name shared by every clip invites a place shared by every clip, and that
 # is what the small model learns: trained this way, its tokens settle into one
-# partition of the image that hardly depends on the clip (chapter 10 §7
+# partition of the image that hardly depends on the clip (chapter 10a §3
 # measures it; chapter 06 §10 shows what it costs). Read the switch as a way to
 # get a small model off the ground, not as a way to make its tokens bind.
 

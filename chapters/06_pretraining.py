@@ -1647,8 +1647,8 @@ assert cpu_config.model.num_tokens == cpu_model.config.num_tokens and cpu_manife
 # **The one-knob study.** `benchmarks/small_scale.py` runs the study through
 # the real pipeline — `train.fit`, the `cpu` preset's 1,000 built clips with
 # augmentation, 1,200 steps — changing one knob at a time, and scores each row
-# on the 32 held-out clips with chapter 10's `token_following` (PSNR beside
-# copying, F, sharpness, and the cross-clip ARI of chapter 10 §7: near 1, every
+# on the 32 held-out clips with chapter 10a's `token_following` (PSNR beside
+# copying, F, sharpness, and the cross-clip ARI of chapter 10a §3: near 1, every
 # clip gets the same partition of the image; near 0, the partition follows the
 # clip), plus the points AJ of a 300-step frozen readout beside the zero-motion
 # baseline. Measured here, two rows at a time on the two cores (so the wall
@@ -1726,7 +1726,7 @@ assert cpu_config.model.num_tokens == cpu_model.config.num_tokens and cpu_manife
 # So at this compute the small world shows two failure modes, not MooG's
 # behaviour: tokens that are places (fixed draw) or tokens that are blends
 # (fresh noise); competition narrows the gap between them in PSNR but not in
-# following. How far from binding is that? Chapter 10 §7 scores perfect
+# following. How far from binding is that? Chapter 10a §2 scores perfect
 # binding — the ground-truth segmentation as attention — on the same held-out
 # clips at this 16×16 grid: F = 0.38–0.53, and 0 for tokens that stand still.
 # Every row's F is below both. The `cpu` preset keeps the fixed draw and the paper's corrector,

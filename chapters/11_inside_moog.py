@@ -91,7 +91,7 @@ PRESET = notebook.setup()
 # sliding on a grey floor, 32×32 frames, K = 16 tokens of D = 64 — for
 # thousands of steps on two CPU cores; its manifest records the command, the
 # steps and its scores on eight held-out clips (test split). The cell below
-# renders those clips again and scores them again with chapter 10's
+# renders those clips again and scores them again with chapter 10a's
 # `token_following`: next-frame PSNR beside copying the previous frame, the
 # decoder attention's sharpness (§2) and the token-following score F (1:
 # tokens move with the content under them, 0: they stand still, below 0: they
@@ -111,13 +111,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 from flax import nnx
 
-from moog_lib import baselines, data, decoder, readouts, render, train
+from moog_lib import baselines, comparison, data, decoder, readouts, render, train
 
 chapter_start = time.perf_counter()
 scratch = Path(tempfile.mkdtemp())
 net, config, manifest = train.load_tutorial_model()
 held = manifest["held_out"]
-scores = baselines.token_following(net, readouts.manifest_batches(
+scores = comparison.token_following(net, readouts.manifest_batches(
     manifest, config, ("video", "target_points", "occluded", "point_valid")))
 print(f"shipped {manifest['name']}: {manifest['steps']} steps of `{manifest['command']}`")
 print(f"K = {config.model.num_tokens} tokens of D = {config.model.token_dim}, "
@@ -634,7 +634,7 @@ print(f"tokens that win at least one pixel: frame 1 {used[1]}, frame 8 {used[8]}
 in_place = [(ids[t] == ids[t + 8]).mean() for t in range(1, long_frames - 8)]
 print(f"pixels whose argmax token is the same 8 frames later: {np.mean(in_place):.0%} "
       f"(for 16 tokens drawn at random: {1 / K:.0%})")
-print(f"cross-clip ARI of the argmax maps (chapter 10 §7; 1: every clip gets the same "
+print(f"cross-clip ARI of the argmax maps (chapter 10a §3; 1: every clip gets the same "
       f"partition, 0: set by content): {scores['cross_clip_ari']:.2f}")
 mediapy.show_video(video_grid([[upscale(clip["video"], factor),
                                 upscale(to_uint8(seen["prediction"][0]), factor),
@@ -1566,7 +1566,7 @@ if demo_page is not None:
 # paper's decoder input (chapter 10 §1), over the corrected `c_t` for a run
 # trained with `grid_rec_decode_corrected=True`.
 #
-# Which two models? If `moog compare` has run for this preset (chapter 10; it
+# Which two models? If `moog compare` has run for this preset (chapter 10a; it
 # writes `runs/<preset>/compare/<scene>/<model>`), its MooG and Grid Rec. —
 # pretrained with the same steps and data — preferring the panning camera.
 # Otherwise the shipped MooG of §1, beside a Grid Rec. trained here briefly on
@@ -1611,7 +1611,7 @@ assert np.allclose(side["grid_rec"]["attention"].sum(-1), 1.0, atol=1e-4)
 # %% [markdown]
 # The numbers first, for both models on the same held-out clip: attention
 # sharpness (§2); the distance from each picked token to the most-moving object,
-# and from a token frozen at its frame-1 position (§3); chapter 10's
+# and from a token frozen at its frame-1 position (§3); chapter 10a's
 # token-following score F (1: tokens move with the content under them, 0: they
 # stand still); and, for Grid Rec., how often a pixel's argmax token is the
 # token of its own encoder cell (chance: 1/h·w) — how much "on the grid" its
@@ -1627,7 +1627,7 @@ side_numbers = {}
 for kind, entry in side.items():
     object_yx = entry.get("object_centroids")
     numbers = {"tokens": entry["attention"].shape[-1], "sharpness": entry["sharpness"],
-               **baselines.token_following(pair[kind][0], [track_batch])}
+               **comparison.token_following(pair[kind][0], [track_batch])}
     if object_yx is not None:
         token_yx = entry["token_centroids"]
         numbers["to_object"] = np.nanmean(distance_to(object_yx, token_yx)[1:])
@@ -1693,7 +1693,7 @@ mediapy.show_video(video_grid(side_rows), fps=8,
 # following). The shipped MooG, trained many times longer (§1 prints its
 # steps), has the structured attention those runs lacked, and still not the
 # other half of the picture: its tokens do not follow the objects (§1, §3).
-# Chapter 10's `moog compare` table (in the README) gives F for all three
+# Chapter 10a's `moog compare` table (in the README) gives F for all three
 # models over the 32 held-out clips of both scenes; quote that table, not this
 # one clip.
 

@@ -25,7 +25,7 @@
 # - the authors' weights on a real clip (downloaded on Colab), and beside a
 #   rendered clip's exact tracks;
 # - whether the tokens follow the content: each token's corrector attention
-#   over the frame against the point head's tracks, as chapter 10's score.
+#   over the frame against the point head's tracks, as chapter 10a's score.
 #
 # **Prerequisites.** Chapters 12 and 12a; chapter 05b's video reader; chapter
 # 10's token-following score (for section 3).
@@ -516,13 +516,13 @@ print(f"mean distance to the true track on visible frames: "
 # kept; the other outputs are the same either way, checked in the tests).
 #
 # **Where the content goes.** The point head's tracks of section 2's 8 × 8
-# grid. `corrector_following` feeds both to chapter 10's
+# grid. `corrector_following` feeds both to chapter 10a's
 # `token_following_sums`, token by token: a token's centroid moves by `δ`,
 # the content under it by `u` (the tracked points' motion, weighted by the
 # token's attention at them), and `F = 1 − Σ|δ − u|² / Σ|u|²` over frame pairs
 # `t ≥ 1`: 1 if tokens move with their content, 0 if they stay put, below 0 if
-# they move otherwise. Two differences from chapter 10: the maps are tokens
-# over positions (chapter 10's are pixels over tokens), so every token counts
+# they move otherwise. Two differences from chapter 10a: the maps are tokens
+# over positions (chapter 10a's are pixels over tokens), so every token counts
 # equally; and the "truth" is the point head's prediction, not a renderer's,
 # so F measures agreement between two parts of the same model.
 # For each token it also returns `explained = Σ(|u|² − |δ − u|²)` per frame
@@ -546,7 +546,7 @@ def attention_centroids(attention, height: int, width: int) -> np.ndarray:
 
 @functools.partial(jax.jit, static_argnames=("height", "width", "first_frame"))
 def _sums_per_token(maps, tracks, occluded, *, height: int, width: int, first_frame: int):
-    from moog_lib.baselines import token_following_sums  # chapter 10; imported when needed
+    from moog_lib.comparison import token_following_sums  # chapter 10a; imported when needed
 
     valid = jnp.ones(tracks.shape[:2], bool)
     one_token = lambda m: token_following_sums(m[..., None], tracks, occluded, valid,  # noqa: E731
@@ -562,13 +562,13 @@ def corrector_following(attention, tracks, visible, *, height: int, width: int,
     attention [T, K, h, w] (`Ego4DMooG(..., return_attention=True)`'s
     "corrector_attention" of one clip), tracks raster (x, y) [Q, T, 2] and visible
     bool [Q, T] (`track_video` on the same frames), frames height × width. Chapter
-    10's `token_following_sums` for each token alone. Returns chapter 10's
+    10a's `token_following_sums` for each token alone. Returns chapter 10a's
     `following_score` of the clip ("following" F, "token_speed", "content_speed",
     px/frame) and per token: "centroids" [T, K, 2] (x, y), "token_following" [K],
     "token_speeds" [K], "content_speeds" [K] and "explained" [K] (mean over frame
     pairs of |u|² − |δ − u|², px²: large for a token moving a lot with its content).
     """
-    from moog_lib.baselines import following_score
+    from moog_lib.comparison import following_score
 
     attention = np.asarray(attention, np.float32)
     tracks = np.asarray(tracks, np.float32)
@@ -577,7 +577,7 @@ def corrector_following(attention, tracks, visible, *, height: int, width: int,
         raise ValueError(f"corrector_following: expected attention [T, K, h, w], tracks "
                          f"[Q, T, 2] and visible [Q, T] with the same T, got {attention.shape}, "
                          f"{tracks.shape} and {np.shape(visible)}")
-    maps = np.moveaxis(attention, 1, -1)[None]  # [1, T, h, w, K], chapter 10's layout
+    maps = np.moveaxis(attention, 1, -1)[None]  # [1, T, h, w, K], chapter 10a's layout
     sums = jax.device_get(_sums_per_token(maps, tracks[None], ~np.asarray(visible, bool)[None],
                                           height=height, width=width, first_frame=first_frame))
     per_token = [following_score({k: v[i] for k, v in sums.items()})
@@ -623,7 +623,7 @@ assert np.allclose(hand["on the point"]["centroids"][:, 0], hand_tracks[0])
 # are noise, and `F` and the figure below mean nothing** — the cell only
 # shows that the same code runs. (The random point head calls almost every
 # point invisible, so few or no frame pairs count and `F` is typically NaN,
-# chapter 10's "undefined".)
+# chapter 10a's "undefined".)
 
 # %%
 from moog_lib import figures
@@ -702,7 +702,7 @@ mediapy.show_video(figures.video_grid([[figures.attention_overlay(window, figure
 # - `return_attention=True` gives each token's corrector attention over the
 #   frame (averaged over layers and heads; it sums to one over the grid);
 #   `corrector_following` scores it against the point head's tracks with
-#   chapter 10's `F`. Offline the checkpoint is random and the score means
+#   chapter 10a's `F`. Offline the checkpoint is random and the score means
 #   nothing; with the authors' weights it is the paper's claim as a number.
 #
 # ## Exercises

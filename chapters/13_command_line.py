@@ -59,7 +59,7 @@ PRESET = notebook.setup()
 # | `moog report --workdir runs/cpu --out runs/demo` | curves, a prediction video and `summary.md`, and chapter 11's figures with `report.html` |
 # | `moog demo --preset cpu` | train (resuming if the run exists), then the report, then three checks on held-out clips appended to `summary.md`: PSNR above copying the previous frame, token following F ≥ 0.5, attention sharpness ≥ 0.3 (`demo_checks`) |
 # | `moog eval-readouts --preset cpu --workdir runs/cpu [--tasks depth points boxes] [--modes frozen e2e] [--minutes M]` | train every readout on a run, frozen and end to end (`--minutes`: the budget of each), and write `readouts/results.md` (chapters 07–09) |
-# | `moog compare --preset cpu [--steps N \| --minutes M] [--readout-steps N] [--scenes static movi_e]` | pretrain MooG, Grid and Grid Rec. alike (for the same steps, or the same minutes: `--minutes` alone also times the readouts), train frozen readouts on each and write `runs/<preset>/compare/results.md` (chapter 10) |
+# | `moog compare --preset cpu [--steps N \| --minutes M] [--readout-steps N] [--scenes static movi_e]` | pretrain MooG, Grid and Grid Rec. alike (for the same steps, or the same minutes: `--minutes` alone also times the readouts), train frozen readouts on each and write `runs/<preset>/compare/results.md` (chapter 10a) |
 # | `moog track video.mp4 --ego4d-dir DIR [--points 'x,y;x,y' \| --grid N] [--out tracks.mp4]` | track points with the authors' Ego4D weights (chapter 12b) and draw them into a video |
 #
 # `--set` takes the dotted overrides of chapter 00, e.g.
@@ -182,8 +182,8 @@ def demo_checks(workdir, out_dir) -> dict:
     _, eval_source = train.make_sources(config, progress=False)
     batches = train.held_out_batches(eval_source, config, keys=(
         "video", "segmentations", "target_points", "occluded", "point_valid"))
-    scores = baselines.token_following(model, batches)
-    ceiling = baselines.binding_ceiling(batches, config.model.eval_subsample, tiles=2)
+    scores = comparison.token_following(model, batches)
+    ceiling = comparison.binding_ceiling(batches, config.model.eval_subsample, tiles=2)
     checks = {"PSNR above copying the previous frame": scores["psnr"] > scores["copy_psnr"],
               "token following F >= 0.5": scores["following"] >= 0.5,
               "attention sharpness >= 0.3": scores["sharpness"] >= 0.3}
@@ -194,7 +194,7 @@ def demo_checks(workdir, out_dir) -> dict:
              f"under them; 0: they stand still), token / content speed "
              f"{scores['token_speed']:.2f} / {scores['content_speed']:.2f} px/frame; perfect "
              f"binding (ground truth: one token per object, the background in 4 still tiles) "
-             f"scores F = {ceiling['following']:+.2f} on these clips at this grid (chapter 10, §7)",
+             f"scores F = {ceiling['following']:+.2f} on these clips at this grid (chapter 10a, §2)",
              f"- decoder attention sharpness {scores['sharpness']:.3f} (0: uniform, 1: one token "
              "per pixel)", ""]
     lines += [f"- [{'x' if ok else ' '}] {name}" for name, ok in checks.items()]
@@ -399,7 +399,7 @@ assert (scratch / "report" / "predictions.gif").stat().st_size > 0
 # `moog demo` ends with `demo_checks`: the three numbers that say whether the
 # model works, appended to `summary.md` (a 4-step run passes none of them),
 # with the F that perfect binding scores on the same clips beside the model's
-# (chapter 10, §7: about 0.4 on the `cpu` preset's world, not 1):
+# (chapter 10a, §2: about 0.4 on the `cpu` preset's world, not 1):
 
 # %%
 checks = demo_checks(scratch / "run", scratch / "report")

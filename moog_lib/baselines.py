@@ -19,29 +19,19 @@ __all__ = [
     "BASELINE_FILE",
     "run_kind",
     "run_decodes_corrected",
-    "train_baseline",
     "with_steps",
+    "train_baseline",
     "load_baseline",
-    "token_following_sums",
-    "following_score",
-    "token_following",
-    "segmentation_attention",
-    "binding_ceiling",
-    "adjusted_rand_index",
-    "cross_clip_agreement",
-    "scene_motion",
 ]
 
 
 import dataclasses
-import functools
 import json
 import math
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from moog_lib import (
@@ -140,6 +130,7 @@ class _OnTheGrid(nnx.Module):
             raise ValueError(f"{type(self).__name__} has no recurrent state; do not pass state=")
 
 
+# chapters/10_on_the_grid.py, cell 9
 class Grid(_OnTheGrid):
     """The on-the-grid auto-encoder: frame t → E → G → decoder → frame t (no state)."""
 
@@ -152,7 +143,7 @@ class Grid(_OnTheGrid):
         return self.grid_tokens(frames)
 
 
-# chapters/10_on_the_grid.py, cell 13
+# chapters/10_on_the_grid.py, cell 15
 class GridRecurrence(nnx.Module):
     """c_t = LN(g_t + C(g_t, kv = c_{t−1})): MooG's corrector with the grid tokens as queries."""
 
@@ -197,6 +188,7 @@ class GridRecurrence(nnx.Module):
         return corrected, state
 
 
+# chapters/10_on_the_grid.py, cell 17
 class GridRec(_OnTheGrid):
     """Grid with a recurrence: frame t's grid tokens cross-attend into the corrected tokens
     of frame t−1. The decoder reconstructs frame t from the grid tokens g_t, as in the paper
@@ -238,7 +230,7 @@ class GridRec(_OnTheGrid):
                              f"{num_tokens}, {width}], got shape {state.shape}")
 
 
-# chapters/10_on_the_grid.py, cell 19
+# chapters/10_on_the_grid.py, cell 23
 def build_model(kind: str, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None):
     """MooG ("moog"), Grid ("grid") or Grid Rec. ("grid_rec") for `config`."""
     classes = {"moog": MooG, "grid": Grid, "grid_rec": GridRec}
@@ -247,7 +239,7 @@ def build_model(kind: str, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype
     return classes[kind](config, rngs=rngs, dtype=dtype)
 
 
-# chapters/10_on_the_grid.py, cell 24
+# chapters/10_on_the_grid.py, cell 28
 def count_parameters(module) -> int:
     """Number of trainable numbers in `module` (works on abstract `nnx.eval_shape` modules)."""
     return sum(math.prod(p.shape) for p in jax.tree.leaves(nnx.state(module, nnx.Param)))
@@ -275,7 +267,7 @@ def capacity_table(presets=("tiny", "cpu", "paper")) -> list[dict]:
     return rows
 
 
-# chapters/10_on_the_grid.py, cell 27
+# chapters/10_on_the_grid.py, cell 31
 BASELINE_FILE = "baseline.json"
 
 
@@ -293,6 +285,26 @@ def run_decodes_corrected(workdir) -> bool:
     return bool(record.get("grid_rec_decode_corrected", True))
 
 
+def with_steps(config: configs.Config, steps: int | None = None,
+               readout_steps: int | None = None) -> configs.Config:
+    """`config` with `steps` pretraining and `readout_steps` readout steps; the
+    schedules (warm-up at most a tenth of the run, cosine decay) follow them."""
+
+    def shorten(t: configs.TrainConfig, n: int | None) -> configs.TrainConfig:
+        if n is None:
+            return t
+        if n < 1:
+            raise ValueError(f"steps must be >= 1, got {n}")
+        return dataclasses.replace(t, steps=n, warmup_steps=min(t.warmup_steps, max(n // 10, 1)),
+                                   eval_every=min(t.eval_every, n),
+                                   checkpoint_every=min(t.checkpoint_every, n))
+
+    readout = dataclasses.replace(config.readout, train=shorten(config.readout.train,
+                                                                readout_steps))
+    return dataclasses.replace(config, train=shorten(config.train, steps), readout=readout)
+
+
+# chapters/10_on_the_grid.py, cell 35
 def train_baseline(config: configs.Config, workdir, kind: str, *, steps: int | None = None,
                    minutes: float | None = None, resume: bool = True, train_source=None,
                    eval_source=None, eval_sources=None, progress: bool = True) -> dict:
@@ -337,25 +349,7 @@ def train_baseline(config: configs.Config, workdir, kind: str, *, steps: int | N
                      desc=f"pretraining {MODEL_NAMES[kind]}")
 
 
-def with_steps(config: configs.Config, steps: int | None = None,
-               readout_steps: int | None = None) -> configs.Config:
-    """`config` with `steps` pretraining and `readout_steps` readout steps; the
-    schedules (warm-up at most a tenth of the run, cosine decay) follow them."""
-
-    def shorten(t: configs.TrainConfig, n: int | None) -> configs.TrainConfig:
-        if n is None:
-            return t
-        if n < 1:
-            raise ValueError(f"steps must be >= 1, got {n}")
-        return dataclasses.replace(t, steps=n, warmup_steps=min(t.warmup_steps, max(n // 10, 1)),
-                                   eval_every=min(t.eval_every, n),
-                                   checkpoint_every=min(t.checkpoint_every, n))
-
-    readout = dataclasses.replace(config.readout, train=shorten(config.readout.train,
-                                                                readout_steps))
-    return dataclasses.replace(config, train=shorten(config.train, steps), readout=readout)
-
-
+# chapters/10_on_the_grid.py, cell 37
 def load_baseline(workdir, config: configs.Config | None = None):
     """(model, config) of the newest readable checkpoint of a run of any kind (None if none).
     A Grid Rec. run is rebuilt with the decoder input it was trained with."""
@@ -369,160 +363,3 @@ def load_baseline(workdir, config: configs.Config | None = None):
     restored = train.restore_model(net, optimization.make_optimizer(config.train),
                                    workdir / "checkpoints", config.train.keep_checkpoints)
     return None if restored is None else (restored, config)
-
-
-# chapters/10_on_the_grid.py, cell 31
-def token_following_sums(attention, target_points, occluded, point_valid, *, height: int,
-                         width: int, first_frame: int = 1) -> dict:
-    """The sums behind `following_score` for one batch.
-
-    attention [B, T, h', w', K] (the decoder's, over layers and heads, zero
-    offsets); target_points [B, N, T, 2] raster (x, y); occluded [B, N, T];
-    point_valid [B, N]; frames H×W. Frame pairs (t, t+1) with t >= first_frame.
-    """
-    batch, num_frames, h, w, _ = attention.shape
-    if target_points.shape[:1] + target_points.shape[2:] != (batch, num_frames, 2):
-        raise ValueError(f"target_points must be [B, N, T, 2] = [{batch}, N, {num_frames}, 2] "
-                         f"to match the attention {attention.shape}, got {target_points.shape}")
-    weights = attention.astype(jnp.float32)
-    step_y, step_x = height // h, width // w
-    ys = step_y * jnp.arange(h) + step_y // 2 + 0.5  # centres of the decoded pixels
-    xs = step_x * jnp.arange(w) + step_x // 2 + 0.5
-    mass = weights.sum(axis=(2, 3))  # [B, T, K]
-    safe = jnp.maximum(mass, 1e-12)
-    centroid = jnp.stack([jnp.einsum("bthwk,w->btk", weights, xs) / safe,
-                          jnp.einsum("bthwk,h->btk", weights, ys) / safe], -1)  # (x, y)
-    points = jnp.asarray(target_points, jnp.float32)
-    rows = jnp.clip(jnp.floor(points[..., 1] / step_y), 0, h - 1).astype(jnp.int32)  # [B, N, T]
-    cols = jnp.clip(jnp.floor(points[..., 0] / step_x), 0, w - 1).astype(jnp.int32)
-    at_points = weights[jnp.arange(batch)[:, None, None], jnp.arange(num_frames)[None, None],
-                        rows, cols]  # [B, N, T, K]
-    inside = ((points >= 0) & (points < jnp.array([width, height], jnp.float32))).all(-1)
-    seen = ~jnp.asarray(occluded, bool) & jnp.asarray(point_valid, bool)[..., None] & inside
-    pair = (seen[..., :-1] & seen[..., 1:]).astype(jnp.float32)  # [B, N, T-1]
-    moved = points[:, :, 1:] - points[:, :, :-1]  # [B, N, T-1, 2]
-    footprint = at_points[:, :, :-1] * pair[..., None]  # [B, N, T-1, K]
-    cover = footprint.sum(axis=1)  # [B, T-1, K]
-    content = jnp.einsum("bntk,bntc->btkc", footprint, moved) / jnp.maximum(cover, 1e-12)[
-        ..., None]
-    token = centroid[:, 1:] - centroid[:, :-1]  # [B, T-1, K, 2]
-    counted = (jnp.arange(num_frames - 1) >= first_frame)[None, :, None] & (cover > 0)
-    omega = jnp.where(counted, mass[:, :-1] / (h * w), 0.0)
-    return {"error": jnp.sum(omega * jnp.sum(jnp.square(token - content), -1)),
-            "content": jnp.sum(omega * jnp.sum(jnp.square(content), -1)),
-            "token_speed": jnp.sum(omega * jnp.linalg.norm(token, axis=-1)),
-            "content_speed": jnp.sum(omega * jnp.linalg.norm(content, axis=-1)),
-            "weight": jnp.sum(omega)}
-
-
-def following_score(sums: dict) -> dict:
-    """F = 1 − Σω|δ − u|² / Σω|u|², and the mean token and content speeds (px/frame)."""
-    content = float(sums["content"])
-    weight = max(float(sums["weight"]), 1e-12)
-    return {"following": 1.0 - float(sums["error"]) / content if content > 0 else float("nan"),
-            "token_speed": float(sums["token_speed"]) / weight,
-            "content_speed": float(sums["content_speed"]) / weight}
-
-
-@functools.partial(nnx.jit, static_argnames="first_frame")
-def _following_scores(m, batch, key, first_frame: int):
-    """One batch's `token_following_sums` and frame scores (compiled once per shape)."""
-    frames = optimization.video_batch(batch)
-    out = m(frames, key=key, training=False, return_attention=True)
-    sums = token_following_sums(out["attention"], batch["target_points"], batch["occluded"],
-                                batch["point_valid"], height=frames.shape[2],
-                                width=frames.shape[3], first_frame=first_frame)
-    weights = out["attention"][:, first_frame:].astype(jnp.float32)
-    entropy = -jnp.sum(weights * jnp.log(jnp.maximum(weights, 1e-12)), axis=-1).mean()
-    sharpness = 1.0 - entropy / jnp.log(weights.shape[-1])
-    return sums, dict(loss=out["loss"], sharpness=sharpness,
-                      cross_clip_ari=cross_clip_agreement(out["attention"], first_frame),
-                      **optimization.frame_metrics(out, frames))
-
-
-def token_following(net, batches, *, seed: int = 0, first_frame: int = 1) -> dict:
-    """Held-out scores of `net` (any of the three models) in one pass over `batches`
-    (with "video", "target_points", "occluded", "point_valid"): `following_score`,
-    and chapter 06's loss, PSNR and copy-the-last-frame PSNR (S = 4, frames 1 … T−1),
-    the decoder attention's sharpness (chapter 11's `attention_sharpness`, the same
-    frames: 1 − mean entropy / log K) and `cross_clip_agreement` (needs ≥ 2 clips a batch)."""
-    keys = ("video", "target_points", "occluded", "point_valid")
-    totals, frame_scores = None, []
-    for batch in batches:
-        sums, metrics = jax.device_get(_following_scores(
-            net, {k: batch[k] for k in keys}, jax.random.key(seed), first_frame=first_frame))
-        totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
-        frame_scores.append(metrics)
-    if totals is None:
-        raise ValueError("token_following: no batches")
-    means = {k: float(np.mean([m[k] for m in frame_scores])) for k in frame_scores[0]}
-    return {**following_score(totals), **means}
-
-
-# chapters/10_on_the_grid.py, cell 35
-def segmentation_attention(segmentations, stride: int, tiles: int = 1) -> np.ndarray:
-    """Perfect binding as one-hot attention [B, T, h', w', K] on the decoded grid (every
-    `stride`-th pixel from `stride // 2`, the zero-offset evaluation grid): object o
-    (segmentation 1 … O) is token o − 1; background pixels (0) belong to one of
-    tiles × tiles still tiles (tokens O …). segmentations [B, T, H, W(, 1)]."""
-    seg = np.asarray(segmentations)
-    seg = seg[..., 0] if seg.ndim == 5 else seg
-    seg = seg[:, :, stride // 2::stride, stride // 2::stride].astype(np.int64)
-    h, w = seg.shape[2:]
-    ys, xs = np.mgrid[:h, :w]
-    num_objects = int(seg.max())
-    tile = num_objects + (ys * tiles // h) * tiles + xs * tiles // w
-    return np.eye(num_objects + tiles * tiles, dtype=np.float32)[np.where(seg > 0, seg - 1, tile)]
-
-
-def binding_ceiling(batches, stride: int, tiles: int = 1, first_frame: int = 1) -> dict:
-    """`following_score` of `segmentation_attention` over `batches` (each with "video",
-    "segmentations", "target_points", "occluded", "point_valid"): the F of perfect binding."""
-    totals = None
-    for batch in batches:
-        height, width = batch["video"].shape[2:4]
-        sums = jax.device_get(token_following_sums(
-            jnp.asarray(segmentation_attention(batch["segmentations"], stride, tiles)),
-            batch["target_points"], batch["occluded"], batch["point_valid"], height=height,
-            width=width, first_frame=first_frame))
-        totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
-    if totals is None:
-        raise ValueError("binding_ceiling: no batches")
-    return following_score(totals)
-
-
-# chapters/10_on_the_grid.py, cell 39
-def adjusted_rand_index(labels_a, labels_b, num_labels: int) -> jnp.ndarray:
-    """ARI of two labelings [P] (integers in [0, num_labels)) of the same P items."""
-    table = jax.nn.one_hot(labels_a, num_labels).T @ jax.nn.one_hot(labels_b, num_labels)
-    pairs = lambda n: n * (n - 1) / 2  # noqa: E731
-    index = pairs(table).sum()
-    rows, cols = pairs(table.sum(1)).sum(), pairs(table.sum(0)).sum()
-    expected = rows * cols / pairs(table.sum())
-    spread = (rows + cols) / 2 - expected
-    return jnp.where(spread > 0, (index - expected) / jnp.where(spread > 0, spread, 1.0), 1.0)
-
-
-def cross_clip_agreement(attention, first_frame: int = 1) -> jnp.ndarray:
-    """Mean ARI between the argmax-token maps of every two clips of a batch at the same
-    frame (frames ≥ first_frame): near 1, a content-blind partition; near 0, chosen
-    by content. attention [B, T, h', w', K]; NaN for a single clip."""
-    batch, _, _, _, num_tokens = attention.shape
-    ids = jnp.argmax(attention[:, first_frame:], axis=-1)
-    ids = ids.reshape(batch, ids.shape[1], -1)  # [B, T', P]
-    first, second = np.triu_indices(batch, 1)
-    per_frame = jax.vmap(jax.vmap(adjusted_rand_index, (0, 0, None)), (0, 0, None))
-    return jnp.mean(per_frame(ids[first], ids[second], num_tokens))
-
-
-# chapters/10_on_the_grid.py, cell 43
-def scene_motion(source, num_clips: int = 8) -> float:
-    """Mean displacement (pixels per frame) of tracked points visible in consecutive frames."""
-    speeds = []
-    for i in range(min(num_clips, len(source))):
-        clip = source[i]
-        seen = ~clip["occluded"] & clip["point_valid"][:, None]
-        both = seen[:, 1:] & seen[:, :-1]
-        step = np.linalg.norm(np.diff(clip["target_points"], axis=1), axis=-1)
-        speeds.append(step[both])
-    return float(np.concatenate(speeds).mean())

@@ -109,8 +109,8 @@ def demo_checks(workdir, out_dir) -> dict:
     _, eval_source = train.make_sources(config, progress=False)
     batches = train.held_out_batches(eval_source, config, keys=(
         "video", "segmentations", "target_points", "occluded", "point_valid"))
-    scores = baselines.token_following(model, batches)
-    ceiling = baselines.binding_ceiling(batches, config.model.eval_subsample, tiles=2)
+    scores = comparison.token_following(model, batches)
+    ceiling = comparison.binding_ceiling(batches, config.model.eval_subsample, tiles=2)
     checks = {"PSNR above copying the previous frame": scores["psnr"] > scores["copy_psnr"],
               "token following F >= 0.5": scores["following"] >= 0.5,
               "attention sharpness >= 0.3": scores["sharpness"] >= 0.3}
@@ -121,7 +121,7 @@ def demo_checks(workdir, out_dir) -> dict:
              f"under them; 0: they stand still), token / content speed "
              f"{scores['token_speed']:.2f} / {scores['content_speed']:.2f} px/frame; perfect "
              f"binding (ground truth: one token per object, the background in 4 still tiles) "
-             f"scores F = {ceiling['following']:+.2f} on these clips at this grid (chapter 10, §7)",
+             f"scores F = {ceiling['following']:+.2f} on these clips at this grid (chapter 10a, §2)",
              f"- decoder attention sharpness {scores['sharpness']:.3f} (0: uniform, 1: one token "
              "per pixel)", ""]
     lines += [f"- [{'x' if ok else ' '}] {name}" for name, ok in checks.items()]

@@ -1,15 +1,27 @@
-"""The paper's comparison at laptop scale: MooG vs. Grid vs. Grid Rec., pretrained alike.
+"""Measuring and comparing MooG with the on-the-grid baselines of chapter 10.
 
-`compare` pretrains every model on every scene preset, trains and scores their frozen
-readouts and writes the tables (`format_comparison`); every stage is saved and reused
+The token-following score F (`token_following_sums`, `following_score`, and
+`token_following` for a model), its ceiling under perfect binding (`binding_ceiling`)
+and the cross-clip ARI (`cross_clip_agreement`); `scene_motion`, how much a scene
+preset's content moves. Then the paper's comparison at laptop scale: `compare`
+pretrains every model on every scene preset, trains and scores their frozen readouts
+and writes the tables (`format_comparison`); every stage is saved and reused
 (`compare_one`). `compare_budget` splits a budget in minutes over the runs.
 
-Generated from chapters/10_on_the_grid.py by tools/export.py; do not edit.
+Generated from chapters/10a_comparison.py by tools/export.py; do not edit.
 Edit the chapter, then run `make export`.
 """
 
 
 __all__ = [
+    "token_following_sums",
+    "following_score",
+    "segmentation_attention",
+    "binding_ceiling",
+    "adjusted_rand_index",
+    "cross_clip_agreement",
+    "token_following",
+    "scene_motion",
     "COMPARE_TASKS",
     "compare_one",
     "compare",
@@ -20,14 +32,18 @@ __all__ = [
 
 
 import dataclasses
+import functools
 import json
 import math
 import time
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
-from moog_lib import boxes, configs, render, train
+from moog_lib import boxes, configs, optimization, render, train
 from moog_lib.baselines import (
     MODEL_KINDS,
     MODEL_NAMES,
@@ -35,13 +51,171 @@ from moog_lib.baselines import (
     count_parameters,
     load_baseline,
     num_tokens,
-    scene_motion,
-    token_following,
     train_baseline,
     with_steps,
 )
 
-# chapters/10_on_the_grid.py, cell 46
+
+# chapters/10a_comparison.py, cell 5
+def token_following_sums(attention, target_points, occluded, point_valid, *, height: int,
+                         width: int, first_frame: int = 1) -> dict:
+    """The sums behind `following_score` for one batch.
+
+    attention [B, T, h', w', K] (the decoder's, over layers and heads, zero
+    offsets); target_points [B, N, T, 2] raster (x, y); occluded [B, N, T];
+    point_valid [B, N]; frames H×W. Frame pairs (t, t+1) with t >= first_frame.
+    """
+    batch, num_frames, h, w, _ = attention.shape
+    if target_points.shape[:1] + target_points.shape[2:] != (batch, num_frames, 2):
+        raise ValueError(f"target_points must be [B, N, T, 2] = [{batch}, N, {num_frames}, 2] "
+                         f"to match the attention {attention.shape}, got {target_points.shape}")
+    weights = attention.astype(jnp.float32)
+    step_y, step_x = height // h, width // w
+    ys = step_y * jnp.arange(h) + step_y // 2 + 0.5  # centres of the decoded pixels
+    xs = step_x * jnp.arange(w) + step_x // 2 + 0.5
+    mass = weights.sum(axis=(2, 3))  # [B, T, K]
+    safe = jnp.maximum(mass, 1e-12)
+    centroid = jnp.stack([jnp.einsum("bthwk,w->btk", weights, xs) / safe,
+                          jnp.einsum("bthwk,h->btk", weights, ys) / safe], -1)  # (x, y)
+    points = jnp.asarray(target_points, jnp.float32)
+    rows = jnp.clip(jnp.floor(points[..., 1] / step_y), 0, h - 1).astype(jnp.int32)  # [B, N, T]
+    cols = jnp.clip(jnp.floor(points[..., 0] / step_x), 0, w - 1).astype(jnp.int32)
+    at_points = weights[jnp.arange(batch)[:, None, None], jnp.arange(num_frames)[None, None],
+                        rows, cols]  # [B, N, T, K]
+    inside = ((points >= 0) & (points < jnp.array([width, height], jnp.float32))).all(-1)
+    seen = ~jnp.asarray(occluded, bool) & jnp.asarray(point_valid, bool)[..., None] & inside
+    pair = (seen[..., :-1] & seen[..., 1:]).astype(jnp.float32)  # [B, N, T-1]
+    moved = points[:, :, 1:] - points[:, :, :-1]  # [B, N, T-1, 2]
+    footprint = at_points[:, :, :-1] * pair[..., None]  # [B, N, T-1, K]
+    cover = footprint.sum(axis=1)  # [B, T-1, K]
+    content = jnp.einsum("bntk,bntc->btkc", footprint, moved) / jnp.maximum(cover, 1e-12)[
+        ..., None]
+    token = centroid[:, 1:] - centroid[:, :-1]  # [B, T-1, K, 2]
+    counted = (jnp.arange(num_frames - 1) >= first_frame)[None, :, None] & (cover > 0)
+    omega = jnp.where(counted, mass[:, :-1] / (h * w), 0.0)
+    return {"error": jnp.sum(omega * jnp.sum(jnp.square(token - content), -1)),
+            "content": jnp.sum(omega * jnp.sum(jnp.square(content), -1)),
+            "token_speed": jnp.sum(omega * jnp.linalg.norm(token, axis=-1)),
+            "content_speed": jnp.sum(omega * jnp.linalg.norm(content, axis=-1)),
+            "weight": jnp.sum(omega)}
+
+
+# chapters/10a_comparison.py, cell 7
+def following_score(sums: dict) -> dict:
+    """F = 1 − Σω|δ − u|² / Σω|u|², and the mean token and content speeds (px/frame)."""
+    content = float(sums["content"])
+    weight = max(float(sums["weight"]), 1e-12)
+    return {"following": 1.0 - float(sums["error"]) / content if content > 0 else float("nan"),
+            "token_speed": float(sums["token_speed"]) / weight,
+            "content_speed": float(sums["content_speed"]) / weight}
+
+
+# chapters/10a_comparison.py, cell 11
+def segmentation_attention(segmentations, stride: int, tiles: int = 1) -> np.ndarray:
+    """Perfect binding as one-hot attention [B, T, h', w', K] on the decoded grid (every
+    `stride`-th pixel from `stride // 2`, the zero-offset evaluation grid): object o
+    (segmentation 1 … O) is token o − 1; background pixels (0) belong to one of
+    tiles × tiles still tiles (tokens O …). segmentations [B, T, H, W(, 1)]."""
+    seg = np.asarray(segmentations)
+    seg = seg[..., 0] if seg.ndim == 5 else seg
+    seg = seg[:, :, stride // 2::stride, stride // 2::stride].astype(np.int64)
+    h, w = seg.shape[2:]
+    ys, xs = np.mgrid[:h, :w]
+    num_objects = int(seg.max())
+    tile = num_objects + (ys * tiles // h) * tiles + xs * tiles // w
+    return np.eye(num_objects + tiles * tiles, dtype=np.float32)[np.where(seg > 0, seg - 1, tile)]
+
+
+def binding_ceiling(batches, stride: int, tiles: int = 1, first_frame: int = 1) -> dict:
+    """`following_score` of `segmentation_attention` over `batches` (each with "video",
+    "segmentations", "target_points", "occluded", "point_valid"): the F of perfect binding."""
+    totals = None
+    for batch in batches:
+        height, width = batch["video"].shape[2:4]
+        sums = jax.device_get(token_following_sums(
+            jnp.asarray(segmentation_attention(batch["segmentations"], stride, tiles)),
+            batch["target_points"], batch["occluded"], batch["point_valid"], height=height,
+            width=width, first_frame=first_frame))
+        totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
+    if totals is None:
+        raise ValueError("binding_ceiling: no batches")
+    return following_score(totals)
+
+
+# chapters/10a_comparison.py, cell 15
+def adjusted_rand_index(labels_a, labels_b, num_labels: int) -> jnp.ndarray:
+    """ARI of two labelings [P] (integers in [0, num_labels)) of the same P items."""
+    table = jax.nn.one_hot(labels_a, num_labels).T @ jax.nn.one_hot(labels_b, num_labels)
+    pairs = lambda n: n * (n - 1) / 2  # noqa: E731
+    index = pairs(table).sum()
+    rows, cols = pairs(table.sum(1)).sum(), pairs(table.sum(0)).sum()
+    expected = rows * cols / pairs(table.sum())
+    spread = (rows + cols) / 2 - expected
+    return jnp.where(spread > 0, (index - expected) / jnp.where(spread > 0, spread, 1.0), 1.0)
+
+
+def cross_clip_agreement(attention, first_frame: int = 1) -> jnp.ndarray:
+    """Mean ARI between the argmax-token maps of every two clips of a batch at the same
+    frame (frames ≥ first_frame): near 1, a content-blind partition; near 0, chosen
+    by content. attention [B, T, h', w', K]; NaN for a single clip."""
+    batch, _, _, _, num_tokens = attention.shape
+    ids = jnp.argmax(attention[:, first_frame:], axis=-1)
+    ids = ids.reshape(batch, ids.shape[1], -1)  # [B, T', P]
+    first, second = np.triu_indices(batch, 1)
+    per_frame = jax.vmap(jax.vmap(adjusted_rand_index, (0, 0, None)), (0, 0, None))
+    return jnp.mean(per_frame(ids[first], ids[second], num_tokens))
+
+
+# chapters/10a_comparison.py, cell 19
+@functools.partial(nnx.jit, static_argnames="first_frame")
+def _following_scores(m, batch, key, first_frame: int):
+    """One batch's `token_following_sums` and frame scores (compiled once per shape)."""
+    frames = optimization.video_batch(batch)
+    out = m(frames, key=key, training=False, return_attention=True)
+    sums = token_following_sums(out["attention"], batch["target_points"], batch["occluded"],
+                                batch["point_valid"], height=frames.shape[2],
+                                width=frames.shape[3], first_frame=first_frame)
+    weights = out["attention"][:, first_frame:].astype(jnp.float32)
+    entropy = -jnp.sum(weights * jnp.log(jnp.maximum(weights, 1e-12)), axis=-1).mean()
+    sharpness = 1.0 - entropy / jnp.log(weights.shape[-1])
+    return sums, dict(loss=out["loss"], sharpness=sharpness,
+                      cross_clip_ari=cross_clip_agreement(out["attention"], first_frame),
+                      **optimization.frame_metrics(out, frames))
+
+
+def token_following(net, batches, *, seed: int = 0, first_frame: int = 1) -> dict:
+    """Held-out scores of `net` (any of the three models) in one pass over `batches`
+    (with "video", "target_points", "occluded", "point_valid"): `following_score`,
+    and chapter 06's loss, PSNR and copy-the-last-frame PSNR (S = 4, frames 1 … T−1),
+    the decoder attention's sharpness (chapter 11's `attention_sharpness`, the same
+    frames: 1 − mean entropy / log K) and `cross_clip_agreement` (needs ≥ 2 clips a batch)."""
+    keys = ("video", "target_points", "occluded", "point_valid")
+    totals, frame_scores = None, []
+    for batch in batches:
+        sums, metrics = jax.device_get(_following_scores(
+            net, {k: batch[k] for k in keys}, jax.random.key(seed), first_frame=first_frame))
+        totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
+        frame_scores.append(metrics)
+    if totals is None:
+        raise ValueError("token_following: no batches")
+    means = {k: float(np.mean([m[k] for m in frame_scores])) for k in frame_scores[0]}
+    return {**following_score(totals), **means}
+
+
+# chapters/10a_comparison.py, cell 23
+def scene_motion(source, num_clips: int = 8) -> float:
+    """Mean displacement (pixels per frame) of tracked points visible in consecutive frames."""
+    speeds = []
+    for i in range(min(num_clips, len(source))):
+        clip = source[i]
+        seen = ~clip["occluded"] & clip["point_valid"][:, None]
+        both = seen[:, 1:] & seen[:, :-1]
+        step = np.linalg.norm(np.diff(clip["target_points"], axis=1), axis=-1)
+        speeds.append(step[both])
+    return float(np.concatenate(speeds).mean())
+
+
+# chapters/10a_comparison.py, cell 26
 COMPARE_TASKS = ("points", "depth", "boxes")
 
 
@@ -57,6 +231,7 @@ def _stage(path: Path, settings: dict, compute) -> dict:
     return result
 
 
+# chapters/10a_comparison.py, cell 30
 def compare_one(config: configs.Config, kind: str, run_dir, *, sources, track_batches,
                 tasks=COMPARE_TASKS, pretrain_minutes: float | None = None,
                 readout_minutes: float | None = None, progress: bool = True) -> dict:
@@ -116,6 +291,7 @@ def compare_one(config: configs.Config, kind: str, run_dir, *, sources, track_ba
             "readouts": {row["task"]: row for row in readout_stage["rows"]}}
 
 
+# chapters/10a_comparison.py, cell 32
 def compare(config: configs.Config, out_dir, *, scenes=("static", "movi_e"),
             kinds=MODEL_KINDS, tasks=COMPARE_TASKS, steps: int | None = None,
             readout_steps: int | None = None, minutes: float | None = None,
@@ -172,6 +348,8 @@ def compare_budget(minutes: float, num_scenes: int, num_kinds: int, num_tasks: i
 
 PRETRAIN_SHARE = 2 / 3  # of each run's budget; the rest trains its readouts
 
+
+# chapters/10a_comparison.py, cell 36
 _METRICS = {"points": ("average_jaccard", "points AJ ↑"), "depth": ("abs_rel", "depth AbsRel ↓"),
             "boxes": ("mean_iou", "boxes IoU ↑")}
 _TRIVIAL = {"points": "zero motion", "depth": "mean depth", "boxes": "still box"}
@@ -197,7 +375,7 @@ def format_comparison(rows: list[dict], config: configs.Config) -> str:
              f"rendered clips (test split, unseen textures), {d.num_frames}-frame windows. "
              "PSNR: MooG predicts frame t, Grid and Grid Rec. reconstruct it. Token following "
              "F: 1 = tokens move with the content under them, 0 = they stand still "
-             "(chapter 10, §7). Times: wall-clock minutes on the machine that ran it.", ""]
+             "(chapter 10a, §1). Times: wall-clock minutes on the machine that ran it.", ""]
     for scene in dict.fromkeys(r["scene"] for r in rows):
         group = [r for r in rows if r["scene"] == scene]
         camera = render.SCENE_PRESETS[scene].camera_motion

@@ -301,7 +301,7 @@ def attention_centroids(attention, height: int, width: int) -> np.ndarray:
 
 @functools.partial(jax.jit, static_argnames=("height", "width", "first_frame"))
 def _sums_per_token(maps, tracks, occluded, *, height: int, width: int, first_frame: int):
-    from moog_lib.baselines import token_following_sums  # chapter 10; imported when needed
+    from moog_lib.comparison import token_following_sums  # chapter 10a; imported when needed
 
     valid = jnp.ones(tracks.shape[:2], bool)
     one_token = lambda m: token_following_sums(m[..., None], tracks, occluded, valid,  # noqa: E731
@@ -317,13 +317,13 @@ def corrector_following(attention, tracks, visible, *, height: int, width: int,
     attention [T, K, h, w] (`Ego4DMooG(..., return_attention=True)`'s
     "corrector_attention" of one clip), tracks raster (x, y) [Q, T, 2] and visible
     bool [Q, T] (`track_video` on the same frames), frames height × width. Chapter
-    10's `token_following_sums` for each token alone. Returns chapter 10's
+    10a's `token_following_sums` for each token alone. Returns chapter 10a's
     `following_score` of the clip ("following" F, "token_speed", "content_speed",
     px/frame) and per token: "centroids" [T, K, 2] (x, y), "token_following" [K],
     "token_speeds" [K], "content_speeds" [K] and "explained" [K] (mean over frame
     pairs of |u|² − |δ − u|², px²: large for a token moving a lot with its content).
     """
-    from moog_lib.baselines import following_score
+    from moog_lib.comparison import following_score
 
     attention = np.asarray(attention, np.float32)
     tracks = np.asarray(tracks, np.float32)
@@ -332,7 +332,7 @@ def corrector_following(attention, tracks, visible, *, height: int, width: int,
         raise ValueError(f"corrector_following: expected attention [T, K, h, w], tracks "
                          f"[Q, T, 2] and visible [Q, T] with the same T, got {attention.shape}, "
                          f"{tracks.shape} and {np.shape(visible)}")
-    maps = np.moveaxis(attention, 1, -1)[None]  # [1, T, h, w, K], chapter 10's layout
+    maps = np.moveaxis(attention, 1, -1)[None]  # [1, T, h, w, K], chapter 10a's layout
     sums = jax.device_get(_sums_per_token(maps, tracks[None], ~np.asarray(visible, bool)[None],
                                           height=height, width=width, first_frame=first_frame))
     per_token = [following_score({k: v[i] for k, v in sums.items()})

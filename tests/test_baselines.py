@@ -1,6 +1,7 @@
 """On-the-grid baselines (chapter 10): shapes and MooG's interface, parameter counts,
-Grid's lack of state, Grid Rec.'s causal recurrence, training and loading, the
-token-following score, and `moog compare` end to end on `tiny`."""
+Grid's lack of state, Grid Rec.'s causal recurrence, training and loading; and
+chapter 10a's `comparison`: the token-following score, its binding ceiling, the
+cross-clip ARI, and `moog compare` end to end on `tiny`."""
 
 import dataclasses
 import json
@@ -255,10 +256,10 @@ def test_token_following_on_hand_made_attention(speed):
     occluded = ((tracks < 0) | (tracks >= 32)).any(-1)
 
     def score(moving_centres, tracks=tracks):
-        sums = baselines.token_following_sums(
+        sums = comparison.token_following_sums(
             jnp.asarray(_blobs(moving_centres)[None]), jnp.asarray(tracks[None]),
             jnp.asarray(occluded[None]), jnp.ones((1, len(tracks)), bool), height=32, width=32)
-        return baselines.following_score(sums)
+        return comparison.following_score(sums)
 
     locked = score(np.repeat(centres[None], 6, 0))
     assert locked["following"] == 0.0 and locked["token_speed"] == 0.0
@@ -285,26 +286,26 @@ def test_binding_ceiling_of_a_square_sliding_on_a_still_background():
              "target_points": points[None], "occluded": (covered & ~on_object[:, None])[None],
              "point_valid": np.ones((1, len(xs)), bool)}
     # The object's token moves exactly with it; the background's centroid shifts a little.
-    assert 0.9 < baselines.binding_ceiling([batch], stride=1)["following"] < 1.0
-    attention = baselines.segmentation_attention(seg, stride=2, tiles=2)
+    assert 0.9 < comparison.binding_ceiling([batch], stride=1)["following"] < 1.0
+    attention = comparison.segmentation_attention(seg, stride=2, tiles=2)
     assert attention.shape == (1, frames, 8, 8, 1 + 4)
     np.testing.assert_array_equal(attention.sum(-1), 1.0)
     blind = dict(batch, segmentations=np.zeros_like(seg))  # still tiles only: F = 0 exactly
-    assert baselines.binding_ceiling([blind], stride=1, tiles=2)["following"] == 0.0
+    assert comparison.binding_ceiling([blind], stride=1, tiles=2)["following"] == 0.0
 
 
 def test_token_following_rejects_mismatched_tracks():
     with pytest.raises(ValueError, match="target_points"):
-        baselines.token_following_sums(jnp.ones((1, 4, 8, 8, 3)), jnp.zeros((1, 5, 3, 2)),
+        comparison.token_following_sums(jnp.ones((1, 4, 8, 8, 3)), jnp.zeros((1, 5, 3, 2)),
                                        jnp.zeros((1, 5, 3), bool), jnp.ones((1, 5), bool),
                                        height=32, width=32)
 
 
 def test_adjusted_rand_index():
     a = jnp.array([0, 0, 1, 1, 2, 2])
-    assert float(baselines.adjusted_rand_index(a, (a + 1) % 3, 3)) == pytest.approx(1.0)  # renamed
+    assert float(comparison.adjusted_rand_index(a, (a + 1) % 3, 3)) == pytest.approx(1.0)  # renamed
     # by hand: every cell of the 2×2 table holds 1 → index 0, expected 2/3, max 2 → −1/2
-    assert float(baselines.adjusted_rand_index(jnp.array([0, 0, 1, 1]), jnp.array([0, 1, 0, 1]),
+    assert float(comparison.adjusted_rand_index(jnp.array([0, 0, 1, 1]), jnp.array([0, 1, 0, 1]),
                                                2)) == pytest.approx(-0.5)
 
 
@@ -313,9 +314,9 @@ def test_cross_clip_agreement_tells_a_fixed_partition_from_one_set_by_content():
     fixed = np.repeat(_blobs(np.repeat(centres[None], 5, 0))[None], 3, 0)  # [3 clips, 5, 8, 8, 16]
     rng = np.random.default_rng(0)
     by_content = np.stack([_blobs(np.repeat(rng.uniform(0, 32, (1, 16, 2)), 5, 0)) for _ in range(3)])
-    assert float(baselines.cross_clip_agreement(jnp.asarray(fixed))) == pytest.approx(1.0)
-    assert float(baselines.cross_clip_agreement(jnp.asarray(by_content))) < 0.5
-    assert np.isnan(float(baselines.cross_clip_agreement(jnp.asarray(fixed[:1]))))
+    assert float(comparison.cross_clip_agreement(jnp.asarray(fixed))) == pytest.approx(1.0)
+    assert float(comparison.cross_clip_agreement(jnp.asarray(by_content))) < 0.5
+    assert np.isnan(float(comparison.cross_clip_agreement(jnp.asarray(fixed[:1]))))
 
 
 # --- the comparison -------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ reproduce the held-out numbers their manifests record, on the same rendered clip
 
 import pytest
 
-from moog_lib import baselines, boxes, points, readouts, train
+from moog_lib import boxes, comparison, points, readouts, train
 
 TASKS = (readouts.DEPTH, points.POINTS, boxes.BOXES)
 
@@ -20,7 +20,7 @@ def test_the_shipped_moog_reproduces_its_manifest():
     assert config.data.data_dir == "", "shipped configs render their clips in memory"
     batches = readouts.manifest_batches(manifest, config, ("video", "target_points", "occluded",
                                                            "point_valid"))
-    assert_reproduced(baselines.token_following(model, batches), manifest["held_out"]["metrics"])
+    assert_reproduced(comparison.token_following(model, batches), manifest["held_out"]["metrics"])
 
 
 @pytest.mark.parametrize("task", TASKS, ids=[t.name for t in TASKS])

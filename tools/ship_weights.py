@@ -6,7 +6,7 @@
         --name cpu_points --backbone cpu_moog --command "moog eval-readouts ..."
 
 `backbone` loads the newest checkpoint of a MooG run (`train.load_trained`), scores it on
-the first `--clips` test-split clips of its config (`baselines.token_following`) and writes
+the first `--clips` test-split clips of its config (`comparison.token_following`) and writes
 `<out>/<name>.npz/.json` with `checkpoint.save_weights`. `readout` does the same for the head of
 a *frozen* readout run, trained on the MooG already shipped as `--backbone` (checked: the
 run's backbone parameters must equal the shipped ones bit for bit), scored with
@@ -29,7 +29,7 @@ import numpy as np
 from flax import nnx
 
 import moog_lib
-from moog_lib import baselines, boxes, checkpoint, data, readouts, runs, train
+from moog_lib import boxes, checkpoint, comparison, data, readouts, runs, train
 
 
 class FirstClips(data.ClipSource):
@@ -99,7 +99,7 @@ def ship_backbone(args) -> dict:
     batches = train.held_out_batches(first, config, keys=("video", "target_points", "occluded",
                                                           "point_valid"))
     held_out.update(num_frames=config.data.num_frames,
-                    metrics=baselines.token_following(model, batches))
+                    metrics=comparison.token_following(model, batches))
     manifest = {"kind": "moog", **common(args, config), **run_record(args.workdir, config),
                 "held_out": held_out}
     return model, manifest
