@@ -101,6 +101,7 @@ PRESET = notebook.setup()
 # | 07–09 | readouts: depth, points, boxes | `moog_lib.readouts`, `moog_lib.points`, `moog_lib.boxes` |
 # | 10 | on-the-grid baselines | `moog_lib.baselines`, `moog_lib.comparison` |
 # | 11 | what the tokens do | `moog_lib.analysis`, `moog_lib.figures` |
+# | 11a | real and long video, streaming in constant memory, the report | `moog_lib.streaming`, `moog_lib.report` |
 # | 12 | the authors' released weights | `moog_lib.ego4d`, `moog_lib.release`, `moog_lib.tracking` |
 # | 13 | the command line (`moog train`, `moog demo`, …) | `moog_lib.cli` |
 #
