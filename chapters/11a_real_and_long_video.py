@@ -42,7 +42,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 364 s (nbval, a shared core) |
+# | `tiny` | CI, 2 CPU cores | 195 s (nbval, a shared core; 364 s in a busier run) |
 # | `cpu` | 2 CPU cores | the same shipped model as `tiny`; §5 reads the `moog compare` runs if there are any, else trains a 200-step Grid Rec.; not measured |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 4 min: §5's 200-step Grid Rec. at the colab sizes on 32² clips (2 compilations, assumed ≈ 1 min each; the steps take seconds), the shipped 32² model's programs (small) and the clips rendered at 32²; not measured on a TPU |
 
@@ -1191,14 +1191,16 @@ mediapy.show_video(video_grid(side_rows), fps=8,
 #    with chunk sizes 2, 4 and 8. Do the per-frame PSNRs agree, and what does
 #    the chunk size change?
 # 2. ★★ On the real clips the copy baseline jumps where the source repeats a
-#    frame. Count, per clip, the frames that repeat the previous one exactly
-#    (at the model's resolution), and compare model and copy PSNR over the
-#    other frames only. Does the verdict "worse than copying" change?
+#    frame. Count, per clip, the frames that repeat the previous one up to
+#    compression noise (mean absolute change below half a grey level at the
+#    model's resolution), and compare model and copy PSNR over the other
+#    frames only. Does the verdict "worse than copying" change?
 # 3. ★★★ How long does the state remember where it came from? Run the
 #    rendered clip once from a fresh state and once from the state the model
 #    ends in after another clip (held-out clip 1; and a real clip, if there is
 #    one). Per frame, how different are the two predictions, and after how many
-#    frames do they agree to within 1/255 on average for good?
+#    frames — if any within the clip — do they agree to within 1/255 on average
+#    for good?
 
 # %% [markdown]
 # ### Solution 1
@@ -1223,17 +1225,19 @@ assert all(run["psnr"].shape == (1, 96) for run in per_size.values()) and gap < 
 candidates = real_seen or {"rendered 0": {"video": clip["video"], "psnr": seen["psnr"][0],
                                           "copy_psnr": copy_psnr(clip["video"])}}
 for name, r in candidates.items():
-    video = r["video"].astype(np.int16)
-    repeats = np.concatenate([[False], (np.abs(np.diff(video, axis=0)) == 0).all(axis=(1, 2, 3))])
-    other = ~repeats & (np.arange(len(video)) > 0)
+    change = np.abs(np.diff(r["video"].astype(np.int16), axis=0)).mean(axis=(1, 2, 3))
+    repeats = np.concatenate([[False], change < 0.5])  # grey levels of 255
+    other = ~repeats & (np.arange(len(repeats)) > 0)
     model, copying = np.mean(r["psnr"][other]), np.mean(r["copy_psnr"][other])
-    print(f"{name}: {repeats.sum()} repeated frames of {len(video)}; without them model "
+    print(f"{name}: {repeats.sum()} repeated frames of {len(repeats)}; without them model "
           f"{model:.2f} dB, copy {copying:.2f} dB (with them: model "
           f"{np.mean(r['psnr'][1:]):.2f}, copy {np.mean(np.minimum(r['copy_psnr'][1:], 99)):.2f})")
     assert np.isfinite(copying) and other.sum() > 0
-# An exact repeat costs the copy baseline nothing (an unbounded PSNR, capped in the
-# plots), so repeats inflate its mean; without them the copy baseline drops. Whether
-# the model then beats it is in the printed numbers.
+# A repeat costs the copy baseline almost nothing (above 60 dB; the plots cap it at 45),
+# so repeats inflate its mean. What we measured: only Big Buck Bunny repeats frames
+# (twice in 48); without them its copy baseline drops by about a decibel and a half,
+# and copying the previous frame still beats the shipped model on every clip by many
+# decibels — the verdict stands.
 
 # %% [markdown]
 # ### Solution 3
@@ -1254,17 +1258,21 @@ for name, history in histories.items():
     settled = next((t for t in range(long_frames) if below[t:].all()), None)
     ax.semilogy(difference, label=name)
     print(f"after {name}: mean |difference| frame 0 {difference[0]:.4f}, frame "
-          f"{long_frames - 1} {difference[-1]:.2e}; within 1/255 for good from frame {settled}")
+          f"{long_frames - 1} {difference[-1]:.4f}; " + (
+              f"within 1/255 for good from frame {settled}" if settled is not None else
+              f"still above 1/255 at frame {long_frames - 1}: the state has not forgotten"))
     assert difference.shape == (long_frames,) and difference[0] > 0
 ax.axhline(1 / 255, color="grey", ls=":", lw=1)
 ax.set(xlabel="frame", ylabel="mean |prediction difference|",
        title="the rendered clip from a fresh state vs. after another clip")
 ax.legend(fontsize=8)
 plt.show()
-# Each correction writes the current frame into the state, so the history fades: how
-# fast it does (or whether some of it stays) is what the curve shows. A model whose
-# tokens bound to objects would carry the old clip's objects until the new frames
-# overwrite them.
+# Each correction writes the current frame into the state, so the history fades — but
+# how fast is an empirical question. What we measured on the shipped model: the mean
+# difference falls from 0.12–0.17 at frame 0 to 0.05–0.06 at frame 47 (13–15 grey
+# levels), after either history, and never comes within 1/255. The model never saw a
+# warm start in training (every window began from the same initial draw, chapter 11
+# §4), and it does not recover the predictions of a fresh start within 48 frames.
 print(f"chapter run time: {time.perf_counter() - chapter_start:.0f} s")
 
 # %% [markdown]
