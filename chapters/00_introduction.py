@@ -103,6 +103,7 @@ PRESET = notebook.setup()
 # | 10 | on-the-grid baselines | `moog_lib.baselines` |
 # | 10a | do the tokens follow the scene? the comparison | `moog_lib.comparison` |
 # | 11 | what the tokens do | `moog_lib.analysis`, `moog_lib.figures` |
+# | 11a | real and long video, streaming in constant memory, the report | `moog_lib.streaming`, `moog_lib.report` |
 # | 12 | the authors' Ego4D model in our modules | `moog_lib.ego4d` |
 # | 12a | the release's files: check, rename, load, save | `moog_lib.release` |
 # | 12b | tracking a video with the authors' weights | `moog_lib.tracking` |

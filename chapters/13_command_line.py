@@ -56,7 +56,7 @@ PRESET = notebook.setup()
 # | `moog data build --preset movi_e --split train --num 2000 --resolution 64` | render clips into an `array_record` dataset (both cores, resumable) |
 # | `moog train --preset cpu --workdir runs/cpu [--steps N \| --minutes M] [--resume] [--force-new-run] [--set field=value …]` | pretrain; `--minutes` sets the step count (and the schedule) from the measured step time (chapter 06 §6), `--resume` continues a run of the same config (chapter 06 lists what may change), `--force-new-run` moves a run already there aside |
 # | `moog eval --workdir runs/cpu` | held-out next-frame PSNR and the copy-the-previous-frame PSNR, as JSON |
-# | `moog report --workdir runs/cpu --out runs/demo` | curves, a prediction video and `summary.md`, and chapter 11's figures with `report.html` |
+# | `moog report --workdir runs/cpu --out runs/demo` | curves, a prediction video and `summary.md`, and chapters 11 and 11a's figures with `report.html` |
 # | `moog demo --preset cpu` | train (resuming if the run exists), then the report, then three checks on held-out clips appended to `summary.md`: PSNR above copying the previous frame, token following F ≥ 0.5, attention sharpness ≥ 0.3 (`demo_checks`) |
 # | `moog eval-readouts --preset cpu --workdir runs/cpu [--tasks depth points boxes] [--modes frozen e2e] [--minutes M]` | train every readout on a run, frozen and end to end (`--minutes`: the budget of each), and write `readouts/results.md` (chapters 07–09) |
 # | `moog compare --preset cpu [--steps N \| --minutes M] [--readout-steps N] [--scenes static movi_e]` | pretrain MooG, Grid and Grid Rec. alike (for the same steps, or the same minutes: `--minutes` alone also times the readouts), train frozen readouts on each and write `runs/<preset>/compare/results.md` (chapter 10a) |
@@ -80,8 +80,8 @@ from moog_lib import (
     configs,
     datasets,
     ego4d,
-    figures,
     render,
+    report,
     runs,
     tracking,
     train,
@@ -159,7 +159,7 @@ def cmd_eval(args) -> dict:
 
 def cmd_report(args) -> dict:
     out = train.write_report(args.workdir, args.out)
-    page = figures.write_figures(args.workdir, out)  # chapter 11's figures and report.html
+    page = report.write_figures(args.workdir, out)  # chapters 11 and 11a's figures and report.html
     return {"report": str(out / "summary.md"), "page": str(page)}
 
 
@@ -209,7 +209,7 @@ def cmd_demo(args) -> dict:
     result = train.train(config, args.workdir, steps=args.steps, minutes=args.minutes, resume=True,
                          force_new_run=args.force_new_run)
     train.write_report(args.workdir, args.out)
-    page = figures.write_figures(args.workdir, args.out)
+    page = report.write_figures(args.workdir, args.out)
     checks = demo_checks(args.workdir, args.out)
     return {"step": result["step"], "eval": result["eval"], "checks": checks,
             "report": str(Path(args.out) / "summary.md"), "page": str(page)}
@@ -293,10 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cmd.add_argument("--clips", type=int, default=None, help="number of held-out clips")
     eval_cmd.set_defaults(run=cmd_eval)
 
-    report = commands.add_parser("report", help="curves, prediction video and summary.md")
-    report.add_argument("--workdir", required=True)
-    report.add_argument("--out", required=True)
-    report.set_defaults(run=cmd_report)
+    report_cmd = commands.add_parser("report", help="curves, prediction video and summary.md")
+    report_cmd.add_argument("--workdir", required=True)
+    report_cmd.add_argument("--out", required=True)
+    report_cmd.set_defaults(run=cmd_report)
 
     demo = commands.add_parser("demo", help="train (resuming) then write the report")
     with_preset(demo, budget=True)

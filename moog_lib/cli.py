@@ -34,8 +34,8 @@ from moog_lib import (
     configs,
     datasets,
     ego4d,
-    figures,
     render,
+    report,
     runs,
     tracking,
     train,
@@ -92,7 +92,7 @@ def cmd_eval(args) -> dict:
 
 def cmd_report(args) -> dict:
     out = train.write_report(args.workdir, args.out)
-    page = figures.write_figures(args.workdir, out)  # chapter 11's figures and report.html
+    page = report.write_figures(args.workdir, out)  # chapters 11 and 11a's figures and report.html
     return {"report": str(out / "summary.md"), "page": str(page)}
 
 
@@ -136,7 +136,7 @@ def cmd_demo(args) -> dict:
     result = train.train(config, args.workdir, steps=args.steps, minutes=args.minutes, resume=True,
                          force_new_run=args.force_new_run)
     train.write_report(args.workdir, args.out)
-    page = figures.write_figures(args.workdir, args.out)
+    page = report.write_figures(args.workdir, args.out)
     checks = demo_checks(args.workdir, args.out)
     return {"step": result["step"], "eval": result["eval"], "checks": checks,
             "report": str(Path(args.out) / "summary.md"), "page": str(page)}
@@ -210,10 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cmd.add_argument("--clips", type=int, default=None, help="number of held-out clips")
     eval_cmd.set_defaults(run=cmd_eval)
 
-    report = commands.add_parser("report", help="curves, prediction video and summary.md")
-    report.add_argument("--workdir", required=True)
-    report.add_argument("--out", required=True)
-    report.set_defaults(run=cmd_report)
+    report_cmd = commands.add_parser("report", help="curves, prediction video and summary.md")
+    report_cmd.add_argument("--workdir", required=True)
+    report_cmd.add_argument("--out", required=True)
+    report_cmd.set_defaults(run=cmd_report)
 
     demo = commands.add_parser("demo", help="train (resuming) then write the report")
     with_preset(demo, budget=True)

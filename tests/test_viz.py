@@ -1,12 +1,13 @@
-"""Looking inside MooG (chapter 11): attention maps, argmax ids, PCA, K at test time,
-a 1,000-frame stream in flat memory, and the report written from a tiny run."""
+"""Looking inside MooG (chapter 11: attention maps, argmax ids, PCA, K at test time) and
+on long video (chapter 11a: a 1,000-frame stream in flat memory, the report written from
+a tiny run)."""
 
 import jax
 import numpy as np
 import pytest
 from flax import nnx
 
-from moog_lib import analysis, configs, datasets, figures, render, train
+from moog_lib import analysis, configs, datasets, figures, render, report, streaming, train
 from moog_lib.model import MooG
 
 CONFIG = configs.get("tiny")
@@ -98,7 +99,7 @@ def test_fewer_tokens_run_with_the_same_parameters(net, clip):
 
 
 def test_thousand_frame_stream_is_finite_and_memory_does_not_grow(net, clip):
-    rows = analysis.stream_memory(net, clip["video"], jax.random.key(2), (200, 1000), chunk_size=4)
+    rows = streaming.stream_memory(net, clip["video"], jax.random.key(2), (200, 1000), chunk_size=4)
     short, long = rows
     assert long["frames"] == 1000 and long["psnr_per_frame"].shape == (1000,)
     assert np.isfinite(long["psnr_per_frame"]).all()
@@ -108,23 +109,23 @@ def test_thousand_frame_stream_is_finite_and_memory_does_not_grow(net, clip):
     assert len(long["live_bytes"]) == 250
     assert long["rss_peak_bytes"] < 64 * 2**20  # the whole process, within noise of flat
     # the instrument sees a leak: keeping every chunk's outputs grows the live bytes
-    kept, start = [], analysis.live_array_bytes()
+    kept, start = [], streaming.live_array_bytes()
     graphdef, variables = nnx.split(net)
     state = analysis.first_state(net, jax.random.key(2), 1)
-    for chunk in analysis.looped_chunks(clip["video"], 40, 4):
-        outputs, state = analysis._stream_step(graphdef, variables, chunk, state, jax.random.key(2))
+    for chunk in streaming.looped_chunks(clip["video"], 40, 4):
+        outputs, state = streaming._stream_step(graphdef, variables, chunk, state, jax.random.key(2))
         kept.append(outputs)
-    assert analysis.live_array_bytes() - start > 10 * len(kept) * 4
+    assert streaming.live_array_bytes() - start > 10 * len(kept) * 4
 
 
 def test_looped_chunks_play_back_and_forth():
     video = np.arange(4, dtype=np.uint8)[:, None, None, None] * np.ones((1, 2, 2, 3), np.uint8)
-    chunks = list(analysis.looped_chunks(video, 11, 3))
+    chunks = list(streaming.looped_chunks(video, 11, 3))
     assert [c.shape[1] for c in chunks] == [3, 3, 3, 2]
     order = np.concatenate(chunks, axis=1)[0, :, 0, 0, 0] * 255
     assert np.allclose(order, [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2])
     with pytest.raises(ValueError):
-        next(analysis.looped_chunks(video[:1], 5, 2))
+        next(streaming.looped_chunks(video[:1], 5, 2))
 
 
 def test_token_picking_on_a_moving_object():
@@ -149,7 +150,7 @@ def test_missing_real_clip_is_reported_and_skipped(monkeypatch):
     monkeypatch.setattr(datasets, "bundled_videos", lambda: {
         "bigbuckbunny.mp4": "/nonexistent/bigbuckbunny.mp4"})
     messages = []
-    assert analysis.real_clips(32, 8, log=messages.append) == {}
+    assert streaming.real_clips(32, 8, log=messages.append) == {}
     assert len(messages) == 3 and all("skipping the real clip" in m for m in messages)
 
 
@@ -170,9 +171,9 @@ def test_write_figures_on_a_two_step_tiny_run(tmp_path):
                                        "train.checkpoint_every=2", "train.log_every=2"])
     train.train(config, run, progress=False)
     with pytest.raises(ValueError, match="no config.json"):
-        figures.write_figures(tmp_path / "empty", tmp_path / "nothing")
+        report.write_figures(tmp_path / "empty", tmp_path / "nothing")
     out = tmp_path / "report"
-    page = figures.write_figures(run, out, num_rendered=1, long_frames=40, stream_frames=100,
+    page = report.write_figures(run, out, num_rendered=1, long_frames=40, stream_frames=100,
                              memory_lengths=(40,), token_counts=(K // 2, K))
     assert page == out / "report.html"
     for name in ("attention", "argmax", "pca"):
