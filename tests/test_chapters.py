@@ -72,12 +72,14 @@ def test_exporting_chapters_declare_their_module_in_cell_three(chapter):
         assert export.directives(chapter.cells[2])[0][0][0] == "default_exp"
 
 
-MAX_CHAPTER_LINES = 1200  # one lesson per chapter: a longer one is two chapters
+# One lesson per chapter: the issue that set the limit asks for "~1,200 lines"; a
+# chapter over 1,250 is two chapters.
+MAX_CHAPTER_LINES = 1250
 MAX_CELL_LINES = 80  # a longer code cell is plumbing a reader may skip, and says so
 PLUMBING = "# Plumbing:"  # the whole marker: `# Plumbing: <what it is>; you may skip it.`
 
 
-def test_chapter_source_is_at_most_1200_lines(chapter):
+def test_chapter_source_is_about_1200_lines_at_most(chapter):
     lines = len(chapter.path.read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_CHAPTER_LINES, (
         f"{chapter.rel} has {lines} lines (at most {MAX_CHAPTER_LINES}): split it where its "
