@@ -21,7 +21,7 @@
 # - build the paper's two on-the-grid baselines, **Grid** (an auto-encoder of
 #   each frame) and **Grid Rec.** (the same, with a recurrence over time), out
 #   of the encoder, transformer and decoder you already have;
-# - give them MooG's interface, so the pretraining loop of chapter 06 and the
+# - give them MooG's interface, so the pretraining loop of chapter 06a and the
 #   readouts of chapters 07–09 run on them unchanged;
 # - match their capacity to MooG's and count parameters and tokens at every
 #   preset without allocating anything;
@@ -31,7 +31,7 @@
 #   readouts on each, trivial baselines, run times — on a still-camera and a
 #   moving-camera scene preset, as a function and as `moog compare`.
 #
-# **Prerequisites.** Chapters 03–04 (the model), 06 (pretraining) and 07–09
+# **Prerequisites.** Chapters 03–04 (the model), 06–06b (pretraining) and 07–09
 # (readouts).
 #
 # **Runtime.**
@@ -641,7 +641,7 @@ def train_baseline(config: configs.Config, workdir, kind: str, *, steps: int | N
     """Pretrain the model `kind` (MooG or a baseline) with `train.fit` and
     `optimization.pretraining_loss`; returns the last train and eval records (`eval_sources`:
     as in `train.fit`; `{}` evaluates nothing). `minutes`: train for that long instead of
-    `config.train.steps` (chapter 06's `budget_steps`, timed on this model's own step)."""
+    `config.train.steps` (chapter 06a's `budget_steps`, timed on this model's own step)."""
     if minutes is not None and steps is not None:
         raise ValueError("give a number of steps or a budget in minutes, not both")
     if kind not in MODEL_KINDS:
@@ -988,7 +988,7 @@ assert all(0.0 < f < 0.9 for f in ceiling.values())
 # / 0.43 at `S = 2` and 0.70 / 0.58 / 0.70 at `S = 1` (1 / 4 / 16 background
 # tiles). So on this world a model scoring `F ≈ 0.4` at the 16×16 grid binds
 # about as well as the ground truth does, and `F < 0` — every model of this
-# chapter and of chapter 06 §10's study — is worse than tokens that stand still.
+# chapter and of chapter 06b §2's study — is worse than tokens that stand still.
 #
 # **Tied to the content, or to the image?** A low `F` has two causes that look
 # alike in a score: tokens that try to follow and jitter, and tokens that never

@@ -35,7 +35,7 @@
 # - the same pictures and numbers for chapter 10's on-the-grid **Grid Rec.**,
 #   side by side with MooG.
 #
-# All of it on the MooG this repository ships (chapter 06), loaded, not
+# All of it on the MooG this repository ships (chapter 06b), loaded, not
 # trained, so every preset looks at the same model. A warning before the
 # pictures: a model trained for a few thousand steps on two CPU cores is far
 # from the paper's (1M steps at batch 128 on 64 TPUs). Its attention has real
@@ -49,7 +49,7 @@
 # report page of `write_figures`).
 #
 # **Prerequisites.** Chapters 03 (`chunks_of`, `stream`), 04 (the decoder and
-# its attention), 05 (rendered and real clips), 06 (training, the shipped
+# its attention), 05 (rendered and real clips), 06–06b (training, the shipped
 # weights and `load_tutorial_model`)
 # and, for §11, 10 (Grid Rec. and the token-following score).
 #
@@ -86,7 +86,7 @@ PRESET = notebook.setup()
 # ## 1. A model to look into
 #
 # Every figure here comes from one trained model: the MooG this repository
-# ships (chapter 06 §9), loaded with one call on every preset. It was trained
+# ships (chapter 06b §1), loaded with one call on every preset. It was trained
 # with the `cpu` preset on `movi_a` clips — two to five plain-coloured objects
 # sliding on a grey floor, 32×32 frames, K = 16 tokens of D = 64 — for
 # thousands of steps on two CPU cores; its manifest records the command, the
@@ -338,7 +338,7 @@ print(f"largest weight any pixel gives any token: {seen['attention'][0, 1:].max(
 # uniform attention would give each 1/K — and far from the paper's one token
 # per region: a typical pixel still spreads its weight over a few tokens.
 # (For scale: models trained for a few hundred to a thousand steps, like the
-# 1,000-step `movi_e` run of an earlier `cpu` preset in chapter 06 §10, stay
+# 1,000-step `movi_e` run of an earlier `cpu` preset in chapter 06b §2, stay
 # below 0.02 — uniform to the eye.) The sharpness also falls in the frames
 # after the training windows end (frame 8 on): the longer the rollout, the
 # blurrier the predictions and the flatter the attention (§8).
@@ -656,7 +656,7 @@ mediapy.show_video(video_grid([[upscale(clip["video"], factor),
 # is the price of the `cpu` preset's fixed initial draw (chapter 03): every clip
 # starts from the same sixteen tokens, so the cheapest thing for the decoder to
 # learn is to give each token a fixed part of the frame — a grid in disguise.
-# The paper draws fresh tokens per clip; chapter 06 §10 measures what that
+# The paper draws fresh tokens per clip; chapter 06b §2 measures what that
 # changes at this scale.
 
 # %% [markdown]
@@ -1220,7 +1220,7 @@ assert careless[1] > 1.8 * careless[0]
 # and writes them to `out_dir/inside/` — videos as MP4 and GIF (mediapy with the
 # `imageio-ffmpeg` binary, as `train.write_report` does), stills as PNG, the
 # numbers as JSON — plus `out_dir/report.html`, the page to open in a browser:
-# it shows the pretraining report of chapter 06 (`curves.png`,
+# it shows the pretraining report of chapter 06a (`curves.png`,
 # `predictions.gif`, a link to `summary.md`) from the same folder, then the
 # figures with their tables. (HTML rather than Markdown, so the GIFs and
 # tables show without a Markdown viewer; the name also keeps clear of the
@@ -1268,7 +1268,7 @@ def _report_page(config, numbers: dict, following: list, out_dir, chunk_size: in
     links = [f'<a href="{name}">{label}</a>' for name, label in (
         ("summary.md", "summary.md"), ("curves.png", "loss and PSNR curves"),
         ("predictions.gif", "held-out predictions")) if (out_dir / name).exists()]
-    parts.append("<p>Pretraining report (chapter 06): " + (" · ".join(links) if links else
+    parts.append("<p>Pretraining report (chapter 06a): " + (" · ".join(links) if links else
                  "not written yet (<code>moog report</code>)") + ".</p>")
     if (out_dir / "curves.png").exists() and (out_dir / "predictions.gif").exists():
         parts.append('<p><img src="curves.png" alt="curves" height="260"> '
