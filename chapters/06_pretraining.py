@@ -43,7 +43,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 114 s (nbval, a shared core; the machine was busy: 33 s of CPU) |
+# | `tiny` | CI, 2 CPU cores | 26 s (nbval, a shared core) |
 # | `cpu` | 2 CPU cores | the chapter as in CI, on the `cpu` preset's batch |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 5 min, not measured on a TPU: about 5 compiles of the paper-size step (assumed ≈ 1 min each: §2, §3 and the exercises) and one batch of clips rendered at 128² on Colab's CPU (≈ 0.15 s each) |
 

@@ -41,7 +41,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 271 s (nbval, a shared core; the machine was busy: 70 s of CPU) |
+# | `tiny` | CI, 2 CPU cores | 99 s (nbval, a shared core) |
 # | `cpu` | 2 CPU cores | the chapter as in CI; `make demo` trains the `cpu` preset (1,200 steps of the small world): 31 min measured on one busy core; the quiet two-core time is not measured yet (README) |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 6 min, not measured on a TPU: about 4 compiles of the paper-size step and evaluation (assumed ≈ 1 min each), the 2-minute budget of §4, 20 + a few hundred steps of one clip (22 ms each at an assumed 40 % of the chip's peak, chapter 06 §3) and about 100 clips rendered at 128² on Colab's CPU (≈ 0.15 s each) |
 
@@ -65,6 +65,7 @@ PRESET = notebook.setup()
 
 # %%
 #| default_exp train
+
 # %% [markdown]
 # The session's preset, and a scratch folder for this chapter's runs.
 
@@ -181,8 +182,8 @@ def plot_metrics(log: MetricsLog, path=None):
 
 # %%
 demo_log = MetricsLog(scratch / "demo_metrics.jsonl")
-for step, loss in ((5, 0.08), (10, 0.05)):
-    demo_log.write(step, "train", {"loss": loss, "psnr": 12 + 1 / loss / 10, "copy_psnr": 19.0})
+for step, loss, psnr in ((5, 0.08, 13.1), (10, 0.05, 14.0)):
+    demo_log.write(step, "train", {"loss": loss, "psnr": psnr, "copy_psnr": 19.0})
 demo_log.write(10, "eval", {"loss": 0.06, "psnr": 13.5, "copy_psnr": 19.2})
 assert [r["step"] for r in demo_log.read("train")] == [5, 10] and len(demo_log.read()) == 3
 print(demo_log.read("eval")[0])
@@ -255,6 +256,21 @@ def config_from_dict(values: dict, source: str = "config") -> configs.Config:
             raise ValueError(f"{source}: {section} lacks a field ({err})") from None
 
     return build(configs.Config, values, "")
+
+# %% [markdown]
+# The session's config survives the trip through JSON, and a misspelt field is
+# named:
+
+# %%
+assert config_from_dict(json.loads(json.dumps(dataclasses.asdict(config)))) == config
+misspelt = dataclasses.asdict(config)
+misspelt["train"]["step"] = misspelt["train"].pop("steps")
+try:
+    config_from_dict(misspelt, source="config.json")
+except ValueError as err:
+    print("refused:", err)
+else:
+    raise AssertionError("a misspelt field must be refused")
 
 # %% [markdown]
 # **Why a folder refuses a second run.** Resuming with another config used to start from
@@ -875,16 +891,16 @@ assert read_config(workdir) == config
 # %% [markdown]
 # ## 4. A time budget instead of a step count
 #
-# "Train for 1,200 steps" says
-# nothing about how long a person waits: a step takes a second on a laptop
-# core and a few milliseconds on a TPU. `train(..., minutes=20)` (and `moog
-# train --minutes 20`) turns a budget into steps before the run starts: it
-# compiles the very step `fit` runs, times a few steps, each on the next batch
-# of the training pipeline (so a step counts the time to render or read its
-# clips when that is the slower part), and sets `train.steps` — and with it
-# the cosine schedule, which must know where it ends — to what fits, saying so
-# first. Compiling is taken out of the budget; evaluation and checkpoints come
-# on top. On a resumed run the budget is for the steps still to come.
+# "Train for 1,200 steps" says nothing about how long a person waits: a step
+# takes a second on a laptop core and a few milliseconds on a TPU. `train(...,
+# minutes=20)` (and `moog train --minutes 20`) turns a budget into steps
+# before the run starts: it compiles the very step `fit` runs, times a few
+# steps, each on the next batch of the training pipeline (so a step counts the
+# time to render or read its clips when that is the slower part), and sets
+# `train.steps` — and with it the cosine schedule, which must know where it
+# ends — to what fits, saying so first. Compiling is taken out of the budget;
+# evaluation and checkpoints come on top. On a resumed run the budget is for
+# the steps still to come.
 
 # %%
 #| export

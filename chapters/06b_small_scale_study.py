@@ -36,7 +36,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 74 s (nbval, a shared core; the machine was busy: 18 s of CPU) |
+# | `tiny` | CI, 2 CPU cores | 16 s (nbval, a shared core) |
 # | `cpu` | 2 CPU cores | as `tiny`: every preset looks at the same shipped `cpu` model on the same 8 clips at 32² |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 1 min, not measured on a TPU: the same small model and clips as on a CPU, a few compiles |
 
@@ -148,8 +148,7 @@ print(f"measured again: PSNR {measured['psnr']:.2f} dB, copying {measured['copy_
 # `cpu` preset turns on (`fixed_initial_state` with `initial_state_scale=1`,
 # chapter 03; `qk_norm_scale=2`, chapter 02) — departures from the paper, off
 # in every other preset.
-
-# %% [markdown]
+#
 # In the full model (next-frame prediction, 8-frame clips, batch 8, `movi_a`
 # at 32², 512 clips, no augmentation) the same switches lift held-out PSNR
 # from 16.48 dB (paper init, 600 steps) to 18.23 dB (1,000 steps), and
@@ -271,8 +270,6 @@ assert untrained_sharpness > 0.05  # sharp before anything is learned
 # 300 steps has not moved from zero motion (0.651); the other rows used the
 # paper's head.
 #
-
-# %% [markdown]
 # What it says, at 1,200 steps on two cores:
 #
 # - **No knob makes MooG work.** Every row is 2.7–3.7 dB below copying the

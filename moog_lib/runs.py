@@ -159,7 +159,7 @@ def config_from_dict(values: dict, source: str = "config") -> configs.Config:
     return build(configs.Config, values, "")
 
 
-# chapters/06a_training_loop.py, cell 13
+# chapters/06a_training_loop.py, cell 15
 # What may change when a run is resumed, in `train` and in the readouts' `readout.train`.
 RESUMABLE_FIELDS = tuple(f"{section}.{field}" for section in ("train", "readout.train")
                          for field in ("steps", "log_every", "eval_every", "checkpoint_every",
@@ -201,7 +201,7 @@ def check_config(config: configs.Config) -> configs.Config:
     return config
 
 
-# chapters/06a_training_loop.py, cell 15
+# chapters/06a_training_loop.py, cell 17
 def config_differences(old: configs.Config, new: configs.Config) -> dict:
     """{dotted field: (old value, new value)} for every field where `new` differs."""
     def flat(node, prefix=""):
@@ -233,7 +233,7 @@ def move_run_aside(workdir) -> Path:
     return target
 
 
-# chapters/06a_training_loop.py, cell 17
+# chapters/06a_training_loop.py, cell 19
 def prepare_run_folder(config: configs.Config, workdir, *, resume: bool,
                        force_new_run: bool = False) -> Path:
     """`workdir` as a Path, once it may take this run; writes nothing except with
