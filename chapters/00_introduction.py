@@ -97,8 +97,8 @@ PRESET = notebook.setup()
 # | 04 | decoding off-the-grid tokens, the whole model | `moog_lib.decoder`, `moog_lib.model` |
 # | 05 | data: rendered scenes with exact labels, the input pipeline | `moog_lib.data`, `moog_lib.render` |
 # | 05a | datasets: clips on disk, MOVi-E, TAP-Vid-DAVIS, video files | `moog_lib.datasets` |
-# | 06 | pretraining: the train step, data parallelism, checkpoints and weights files | `moog_lib.optimization`, `moog_lib.parallel`, `moog_lib.checkpoint` |
-# | 06a | the training loop: run folders, metrics, budgets, reports | `moog_lib.runs`, `moog_lib.train` |
+# | 06 | pretraining: the train step, data parallelism, checkpoints, weights files, run folders | `moog_lib.optimization`, `moog_lib.parallel`, `moog_lib.checkpoint`, `moog_lib.runs` |
+# | 06a | the training loop: resuming, budgets, reports, the shipped weights | `moog_lib.train` |
 # | 06b | the shipped model and a small-scale study | — |
 # | 07–09 | readouts: depth, points, boxes | `moog_lib.readouts`, `moog_lib.points`, `moog_lib.boxes` |
 # | 10 | on-the-grid baselines | `moog_lib.baselines`, `moog_lib.comparison` |

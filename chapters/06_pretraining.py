@@ -9,7 +9,7 @@
 # ---
 
 # %% [markdown]
-# # 06 — Pretraining: the train step, data parallelism and checkpoints
+# # 06 — Pretraining: the train step, data parallelism, checkpoints and run folders
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/moog-tutorial/moog-tutorial/blob/main/notebooks/06_pretraining.ipynb)
 #
@@ -29,12 +29,17 @@
 # - checkpoints with orbax that are atomic, rotate, survive a kill and skip a
 #   corrupt step;
 # - weights files: a checked float32 `.npz` and a JSON manifest, the format of
-#   the trained weights this repository ships.
+#   the trained weights this repository ships;
+# - metrics you can read: a JSON-lines log, curves, and the number that tells
+#   prediction from copying — the PSNR of simply repeating the previous frame;
+# - a run folder that holds one run: its config is checked before anything is
+#   written, and a run of another config is refused rather than overwritten.
 #
-# The code goes to three modules: `moog_lib.optimization` (the optimiser, the
+# The code goes to four modules: `moog_lib.optimization` (the optimiser, the
 # loss and the train and eval steps, §1–2), `moog_lib.parallel` (devices,
-# hosts and memory, §3) and `moog_lib.checkpoint` (checkpoints and weights
-# files, §4–5).
+# hosts and memory, §3), `moog_lib.checkpoint` (checkpoints and weights
+# files, §4–5) and `moog_lib.runs` (the run folder: its metrics log, its
+# config and the checks before training, §6–7).
 #
 # **Prerequisites.** Chapters 03–04 (the model and its loss) and 05 (data);
 # optax; the idea of data-parallel training.
@@ -43,7 +48,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 26 s (nbval, a shared core) |
+# | `tiny` | CI, 2 CPU cores | 27 s (nbval, a shared core) |
 # | `cpu` | 2 CPU cores | the chapter as in CI, on the `cpu` preset's batch |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 5 min, not measured on a TPU: about 5 compiles of the paper-size step (assumed ≈ 1 min each: §2, §3 and the exercises) and one batch of clips rendered at 128² on Colab's CPU (≈ 0.15 s each) |
 
@@ -704,6 +709,347 @@ print(f"{manifest['parameters']:,} parameters in {manifest['arrays']} arrays, "
       f"{saved.stat().st_size / 1e6:.2f} MB")
 
 # %% [markdown]
+# ## 6. Metrics you can read
+#
+# Every `log_every` steps the training loop (chapter 06a) appends one JSON line
+# with the mean loss, PSNR, copy-the-previous-frame PSNR, learning rate,
+# gradient norm, frames per second and the share of time spent waiting for data;
+# every `eval_every` steps one more line for the held-out split (test-split
+# clips, `S = 4`, zero offsets).
+
+# %%
+#| export runs
+"""A run's folder: its config file, its metrics log and plot, and the checks before training.
+
+`MetricsLog` appends a run's metrics as JSON lines and `plot_metrics` draws them;
+`read_config` and `config_from_dict` read a run's `config.json`;
+`check_config` and `check_count` refuse settings training cannot use;
+`prepare_run_folder` (with `config_differences`, `move_run_aside` and
+`RESUMABLE_FIELDS`) decides whether a folder may start or resume a run.
+"""
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import jax
+
+from moog_lib import configs
+
+
+class MetricsLog:
+    """Append-only JSON lines, one record per log or evaluation: `{"step", "split", ...}`."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def write(self, step: int, split: str, metrics: dict) -> dict:
+        record = {"step": int(step), "split": split, "time": time.time()}
+        record.update({k: float(v) for k, v in metrics.items()})
+        if jax.process_index() == 0:
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        return record
+
+    def read(self, split: str | None = None) -> list[dict]:
+        if not self.path.exists():
+            return []
+        records = [json.loads(line) for line in self.path.read_text().splitlines() if line]
+        return [r for r in records if split is None or r["split"] == split]
+
+
+_NOT_PLOTTED = {"step", "split", "time", "loss", "grad_norm", "learning_rate",
+                "frames_per_second", "data_wait_share", "copy_psnr"}
+
+
+def plot_metrics(log: MetricsLog, path=None):
+    """Loss and metric curves, train and every held-out split.
+
+    The metric panel shows PSNR with the copy-the-last-frame baseline for
+    pretraining, or a readout's first metric (e.g. AbsRel) otherwise.
+    """
+    import matplotlib.pyplot as plt
+
+    records = log.read()
+    splits = list(dict.fromkeys(r["split"] for r in records))
+    metric = "psnr" if any("psnr" in r for r in records) else next(
+        (k for r in records for k in r if k not in _NOT_PLOTTED), None)
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for split in splits:
+        rows = log.read(split)
+        steps, style = [r["step"] for r in rows], "-" if split == "train" else "o-"
+        ax_loss.plot(steps, [r["loss"] for r in rows], style, label=split)
+        if metric is not None:
+            ax_metric.plot(steps, [r.get(metric, float("nan")) for r in rows], style,
+                           label=f"model, {split}")
+        if metric == "psnr":
+            ax_metric.plot(steps, [r["copy_psnr"] for r in rows], style, alpha=0.5,
+                           label=f"copy last frame, {split}")
+    ax_loss.set(xlabel="step", ylabel="loss", yscale="log", title="loss")
+    ax_metric.set(xlabel="step", ylabel=metric or "", title=metric or "")
+    if metric == "psnr":
+        ax_metric.set(ylabel="PSNR (dB), frames 1…T−1", title="next-frame PSNR")
+    for ax in (ax_loss, ax_metric):
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+    return fig
+
+# %% [markdown]
+# A log written by hand: two training records and one held-out record, read
+# back by split and drawn.
+
+# %%
+demo_log = MetricsLog(scratch / "demo_metrics.jsonl")
+for step, loss, psnr in ((5, 0.08, 13.1), (10, 0.05, 14.0)):
+    demo_log.write(step, "train", {"loss": loss, "psnr": psnr, "copy_psnr": 19.0})
+demo_log.write(10, "eval", {"loss": 0.06, "psnr": 13.5, "copy_psnr": 19.2})
+assert [r["step"] for r in demo_log.read("train")] == [5, 10] and len(demo_log.read()) == 3
+print(demo_log.read("eval")[0])
+plt.show(plot_metrics(demo_log))
+
+# %% [markdown]
+# ## 7. A folder holds one run
+#
+# A run folder carries the config it was trained with as `config.json`.
+# `read_config` and `config_from_dict` read it back, checking every field's
+# name and type, so a run written before a field existed still loads and a
+# typo is named rather than ignored.
+
+# %%
+#| export runs
+def read_config(workdir) -> configs.Config:
+    """The config a run in `workdir` was trained with (its config.json)."""
+    config_path = Path(workdir) / "config.json"
+    if Path(workdir).is_file():
+        raise ValueError(f"{workdir} is a file, not a run folder; pass the folder a run was "
+                         "trained in")
+    if not config_path.exists():
+        raise ValueError(f"{workdir} has no config.json; pass the config it was trained with")
+    try:
+        values = json.loads(config_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{config_path} is not JSON ({err.msg}, line {err.lineno} column "
+                         f"{err.colno}); restore the run's config (json.dumps of "
+                         "dataclasses.asdict(config))") from None
+    return config_from_dict(values, source=str(config_path))
+
+
+def config_from_dict(values: dict, source: str = "config") -> configs.Config:
+    """Rebuild a `configs.Config` from `dataclasses.asdict` output (e.g. a run's config.json).
+
+    A missing field takes its default (a run written before the field existed); an
+    unknown field or a value of another type is a ValueError naming `source` and the
+    dotted field."""
+    import typing
+
+    def value_of(kind, value, name):
+        if typing.get_origin(kind) is tuple and isinstance(value, list | tuple):
+            item = typing.get_args(kind)[0]
+            if all(type(v) is item for v in value):
+                return tuple(value)
+        elif kind is float and type(value) is int:
+            return float(value)
+        elif type(value) is kind:
+            return value
+        expected = "a list of numbers" if typing.get_origin(kind) is tuple else kind.__name__
+        raise ValueError(f"{source}: {name} is {value!r}; expected {expected}")
+
+    def build(cls, fields, prefix):
+        section = prefix[:-1] or "the top level"
+        if not isinstance(fields, dict):
+            raise ValueError(f"{source}: {section} is {fields!r}; expected a section of "
+                             f"{cls.__name__} fields")
+        hints = typing.get_type_hints(cls)
+        unknown = [prefix + name for name in fields if name not in hints]
+        if unknown:
+            raise ValueError(f"{source}: unknown field {', '.join(unknown)} (a typo, or a "
+                             "newer version's); remove it or correct its name")
+        kwargs = {name: build(hints[name], value, f"{prefix}{name}.")
+                  if dataclasses.is_dataclass(hints[name])
+                  else value_of(hints[name], value, prefix + name)
+                  for name, value in fields.items()}
+        try:
+            return cls(**kwargs)
+        except TypeError as err:  # a field without a default is missing
+            raise ValueError(f"{source}: {section} lacks a field ({err})") from None
+
+    return build(configs.Config, values, "")
+
+# %% [markdown]
+# The session's config survives the trip through JSON, and a misspelt field is
+# named:
+
+# %%
+assert config_from_dict(json.loads(json.dumps(dataclasses.asdict(config)))) == config
+misspelt = dataclasses.asdict(config)
+misspelt["train"]["step"] = misspelt["train"].pop("steps")
+try:
+    config_from_dict(misspelt, source="config.json")
+except ValueError as err:
+    print("refused:", err)
+else:
+    raise AssertionError("a misspelt field must be refused")
+
+# %% [markdown]
+# **Why a folder refuses a second run.** Resuming with another config used to
+# start from scratch in the old run's folder, and checkpoint rotation then
+# deleted the old run. Now `fit` (chapter 06a) first calls `prepare_run_folder`,
+# which writes nothing: a fresh run needs a folder without a run in it (a
+# `config.json` or checkpoints), and a resumed run needs the config in
+# `config.json`, except `RESUMABLE_FIELDS`: the run's length (`train.steps`: the
+# cosine schedule then stretches to the new length, so the learning rate from
+# the resumed step on changes), how often it logs, evaluates and saves, how many
+# checkpoints it keeps, and where its rendered dataset lives. Anything else is
+# refused, naming the fields and the two ways out; `force_new_run` renames the
+# old run to `<workdir>.old-<time>`, so nothing is ever deleted. `check_config`
+# refuses, at the same moment, values training would divide by or could not
+# build a model with.
+
+# %%
+#| export runs
+# What may change when a run is resumed, in `train` and in the readouts' `readout.train`.
+RESUMABLE_FIELDS = tuple(f"{section}.{field}" for section in ("train", "readout.train")
+                         for field in ("steps", "log_every", "eval_every", "checkpoint_every",
+                                       "keep_checkpoints")) + ("data.data_dir",)
+COMPUTE_DTYPES = ("float32", "bfloat16")
+_WAYS_OUT = ("choose another workdir, or pass --force-new-run (force_new_run=True) to move "
+             "the old run to <workdir>.old-<time> and start afresh")
+
+
+def check_count(name: str, value, what: str) -> None:
+    """A ValueError unless `value` is a positive whole number; `what` says what it counts."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name}={value!r}: expected a positive whole number ({what})")
+
+
+def check_config(config: configs.Config) -> configs.Config:
+    """`config`, once its counts, cadences and dtype are checked; else a ValueError
+    naming the dotted field and what it expects."""
+    for section, t in (("train", config.train), ("readout.train", config.readout.train)):
+        for field, what in (("steps", "training steps"), ("log_every", "steps per log record"),
+                            ("eval_every", "steps between evaluations"),
+                            ("checkpoint_every", "steps between checkpoints"),
+                            ("keep_checkpoints", "checkpoints kept")):
+            check_count(f"{section}.{field}", getattr(t, field), what)
+        if not 0 <= t.warmup_steps or not 0 < t.peak_learning_rate < math.inf:
+            raise ValueError(f"{section}: warmup_steps={t.warmup_steps}, peak_learning_rate="
+                             f"{t.peak_learning_rate}; expected warmup >= 0 and a positive rate")
+    for field in ("resolution", "num_frames", "batch_size", "clip_frames", "num_clips",
+                  "eval_clips"):
+        check_count(f"data.{field}", getattr(config.data, field), "a count of clips, frames "
+                     "or pixels")
+    for field in ("token_dim", "num_tokens"):
+        check_count(f"model.{field}", getattr(config.model, field), "model size")
+    if config.model.compute_dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"model.compute_dtype={config.model.compute_dtype!r}: expected one of "
+                         f"{', '.join(map(repr, COMPUTE_DTYPES))}")
+    return config
+
+# %% [markdown]
+# Comparing two configs field by field, and moving a run aside without
+# deleting anything:
+
+# %%
+#| export runs
+def config_differences(old: configs.Config, new: configs.Config) -> dict:
+    """{dotted field: (old value, new value)} for every field where `new` differs."""
+    def flat(node, prefix=""):
+        return {k: v for f in dataclasses.fields(node) for k, v in (
+            flat(getattr(node, f.name), f"{prefix}{f.name}.").items()
+            if dataclasses.is_dataclass(getattr(node, f.name))
+            else [(prefix + f.name, getattr(node, f.name))])}
+
+    a, b = flat(old), flat(new)
+    return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+
+
+def move_run_aside(workdir) -> Path:
+    """Rename `workdir` to `<workdir>.old-<time>` (deleting nothing); returns the new name."""
+    workdir = Path(workdir).absolute()
+    if Path.cwd().resolve().is_relative_to(workdir.resolve()):
+        raise ValueError(f"cannot move {workdir} aside while it holds the current directory; "
+                         "run the command from elsewhere")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target, n = workdir.with_name(f"{workdir.name}.old-{stamp}"), 1
+    while target.exists():
+        target, n = workdir.with_name(f"{workdir.name}.old-{stamp}-{n}"), n + 1
+    if jax.process_index() == 0:
+        workdir.rename(target)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("moog: old run moved aside")
+    return target
+
+# %% [markdown]
+# And the decision itself: may this folder take this run?
+
+# %%
+#| export runs
+def prepare_run_folder(config: configs.Config, workdir, *, resume: bool,
+                       force_new_run: bool = False) -> Path:
+    """`workdir` as a Path, once it may take this run; writes nothing except with
+    `force_new_run`, which moves a run already there aside (`move_run_aside`).
+
+    A folder holds a run when it has a config.json or checkpoints. Resuming needs
+    its config to equal `config` except for `RESUMABLE_FIELDS`; a fresh run needs
+    a folder without a run. Otherwise a one-line ValueError names the differing
+    fields (old → new) and the ways out.
+    """
+    workdir = Path(workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise ValueError(f"workdir {workdir} is a file; pass a folder (created if missing)")
+    checkpoint_dir = workdir / "checkpoints"
+    saved = sorted(p.name for p in checkpoint_dir.iterdir()) if checkpoint_dir.is_dir() else []
+    if not saved and not (workdir / "config.json").exists():
+        return workdir
+    if force_new_run:
+        print(f"moved the run in {workdir} to {move_run_aside(workdir)}; starting afresh")
+        return workdir
+    if not resume:
+        raise ValueError(f"{workdir} already holds a run (checkpoints: {', '.join(saved) or 'none'}"
+                         f"); pass --resume (resume=True) to continue it, or {_WAYS_OUT}")
+    if not (workdir / "config.json").exists():
+        raise ValueError(f"{workdir} holds checkpoints but no config.json to check them "
+                         f"against; {_WAYS_OUT}")
+    differences = {k: v for k, v in config_differences(read_config(workdir), config).items()
+                   if k not in RESUMABLE_FIELDS}
+    if differences:
+        shown = [f"{k} {old!r} → {new!r}" for k, (old, new) in differences.items()]
+        if len(shown) > 6:
+            shown = shown[:6] + [f"and {len(shown) - 6} more"]
+        raise ValueError(f"{workdir} holds a run of another config ({'; '.join(shown)}); to "
+                         f"resume it pass the config it was trained with, or {_WAYS_OUT}")
+    return workdir
+
+# %%
+folder = scratch / "one_run"
+folder.mkdir()
+(folder / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
+longer = configs.override(config, [f"train.steps={2 * config.train.steps}", "train.log_every=1"])
+assert prepare_run_folder(longer, folder, resume=True) == folder  # extending a run is fine
+other = configs.override(config, [f"model.token_dim={config.model.token_dim + 16}"])
+for kwargs in ({"resume": True}, {"resume": False}):
+    try:
+        prepare_run_folder(other if kwargs["resume"] else config, folder, **kwargs)
+    except ValueError as err:
+        print("refused:", err)
+    else:
+        raise AssertionError("a run folder took a second run")
+prepare_run_folder(other, folder, resume=True, force_new_run=True)
+assert not folder.exists() and len(list(scratch.glob("one_run.old-*/config.json"))) == 1
+try:
+    check_config(configs.override(config, ["train.checkpoint_every=0"]))
+except ValueError as err:
+    print("refused:", err)
+
+# %% [markdown]
 # ## Summary
 #
 # - Optimiser: clip at global norm 1, Adam with Nesterov momentum (b1 0.9,
@@ -722,6 +1068,11 @@ print(f"{manifest['parameters']:,} parameters in {manifest['arrays']} arrays, "
 # - Weights files are plain float32 `.npz` files with a JSON manifest (config,
 #   command, held-out numbers, SHA-256); `load_weights` checks the hash, names,
 #   shapes and values before it fills a model.
+# - A run writes its metrics as JSON lines (`MetricsLog`, `plot_metrics`).
+# - A folder holds one run: `prepare_run_folder` checks the config against the
+#   folder's `config.json` before anything is written; only the run's length,
+#   cadences and data folder may change on resume, and `force_new_run` moves
+#   the old run aside instead of deleting it.
 #
 # ## Exercises
 #

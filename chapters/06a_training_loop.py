@@ -14,36 +14,33 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/moog-tutorial/moog-tutorial/blob/main/notebooks/06a_training_loop.ipynb)
 #
 # **What you will learn.** Chapter 06 built the pieces: the optimiser, a jitted
-# train step, data parallelism and checkpoints. This chapter puts them together
-# into `train.fit`, the loop that pretrains MooG here and trains the readouts
-# of chapters 07–09:
+# train step, data parallelism, checkpoints, a metrics log and a run folder
+# that holds one run. This chapter puts them together into `train.fit`, the
+# loop that pretrains MooG here and trains the readouts of chapters 07–09:
 #
-# - metrics you can read: a progress bar, a JSON-lines log, curves, and the
-#   number that tells prediction from copying — the PSNR of simply repeating the
-#   previous frame;
-# - a run folder that holds one run: its config is checked before anything is
-#   written, and a run of another config is refused rather than overwritten;
 # - the loop in three parts — set the run up, loop, close it — that resumes
 #   *exactly* (parameters, optimiser, step, data position and random keys);
+# - a progress bar, a JSON line per log window and per evaluation, and curves,
+#   read by the PSNR next to that of copying the previous frame;
 # - a time budget instead of a step count;
 # - a report a person opens (a video of predictions, curves, a summary), a run
 #   kept in Google Drive on Colab, and the shipped weights loaded in one call
 #   (`load_tutorial_model`).
 #
-# The code goes to two modules: `moog_lib.runs` (the run folder: its config,
-# metrics log and checks, §1–2) and `moog_lib.train` (the loop, its time budget,
-# the report and the shipped model, §3–7).
+# The code goes to `moog_lib.train` (the loop, its time budget, the report and
+# the shipped model).
 #
 # **Prerequisites.** Chapter 06 (optimiser, train step, data parallelism,
-# checkpoints and weights files) and chapter 05's `grain` pipeline.
+# checkpoints, weights files, the metrics log and the run folder) and chapter
+# 05's `grain` pipeline.
 #
 # **Runtime.**
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 99 s (nbval, a shared core) |
+# | `tiny` | CI, 2 CPU cores | 90 s (nbval, a shared core) |
 # | `cpu` | 2 CPU cores | the chapter as in CI; `make demo` trains the `cpu` preset (1,200 steps of the small world): 31 min measured on one busy core; the quiet two-core time is not measured yet (README) |
-# | `colab` | Colab TPU v5e-1 | estimate ≈ 6 min, not measured on a TPU: about 4 compiles of the paper-size step and evaluation (assumed ≈ 1 min each), the 2-minute budget of §4, 20 + a few hundred steps of one clip (22 ms each at an assumed 40 % of the chip's peak, chapter 06 §3) and about 100 clips rendered at 128² on Colab's CPU (≈ 0.15 s each) |
+# | `colab` | Colab TPU v5e-1 | estimate ≈ 6 min, not measured on a TPU: about 4 compiles of the paper-size step and evaluation (assumed ≈ 1 min each), the 2-minute budget of §2, 20 + a few hundred steps of one clip (22 ms each at an assumed 40 % of the chip's peak, chapter 06 §3) and about 100 clips rendered at 128² on Colab's CPU (≈ 0.15 s each) |
 
 # %%
 # Setup, the same in every chapter (chapter 00, section 5, explains it). On Colab:
@@ -88,346 +85,7 @@ scratch = Path(tempfile.mkdtemp())
 print(config.name, "|", config.data)
 
 # %% [markdown]
-# ## 1. Metrics you can read
-#
-# Every `log_every` steps the loop appends one JSON line with the mean loss,
-# PSNR, copy-the-previous-frame PSNR, learning rate, gradient norm, frames per
-# second and the share of time spent waiting for data; every `eval_every` steps
-# one more line for the held-out split (test-split clips, `S = 4`, zero offsets).
-
-# %%
-#| export runs
-"""A run's folder: its config file, its metrics log and plot, and the checks before training.
-
-`MetricsLog` appends a run's metrics as JSON lines and `plot_metrics` draws them;
-`read_config` and `config_from_dict` read a run's `config.json`;
-`check_config` and `check_count` refuse settings training cannot use;
-`prepare_run_folder` (with `config_differences`, `move_run_aside` and
-`RESUMABLE_FIELDS`) decides whether a folder may start or resume a run.
-"""
-import dataclasses
-import json
-import math
-import time
-from pathlib import Path
-
-import jax
-
-from moog_lib import configs
-
-
-class MetricsLog:
-    """Append-only JSON lines, one record per log or evaluation: `{"step", "split", ...}`."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-
-    def write(self, step: int, split: str, metrics: dict) -> dict:
-        record = {"step": int(step), "split": split, "time": time.time()}
-        record.update({k: float(v) for k, v in metrics.items()})
-        if jax.process_index() == 0:
-            with self.path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
-        return record
-
-    def read(self, split: str | None = None) -> list[dict]:
-        if not self.path.exists():
-            return []
-        records = [json.loads(line) for line in self.path.read_text().splitlines() if line]
-        return [r for r in records if split is None or r["split"] == split]
-
-
-_NOT_PLOTTED = {"step", "split", "time", "loss", "grad_norm", "learning_rate",
-                "frames_per_second", "data_wait_share", "copy_psnr"}
-
-
-def plot_metrics(log: MetricsLog, path=None):
-    """Loss and metric curves, train and every held-out split.
-
-    The metric panel shows PSNR with the copy-the-last-frame baseline for
-    pretraining, or a readout's first metric (e.g. AbsRel) otherwise.
-    """
-    import matplotlib.pyplot as plt
-
-    records = log.read()
-    splits = list(dict.fromkeys(r["split"] for r in records))
-    metric = "psnr" if any("psnr" in r for r in records) else next(
-        (k for r in records for k in r if k not in _NOT_PLOTTED), None)
-    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 3.8))
-    for split in splits:
-        rows = log.read(split)
-        steps, style = [r["step"] for r in rows], "-" if split == "train" else "o-"
-        ax_loss.plot(steps, [r["loss"] for r in rows], style, label=split)
-        if metric is not None:
-            ax_metric.plot(steps, [r.get(metric, float("nan")) for r in rows], style,
-                           label=f"model, {split}")
-        if metric == "psnr":
-            ax_metric.plot(steps, [r["copy_psnr"] for r in rows], style, alpha=0.5,
-                           label=f"copy last frame, {split}")
-    ax_loss.set(xlabel="step", ylabel="loss", yscale="log", title="loss")
-    ax_metric.set(xlabel="step", ylabel=metric or "", title=metric or "")
-    if metric == "psnr":
-        ax_metric.set(ylabel="PSNR (dB), frames 1…T−1", title="next-frame PSNR")
-    for ax in (ax_loss, ax_metric):
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=100)
-    return fig
-
-# %% [markdown]
-# A log written by hand: two training records and one held-out record, read
-# back by split and drawn.
-
-# %%
-demo_log = MetricsLog(scratch / "demo_metrics.jsonl")
-for step, loss, psnr in ((5, 0.08, 13.1), (10, 0.05, 14.0)):
-    demo_log.write(step, "train", {"loss": loss, "psnr": psnr, "copy_psnr": 19.0})
-demo_log.write(10, "eval", {"loss": 0.06, "psnr": 13.5, "copy_psnr": 19.2})
-assert [r["step"] for r in demo_log.read("train")] == [5, 10] and len(demo_log.read()) == 3
-print(demo_log.read("eval")[0])
-plt.show(plot_metrics(demo_log))
-
-# %% [markdown]
-# ## 2. A folder holds one run
-#
-# A run folder carries the config it was trained with as `config.json`.
-# `read_config` and `config_from_dict` read it back, checking every field's
-# name and type, so a run written before a field existed still loads and a
-# typo is named rather than ignored.
-
-# %%
-#| export runs
-def read_config(workdir) -> configs.Config:
-    """The config a run in `workdir` was trained with (its config.json)."""
-    config_path = Path(workdir) / "config.json"
-    if Path(workdir).is_file():
-        raise ValueError(f"{workdir} is a file, not a run folder; pass the folder a run was "
-                         "trained in")
-    if not config_path.exists():
-        raise ValueError(f"{workdir} has no config.json; pass the config it was trained with")
-    try:
-        values = json.loads(config_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{config_path} is not JSON ({err.msg}, line {err.lineno} column "
-                         f"{err.colno}); restore the run's config (json.dumps of "
-                         "dataclasses.asdict(config))") from None
-    return config_from_dict(values, source=str(config_path))
-
-
-def config_from_dict(values: dict, source: str = "config") -> configs.Config:
-    """Rebuild a `configs.Config` from `dataclasses.asdict` output (e.g. a run's config.json).
-
-    A missing field takes its default (a run written before the field existed); an
-    unknown field or a value of another type is a ValueError naming `source` and the
-    dotted field."""
-    import typing
-
-    def value_of(kind, value, name):
-        if typing.get_origin(kind) is tuple and isinstance(value, list | tuple):
-            item = typing.get_args(kind)[0]
-            if all(type(v) is item for v in value):
-                return tuple(value)
-        elif kind is float and type(value) is int:
-            return float(value)
-        elif type(value) is kind:
-            return value
-        expected = "a list of numbers" if typing.get_origin(kind) is tuple else kind.__name__
-        raise ValueError(f"{source}: {name} is {value!r}; expected {expected}")
-
-    def build(cls, fields, prefix):
-        section = prefix[:-1] or "the top level"
-        if not isinstance(fields, dict):
-            raise ValueError(f"{source}: {section} is {fields!r}; expected a section of "
-                             f"{cls.__name__} fields")
-        hints = typing.get_type_hints(cls)
-        unknown = [prefix + name for name in fields if name not in hints]
-        if unknown:
-            raise ValueError(f"{source}: unknown field {', '.join(unknown)} (a typo, or a "
-                             "newer version's); remove it or correct its name")
-        kwargs = {name: build(hints[name], value, f"{prefix}{name}.")
-                  if dataclasses.is_dataclass(hints[name])
-                  else value_of(hints[name], value, prefix + name)
-                  for name, value in fields.items()}
-        try:
-            return cls(**kwargs)
-        except TypeError as err:  # a field without a default is missing
-            raise ValueError(f"{source}: {section} lacks a field ({err})") from None
-
-    return build(configs.Config, values, "")
-
-# %% [markdown]
-# The session's config survives the trip through JSON, and a misspelt field is
-# named:
-
-# %%
-assert config_from_dict(json.loads(json.dumps(dataclasses.asdict(config)))) == config
-misspelt = dataclasses.asdict(config)
-misspelt["train"]["step"] = misspelt["train"].pop("steps")
-try:
-    config_from_dict(misspelt, source="config.json")
-except ValueError as err:
-    print("refused:", err)
-else:
-    raise AssertionError("a misspelt field must be refused")
-
-# %% [markdown]
-# **Why a folder refuses a second run.** Resuming with another config used to start from
-# scratch in the old run's folder, and checkpoint rotation then deleted the old
-# run. Now `fit` first calls `prepare_run_folder`, which writes nothing: a fresh
-# run needs a folder without a run in it (a `config.json` or checkpoints), and a
-# resumed run needs the config in `config.json`, except `RESUMABLE_FIELDS`: the
-# run's length (`train.steps`: the cosine schedule then stretches to the new
-# length, so the learning rate from the resumed step on changes), how often it
-# logs, evaluates and saves, how many checkpoints it keeps, and where its
-# rendered dataset lives. Anything else is refused, naming the fields and the two
-# ways out; `force_new_run` renames the old run to `<workdir>.old-<time>`, so
-# nothing is ever deleted. `check_config` refuses, at the same moment, values
-# training would divide by or could not build a model with.
-
-# %%
-#| export runs
-# What may change when a run is resumed, in `train` and in the readouts' `readout.train`.
-RESUMABLE_FIELDS = tuple(f"{section}.{field}" for section in ("train", "readout.train")
-                         for field in ("steps", "log_every", "eval_every", "checkpoint_every",
-                                       "keep_checkpoints")) + ("data.data_dir",)
-COMPUTE_DTYPES = ("float32", "bfloat16")
-_WAYS_OUT = ("choose another workdir, or pass --force-new-run (force_new_run=True) to move "
-             "the old run to <workdir>.old-<time> and start afresh")
-
-
-def check_count(name: str, value, what: str) -> None:
-    """A ValueError unless `value` is a positive whole number; `what` says what it counts."""
-    import numbers
-
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name}={value!r}: expected a positive whole number ({what})")
-
-
-def check_config(config: configs.Config) -> configs.Config:
-    """`config`, once its counts, cadences and dtype are checked; else a ValueError
-    naming the dotted field and what it expects."""
-    for section, t in (("train", config.train), ("readout.train", config.readout.train)):
-        for field, what in (("steps", "training steps"), ("log_every", "steps per log record"),
-                            ("eval_every", "steps between evaluations"),
-                            ("checkpoint_every", "steps between checkpoints"),
-                            ("keep_checkpoints", "checkpoints kept")):
-            check_count(f"{section}.{field}", getattr(t, field), what)
-        if not 0 <= t.warmup_steps or not 0 < t.peak_learning_rate < math.inf:
-            raise ValueError(f"{section}: warmup_steps={t.warmup_steps}, peak_learning_rate="
-                             f"{t.peak_learning_rate}; expected warmup >= 0 and a positive rate")
-    for field in ("resolution", "num_frames", "batch_size", "clip_frames", "num_clips",
-                  "eval_clips"):
-        check_count(f"data.{field}", getattr(config.data, field), "a count of clips, frames "
-                     "or pixels")
-    for field in ("token_dim", "num_tokens"):
-        check_count(f"model.{field}", getattr(config.model, field), "model size")
-    if config.model.compute_dtype not in COMPUTE_DTYPES:
-        raise ValueError(f"model.compute_dtype={config.model.compute_dtype!r}: expected one of "
-                         f"{', '.join(map(repr, COMPUTE_DTYPES))}")
-    return config
-
-# %% [markdown]
-# Comparing two configs field by field, and moving a run aside without
-# deleting anything:
-
-# %%
-#| export runs
-def config_differences(old: configs.Config, new: configs.Config) -> dict:
-    """{dotted field: (old value, new value)} for every field where `new` differs."""
-    def flat(node, prefix=""):
-        return {k: v for f in dataclasses.fields(node) for k, v in (
-            flat(getattr(node, f.name), f"{prefix}{f.name}.").items()
-            if dataclasses.is_dataclass(getattr(node, f.name))
-            else [(prefix + f.name, getattr(node, f.name))])}
-
-    a, b = flat(old), flat(new)
-    return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
-
-
-def move_run_aside(workdir) -> Path:
-    """Rename `workdir` to `<workdir>.old-<time>` (deleting nothing); returns the new name."""
-    workdir = Path(workdir).absolute()
-    if Path.cwd().resolve().is_relative_to(workdir.resolve()):
-        raise ValueError(f"cannot move {workdir} aside while it holds the current directory; "
-                         "run the command from elsewhere")
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target, n = workdir.with_name(f"{workdir.name}.old-{stamp}"), 1
-    while target.exists():
-        target, n = workdir.with_name(f"{workdir.name}.old-{stamp}-{n}"), n + 1
-    if jax.process_index() == 0:
-        workdir.rename(target)
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices("moog: old run moved aside")
-    return target
-
-# %% [markdown]
-# And the decision itself: may this folder take this run?
-
-# %%
-#| export runs
-def prepare_run_folder(config: configs.Config, workdir, *, resume: bool,
-                       force_new_run: bool = False) -> Path:
-    """`workdir` as a Path, once it may take this run; writes nothing except with
-    `force_new_run`, which moves a run already there aside (`move_run_aside`).
-
-    A folder holds a run when it has a config.json or checkpoints. Resuming needs
-    its config to equal `config` except for `RESUMABLE_FIELDS`; a fresh run needs
-    a folder without a run. Otherwise a one-line ValueError names the differing
-    fields (old → new) and the ways out.
-    """
-    workdir = Path(workdir)
-    if workdir.exists() and not workdir.is_dir():
-        raise ValueError(f"workdir {workdir} is a file; pass a folder (created if missing)")
-    checkpoint_dir = workdir / "checkpoints"
-    saved = sorted(p.name for p in checkpoint_dir.iterdir()) if checkpoint_dir.is_dir() else []
-    if not saved and not (workdir / "config.json").exists():
-        return workdir
-    if force_new_run:
-        print(f"moved the run in {workdir} to {move_run_aside(workdir)}; starting afresh")
-        return workdir
-    if not resume:
-        raise ValueError(f"{workdir} already holds a run (checkpoints: {', '.join(saved) or 'none'}"
-                         f"); pass --resume (resume=True) to continue it, or {_WAYS_OUT}")
-    if not (workdir / "config.json").exists():
-        raise ValueError(f"{workdir} holds checkpoints but no config.json to check them "
-                         f"against; {_WAYS_OUT}")
-    differences = {k: v for k, v in config_differences(read_config(workdir), config).items()
-                   if k not in RESUMABLE_FIELDS}
-    if differences:
-        shown = [f"{k} {old!r} → {new!r}" for k, (old, new) in differences.items()]
-        if len(shown) > 6:
-            shown = shown[:6] + [f"and {len(shown) - 6} more"]
-        raise ValueError(f"{workdir} holds a run of another config ({'; '.join(shown)}); to "
-                         f"resume it pass the config it was trained with, or {_WAYS_OUT}")
-    return workdir
-
-# %%
-folder = scratch / "one_run"
-folder.mkdir()
-(folder / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
-longer = configs.override(config, [f"train.steps={2 * config.train.steps}", "train.log_every=1"])
-assert prepare_run_folder(longer, folder, resume=True) == folder  # extending a run is fine
-other = configs.override(config, [f"model.token_dim={config.model.token_dim + 16}"])
-for kwargs in ({"resume": True}, {"resume": False}):
-    try:
-        prepare_run_folder(other if kwargs["resume"] else config, folder, **kwargs)
-    except ValueError as err:
-        print("refused:", err)
-    else:
-        raise AssertionError("a run folder took a second run")
-prepare_run_folder(other, folder, resume=True, force_new_run=True)
-assert not folder.exists() and len(list(scratch.glob("one_run.old-*/config.json"))) == 1
-try:
-    check_config(configs.override(config, ["train.checkpoint_every=0"]))
-except ValueError as err:
-    print("refused:", err)
-
-# %% [markdown]
-# ## 3. The loop
+# ## 1. The loop
 #
 # `train` puts the pieces together: sources (rendered on the fly, or built once
 # into an `array_record` dataset when `data_dir` is set), the sharded state, the
@@ -568,10 +226,10 @@ assert eval_batches[0]["video"].shape[:2] == (config.data.batch_size, config.dat
 # %% [markdown]
 # **Setting up a run.** `fit` works in three parts, each a function of its
 # own: set the run up, loop, and close it. Setting up checks the config and
-# the folder (`prepare_run_folder`, §2) before anything is written, builds the
-# sources, splits and replicates the model over the mesh, compiles nothing yet
-# (`jax.jit` compiles at the first step) and gathers what the loop needs into
-# one `FitRun`.
+# the folder (`prepare_run_folder`, chapter 06 §7) before anything is written,
+# builds the sources, splits and replicates the model over the mesh, compiles
+# nothing yet (`jax.jit` compiles at the first step) and gathers what the loop
+# needs into one `FitRun`.
 
 # %%
 #| export
@@ -805,7 +463,7 @@ def fit(config: configs.Config, workdir, model: nnx.Module, tx: optax.GradientTr
 # %% [markdown]
 # `train` is `fit` for pretraining: a MooG from the config's seed, the paper's
 # optimiser and the next-frame loss (and, with `minutes`, the step count that
-# fits the budget, §4). `restore_model` and `load_trained` read a run back.
+# fits the budget, §2). `restore_model` and `load_trained` read a run back.
 
 # %%
 #| export
@@ -878,6 +536,7 @@ plt.show(plot_metrics(log))
 # step, and its checkpoints stay as they were:
 
 # %%
+other = configs.override(config, [f"model.token_dim={config.model.token_dim + 16}"])
 saved = {p: p.read_bytes() for p in (workdir / "checkpoints").rglob("*") if p.is_file()}
 try:
     train(other, workdir, steps=steps + 2, progress=False)
@@ -889,7 +548,7 @@ assert saved == {p: p.read_bytes() for p in (workdir / "checkpoints").rglob("*")
 assert read_config(workdir) == config
 
 # %% [markdown]
-# ## 4. A time budget instead of a step count
+# ## 2. A time budget instead of a step count
 #
 # "Train for 1,200 steps" says nothing about how long a person waits: a step
 # takes a second on a laptop core and a few milliseconds on a TPU. `train(...,
@@ -982,7 +641,7 @@ print(f"trained {record['step']} steps")
 assert record["step"] == read_config(budget_dir).train.steps >= 1
 
 # %% [markdown]
-# ## 5. What a person looks at
+# ## 3. What a person looks at
 #
 # Numbers are not enough: `write_report` decodes the predicted states of
 # held-out clips at *every* pixel (`predict_frames`) and writes a video of
@@ -1082,7 +741,7 @@ else:
     print("no cpu run yet: `make demo` (18.5 minutes on 2 cores) writes runs/cpu")
 
 # %% [markdown]
-# ## 6. On Colab: keep the run in Google Drive
+# ## 4. On Colab: keep the run in Google Drive
 #
 # Colab sessions end without warning, and the local disk goes with them. Put the
 # work directory in your Drive: a new session (re-run the chapter) then finds the
@@ -1109,7 +768,7 @@ if notebook.in_colab() and USE_DRIVE:
     train(configs.get(PRESET), colab_run, steps=min(configs.get(PRESET).train.steps, 2000))
 
 # %% [markdown]
-# ## 7. Loading the weights this repository ships
+# ## 5. Loading the weights this repository ships
 #
 # A finished run becomes a weights file (chapter 06 §5's `.npz` and manifest)
 # with `tools/ship_weights.py`, which records the config the run was trained
@@ -1176,10 +835,8 @@ print("shipped by default:", sorted(p.stem for p in TRAINED_DIR.glob("*.json")))
 #
 # - A run writes one JSON line per log window and per evaluation; read it by its
 #   held-out PSNR *next to* the copy-the-previous-frame PSNR.
-# - A folder holds one run: `prepare_run_folder` checks the config against the
-#   folder's `config.json` before anything is written; only the run's length,
-#   cadences and data folder may change on resume, and `force_new_run` moves
-#   the old run aside instead of deleting it.
+# - Before anything is written, `fit` checks the config and the folder (chapter
+#   06 §7): a finished run's folder refuses a run of another model.
 # - `fit` is three parts: `open_run` and `restore_run` set a `FitRun` up (from
 #   the newest readable checkpoint, with the data position), `run_steps` loops
 #   (log, evaluate and save at their cadences), `close_run` draws the curves.
@@ -1192,11 +849,11 @@ print("shipped by default:", sorted(p.stem for p in TRAINED_DIR.glob("*.json")))
 #
 # ## Exercises
 #
-# 1. ★ From the interrupted-and-resumed run of §3 (`workdir`), read the
+# 1. ★ From the interrupted-and-resumed run of §1 (`workdir`), read the
 #    metrics log: at which step was the held-out PSNR highest, how far was it
 #    from copying the previous frame, and what share of the training time did
 #    the loop spend waiting for data?
-# 2. ★★ Train the same run as §3 in two sittings *by hand*, with the parts of
+# 2. ★★ Train the same run as §1 in two sittings *by hand*, with the parts of
 #    `fit` (`open_run`, `restore_run`, `run_steps`, `close_run`): stop at half
 #    the steps, then open the folder again and finish. Check that its
 #    parameters equal those of `workdir`'s run bit for bit.

@@ -54,7 +54,7 @@ PRESET = notebook.setup()
 # | command | does |
 # |---|---|
 # | `moog data build --preset movi_e --split train --num 2000 --resolution 64` | render clips into an `array_record` dataset (both cores, resumable) |
-# | `moog train --preset cpu --workdir runs/cpu [--steps N \| --minutes M] [--resume] [--force-new-run] [--set field=value …]` | pretrain; `--minutes` sets the step count (and the schedule) from the measured step time (chapter 06a §4), `--resume` continues a run of the same config (chapter 06a §2 lists what may change), `--force-new-run` moves a run already there aside |
+# | `moog train --preset cpu --workdir runs/cpu [--steps N \| --minutes M] [--resume] [--force-new-run] [--set field=value …]` | pretrain; `--minutes` sets the step count (and the schedule) from the measured step time (chapter 06a §2), `--resume` continues a run of the same config (chapter 06 §7 lists what may change), `--force-new-run` moves a run already there aside |
 # | `moog eval --workdir runs/cpu` | held-out next-frame PSNR and the copy-the-previous-frame PSNR, as JSON |
 # | `moog report --workdir runs/cpu --out runs/demo` | curves, a prediction video and `summary.md`, and chapter 11's figures with `report.html` |
 # | `moog demo --preset cpu` | train (resuming if the run exists), then the report, then three checks on held-out clips appended to `summary.md`: PSNR above copying the previous frame, token following F ≥ 0.5, attention sharpness ≥ 0.3 (`demo_checks`) |
@@ -349,7 +349,7 @@ assert "Does it work?" in summary and "perfect binding" in summary
 # %% [markdown]
 # Bad input gets a one-line message and exit code 2, not a traceback: values are
 # checked where they are given (`_check_counts`, `runs.check_config`), and a run
-# folder takes no second run (chapter 06a's `prepare_run_folder`), neither a fresh
+# folder takes no second run (chapter 06's `prepare_run_folder`), neither a fresh
 # one nor a resumed one of another config; `--force-new-run` moves the old run
 # aside instead. `tests/test_bad_inputs.py` runs every such case.
 

@@ -9,7 +9,7 @@ Modules come in layers (nothing imports upward):
   data, and datasets (chapter 05a) both;
 - encoder, dynamics (chapter 03), then decoder, model (chapter 04: MooG itself):
   build on them;
-- optimization, parallel, checkpoint (chapter 06), then runs and train (06a): on those;
+- optimization, parallel, checkpoint, runs (chapter 06), then train (06a): on those;
 - readouts (chapter 07), then points (08) and boxes (09);
 - baselines, then comparison (chapter 10); analysis, figures: on those; so are chapter 12's ego4d (the authors'
   Ego4D model), then release (reading their checkpoint files), then tracking (points

@@ -83,7 +83,7 @@ from moog_lib.runs import (
 )
 
 
-# chapters/06a_training_loop.py, cell 22
+# chapters/06a_training_loop.py, cell 7
 def make_sources(config: configs.Config, *, progress: bool = True):
     """(train, held-out) clip sources for `config.data`.
 
@@ -108,7 +108,7 @@ def make_sources(config: configs.Config, *, progress: bool = True):
                                    d.clip_frames, seed=config.train.seed) for split, num in splits)
 
 
-# chapters/06a_training_loop.py, cell 24
+# chapters/06a_training_loop.py, cell 9
 def held_out_batches(source, config: configs.Config, *, keys: tuple[str, ...] = ("video",),
                      num_frames: int | None = None, mesh=None) -> list[dict]:
     """Every full batch of this host's share of `source`, in order and without
@@ -143,7 +143,7 @@ def evaluate_batches(evaluate, params, batches, key) -> dict:
     return {k: float(np.nanmean([r[k] for r in results])) for k in results[0]}
 
 
-# chapters/06a_training_loop.py, cell 28
+# chapters/06a_training_loop.py, cell 13
 @dataclasses.dataclass
 class FitRun:
     """What `fit`'s loop works on, made by `open_run`: the run's config, folder and
@@ -207,7 +207,7 @@ def open_run(config: configs.Config, workdir, model: nnx.Module,
                   MetricsLog(workdir / "metrics.jsonl"), jax.random.key(t.seed))
 
 
-# chapters/06a_training_loop.py, cell 30
+# chapters/06a_training_loop.py, cell 15
 def restore_run(run: FitRun, *, resume: bool = True) -> None:
     """With `resume`, continue `run` from its newest readable checkpoint (state and
     data position); then write the run's config.json."""
@@ -224,7 +224,7 @@ def restore_run(run: FitRun, *, resume: bool = True) -> None:
     (run.workdir / "config.json").write_text(json.dumps(dataclasses.asdict(run.config), indent=1))
 
 
-# chapters/06a_training_loop.py, cell 34
+# chapters/06a_training_loop.py, cell 19
 def log_train_window(run: FitRun, step: int, pending: list, window_start: float,
                      data_seconds: float) -> dict:
     """Log, at `step` + 1, the mean of the step metrics `pending` (the window since
@@ -255,7 +255,7 @@ def save_checkpoint(run: FitRun) -> None:
         "rng_key": np.asarray(jax.random.key_data(run.base_key)).tolist()})
 
 
-# chapters/06a_training_loop.py, cell 36
+# chapters/06a_training_loop.py, cell 21
 def run_steps(run: FitRun, *, progress: bool = True, desc: str = "pretraining") -> dict:
     """Train `run` from its state's step to `run.total_steps`, with a progress bar;
     returns the last record of "train" and of every held-out split (None if none)."""
@@ -291,7 +291,7 @@ def run_steps(run: FitRun, *, progress: bool = True, desc: str = "pretraining") 
     return last
 
 
-# chapters/06a_training_loop.py, cell 38
+# chapters/06a_training_loop.py, cell 23
 def close_run(run: FitRun) -> None:
     """Close the run's checkpoints and draw its metrics log into `curves.png`."""
     run.checkpoints.close()
@@ -332,7 +332,7 @@ def fit(config: configs.Config, workdir, model: nnx.Module, tx: optax.GradientTr
     return {"step": int(run.state.step), **last}
 
 
-# chapters/06a_training_loop.py, cell 40
+# chapters/06a_training_loop.py, cell 25
 def train(config: configs.Config, workdir, *, steps: int | None = None,
           minutes: float | None = None, resume: bool = True, force_new_run: bool = False,
           train_source=None, eval_source=None, progress: bool = True) -> dict:
@@ -379,7 +379,7 @@ def load_trained(workdir, config: configs.Config | None = None):
     return None if model is None else (model, config)
 
 
-# chapters/06a_training_loop.py, cell 46
+# chapters/06a_training_loop.py, cell 31
 def time_train_step(model: nnx.Module, tx: optax.GradientTransformation, loss_fn, batches,
                     *, repeats: int = 5) -> tuple[float, float]:
     """(seconds to compile, seconds per step) of `fit`'s train step. `batches`: one batch
@@ -447,7 +447,7 @@ def budget_steps(config: configs.Config, model: nnx.Module, tx: optax.GradientTr
     return start + steps
 
 
-# chapters/06a_training_loop.py, cell 50
+# chapters/06a_training_loop.py, cell 35
 @nnx.jit
 def predict_frames(model, frames: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
     """Dense next-frame predictions [B, T, H, W, 3]: every z_p decoded at every pixel.
@@ -517,7 +517,7 @@ def write_report(workdir, out_dir, *, num_clips: int = 4, fps: int = 4) -> Path:
     return out_dir
 
 
-# chapters/06a_training_loop.py, cell 57
+# chapters/06a_training_loop.py, cell 42
 # The package's own folder (moog_lib/trained), also when this code runs in a notebook.
 TRAINED_DIR = Path(moog_lib.__file__).parent / "trained"
 
