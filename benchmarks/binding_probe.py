@@ -1,4 +1,4 @@
-"""How fast does a decoder learn to route pixels to tokens? (chapter 06's diagnostic)
+"""How fast does a decoder learn to route pixels to tokens? (chapter 06b's diagnostic)
 
 Reconstruct the *same* frame (no prediction, no time), with the `cpu` preset's
 encoder and decoder, in one of two ways:

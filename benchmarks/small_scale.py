@@ -1,4 +1,4 @@
-"""Chapter 06's small-scale study: which knobs let MooG's tokens bind on a laptop.
+"""Chapter 06b's small-scale study: which knobs let MooG's tokens bind on a laptop.
 
 From one base recipe (the `cpu` preset) each row changes one knob. For every row
 MooG is pretrained, then measured on the held-out clips (test split): next-frame

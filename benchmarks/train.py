@@ -1,4 +1,4 @@
-"""Training throughput (chapter 06); prints one JSON object per preset.
+"""Training throughput (chapters 06–06a); prints one JSON object per preset.
 
 For each preset: the jitted train step's median time and frames per second on a fixed
 batch (the model alone), then `train.train` end to end on clips rendered on the fly

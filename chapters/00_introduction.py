@@ -98,7 +98,9 @@ PRESET = notebook.setup()
 # | 05 | data: the per-clip dict, the input pipeline | `moog_lib.data` |
 # | 05a | rendering MOVi-like scenes with exact labels | `moog_lib.render` |
 # | 05b | datasets: clips on disk, MOVi-E, TAP-Vid-DAVIS, video files | `moog_lib.datasets` |
-# | 06 | pretraining | `moog_lib.optimization`, `moog_lib.parallel`, `moog_lib.checkpoint`, `moog_lib.runs`, `moog_lib.train` |
+# | 06 | pretraining: the train step, data parallelism, checkpoints, weights files, run folders | `moog_lib.optimization`, `moog_lib.parallel`, `moog_lib.checkpoint`, `moog_lib.runs` |
+# | 06a | the training loop: resuming, budgets, reports, the shipped weights | `moog_lib.train` |
+# | 06b | the shipped model and a small-scale study | — |
 # | 07–09 | readouts: depth, points, boxes | `moog_lib.readouts`, `moog_lib.points`, `moog_lib.boxes` |
 # | 10 | on-the-grid baselines | `moog_lib.baselines` |
 # | 10a | do the tokens follow the scene? the comparison | `moog_lib.comparison` |
@@ -177,7 +179,7 @@ class ModelConfig:
     # The authors' release offers these; the paper reports neither (off by default).
     loss_gradient_input: bool = False
     state_stop_gradient_prob: float = 0.0
-    # Departures for a small world (chapter 06's study), off by default:
+    # Departures for a small world (chapter 06b's study), off by default:
     # one initial draw shared by every clip (token k keeps its identity across clips),
     fixed_initial_state: bool = False
     # and the QK-norm scales start at this value (attention logits start ×s² sharper).
@@ -315,7 +317,7 @@ def _tiny() -> Config:
 def _cpu() -> Config:
     """A laptop: a small world (`movi_a` at 32²) that trains in minutes on 2 CPU cores.
 
-    Chosen from the measurements of chapter 06 §10 (`benchmarks/binding_probe.py`
+    Chosen from the measurements of chapter 06b §2 (`benchmarks/binding_probe.py`
     and the one-knob study `benchmarks/small_scale.py`). Departures
     from the paper: the scene family (plain colours, objects that keep moving),
     32² frames with the first conv at stride 2 (16×16 feature tokens), K = 16
@@ -483,7 +485,7 @@ display(Markdown(
 # sharp within minutes (`fixed_initial_state`, `qk_norm_scale`; chapter 03 and
 # chapter 02), and lets its point and box readouts start from the still
 # baseline (`readout.relative_coordinates`, chapter 08).
-# Chapter 06's small-scale study measures what each change buys. Every field
+# Chapter 06b's small-scale study measures what each change buys. Every field
 # where it differs from the paper:
 
 # %%
@@ -538,7 +540,7 @@ print(config.name, config.model.num_tokens, "tokens at", config.data.resolution,
 #   no TPU;
 # - prints the versions and devices, so that a notebook's output says what ran.
 #
-# Its code lives in the library, so it is tested once rather than copied fourteen times:
+# Its code lives in the library, so it is tested once rather than copied into every chapter:
 
 # %%
 #| export notebook

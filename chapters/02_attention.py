@@ -213,7 +213,7 @@ class MultiHeadAttention(nnx.Module):
     `[in, heads, head_dim]` without bias; out `[heads, head_dim, query_size]`
     with bias. `dtype` is the compute dtype, `param_dtype` the storage dtype.
     `qk_norm_scale` is the initial value of both RMS norms' learned scales (1,
-    as in the paper and the release; chapter 06's small world starts at 2).
+    as in the paper and the release; chapter 06b's small world starts at 2).
     `compete=True` makes the queries compete for each key (Slot Attention's
     normalisation, §3; a departure from the paper, off by default).
     """
@@ -284,7 +284,7 @@ print(jax.tree.map(jnp.shape, nnx.state(attention, nnx.Param)))
 # as fast as those scales grow. `qk_norm_scale` (default 1, the paper's)
 # starts both scales higher; the `cpu` preset starts them at 2, so logits
 # may reach 4× further from the first step (a departure for small worlds,
-# measured in chapter 06's study).
+# measured in chapter 06b's study).
 
 # %%
 sharp = MultiHeadAttention(32, kv_size=24, num_heads=4, qkv_size=64, rngs=nnx.Rngs(0),
@@ -367,7 +367,7 @@ print("peak weight per query, scale 2.0:", np.round(maps[2.0].max(-1), 2))
 # Every key is then claimed, shared out among the queries in proportion to how
 # well each matches it, and the queries are no longer independent: what one
 # query reads depends on what the others want. MooG's paper does not use it;
-# `compete=True` is a departure, off by default, that chapter 06's small world
+# `compete=True` is a departure, off by default, that chapter 06b's small world
 # measures in the corrector's cross-attention (`model.corrector_competition`).
 # The check: add a copy of query 0. Without competition query 1 reads exactly
 # what it read before; with competition the copy takes a share of every key

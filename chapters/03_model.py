@@ -442,7 +442,7 @@ assert not jnp.allclose(noise[0], noise[1])  # every example draws its own noise
 # to almost the same blend of the frame and the decoder has nothing to route
 # by. At the paper's scale that symmetry breaks over a million steps; on a
 # laptop it does not break in a thousand. Two switches of `ModelConfig`
-# change this, and the `cpu` preset turns both on (chapter 06's study shows
+# change this, and the `cpu` preset turns both on (chapter 06b's study shows
 # what they buy):
 #
 # - `fixed_initial_state=True`: one draw shared by every clip — token `k` is
@@ -456,7 +456,7 @@ assert not jnp.allclose(noise[0], noise[1])  # every example draws its own noise
 # a name shared by every clip invites a place shared by every clip, and that
 # is what the small model learns: trained this way, its tokens settle into one
 # partition of the image that hardly depends on the clip (chapter 10a §3
-# measures it; chapter 06 §10 shows what it costs). Read the switch as a way to
+# measures it; chapter 06b §2 shows what it costs). Read the switch as a way to
 # get a small model off the ground, not as a way to make its tokens bind.
 
 # %%
@@ -471,7 +471,7 @@ assert jnp.array_equal(fixed_noise(1, 6, 8, 1.0)[0, :4], same[0])  # and K can g
 # compete for each of the frame's features instead of each reading its own
 # blend — the corrector of SAVi (Kipf et al., 2022), a predict–correct model of
 # the same shape that learns object slots on MOVi-style scenes. It adds no
-# parameter; chapter 06 §10 measures it with a fixed draw and with fresh noise.
+# parameter; chapter 06b §2 measures it with a fixed draw and with fresh noise.
 
 # %% [markdown]
 # ## 5. Predict, correct

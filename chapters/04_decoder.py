@@ -771,7 +771,7 @@ for what, kwargs in bad_inputs.items():
 # %% [markdown]
 # ## 6. First steps of training
 #
-# Chapter 06 trains MooG properly. Here we only check that the pieces fit:
+# Chapters 06–06a train MooG properly. Here we only check that the pieces fit:
 # gradients flow from the loss on the decoded pixels back through the decoder,
 # the scan, and the encoder, and an optimiser step lowers the loss. A training
 # step is `nnx.value_and_grad` of the loss and an `nnx.Optimizer` update, all
@@ -856,7 +856,7 @@ assert np.mean(losses[-20:]) < 0.5 * losses[0]
 # is drawn afresh at every step, and the decoder first has to learn to discount
 # it (trained with one fixed key instead, the same model fits this clip much
 # faster — and would then depend on that key). Training for real takes
-# thousands of steps (chapter 06).
+# thousands of steps (chapters 06–06b).
 
 # %% [markdown]
 # Now decode whole frames from the predicted states and compare with the

@@ -24,11 +24,11 @@
 # - the grid readout: the decoder of chapter 04 with 3 cross-attention layers
 #   and one output channel, trained on log(1 + depth) with a masked L2 loss at
 #   subsampling S = 8 and scored with AbsRel at S = 4;
-# - one training loop for every readout: the `fit` of chapter 06 with a
+# - one training loop for every readout: the `fit` of chapter 06a with a
 #   different loss, and a results table against a trivial baseline.
 #
 # **Prerequisites.** Chapters 04 (the decoder), 05 (the clips and their depth)
-# and 06 (the training loop).
+# and 06–06a (the training loop).
 #
 # **Runtime.**
 #
@@ -471,7 +471,7 @@ def train_readout(task: ReadoutTask, config: configs.Config, backbone_dir, workd
                   backbone=None) -> dict:
     """Train `task`'s head on the MooG run in `backbone_dir` (or on a copy of `backbone`,
     a pretrained model passed in, e.g. a baseline of chapter 10); returns `fit`'s records.
-    `minutes`: train for that long instead of `readout.train.steps` (chapter 06)."""
+    `minutes`: train for that long instead of `readout.train.steps` (chapter 06a)."""
     backbone = check_backbone(config, backbone_dir) if backbone is None else _own_copy(backbone)
     readout_model, tx = build_readout(task, config, backbone, frozen=frozen)
     run_config = readout_run_config(config)
@@ -587,7 +587,8 @@ print("frozen step: MooG unchanged, head updated")
 # %% [markdown]
 # ## 7. The shipped readouts
 #
-# Chapter 06 ships a trained `cpu` MooG (`train.load_tutorial_model`); the
+# Chapter 06b shows the trained `cpu` MooG this repository ships
+# (`train.load_tutorial_model`); the
 # repository also ships frozen readout heads trained on it, as
 # `moog_lib/trained/cpu_<task name>.npz` (`cpu_depth`, `cpu_points`,
 # `cpu_boxes`). Only the head is stored: a frozen readout leaves MooG
@@ -791,10 +792,10 @@ assert predicted_depth.shape == true_depth.shape and np.isfinite(predicted_depth
 # - Frozen = stop-gradient + zero updates for MooG; end to end = one optimiser.
 # - The depth head is the pixel decoder with 3 layers and 1 output, trained on
 #   log(1 + depth) with a masked L2 at S = 8, scored by AbsRel on depth at S = 4.
-# - Every readout is a `ReadoutTask` trained by chapter 06's `fit`, evaluated on
+# - Every readout is a `ReadoutTask` trained by chapter 06a's `fit`, evaluated on
 #   training-length windows and on whole clips, and compared with a baseline.
 # - The shipped frozen heads load with `load_tutorial_readout(task)`: the head
-#   from `cpu_<task name>.npz`, MooG from chapter 06's shipped weights;
+#   from `cpu_<task name>.npz`, MooG from chapter 06b's shipped weights;
 #   `manifest_batches` renders the held-out clips they were scored on, and the
 #   chapter prints their AbsRel beside the mean-depth baseline's, live.
 #

@@ -605,7 +605,7 @@ POINTS = readouts.ReadoutTask(
 # (`readout.relative_coordinates`, off by default). The paper's head predicts
 # a point's coordinates afresh from its latent, so before it has learned even
 # to report where the query was, it scores far below zero motion — and a
-# 300-step readout on a laptop never gets there (chapter 06 §10: its points
+# 300-step readout on a laptop never gets there (chapter 06b §2: its points
 # land within the TAP-Vid thresholds 8 % of the time against 83 % for standing
 # still, and its certainty never rises, so every point is reported occluded
 # and AJ is 0). With the switch on, the head's coordinate outputs *move the

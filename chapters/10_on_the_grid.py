@@ -21,7 +21,7 @@
 # - build the paper's two on-the-grid baselines, **Grid** (an auto-encoder of
 #   each frame) and **Grid Rec.** (the same, with a recurrence over time), out
 #   of the encoder, transformer and decoder you already have;
-# - give them MooG's interface, so the pretraining loop of chapter 06 and the
+# - give them MooG's interface, so the pretraining loop of chapter 06a and the
 #   readouts of chapters 07–09 run on them unchanged;
 # - match their capacity to MooG's and count parameters and tokens at every
 #   preset without allocating anything;
@@ -30,7 +30,7 @@
 # Chapter 10a then measures whether tokens follow the scene and runs the
 # comparison itself.
 #
-# **Prerequisites.** Chapters 03–04 (the model), 06 (pretraining) and 07–09
+# **Prerequisites.** Chapters 03–04 (the model), 06–06b (pretraining) and 07–09
 # (readouts).
 #
 # **Runtime.**
@@ -698,7 +698,7 @@ def train_baseline(config: configs.Config, workdir, kind: str, *, steps: int | N
     """Pretrain the model `kind` (MooG or a baseline) with `train.fit` and
     `optimization.pretraining_loss`; returns the last train and eval records (`eval_sources`:
     as in `train.fit`; `{}` evaluates nothing). `minutes`: train for that long instead of
-    `config.train.steps` (chapter 06's `budget_steps`, timed on this model's own step)."""
+    `config.train.steps` (chapter 06a's `budget_steps`, timed on this model's own step)."""
     if minutes is not None and steps is not None:
         raise ValueError("give a number of steps or a budget in minutes, not both")
     if kind not in MODEL_KINDS:

@@ -310,7 +310,7 @@ assert all(0.0 < f < 0.9 for f in ceiling.values())
 # / 0.43 at `S = 2` and 0.70 / 0.58 / 0.70 at `S = 1` (1 / 4 / 16 background
 # tiles). So on this world a model scoring `F ≈ 0.4` at the 16×16 grid binds
 # about as well as the ground truth does, and `F < 0` — every model of the
-# comparison in §7 and of chapter 06 §10's study — is worse than tokens that
+# comparison in §7 and of chapter 06b §2's study — is worse than tokens that
 # stand still.
 #
 # ## 3. Tied to the content, or to the image?
@@ -432,7 +432,7 @@ def token_following(net, batches, *, seed: int = 0, first_frame: int = 1) -> dic
 # %% [markdown]
 # The three models, untrained and at the `tiny` sizes whatever the preset (only the
 # machinery is on show here), on §2's held-out `movi_a` clips. Untrained numbers
-# mean nothing yet; §7 and chapter 06 §10 give trained ones.
+# mean nothing yet; §7 and chapter 06b §2 give trained ones.
 
 # %%
 from moog_lib.baselines import MODEL_KINDS, MODEL_NAMES, build_model

@@ -32,7 +32,7 @@
 # - the same pictures and numbers for chapter 10's on-the-grid **Grid Rec.**,
 #   side by side with MooG.
 #
-# All of it on the MooG this repository ships (chapter 06), loaded, not
+# All of it on the MooG this repository ships (chapter 06b), loaded, not
 # trained, so every preset looks at the same model. A warning before the
 # pictures: a model trained for a few thousand steps on two CPU cores is far
 # from the paper's (1M steps at batch 128 on 64 TPUs). Its attention has real
@@ -46,7 +46,7 @@
 # Chapter 11a adds real clips, streaming in constant memory and the report page.
 #
 # **Prerequisites.** Chapters 03 (`chunks_of`, `stream`), 04 (the decoder and
-# its attention), 05–05b (rendered and real clips), 06 (training, the shipped
+# its attention), 05–05b (rendered and real clips), 06–06b (training, the shipped
 # weights and `load_tutorial_model`) and 10–10a (Grid Rec. and the
 # token-following score F).
 #
@@ -83,7 +83,7 @@ PRESET = notebook.setup()
 # ## 1. A model to look into
 #
 # Every figure here comes from one trained model: the MooG this repository
-# ships (chapter 06 §9), loaded with one call on every preset. It was trained
+# ships (chapter 06b §1), loaded with one call on every preset. It was trained
 # with the `cpu` preset on `movi_a` clips — two to five plain-coloured objects
 # sliding on a grey floor, 32×32 frames, K = 16 tokens of D = 64 — for
 # thousands of steps on two CPU cores; its manifest records the command, the
@@ -378,7 +378,7 @@ print(f"largest weight any pixel gives any token: {seen['attention'][0, 1:].max(
 # uniform attention would give each 1/K — and far from the paper's one token
 # per region: a typical pixel still spreads its weight over a few tokens.
 # (For scale: models trained for a few hundred to a thousand steps, like the
-# 1,000-step `movi_e` run of an earlier `cpu` preset in chapter 06 §10, stay
+# 1,000-step `movi_e` run of an earlier `cpu` preset in chapter 06b §2, stay
 # below 0.02 — uniform to the eye.) The sharpness also falls in the frames
 # after the training windows end (frame 8 on): the longer the rollout, the
 # blurrier the predictions and the flatter the attention (chapter 11a §2).
@@ -710,7 +710,7 @@ mediapy.show_video(video_grid([[upscale(clip["video"], factor),
 # is the price of the `cpu` preset's fixed initial draw (chapter 03): every clip
 # starts from the same sixteen tokens, so the cheapest thing for the decoder to
 # learn is to give each token a fixed part of the frame — a grid in disguise.
-# The paper draws fresh tokens per clip; chapter 06 §10 measures what that
+# The paper draws fresh tokens per clip; chapter 06b §2 measures what that
 # changes at this scale.
 
 # %% [markdown]

@@ -66,7 +66,7 @@ PRESET = notebook.setup()
 
 # %% [markdown]
 # We start where chapter 11 left off: the MooG this repository ships (chapter
-# 06 §9), loaded, not trained, and a held-out rendered clip of 48 frames —
+# 06b §1), loaded, not trained, and a held-out rendered clip of 48 frames —
 # six to twelve times the training windows — inspected densely with
 # `inspect_clip`. Chapter 11 §1 measured the model on held-out clips: it
 # predicts worse than copying the previous frame, and its tokens do not
@@ -794,7 +794,7 @@ def _report_page(config, numbers: dict, following: list, out_dir, chunk_size: in
     links = [f'<a href="{name}">{label}</a>' for name, label in (
         ("summary.md", "summary.md"), ("curves.png", "loss and PSNR curves"),
         ("predictions.gif", "held-out predictions")) if (out_dir / name).exists()]
-    parts.append("<p>Pretraining report (chapter 06): " + (" · ".join(links) if links else
+    parts.append("<p>Pretraining report (chapter 06a): " + (" · ".join(links) if links else
                  "not written yet (<code>moog report</code>)") + ".</p>")
     if (out_dir / "curves.png").exists() and (out_dir / "predictions.gif").exists():
         parts.append('<p><img src="curves.png" alt="curves" height="260"> '

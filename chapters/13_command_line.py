@@ -18,7 +18,7 @@
 # report, or do all of it with `moog demo` (what `make demo` runs). This chapter
 # is the command's source and its manual.
 #
-# **Prerequisites.** Chapters 05–05b (data) and 06 (pretraining).
+# **Prerequisites.** Chapters 05–05b (data) and 06–06a (pretraining).
 #
 # **Runtime.**
 #
@@ -54,7 +54,7 @@ PRESET = notebook.setup()
 # | command | does |
 # |---|---|
 # | `moog data build --preset movi_e --split train --num 2000 --resolution 64` | render clips into an `array_record` dataset (both cores, resumable) |
-# | `moog train --preset cpu --workdir runs/cpu [--steps N \| --minutes M] [--resume] [--force-new-run] [--set field=value …]` | pretrain; `--minutes` sets the step count (and the schedule) from the measured step time (chapter 06 §6), `--resume` continues a run of the same config (chapter 06 lists what may change), `--force-new-run` moves a run already there aside |
+# | `moog train --preset cpu --workdir runs/cpu [--steps N \| --minutes M] [--resume] [--force-new-run] [--set field=value …]` | pretrain; `--minutes` sets the step count (and the schedule) from the measured step time (chapter 06a §2), `--resume` continues a run of the same config (chapter 06 §7 lists what may change), `--force-new-run` moves a run already there aside |
 # | `moog eval --workdir runs/cpu` | held-out next-frame PSNR and the copy-the-previous-frame PSNR, as JSON |
 # | `moog report --workdir runs/cpu --out runs/demo` | curves, a prediction video and `summary.md`, and chapters 11 and 11a's figures with `report.html` |
 # | `moog demo --preset cpu` | train (resuming if the run exists), then the report, then three checks on held-out clips appended to `summary.md`: PSNR above copying the previous frame, token following F ≥ 0.5, attention sharpness ≥ 0.3 (`demo_checks`) |
@@ -487,4 +487,4 @@ assert loop.count("--workdir runs/seed_") == 3
 # ## References
 #
 # - Python documentation: `argparse`.
-# - Chapter 06 for what `train` does; chapter 05b for `data build`.
+# - Chapter 06a for what `train` does; chapter 05b for `data build`.

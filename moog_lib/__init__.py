@@ -9,7 +9,7 @@ Modules come in layers (nothing imports upward):
   data, and datasets (chapter 05b) both;
 - encoder, dynamics (chapter 03), then decoder, model (chapter 04: MooG itself):
   build on them;
-- optimization, parallel, checkpoint, runs, then train (chapter 06): on those;
+- optimization, parallel, checkpoint, runs (chapter 06), then train (06a): on those;
 - readouts (chapter 07), then points (08) and boxes (09);
 - baselines (chapter 10), then comparison (chapter 10a); analysis, figures (chapter 11), then streaming, report (11a): on those; so are chapter 12's ego4d (the authors'
   Ego4D model), then 12a's release (reading their checkpoint files), then 12b's tracking

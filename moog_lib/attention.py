@@ -56,7 +56,7 @@ class MultiHeadAttention(nnx.Module):
     `[in, heads, head_dim]` without bias; out `[heads, head_dim, query_size]`
     with bias. `dtype` is the compute dtype, `param_dtype` the storage dtype.
     `qk_norm_scale` is the initial value of both RMS norms' learned scales (1,
-    as in the paper and the release; chapter 06's small world starts at 2).
+    as in the paper and the release; chapter 06b's small world starts at 2).
     `compete=True` makes the queries compete for each key (Slot Attention's
     normalisation, §3; a departure from the paper, off by default).
     """

@@ -311,7 +311,7 @@ def train_baseline(config: configs.Config, workdir, kind: str, *, steps: int | N
     """Pretrain the model `kind` (MooG or a baseline) with `train.fit` and
     `optimization.pretraining_loss`; returns the last train and eval records (`eval_sources`:
     as in `train.fit`; `{}` evaluates nothing). `minutes`: train for that long instead of
-    `config.train.steps` (chapter 06's `budget_steps`, timed on this model's own step)."""
+    `config.train.steps` (chapter 06a's `budget_steps`, timed on this model's own step)."""
     if minutes is not None and steps is not None:
         raise ValueError("give a number of steps or a budget in minutes, not both")
     if kind not in MODEL_KINDS:

@@ -92,7 +92,7 @@ class Checkpointer:
         self.manager.close()
 
 
-# chapters/06_pretraining.py, cell 49
+# chapters/06_pretraining.py, cell 26
 WEIGHTS_FORMAT = 1
 
 
@@ -125,6 +125,7 @@ def _write_atomic(path: Path, write) -> None:
         raise
 
 
+# chapters/06_pretraining.py, cell 28
 def save_weights(module: nnx.Module, path, *, manifest: dict) -> Path:
     """Write every nnx.Param of `module` to `<path>.npz` (float32, keyed by '/'-joined
     parameter path) and `manifest` plus format, counts and the npz's SHA-256 to
@@ -143,6 +144,7 @@ def save_weights(module: nnx.Module, path, *, manifest: dict) -> Path:
     return npz
 
 
+# chapters/06_pretraining.py, cell 30
 def load_weights(module: nnx.Module, path) -> dict:
     """Fill `module`'s nnx.Params, in place, from `<path>.npz`; returns the manifest.
 

@@ -60,7 +60,7 @@ class ModelConfig:
     # The authors' release offers these; the paper reports neither (off by default).
     loss_gradient_input: bool = False
     state_stop_gradient_prob: float = 0.0
-    # Departures for a small world (chapter 06's study), off by default:
+    # Departures for a small world (chapter 06b's study), off by default:
     # one initial draw shared by every clip (token k keeps its identity across clips),
     fixed_initial_state: bool = False
     # and the QK-norm scales start at this value (attention logits start ×s² sharper).
@@ -170,7 +170,7 @@ def _tiny() -> Config:
 def _cpu() -> Config:
     """A laptop: a small world (`movi_a` at 32²) that trains in minutes on 2 CPU cores.
 
-    Chosen from the measurements of chapter 06 §10 (`benchmarks/binding_probe.py`
+    Chosen from the measurements of chapter 06b §2 (`benchmarks/binding_probe.py`
     and the one-knob study `benchmarks/small_scale.py`). Departures
     from the paper: the scene family (plain colours, objects that keep moving),
     32² frames with the first conv at stride 2 (16×16 feature tokens), K = 16

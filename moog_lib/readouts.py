@@ -283,7 +283,7 @@ def train_readout(task: ReadoutTask, config: configs.Config, backbone_dir, workd
                   backbone=None) -> dict:
     """Train `task`'s head on the MooG run in `backbone_dir` (or on a copy of `backbone`,
     a pretrained model passed in, e.g. a baseline of chapter 10); returns `fit`'s records.
-    `minutes`: train for that long instead of `readout.train.steps` (chapter 06)."""
+    `minutes`: train for that long instead of `readout.train.steps` (chapter 06a)."""
     backbone = check_backbone(config, backbone_dir) if backbone is None else _own_copy(backbone)
     readout_model, tx = build_readout(task, config, backbone, frozen=frozen)
     run_config = readout_run_config(config)

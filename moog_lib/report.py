@@ -232,7 +232,7 @@ def _report_page(config, numbers: dict, following: list, out_dir, chunk_size: in
     links = [f'<a href="{name}">{label}</a>' for name, label in (
         ("summary.md", "summary.md"), ("curves.png", "loss and PSNR curves"),
         ("predictions.gif", "held-out predictions")) if (out_dir / name).exists()]
-    parts.append("<p>Pretraining report (chapter 06): " + (" · ".join(links) if links else
+    parts.append("<p>Pretraining report (chapter 06a): " + (" · ".join(links) if links else
                  "not written yet (<code>moog report</code>)") + ".</p>")
     if (out_dir / "curves.png").exists() and (out_dir / "predictions.gif").exists():
         parts.append('<p><img src="curves.png" alt="curves" height="260"> '

@@ -1,13 +1,14 @@
 """Pretraining MooG: the training loop, its time budget, the report, and the shipped model.
 
-`train` (on `fit`) trains a config in a run folder and resumes it;
+`train` (on `fit`) trains a config in a run folder and resumes it; `fit` is
+`open_run` and `restore_run` (a `FitRun`), `run_steps` and `close_run`;
 `restore_model` and `load_trained` read a run's newest checkpoint;
 `budget_steps` turns minutes into steps; `write_report` draws a finished run;
 `load_tutorial_model` loads the MooG shipped in `moog_lib/trained/`. The pieces
 are in `optimization` (optimiser, loss, steps), `parallel` (devices and hosts),
 `checkpoint` (checkpoints and weights files) and `runs` (the run folder).
 
-Generated from chapters/06_pretraining.py by tools/export.py; do not edit.
+Generated from chapters/06a_training_loop.py by tools/export.py; do not edit.
 Edit the chapter, then run `make export`.
 """
 
@@ -17,6 +18,14 @@ __all__ = [
     "held_out_batches",
     "evaluate_model",
     "evaluate_batches",
+    "FitRun",
+    "open_run",
+    "restore_run",
+    "log_train_window",
+    "evaluate_held_out",
+    "save_checkpoint",
+    "run_steps",
+    "close_run",
     "fit",
     "train",
     "restore_model",
@@ -38,6 +47,7 @@ import json
 import math
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import jax
@@ -51,6 +61,7 @@ from moog_lib import configs, data, datasets
 from moog_lib.checkpoint import Checkpointer, load_weights
 from moog_lib.model import MooG
 from moog_lib.optimization import (
+    TrainState,
     learning_rate_schedule,
     make_eval_step,
     make_optimizer,
@@ -72,7 +83,7 @@ from moog_lib.runs import (
 )
 
 
-# chapters/06_pretraining.py, cell 28
+# chapters/06a_training_loop.py, cell 7
 def make_sources(config: configs.Config, *, progress: bool = True):
     """(train, held-out) clip sources for `config.data`.
 
@@ -97,6 +108,7 @@ def make_sources(config: configs.Config, *, progress: bool = True):
                                    d.clip_frames, seed=config.train.seed) for split, num in splits)
 
 
+# chapters/06a_training_loop.py, cell 9
 def held_out_batches(source, config: configs.Config, *, keys: tuple[str, ...] = ("video",),
                      num_frames: int | None = None, mesh=None) -> list[dict]:
     """Every full batch of this host's share of `source`, in order and without
@@ -131,29 +143,38 @@ def evaluate_batches(evaluate, params, batches, key) -> dict:
     return {k: float(np.nanmean([r[k] for r in results])) for k in results[0]}
 
 
-def fit(config: configs.Config, workdir, model: nnx.Module, tx: optax.GradientTransformation,
-        loss_fn, *, keys: tuple[str, ...] = ("video",), steps: int | None = None,
-        resume: bool = True, force_new_run: bool = False, train_source=None, eval_source=None,
-        eval_sources=None, progress: bool = True, desc: str = "pretraining") -> dict:
-    """Train `model` on `loss_fn` with `tx`; returns the last train and eval records.
+# chapters/06a_training_loop.py, cell 13
+@dataclasses.dataclass
+class FitRun:
+    """What `fit`'s loop works on, made by `open_run`: the run's config, folder and
+    length, the mesh, the `TrainState` (replaced at every step), the jitted train and
+    eval steps, the schedule, the training pipeline's iterator (it has `get_state`
+    and `set_state`), the held-out batches per split, the checkpoints and the log."""
 
-    The loop behind `train` (pretraining) and the readouts of chapters 07–09:
-    `loss_fn(model, batch, key, training=...) -> (loss, metrics)` reads the
-    batch entries `keys`; `config.train` sets the schedule and cadence and
-    `config.data` the clips. Writes `config.json`, `metrics.jsonl`,
-    `checkpoints/` (every `checkpoint_every` steps and at the end, the last
-    `keep_checkpoints` kept) and `curves.png` to `workdir`. With `resume`,
-    continues from the newest readable checkpoint: parameters, optimiser state,
-    step and data position, so the run goes on exactly as if it had never
-    stopped. A folder holds one run: `prepare_run_folder` refuses, before anything
-    is written, to resume a run of another config or to start a fresh run over
-    one; `force_new_run` moves the old run aside instead. `steps` overrides the
-    config's total (the schedule follows `config.train.steps`). `eval_sources`
-    maps a split name to (source, num_frames) for extra held-out evaluations
-    (default: "eval" on `eval_source` with the training window length).
-    """
-    from tqdm.auto import tqdm
+    config: configs.Config
+    workdir: Path
+    total_steps: int
+    keys: tuple[str, ...]
+    mesh: jax.sharding.Mesh
+    state: TrainState
+    train_step: Callable
+    evaluate: Callable
+    schedule: optax.Schedule
+    batches: Iterator[dict]
+    held_out: dict[str, list[dict]]
+    checkpoints: Checkpointer
+    log: MetricsLog
+    base_key: jax.Array
 
+
+def open_run(config: configs.Config, workdir, model: nnx.Module,
+             tx: optax.GradientTransformation, loss_fn, *, keys: tuple[str, ...] = ("video",),
+             steps: int | None = None, resume: bool = True, force_new_run: bool = False,
+             train_source=None, eval_source=None, eval_sources=None,
+             progress: bool = True) -> FitRun:
+    """Check `config`, `steps` and the folder, then build what `fit` trains with (see
+    `fit` for the arguments). Creates the folder and its checkpoints/ (and builds
+    the dataset when `data.data_dir` is set), writes nothing else."""
     if steps is not None:
         check_count("steps", steps, "training steps; None for config.train.steps")
     check_config(config)
@@ -174,74 +195,144 @@ def fit(config: configs.Config, workdir, model: nnx.Module, tx: optax.GradientTr
     train_step = make_train_step(graphdef, rest, tx, loss_fn)
     evaluate = make_eval_step(graphdef, rest, loss_fn)
     schedule = learning_rate_schedule(t)
-
-    def select(batch):
-        return data.shard_clip_batch({k: batch[k] for k in keys}, mesh)
-
     pipeline = data.make_pipeline(HostShard(train_source), batch_size=local_batch_size(
         d.batch_size, mesh), seed=t.seed, num_frames=d.num_frames, resolution=d.resolution)
     batches = iter(pipeline)
     held_out = {split: held_out_batches(source, config, keys=keys, num_frames=num_frames,
                                         mesh=mesh)
                 for split, (source, num_frames) in eval_sources.items()}
-
     checkpoints = Checkpointer(workdir / "checkpoints", keep=t.keep_checkpoints)
-    log = MetricsLog(workdir / "metrics.jsonl")
-    base_key = jax.random.key(t.seed)
-    if resume and (restored := checkpoints.restore(state)) is not None:
-        state, metadata = restored
-        batches.set_state(metadata["data_state"])
-        print(f"resumed from step {int(state.step)} in {workdir}")
-    elif resume and checkpoints.unreadable:  # starting over would rotate them away
-        checkpoints.close()
-        raise ValueError(f"none of the checkpoints in {checkpoints.directory} (steps "
-                         f"{', '.join(map(str, sorted(checkpoints.unreadable)))}) can be read as "
-                         f"this model ({next(iter(checkpoints.unreadable.values()))}); {_WAYS_OUT}")
-    (workdir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
+    return FitRun(config, workdir, total_steps, keys, mesh, state, train_step, evaluate,
+                  schedule, batches, held_out, checkpoints,
+                  MetricsLog(workdir / "metrics.jsonl"), jax.random.key(t.seed))
 
-    def checkpoint():
-        checkpoints.save(state, {"data_state": batches.get_state(), "seed": t.seed,
-                                 "rng_key": np.asarray(jax.random.key_data(base_key)).tolist()})
 
-    start = int(state.step)
-    last = {"train": None, **{split: None for split in held_out}}
+# chapters/06a_training_loop.py, cell 15
+def restore_run(run: FitRun, *, resume: bool = True) -> None:
+    """With `resume`, continue `run` from its newest readable checkpoint (state and
+    data position); then write the run's config.json."""
+    if resume and (restored := run.checkpoints.restore(run.state)) is not None:
+        run.state, metadata = restored
+        run.batches.set_state(metadata["data_state"])
+        print(f"resumed from step {int(run.state.step)} in {run.workdir}")
+    elif resume and run.checkpoints.unreadable:  # starting over would rotate them away
+        run.checkpoints.close()
+        raise ValueError(f"none of the checkpoints in {run.checkpoints.directory} (steps "
+                         f"{', '.join(map(str, sorted(run.checkpoints.unreadable)))}) can be "
+                         f"read as this model ({next(iter(run.checkpoints.unreadable.values()))}"
+                         f"); {_WAYS_OUT}")
+    (run.workdir / "config.json").write_text(json.dumps(dataclasses.asdict(run.config), indent=1))
+
+
+# chapters/06a_training_loop.py, cell 19
+def log_train_window(run: FitRun, step: int, pending: list, window_start: float,
+                     data_seconds: float) -> dict:
+    """Log, at `step` + 1, the mean of the step metrics `pending` (the window since
+    `window_start`), with the learning rate, frames per second and the share of the
+    window spent waiting for data; returns the record."""
+    d = run.config.data
+    values = jax.device_get(pending)  # waits for the device to finish the window
+    seconds = time.perf_counter() - window_start
+    mean = {k: float(np.mean([v[k] for v in values])) for k in values[0]}
+    mean.update(learning_rate=float(run.schedule(step)),
+                frames_per_second=len(values) * d.batch_size * d.num_frames / seconds,
+                data_wait_share=data_seconds / seconds)
+    return run.log.write(step + 1, "train", mean)
+
+
+def evaluate_held_out(run: FitRun, done: int) -> dict:
+    """{split: record} of the current parameters on every held-out split, logged at `done`."""
+    key = jax.random.key(run.config.train.seed + 1)
+    return {split: run.log.write(done, split, evaluate_batches(run.evaluate, run.state.params,
+                                                                split_batches, key))
+            for split, split_batches in run.held_out.items()}
+
+
+def save_checkpoint(run: FitRun) -> None:
+    """Checkpoint the state with the data position, the seed and the base key."""
+    run.checkpoints.save(run.state, {
+        "data_state": run.batches.get_state(), "seed": run.config.train.seed,
+        "rng_key": np.asarray(jax.random.key_data(run.base_key)).tolist()})
+
+
+# chapters/06a_training_loop.py, cell 21
+def run_steps(run: FitRun, *, progress: bool = True, desc: str = "pretraining") -> dict:
+    """Train `run` from its state's step to `run.total_steps`, with a progress bar;
+    returns the last record of "train" and of every held-out split (None if none)."""
+    from tqdm.auto import tqdm
+
+    t = run.config.train
+    start = int(run.state.step)
+    last = {"train": None, **{split: None for split in run.held_out}}
     pending, data_seconds, window_start = [], 0.0, time.perf_counter()
-    bar = tqdm(total=total_steps, initial=start, disable=not progress, desc=desc)
-    for step in range(start, total_steps):
+    bar = tqdm(total=run.total_steps, initial=start, disable=not progress, desc=desc)
+    for step in range(start, run.total_steps):
         tic = time.perf_counter()
-        batch = select(next(batches))
+        clips = next(run.batches)
+        batch = data.shard_clip_batch({k: clips[k] for k in run.keys}, run.mesh)
         data_seconds += time.perf_counter() - tic
-        state, metrics = train_step(state, batch, jax.random.fold_in(base_key, step))
+        run.state, metrics = run.train_step(run.state, batch,
+                                            jax.random.fold_in(run.base_key, step))
         pending.append(metrics)
         done = step + 1
-        if done % t.log_every == 0 or done == total_steps:
-            values = jax.device_get(pending)  # waits for the device to finish the window
-            seconds = time.perf_counter() - window_start
-            mean = {k: float(np.mean([v[k] for v in values])) for k in values[0]}
-            mean.update(learning_rate=float(schedule(step)),
-                        frames_per_second=len(values) * d.batch_size * d.num_frames / seconds,
-                        data_wait_share=data_seconds / seconds)
-            last["train"] = log.write(done, "train", mean)
-            shown = {k: f"{mean[k]:.4g}" for k in ("loss", "psnr") if k in mean}  # the model's own
-            bar.set_postfix(**shown, fps=f"{mean['frames_per_second']:.0f}")
-        if done % t.eval_every == 0 or done == total_steps:
-            for split, split_batches in held_out.items():
-                last[split] = log.write(done, split, evaluate_batches(
-                    evaluate, state.params, split_batches, jax.random.key(t.seed + 1)))
-        if done % t.checkpoint_every == 0 or done == total_steps:
-            checkpoint()
-        if done % t.log_every == 0 or done == total_steps:  # evaluation and saving not timed
+        if done % t.log_every == 0 or done == run.total_steps:
+            last["train"] = log_train_window(run, step, pending, window_start, data_seconds)
+            shown = {k: f"{last['train'][k]:.4g}" for k in ("loss", "psnr")
+                     if k in last["train"]}  # the model's own
+            bar.set_postfix(**shown, fps=f"{last['train']['frames_per_second']:.0f}")
+        if done % t.eval_every == 0 or done == run.total_steps:
+            last.update(evaluate_held_out(run, done))
+        if done % t.checkpoint_every == 0 or done == run.total_steps:
+            save_checkpoint(run)
+        if done % t.log_every == 0 or done == run.total_steps:  # evaluation and saving not timed
             pending, data_seconds, window_start = [], 0.0, time.perf_counter()
         bar.update(1)
     bar.close()
-    checkpoints.close()
-    if log.read():
+    return last
+
+
+# chapters/06a_training_loop.py, cell 23
+def close_run(run: FitRun) -> None:
+    """Close the run's checkpoints and draw its metrics log into `curves.png`."""
+    run.checkpoints.close()
+    if run.log.read():
         import matplotlib.pyplot as plt
 
-        plt.close(plot_metrics(log, workdir / "curves.png"))
-    return {"step": int(state.step), **last}
+        plt.close(plot_metrics(run.log, run.workdir / "curves.png"))
 
 
+def fit(config: configs.Config, workdir, model: nnx.Module, tx: optax.GradientTransformation,
+        loss_fn, *, keys: tuple[str, ...] = ("video",), steps: int | None = None,
+        resume: bool = True, force_new_run: bool = False, train_source=None, eval_source=None,
+        eval_sources=None, progress: bool = True, desc: str = "pretraining") -> dict:
+    """Train `model` on `loss_fn` with `tx`; returns the last train and eval records.
+
+    The loop behind `train` (pretraining) and the readouts of chapters 07–09:
+    `loss_fn(model, batch, key, training=...) -> (loss, metrics)` reads the
+    batch entries `keys`; `config.train` sets the schedule and cadence and
+    `config.data` the clips. Writes `config.json`, `metrics.jsonl`,
+    `checkpoints/` (every `checkpoint_every` steps and at the end, the last
+    `keep_checkpoints` kept) and `curves.png` to `workdir`. With `resume`,
+    continues from the newest readable checkpoint: parameters, optimiser state,
+    step and data position, so the run goes on exactly as if it had never
+    stopped. A folder holds one run: `prepare_run_folder` refuses, before anything
+    is written, to resume a run of another config or to start a fresh run over
+    one; `force_new_run` moves the old run aside instead. `steps` overrides the
+    config's total (the schedule follows `config.train.steps`). `eval_sources`
+    maps a split name to (source, num_frames) for extra held-out evaluations
+    (default: "eval" on `eval_source` with the training window length).
+    In parts: `open_run`, `restore_run`, `run_steps`, `close_run`.
+    """
+    run = open_run(config, workdir, model, tx, loss_fn, keys=keys, steps=steps, resume=resume,
+                   force_new_run=force_new_run, train_source=train_source,
+                   eval_source=eval_source, eval_sources=eval_sources, progress=progress)
+    restore_run(run, resume=resume)
+    last = run_steps(run, progress=progress, desc=desc)
+    close_run(run)
+    return {"step": int(run.state.step), **last}
+
+
+# chapters/06a_training_loop.py, cell 25
 def train(config: configs.Config, workdir, *, steps: int | None = None,
           minutes: float | None = None, resume: bool = True, force_new_run: bool = False,
           train_source=None, eval_source=None, progress: bool = True) -> dict:
@@ -288,7 +379,7 @@ def load_trained(workdir, config: configs.Config | None = None):
     return None if model is None else (model, config)
 
 
-# chapters/06_pretraining.py, cell 38
+# chapters/06a_training_loop.py, cell 31
 def time_train_step(model: nnx.Module, tx: optax.GradientTransformation, loss_fn, batches,
                     *, repeats: int = 5) -> tuple[float, float]:
     """(seconds to compile, seconds per step) of `fit`'s train step. `batches`: one batch
@@ -356,7 +447,7 @@ def budget_steps(config: configs.Config, model: nnx.Module, tx: optax.GradientTr
     return start + steps
 
 
-# chapters/06_pretraining.py, cell 42
+# chapters/06a_training_loop.py, cell 35
 @nnx.jit
 def predict_frames(model, frames: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
     """Dense next-frame predictions [B, T, H, W, 3]: every z_p decoded at every pixel.
@@ -426,7 +517,7 @@ def write_report(workdir, out_dir, *, num_clips: int = 4, fps: int = 4) -> Path:
     return out_dir
 
 
-# chapters/06_pretraining.py, cell 50
+# chapters/06a_training_loop.py, cell 42
 # The package's own folder (moog_lib/trained), also when this code runs in a notebook.
 TRAINED_DIR = Path(moog_lib.__file__).parent / "trained"
 

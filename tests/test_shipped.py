@@ -1,4 +1,4 @@
-"""The weights this repository ships (moog_lib/trained/, chapter 06 §9 and chapter 07 §7)
+"""The weights this repository ships (moog_lib/trained/, chapter 06b §1 and chapter 07 §7)
 reproduce the held-out numbers their manifests record, on the same rendered clips."""
 
 import pytest

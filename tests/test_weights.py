@@ -1,4 +1,4 @@
-"""Shipped weights (chapter 06 §9): the round trip is exact, and damaged or mismatched files
+"""Shipped weights (chapter 06 §5): the round trip is exact, and damaged or mismatched files
 are refused with a message that names the problem."""
 
 import dataclasses
