@@ -473,13 +473,14 @@ def scene_motion(source, num_clips: int = 8) -> float:
 
 # %%
 from moog_lib import datasets
+from moog_lib.scenes import SCENE_PRESETS
 
 cpu_data = configs.get("cpu").data
 motion = {preset: scene_motion(datasets.SyntheticSource(
     preset, "test", 4, resolution=cpu_data.resolution, num_frames=cpu_data.clip_frames))
-    for preset in render.SCENE_PRESETS}
+    for preset in SCENE_PRESETS}
 for preset, speed_px in motion.items():
-    print(f"{preset:7s} ({render.SCENE_PRESETS[preset].camera_motion} camera): "
+    print(f"{preset:7s} ({SCENE_PRESETS[preset].camera_motion} camera): "
           f"{speed_px:.2f} px/frame")
 assert motion["static"] < min(motion[p] for p in ("pan", "zoom", "movi_e"))
 
@@ -644,8 +645,9 @@ def compare_one(config: configs.Config, kind: str, run_dir, *, sources, track_ba
 import dataclasses
 import math
 
-from moog_lib import render, train
+from moog_lib import train
 from moog_lib.baselines import MODEL_KINDS, with_steps
+from moog_lib.scenes import SCENE_PRESETS
 
 
 def compare(config: configs.Config, out_dir, *, scenes=("static", "movi_e"),
@@ -658,7 +660,7 @@ def compare(config: configs.Config, out_dir, *, scenes=("static", "movi_e"),
     comparison instead of step counts (`compare_budget`: each model gets the same
     time, so the step counts differ); with `readout_steps` too, the minutes are all
     pretraining and every readout trains that many steps."""
-    for name, given, allowed in (("scene preset", scenes, render.SCENE_PRESETS),
+    for name, given, allowed in (("scene preset", scenes, SCENE_PRESETS),
                                  ("model", kinds, MODEL_KINDS), ("task", tasks, COMPARE_TASKS)):
         unknown = [x for x in given if x not in allowed]
         if unknown or (not given and name != "task"):
@@ -755,7 +757,7 @@ def format_comparison(rows: list[dict], config: configs.Config) -> str:
              "(chapter 10a, §1). Times: wall-clock minutes on the machine that ran it.", ""]
     for scene in dict.fromkeys(r["scene"] for r in rows):
         group = [r for r in rows if r["scene"] == scene]
-        camera = render.SCENE_PRESETS[scene].camera_motion
+        camera = SCENE_PRESETS[scene].camera_motion
         lines += [f"## Scene preset `{scene}` ({camera} camera; tracked points move "
                   f"{group[0]['scene_motion']:.2f} px/frame on average)", "",
                   "| model | tokens | parameters | pretraining | PSNR (dB) | "

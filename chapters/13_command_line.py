@@ -80,9 +80,9 @@ from moog_lib import (
     configs,
     datasets,
     ego4d,
-    render,
     report,
     runs,
+    scenes,
     tracking,
     train,
 )
@@ -270,8 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     data_cmd = commands.add_parser("data", help="datasets").add_subparsers(dest="action", required=True)
     build = data_cmd.add_parser("build", help="render clips into an array_record dataset")
-    build.add_argument("--preset", default="movi_e", choices=render.SCENE_PRESETS)
-    build.add_argument("--split", default="train", choices=render.DATA_SPLITS)
+    build.add_argument("--preset", default="movi_e", choices=scenes.SCENE_PRESETS)
+    build.add_argument("--split", default="train", choices=scenes.DATA_SPLITS)
     build.add_argument("--num", type=int, required=True)
     build.add_argument("--resolution", type=int, default=64)
     build.add_argument("--frames", type=int, default=24)
@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="steps per readout (default: the preset's; with --minutes, the "
                               "minutes are all pretraining)")
     compare.add_argument("--scenes", nargs="+", default=["static", "movi_e"],
-                         choices=list(render.SCENE_PRESETS))
+                         choices=list(scenes.SCENE_PRESETS))
     compare.add_argument("--models", nargs="+", default=list(baselines.MODEL_KINDS),
                          choices=list(baselines.MODEL_KINDS))
     compare.add_argument("--tasks", nargs="+", default=list(comparison.COMPARE_TASKS),

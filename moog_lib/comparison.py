@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from moog_lib import boxes, configs, optimization, render, train
+from moog_lib import boxes, configs, optimization, train
 from moog_lib.baselines import (
     MODEL_KINDS,
     MODEL_NAMES,
@@ -54,6 +54,7 @@ from moog_lib.baselines import (
     train_baseline,
     with_steps,
 )
+from moog_lib.scenes import SCENE_PRESETS
 
 
 # chapters/10a_comparison.py, cell 5
@@ -302,7 +303,7 @@ def compare(config: configs.Config, out_dir, *, scenes=("static", "movi_e"),
     comparison instead of step counts (`compare_budget`: each model gets the same
     time, so the step counts differ); with `readout_steps` too, the minutes are all
     pretraining and every readout trains that many steps."""
-    for name, given, allowed in (("scene preset", scenes, render.SCENE_PRESETS),
+    for name, given, allowed in (("scene preset", scenes, SCENE_PRESETS),
                                  ("model", kinds, MODEL_KINDS), ("task", tasks, COMPARE_TASKS)):
         unknown = [x for x in given if x not in allowed]
         if unknown or (not given and name != "task"):
@@ -378,7 +379,7 @@ def format_comparison(rows: list[dict], config: configs.Config) -> str:
              "(chapter 10a, §1). Times: wall-clock minutes on the machine that ran it.", ""]
     for scene in dict.fromkeys(r["scene"] for r in rows):
         group = [r for r in rows if r["scene"] == scene]
-        camera = render.SCENE_PRESETS[scene].camera_motion
+        camera = SCENE_PRESETS[scene].camera_motion
         lines += [f"## Scene preset `{scene}` ({camera} camera; tracked points move "
                   f"{group[0]['scene_motion']:.2f} px/frame on average)", "",
                   "| model | tokens | parameters | pretraining | PSNR (dB) | "

@@ -3,7 +3,7 @@
 A TFDS `array_record` dataset of rendered clips (built without TensorFlow), the MOVi-E
 adapter and its exact-format fixture, TAP-Vid-DAVIS, video files, and `make_source`.
 
-Generated from chapters/05b_datasets.py by tools/export.py; do not edit.
+Generated from chapters/05c_datasets.py by tools/export.py; do not edit.
 Edit the chapter, then run `make export`.
 """
 
@@ -60,12 +60,9 @@ from moog_lib.data import (
     unlabelled_clip,
 )
 from moog_lib.render import (
-    DATA_SPLITS,
     FIRST_OBJECT,
     MAX_RESOLUTION,
     NEAR,
-    SCENE_PRESETS,
-    Scene,
     camera_rays,
     render_clip,
     sample_query_pixels,
@@ -73,9 +70,10 @@ from moog_lib.render import (
     surface_attributes,
     trace_rays,
 )
+from moog_lib.scenes import DATA_SPLITS, SCENE_PRESETS, Scene
 
 
-# chapters/05b_datasets.py, cell 7
+# chapters/05c_datasets.py, cell 7
 @dataclasses.dataclass
 class SyntheticDatasetConfig(tfds.core.BuilderConfig):
     """One synthetic dataset: `num_clips` clips of (preset, split) at the given sizes."""
@@ -109,9 +107,9 @@ def synthetic_dataset_config(preset: str, split: str, num: int, resolution: int,
         num_frames=num_frames, num_points=num_points, seed=seed)
 
 
-# chapters/05b_datasets.py, cell 8
+# chapters/05c_datasets.py, cell 8
 class MoogSynthetic(tfds.core.GeneratorBasedBuilder):
-    """Synthetic MOVi-like clips (chapter 05a) as a TFDS dataset of plain Tensor features.
+    """Synthetic MOVi-like clips (chapters 05a, 05b) as a TFDS dataset of plain Tensor features.
 
     Build with `build_dataset`; configurations come from `synthetic_dataset_config`.
     """
@@ -182,7 +180,7 @@ def _shard_paths(builder):
     return [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.endswith(".npz")]
 
 
-# chapters/05b_datasets.py, cell 9
+# chapters/05c_datasets.py, cell 9
 def _render_shard(task) -> int:
     """Render clips [start, stop) of a config into one .npz, atomically; returns the count."""
     config, path, start, stop = task
@@ -258,7 +256,7 @@ def build_dataset(preset: str, split: str, num: int, resolution: int, data_dir: 
     return builder
 
 
-# chapters/05b_datasets.py, cell 10
+# chapters/05c_datasets.py, cell 10
 class DiskSource(ClipSource):
     """Clips of a built `moog_synthetic` dataset, read through `tfds.data_source`."""
 
@@ -289,7 +287,7 @@ def load_dataset(preset: str, split: str, num: int, resolution: int, data_dir: s
     return DiskSource(records)
 
 
-# chapters/05b_datasets.py, cell 13
+# chapters/05c_datasets.py, cell 13
 class SyntheticSource(ClipSource):
     """Clips 0 … num_clips-1 of `render_clip(preset, split, i, seed, ...)`, rendered on demand."""
 
@@ -310,7 +308,7 @@ class SyntheticSource(ClipSource):
         return render_clip(self.preset, self.split, int(index), self.seed, **self.kwargs)
 
 
-# chapters/05b_datasets.py, cell 15
+# chapters/05c_datasets.py, cell 15
 MOVI_E_DATA_DIR = "gs://kubric-public/tfds"
 _UNIT_BOX = np.array(list(itertools.product([-0.5, 0.5], repeat=3)))  # [8, 3], x slowest
 _TO_BLENDER = np.diag([1.0, -1.0, -1.0])  # (right, down, forward) -> (right, up, backward)
@@ -330,7 +328,7 @@ def _matrix_to_quaternion(m: np.ndarray) -> np.ndarray:
     return rotations.as_quat(canonical=True, scalar_first=True).reshape(*m.shape[:-2], 4)
 
 
-# chapters/05b_datasets.py, cell 16
+# chapters/05c_datasets.py, cell 16
 def movi_e_example_from_scene(scene: Scene, resolution: int, *, name: str = "synthetic") -> dict:
     """Render `scene` as one MOVi-E example (NumPy): the keys, nesting, dtypes and encodings
     of `tfds.load("movi_e/...")` read with `tfds.as_numpy` (ragged features as lists of arrays).
@@ -400,7 +398,7 @@ def _rows(value) -> list:
     return [np.asarray(v) for v in value]
 
 
-# chapters/05b_datasets.py, cell 17
+# chapters/05c_datasets.py, cell 17
 def movi_e_to_clip(example: dict, *, num_points: int = 256, seed: int = 0, max_boxes: int = MAX_BOXES,
                    depth_tolerance: float = 0.03, min_box_fraction: float = 0.005) -> dict:
     """One MOVi-E example (NumPy, the nested dict of `tfds.as_numpy`) as a per-clip dict.
@@ -436,7 +434,7 @@ def movi_e_to_clip(example: dict, *, num_points: int = 256, seed: int = 0, max_b
     }
 
 
-# chapters/05b_datasets.py, cell 18
+# chapters/05c_datasets.py, cell 18
 def _movi_tracks(example, depth, seg, num_points, rng, depth_tolerance):
     t, h, w = seg.shape
     cam = example["camera"]
@@ -488,7 +486,7 @@ def _movi_tracks(example, depth, seg, num_points, rng, depth_tolerance):
     return query, target, occluded, valid
 
 
-# chapters/05b_datasets.py, cell 19
+# chapters/05c_datasets.py, cell 19
 class MoviESource:
     """Kubric MOVi-E (needs TensorFlow): iterable, in order, with len().
 
@@ -522,7 +520,7 @@ class MoviESource:
             yield movi_e_to_clip(example, num_points=self.num_points, seed=self.seed)
 
 
-# chapters/05b_datasets.py, cell 22
+# chapters/05c_datasets.py, cell 22
 class TapVidDavisSource(ClipSource):
     """TAP-Vid-DAVIS from its pickle; one clip per video (sorted by name), tracks only."""
 
@@ -567,7 +565,7 @@ class TapVidDavisSource(ClipSource):
         return clip
 
 
-# chapters/05b_datasets.py, cell 24
+# chapters/05c_datasets.py, cell 24
 BIKES_SHOT_CUTS = (29, 75, 136, 186, 241)  # last frame of each shot but the final one
 
 
@@ -614,7 +612,7 @@ def read_video(path: str, resolution: int | None = None, max_frames: int | None 
     return np.ascontiguousarray(video)
 
 
-# chapters/05b_datasets.py, cell 25
+# chapters/05c_datasets.py, cell 25
 class VideoFileSource(ClipSource):
     """Unlabelled windows of `num_frames` from video files, never crossing a shot cut.
 

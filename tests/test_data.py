@@ -1,4 +1,4 @@
-"""Pipeline (moog_lib.data, chapter 05), ground truth (moog_lib.render, chapter 05a); on-disk dataset and sources of moog_lib.datasets (chapter 05b).
+"""Pipeline (moog_lib.data, chapter 05), scenes (moog_lib.scenes, chapter 05a), ground truth (moog_lib.render, chapter 05b); on-disk dataset and sources of moog_lib.datasets (chapter 05c).
 
 The renderer's labels are checked against independent computations (pixel extents,
 the depth buffer, exact ray-cast visibility); the pipeline against the pixels it moves.
@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from moog_lib import configs, data, datasets, encoder, render
+from moog_lib import configs, data, datasets, encoder, render, scenes
 
 T, R = 24, 64  # the paper's clip length; the renderer's default resolution
 
@@ -24,7 +24,7 @@ T, R = 24, 64  # the paper's clip length; the renderer's default resolution
 def clips():
     """Two clips of every preset at 64x64, 24 frames, 256 tracks."""
     return {(p, i): render.render_clip(p, "train", i, resolution=R, num_frames=T)
-            for p in render.SCENE_PRESETS for i in range(2)}
+            for p in scenes.SCENE_PRESETS for i in range(2)}
 
 
 def own_object_hits(clip):
@@ -62,7 +62,7 @@ def test_keys_shapes_and_dtypes_are_exactly_the_spec(clips):
     assert small["video"].shape == (5, 32, 32, 3) and small["target_points"].shape == (7, 5, 2)
 
 
-@pytest.mark.parametrize("preset", list(render.SCENE_PRESETS))
+@pytest.mark.parametrize("preset", list(scenes.SCENE_PRESETS))
 def test_visible_track_points_land_on_their_object(clips, preset, record_property):
     seen, same = np.sum([own_object_hits(clips[(preset, i)]) for i in range(2)], axis=0)
     rate = same / seen
@@ -83,7 +83,7 @@ def test_frame0_targets_equal_queries_at_pixel_centres(clips):
 
 
 def _scene_points(preset, index, res=R, frames=T):
-    scene = render.sample_scene(preset, "validation", index, num_frames=frames)
+    scene = scenes.sample_scene(preset, "validation", index, num_frames=frames)
     dist, surface, local = render.trace_rays(scene, render.camera_rays(scene, res, res))
     seg0 = np.where(surface[0] >= render.FIRST_OBJECT, surface[0] - render.FIRST_OBJECT + 1, 0)
     rows, cols = render.sample_query_pixels(np.random.default_rng(index), seg0.reshape(res, res), 256, 1)
@@ -105,7 +105,7 @@ def _world_points(scene, surface, local):
 
 def test_occluded_flags_agree_with_the_depth_buffer():
     wrong = total = 0
-    for preset in render.SCENE_PRESETS:
+    for preset in scenes.SCENE_PRESETS:
         scene, dist, surface, local = _scene_points(preset, 1)
         xy, occluded = render.track_surface_points(scene, surface, local, dist, R, R)
         world = _world_points(scene, surface, local)
@@ -117,7 +117,7 @@ def test_occluded_flags_agree_with_the_depth_buffer():
         zbuffer = dist.reshape(T, R, R)[np.arange(T)[None], row, col]
         behind = distance > zbuffer * 1.03
         assert not (~occluded & (behind | ~inside)).any()  # visible => in frame, not behind the buffer
-        solid = np.isin(surface - render.FIRST_OBJECT, np.nonzero(scene.kind != render.CARD)[0])
+        solid = np.isin(surface - render.FIRST_OBJECT, np.nonzero(scene.kind != scenes.CARD)[0])
         assert (occluded == (~inside | behind))[~solid].all()  # room and cards: exactly the buffer rule
         # the rule against the truth obtained by casting a ray at every point
         exact = render.trace_visibility(scene, surface, local, R, R)
@@ -163,32 +163,32 @@ def test_render_clips_in_worker_processes_match_render_clip():
 
 def test_test_split_uses_only_held_out_textures(monkeypatch):
     requested = []
-    original = render.load_texture_image
+    original = scenes.load_texture_image
 
     def spy(name):
         requested.append(name)
         return original(name)
 
-    monkeypatch.setattr(render, "load_texture_image", spy)
+    monkeypatch.setattr(scenes, "load_texture_image", spy)
     for i in range(6):
-        render.sample_scene("movi_e", "test", i, num_frames=2)
-    assert requested and set(requested) <= set(render.TEST_TEXTURES)
+        scenes.sample_scene("movi_e", "test", i, num_frames=2)
+    assert requested and set(requested) <= set(scenes.TEST_TEXTURES)
     requested.clear()
     for split in ("train", "validation"):
         for i in range(6):
-            render.sample_scene("movi_e", split, i, num_frames=2)
-    assert set(requested) <= set(render.TRAIN_TEXTURES)
-    assert not set(render.TRAIN_TEXTURES) & set(render.TEST_TEXTURES)
+            scenes.sample_scene("movi_e", split, i, num_frames=2)
+    assert set(requested) <= set(scenes.TRAIN_TEXTURES)
+    assert not set(scenes.TRAIN_TEXTURES) & set(scenes.TEST_TEXTURES)
 
 
 def test_camera_presets_move_as_described():
-    still = render.sample_scene("static", "train", 0)
+    still = scenes.sample_scene("static", "train", 0)
     assert np.allclose(still.eye, still.eye[0]) and np.allclose(still.cam_rot, still.cam_rot[0])
-    pan = render.sample_scene("pan", "train", 0)
+    pan = scenes.sample_scene("pan", "train", 0)
     assert np.allclose(pan.eye, pan.eye[0]) and not np.allclose(pan.cam_rot, pan.cam_rot[0])
-    zoom = render.sample_scene("zoom", "train", 0)
+    zoom = scenes.sample_scene("zoom", "train", 0)
     assert np.allclose(zoom.cam_rot, zoom.cam_rot[0]) and not np.allclose(zoom.focal, zoom.focal[0])
-    moving = [render.sample_scene("movi_e", "train", i) for i in range(6)]
+    moving = [scenes.sample_scene("movi_e", "train", i) for i in range(6)]
     assert any(np.linalg.norm(s.eye[-1] - s.eye[0]) > 0.5 for s in moving)
     for s in moving:
         step = np.diff(s.eye, axis=0)
@@ -216,8 +216,8 @@ def test_bad_renderer_input_raises_value_error():
 
 # ----------------------------------------------------------------------------- movi_a
 def test_movi_a_is_deterministic_and_depends_on_its_key():
-    a, b = render.sample_scene("movi_a", "train", 3), render.sample_scene("movi_a", "train", 3)
-    assert all(np.array_equal(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(render.Scene))
+    a, b = scenes.sample_scene("movi_a", "train", 3), scenes.sample_scene("movi_a", "train", 3)
+    assert all(np.array_equal(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(scenes.Scene))
     first = render.render_clip("movi_a", "train", 3, resolution=32, num_frames=6)
     again = render.render_clip("movi_a", "train", 3, resolution=32, num_frames=6)
     assert all(np.array_equal(first[k], again[k]) for k in data.CLIP_KEYS)
@@ -228,11 +228,11 @@ def test_movi_a_is_deterministic_and_depends_on_its_key():
 
 
 def test_movi_a_objects_slide_at_their_speed_and_bounce_inside_the_pen():
-    cfg = render.SCENE_PRESETS["movi_a"]
+    cfg = scenes.SCENE_PRESETS["movi_a"]
     bounced = 0
     for i in range(20):
-        s = render.sample_scene("movi_a", "validation", i)  # 24 frames: 6-12 units of travel
-        assert 2 <= len(s.kind) <= 5 and 2 <= s.moving.sum() <= 4 and not (s.kind == render.CARD).any()
+        s = scenes.sample_scene("movi_a", "validation", i)  # 24 frames: 6-12 units of travel
+        assert 2 <= len(s.kind) <= 5 and 2 <= s.moving.sum() <= 4 and not (s.kind == scenes.CARD).any()
         assert np.allclose(s.eye, s.eye[0]) and np.allclose(s.cam_rot, s.cam_rot[0])
         xy, half = s.centre[s.moving, :, :2], s.size[s.moving, None, :2]
         assert (np.abs(xy) + half <= cfg.pen + 1e-9).all()  # a centre stays within pen - size
@@ -241,17 +241,17 @@ def test_movi_a_objects_slide_at_their_speed_and_bounce_inside_the_pen():
         top = speed.max(axis=1, keepdims=True)  # the drawn speed: steps without a bounce
         assert (top >= cfg.speed[0] - 1e-9).all() and (np.isclose(speed, top).mean(axis=1) > 0.6).all()
         bounced += (np.diff(np.sign(np.diff(xy, axis=1)), axis=1) != 0).any(axis=(1, 2)).sum()
-        spheres = s.moving & (s.kind == render.SPHERE)
+        spheres = s.moving & (s.kind == scenes.SPHERE)
         assert np.allclose(s.rot[spheres], s.rot[spheres, :1])  # in the pen, spheres slide
     assert bounced >= 30  # the pen is not vacuous: most moving objects hit a wall in 2 s
 
 
 def test_movi_a_surfaces_are_plain_distinct_colours(monkeypatch):
     requested = []
-    original = render.load_texture_image
-    monkeypatch.setattr(render, "load_texture_image", lambda name: requested.append(name) or original(name))
+    original = scenes.load_texture_image
+    monkeypatch.setattr(scenes, "load_texture_image", lambda name: requested.append(name) or original(name))
     for i in range(10):
-        s = render.sample_scene("movi_a", "test", i, num_frames=2)
+        s = scenes.sample_scene("movi_a", "test", i, num_frames=2)
         flat = s.textures.reshape(len(s.textures), -1, 3)
         assert np.ptp(flat, axis=1).max() == 0  # one colour per surface
         assert np.ptp(flat[:2, 0], axis=-1).max() == 0  # the floor and the walls are grey
@@ -273,7 +273,7 @@ def _moving_object_motion(preset, index, res=32, frames=12):
     """Share of valid tracks on moving objects; steps (px/frame) of visible valid points; per
     moving object seen in ≥ 5 steps, the median step of its points."""
     clip = render.render_clip(preset, "train", index, resolution=res, num_frames=frames)
-    scene = render.sample_scene(preset, "train", index, num_frames=frames)
+    scene = scenes.sample_scene(preset, "train", index, num_frames=frames)
     q = clip["query_points"].astype(int)
     owner = clip["segmentations"][0, q[:, 1], q[:, 2], 0].astype(int)
     valid = clip["point_valid"]
@@ -496,7 +496,7 @@ def _check_structure(example, spec, sizes, where=""):
 
 
 def test_movi_e_adapter_on_a_fixture_with_the_exact_movi_e_structure():
-    scene = render.sample_scene("movi_e", "train", 2, num_frames=12)
+    scene = scenes.sample_scene("movi_e", "train", 2, num_frames=12)
     example = datasets.movi_e_example_from_scene(scene, 64)
     _check_structure(example, MOVI_E_FEATURES, {"s": 12, "h": 64, "w": 64, "k": len(scene.kind)})
     clip = data.check_clip(datasets.movi_e_to_clip(example, num_points=128, seed=1))
@@ -513,7 +513,7 @@ def test_movi_e_adapter_on_a_fixture_with_the_exact_movi_e_structure():
     xy, occluded = render.track_surface_points(scene, surface[0, pixel], local[0, pixel], dist, 64, 64)
     assert valid.sum() == 128
     assert np.abs(xy - clip["target_points"][valid])[~occluded].max() < 0.02  # uint16 quantisation
-    not_card = ~np.isin(surface[0, pixel] - render.FIRST_OBJECT, np.nonzero(scene.kind == render.CARD)[0])
+    not_card = ~np.isin(surface[0, pixel] - render.FIRST_OBJECT, np.nonzero(scene.kind == scenes.CARD)[0])
     assert (occluded == clip["occluded"][valid])[not_card].mean() > 0.99  # cards: MOVi has no two-sided surfaces
     ragged = dict(example, instances=dict(example["instances"], bboxes=np.array(example["instances"]["bboxes"], object)))
     assert np.array_equal(datasets.movi_e_to_clip(ragged, seed=1)["boxes"], datasets.movi_e_to_clip(example, seed=1)["boxes"])

