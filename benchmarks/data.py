@@ -1,4 +1,4 @@
-"""Throughput of the data layer (chapters 05, 05a); prints one JSON object.
+"""Throughput of the data layer (chapters 05, 05b); prints one JSON object.
 
 - render: synthetic clips per second (T=24, 256 tracks) at 64x64 and 128x128, on one core
   and on every core (a warm pool of spawned workers: start-up is reported separately);

@@ -96,8 +96,9 @@ PRESET = notebook.setup()
 # | 03 | encoder and the predict–correct loop | `moog_lib.encoder`, `moog_lib.dynamics` |
 # | 04 | decoding off-the-grid tokens, the whole model | `moog_lib.decoder`, `moog_lib.model` |
 # | 05 | data: the per-clip dict, the input pipeline | `moog_lib.data` |
-# | 05a | rendering MOVi-like scenes with exact labels | `moog_lib.render` |
-# | 05b | datasets: clips on disk, MOVi-E, TAP-Vid-DAVIS, video files | `moog_lib.datasets` |
+# | 05a | scenes: what a MOVi-like scene is made of | `moog_lib.scenes` |
+# | 05b | rendering with exact labels | `moog_lib.render` |
+# | 05c | datasets: clips on disk, MOVi-E, TAP-Vid-DAVIS, video files | `moog_lib.datasets` |
 # | 06 | pretraining: the train step, data parallelism, checkpoints, weights files, run folders | `moog_lib.optimization`, `moog_lib.parallel`, `moog_lib.checkpoint`, `moog_lib.runs` |
 # | 06a | the training loop: resuming, budgets, reports, the shipped weights | `moog_lib.train` |
 # | 06b | the shipped model and a small-scale study | — |
@@ -218,7 +219,7 @@ else:
 # Plumbing: the configuration dataclasses of the data, training and readouts; you may skip it.
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Where clips come from and their shape (chapters 05–05b)."""
+    """Where clips come from and their shape (chapters 05–05c)."""
 
     source: str = "synthetic"
     scene_preset: str = "movi_e"

@@ -868,7 +868,7 @@ def stream(step_fn, chunks, state):
 # %% [markdown]
 # ## 8. A state over a clip
 #
-# We need a video. Chapters 05–05b build proper datasets; here a few lines of NumPy
+# We need a video. Chapters 05–05c build proper datasets; here a few lines of NumPy
 # make a clip of a checkered square bouncing over a smooth background.
 
 # %%

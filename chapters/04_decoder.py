@@ -778,7 +778,7 @@ for what, kwargs in bad_inputs.items():
 # under one `nnx.jit`.
 #
 # The data: a clip of a textured square sliding over a striped background,
-# made with NumPy (chapter 05b has real datasets), plus its mirror image as a
+# made with NumPy (chapter 05c has real datasets), plus its mirror image as a
 # second example.
 
 # %%

@@ -28,10 +28,11 @@
 #   `grain`, and placement of a batch on a device mesh;
 # - `ClipSource`, the interface every source of clips implements.
 #
-# Chapter 05a renders MOVi-like scenes with exact labels (module
-# `moog_lib.render`); chapter 05b puts clips on disk and loads the real
-# datasets (MOVi-E, TAP-Vid-DAVIS, video files) behind the `ClipSource`
-# interface. The code of this chapter goes to `moog_lib.data`.
+# Chapter 05a builds MOVi-like scenes (module `moog_lib.scenes`) and chapter
+# 05b renders them with exact labels (module `moog_lib.render`); chapter 05c
+# puts clips on disk and loads the real datasets (MOVi-E, TAP-Vid-DAVIS, video
+# files) behind the `ClipSource` interface. The code of this chapter goes to
+# `moog_lib.data`.
 #
 # **Prerequisites.** Chapter 00 (presets). NumPy broadcasting and fancy
 # indexing.
@@ -81,8 +82,8 @@ print(f"demonstrations at {RES}x{RES}, {FRAMES} frames")
 # %% [markdown]
 # ## 1. One dict per clip
 #
-# Every source — the clips drawn by hand below, the renderer of chapter 05a,
-# and in chapter 05b a dataset on disk, MOVi-E, TAP-Vid-DAVIS and video
+# Every source — the clips drawn by hand below, the renderer of chapter 05b,
+# and in chapter 05c a dataset on disk, MOVi-E, TAP-Vid-DAVIS and video
 # files — produces the same dictionary of NumPy arrays for a clip of `T` frames
 # of `H × W` pixels with `N` point tracks and up to `K = 10` boxes:
 #
@@ -244,7 +245,7 @@ else:
 
 # %% [markdown]
 # One more helper, private but shared by the pipeline below, the renderer of
-# chapter 05a and the datasets of chapter 05b: `_check_size` refuses a size
+# chapter 05b and the datasets of chapter 05c: `_check_size` refuses a size
 # that is not a positive int (or is too large, or not a multiple of what a
 # model needs) with a message naming it.
 
@@ -307,7 +308,7 @@ assert np.allclose(toy_boxes[0, 0], [0.2, 0.5, 0.4, 0.8]) and toy_valid[0, 0] an
 # ## 3. A clip drawn by hand
 #
 # To test a pipeline that moves labels with pixels, we want a clip whose
-# labels we *know*. Chapter 05a renders realistic ones; here a few lines of
+# labels we *know*. Chapter 05b renders realistic ones; here a few lines of
 # NumPy are enough: a still, patterned background (depth 10, id 0) and
 # squares (depth `5 − k`, id `k + 1`, later squares in front) that slide a
 # whole number of pixels per frame. Because every point moves by whole
@@ -358,7 +359,7 @@ def toy_clip(seed, num_frames=FRAMES, size=RES, num_objects=3, num_points=256):
 
 
 # %% [markdown]
-# The label test we use from here on (chapter 05a uses it on rendered clips):
+# The label test we use from here on (chapter 05b uses it on rendered clips):
 # a visible track point must land on a pixel of its own object — the object
 # its query lies on. On a hand-drawn clip it holds everywhere, by
 # construction; the point of the test is what happens to it after a crop.
@@ -468,7 +469,7 @@ print(f"valid tracks: {clip['point_valid'].sum()} in the clip, {w8['point_valid'
 # boxes but no masks. A clipped box can be loose, though: when a crop cuts an
 # L-shaped object, the corner of its old box that survives may hold none of
 # its pixels. So when the clip carries a segmentation whose ids match its
-# boxes (our clips drawn by hand, the renderer of chapter 05a, MOVi-E),
+# boxes (our clips drawn by hand, the renderer of chapter 05b, MOVi-E),
 # `tight_boxes=True` (the default) recomputes each box from the cropped
 # segmentation, with the same 0.5% rule in the new frame.
 
@@ -658,7 +659,7 @@ mediapy.show_images([j[0] for j in jittered[:8]], columns=8, height=80)
 # `augment_clip` chains window → crop → resize → jitter → track masking,
 # drawing everything from the NumPy generator it is given. `grain` supplies
 # the rest: a `MapDataset` over any random-access source (a list, the
-# renderer of chapter 05a, the `array_record` files of chapter 05b), global
+# renderer of chapter 05b, the `array_record` files of chapter 05c), global
 # shuffling, epochs, per-element random seeds derived from one pipeline seed
 # (so a pipeline is reproducible and checkpointable), batching, and optional
 # worker processes.
@@ -827,7 +828,7 @@ print(mesh, "| video shards:", [s.data.shape for s in on_device["video"].address
 # ## 9. Sources
 #
 # Where do the clips come from? So far from a list of clips drawn by hand;
-# chapter 05a renders them, and chapter 05b adds a dataset on disk, MOVi-E,
+# chapters 05a–05b render them, and chapter 05c adds a dataset on disk, MOVi-E,
 # TAP-Vid-DAVIS and video files. Every one is a `ClipSource`: a random-access
 # collection of per-clip dicts with `len(source)` and `source[i]`, which
 # `make_pipeline` and `grain` read directly (a plain list of clips works too).
@@ -837,7 +838,7 @@ print(mesh, "| video shards:", [s.data.shape for s in on_device["video"].address
 class ClipSource:
     """A random-access collection of per-clip dicts: `len(source)`, `source[i]`, iteration.
 
-    Every source of chapter 05b (`moog_lib.datasets`) is one; `make_pipeline` and grain read
+    Every source of chapter 05c (`moog_lib.datasets`) is one; `make_pipeline` and grain read
     any of them, and plain lists of clips too.
     """
 
@@ -884,7 +885,7 @@ print("a batch from a ClipSource:", from_source["video"].shape)
 #   crops 0.3–2× the frame (zoom-out pads with zeros and clears the depth
 #   mask) moving points and boxes with the pixels, jitters colour with dm-pix,
 #   batches with grain and shards onto a `("data",)` mesh; it reads any
-#   `ClipSource` (chapter 05a: rendered clips; chapter 05b: a dataset on disk,
+#   `ClipSource` (chapter 05b: rendered clips; chapter 05c: a dataset on disk,
 #   MOVi-E, TAP-Vid-DAVIS, video files).
 #
 # ## Exercises

@@ -41,7 +41,7 @@
 # files, §4–5) and `moog_lib.runs` (the run folder: its metrics log, its
 # config and the checks before training, §6–7).
 #
-# **Prerequisites.** Chapters 03–04 (the model and its loss) and 05–05b (data);
+# **Prerequisites.** Chapters 03–04 (the model and its loss) and 05–05c (data);
 # optax; the idea of data-parallel training.
 #
 # **Runtime.**

@@ -28,7 +28,7 @@
 # - the zero-motion baseline every tracker must beat.
 #
 # **Prerequisites.** Chapter 07 (readouts, frozen and end to end), chapters 05
-# and 05a (the tracks of the rendered clips and their raster coordinates).
+# and 05b (the tracks of the rendered clips and their raster coordinates).
 #
 # **Runtime.**
 #

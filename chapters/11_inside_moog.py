@@ -46,7 +46,7 @@
 # Chapter 11a adds real clips, streaming in constant memory and the report page.
 #
 # **Prerequisites.** Chapters 03 (`chunks_of`, `stream`), 04 (the decoder and
-# its attention), 05–05b (rendered and real clips), 06–06b (training, the shipped
+# its attention), 05–05c (rendered and real clips), 06–06b (training, the shipped
 # weights and `load_tutorial_model`) and 10–10a (Grid Rec. and the
 # token-following score F).
 #

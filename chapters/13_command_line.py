@@ -18,7 +18,7 @@
 # report, or do all of it with `moog demo` (what `make demo` runs). This chapter
 # is the command's source and its manual.
 #
-# **Prerequisites.** Chapters 05–05b (data) and 06–06a (pretraining).
+# **Prerequisites.** Chapters 05–05c (data) and 06–06a (pretraining).
 #
 # **Runtime.**
 #
@@ -122,7 +122,7 @@ _check_counts(argparse.Namespace(steps=4, minutes=0.5, grid=None))
 
 # %% [markdown]
 # A command is a function of the parsed arguments that returns a dict, printed
-# as JSON. The first four call chapters 05a and 06: build a dataset, train,
+# as JSON. The first four call chapters 05c and 06: build a dataset, train,
 # evaluate a run's newest checkpoint, write its report (with chapter 11's
 # figures).
 
@@ -487,4 +487,4 @@ assert loop.count("--workdir runs/seed_") == 3
 # ## References
 #
 # - Python documentation: `argparse`.
-# - Chapter 06a for what `train` does; chapter 05b for `data build`.
+# - Chapter 06a for what `train` does; chapter 05c for `data build`.

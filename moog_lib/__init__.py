@@ -5,8 +5,8 @@ Every module except this file is generated from a chapter in `chapters/` by
 Modules come in layers (nothing imports upward):
 
 - fourier, attention, configs, data: import nothing of ours; notebook (the
-  setup cell of every chapter) imports configs; render (chapter 05a's renderer) imports
-  data, and datasets (chapter 05b) both;
+  setup cell of every chapter) imports configs; scenes (chapter 05a) imports data,
+  render (chapter 05b's renderer) data and scenes, and datasets (chapter 05c) all three;
 - encoder, dynamics (chapter 03), then decoder, model (chapter 04: MooG itself):
   build on them;
 - optimization, parallel, checkpoint, runs (chapter 06), then train (06a): on those;

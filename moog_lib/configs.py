@@ -77,7 +77,7 @@ class ModelConfig:
 # Plumbing: the configuration dataclasses of the data, training and readouts; you may skip it.
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Where clips come from and their shape (chapters 05–05b)."""
+    """Where clips come from and their shape (chapters 05–05c)."""
 
     source: str = "synthetic"
     scene_preset: str = "movi_e"

@@ -451,7 +451,7 @@ def shard_clip_batch(batch: dict, mesh: jax.sharding.Mesh | None = None) -> dict
 class ClipSource:
     """A random-access collection of per-clip dicts: `len(source)`, `source[i]`, iteration.
 
-    Every source of chapter 05b (`moog_lib.datasets`) is one; `make_pipeline` and grain read
+    Every source of chapter 05c (`moog_lib.datasets`) is one; `make_pipeline` and grain read
     any of them, and plain lists of clips too.
     """
 

@@ -40,7 +40,7 @@ from pathlib import Path
 import jupytext
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTER_GLOB = "[0-9][0-9]*_*.py"  # 05_data.py, then 05a_render.py and 05b_datasets.py after it
+CHAPTER_GLOB = "[0-9][0-9]*_*.py"  # 05_data.py, then 05a_scenes.py, 05b_render.py and 05c_datasets.py after it
 GENERATED_MARKER = "do not edit"
 KNOWN_DIRECTIVES = {"default_exp", "export"}
 DIRECTIVE = re.compile(r"^#\|\s*(\S+)\s*(.*?)\s*$")
