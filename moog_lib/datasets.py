@@ -64,6 +64,7 @@ from moog_lib.render import (
     MAX_RESOLUTION,
     NEAR,
     camera_rays,
+    padded_tracks,
     render_clip,
     sample_query_pixels,
     shade,
@@ -474,16 +475,7 @@ def _movi_tracks(example, depth, seg, num_points, rng, depth_tolerance):
     row = np.clip(np.floor(xy[..., 1]).astype(np.int64), 0, h - 1)
     distance = np.linalg.norm(world - eye[None], axis=-1)
     hidden = distance > depth[np.arange(t), row, col] * (1 + depth_tolerance)
-    occ = ~inside | hidden | away
-    query = np.zeros((num_points, 3), np.float32)
-    query[:p, 1], query[:p, 2] = rows + 0.5, cols + 0.5
-    target = np.zeros((num_points, t, 2), np.float32)
-    target[:p] = xy
-    occluded = np.ones((num_points, t), bool)
-    occluded[:p] = occ
-    valid = np.zeros(num_points, bool)
-    valid[:p] = ~occ[:, 0] & ~occ.all(axis=1)
-    return query, target, occluded, valid
+    return padded_tracks(rows, cols, xy, ~inside | hidden | away, num_points)
 
 
 # chapters/05c_datasets.py, cell 19

@@ -21,6 +21,7 @@ __all__ = [
     "track_surface_points",
     "trace_visibility",
     "sample_query_pixels",
+    "padded_tracks",
     "render_scene",
     "MAX_RESOLUTION",
     "render_clip",
@@ -295,6 +296,24 @@ def sample_query_pixels(rng: np.random.Generator, segmentation: np.ndarray, num_
 
 
 # chapters/05b_render.py, cell 22
+def padded_tracks(rows, cols, xy, occluded, num_points: int):
+    """The point-track entries of a per-clip dict for `p <= num_points` points queried at
+    frame 0 on pixels (`rows`, `cols`), tracked to `xy` [p, T, 2] with `occluded` [p, T]:
+    (query_points [N, 3] at pixel centres, target_points [N, T, 2], occluded [N, T],
+    point_valid [N]), padded to N = num_points with invalid, occluded points. A point is
+    valid when it is visible at its query frame and not occluded everywhere."""
+    p, t = occluded.shape
+    query = np.zeros((num_points, 3), np.float32)
+    query[:p, 1], query[:p, 2] = rows + 0.5, cols + 0.5  # (t=0, y, x) at pixel centres
+    target = np.zeros((num_points, t, 2), np.float32)
+    target[:p] = xy
+    padded = np.ones((num_points, t), bool)
+    padded[:p] = occluded
+    valid = np.zeros(num_points, bool)
+    valid[:p] = ~occluded[:, 0] & ~occluded.all(axis=1)
+    return query, target, padded, valid
+
+
 def render_scene(scene: Scene, resolution: int, num_points: int, rng: np.random.Generator,
                  depth_tolerance: float = 0.03) -> dict:
     """Render `scene` at resolution × resolution into a per-clip dict (see `clip_spec`)."""
@@ -309,15 +328,7 @@ def render_scene(scene: Scene, resolution: int, num_points: int, rng: np.random.
     rows, cols = sample_query_pixels(rng, seg[0], num_points, stride)
     pixel = rows * w + cols
     xy, occ = track_surface_points(scene, surface[0, pixel], local[0, pixel], dist, h, w, depth_tolerance)
-    p = len(pixel)
-    query = np.zeros((num_points, 3), np.float32)
-    query[:p, 1], query[:p, 2] = rows + 0.5, cols + 0.5  # (t=0, y, x) at pixel centres
-    target = np.zeros((num_points, t, 2), np.float32)
-    target[:p] = xy
-    occluded = np.ones((num_points, t), bool)
-    occluded[:p] = occ
-    valid = np.zeros(num_points, bool)
-    valid[:p] = ~occ[:, 0] & ~occ.all(axis=1)
+    query, target, occluded, valid = padded_tracks(rows, cols, xy, occ, num_points)
     return {
         "video": (np.clip(colour, 0, 1) * 255 + 0.5).astype(np.uint8).reshape(t, h, w, 3),
         "depth": dist.reshape(t, h, w, 1),
