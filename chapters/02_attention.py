@@ -38,7 +38,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 25 s (measured by `make test`, `--durations`) |
+# | `tiny` | CI, 2 CPU cores | 35 s (nbval in `make test` on a clean clone, two workers, nothing else running; 2026-12-03) |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 1–2 min, nearly all of it the setup cell's install; the cells (small layers, a few shapes of the paper's) run in seconds; not measured on a TPU |
 #
 # Nothing in this chapter depends on the preset: the modules are tiny toys or

@@ -41,7 +41,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 25 s (measured by `make test`, `--durations`) |
+# | `tiny` | CI, 2 CPU cores | 37 s (nbval in `make test` on a clean clone, two workers, nothing else running; 2026-12-03) |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 5–10 min: 16 compilations of the paper-size encoder and predict–correct loop on 2 clips (a training step is assumed to take ≈ 1 min; these lack the decoder and the optimiser, most the backward pass too: assumed ≈ 20–40 s each); the runs take seconds; not measured on a TPU |
 
 # %%

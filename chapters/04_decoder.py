@@ -39,7 +39,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 31 s (measured by `make test`, `--durations`) |
+# | `tiny` | CI, 2 CPU cores | 67 s (nbval in `make test` on a clean clone, two workers, nothing else running; 2026-12-03) |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 9 min: ≈ 8 compilations (assumed ≈ 1 min each) + 1,000 training steps on one clip at ≈ 22 ms (≈ 0.4 min); not measured on a TPU |
 
 # %%

@@ -41,7 +41,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 9–21 s (nbval, a shared core; three runs under different loads) |
+# | `tiny` | CI, 2 CPU cores | 6 s (nbval in `make test` on a clean clone, two workers, nothing else running; 2026-12-03) |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 30 s, all CPU: a few hand-drawn clips, the pipeline's crops and jitter, and the install; not measured on Colab |
 
 

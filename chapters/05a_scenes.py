@@ -42,7 +42,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 5–7 s (nbval, a shared core; two runs) |
+# | `tiny` | CI, 2 CPU cores | 6 s (nbval in `make test` on a clean clone, two workers, nothing else running; 2026-12-03) |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 0.5 min, all CPU: the install and a few dozen scenes (≈ 25 ms each on one core, measured here) and a few thousand cameras; not measured on Colab |
 
 # %%

@@ -38,7 +38,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 13 s (nbval, a shared core; two runs) |
+# | `tiny` | CI, 2 CPU cores | 15 s (nbval in `make test` on a clean clone, two workers, nothing else running; 2026-12-03) |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 1.5 min, all CPU: ≈ 100 clips rendered at 64² (≈ 0.05 s each on one core, measured here) and a few at 128², and the install; not measured on Colab |
 
 # %%

@@ -36,7 +36,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 22–65 s (nbval, a shared core; three runs under different loads) |
+# | `tiny` | CI, 2 CPU cores | 26 s (nbval in `make test` on a clean clone, two workers, nothing else running; 2026-12-03) |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 1 min, all CPU: a small dataset build (a few clips rendered at 64²), video decoding, and the install; not measured on Colab |
 
 

@@ -48,7 +48,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 27 s (nbval, a shared core) |
+# | `tiny` | CI, 2 CPU cores | 86 s (nbval in `make test` on a clean clone, two workers, nothing else running; 2026-12-03) |
 # | `cpu` | 2 CPU cores | the chapter as in CI, on the `cpu` preset's batch |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 5 min, not measured on a TPU: about 5 compiles of the paper-size step (assumed ≈ 1 min each: §2, §3 and the exercises) and one batch of clips rendered at 128² on Colab's CPU (≈ 0.15 s each) |
 

@@ -38,7 +38,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 90 s (nbval, a shared core) |
+# | `tiny` | CI, 2 CPU cores | 89 s (nbval in `make test` on a clean clone, two workers, nothing else running; 2026-12-03) |
 # | `cpu` | 2 CPU cores | the chapter as in CI; `make demo` trains the `cpu` preset (1,200 steps of the small world): 31 min measured on one busy core; the quiet two-core time is not measured yet (README) |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 6 min, not measured on a TPU: about 4 compiles of the paper-size step and evaluation (assumed ≈ 1 min each), the 2-minute budget of §2, 20 + a few hundred steps of one clip (22 ms each at an assumed 40 % of the chip's peak, chapter 06 §3) and about 100 clips rendered at 128² on Colab's CPU (≈ 0.15 s each) |
 

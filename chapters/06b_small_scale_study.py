@@ -36,7 +36,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 14 s (nbval, a shared core) |
+# | `tiny` | CI, 2 CPU cores | 29 s (nbval in `make test` on a clean clone, two workers, nothing else running; 2026-12-03) |
 # | `cpu` | 2 CPU cores | as `tiny`: every preset looks at the same shipped `cpu` model on the same 8 clips at 32² |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 1 min, not measured on a TPU: the same small model and clips as on a CPU, a few compiles |
 

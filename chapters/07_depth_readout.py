@@ -34,7 +34,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 446 s (nbval, one core shared with two other jobs); 75 s by `make test` before §8 was added |
+# | `tiny` | CI, 2 CPU cores | 91 s (nbval in `make test` on a clean clone, two workers, nothing else running; 2026-12-03) |
 # | `cpu` | 2 CPU cores | the chapter as in CI; `moog eval-readouts --preset cpu` trains the readouts of a `cpu` run |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 13 min: 10 pretraining steps + 1,000 frozen readout steps (≈ 10 ms each on the TPU, but each waits ≈ 0.1–0.15 s for its clip to be rendered at 128²: ≈ 2–3 min) + ≈ 200 held-out clips + ≈ 10 compilations (assumed ≈ 1 min each); not measured on a TPU |
 

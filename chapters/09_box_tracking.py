@@ -32,7 +32,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 253 s (nbval, one core shared with two other jobs); 103 s by `make test` before §4 was added |
+# | `tiny` | CI, 2 CPU cores | 66 s (nbval in `make test` on a clean clone, two workers, nothing else running; 2026-12-03) |
 # | `cpu` | 2 CPU cores | the chapter as in CI; `moog eval-readouts --preset cpu` trains the readouts of a `cpu` run |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 14 min: 10 pretraining steps + 500 frozen readout steps (each waits ≈ 0.1–0.15 s for its clip to be rendered at 128²) + the §3 table's end-to-end row (2 steps) + ≈ 500 held-out clips (≈ 3 min of rendering in all) + ≈ 12 compilations (assumed ≈ 1 min each); not measured on a TPU |
 

@@ -37,7 +37,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 36–80 s (nbval, a shared core, three runs) |
+# | `tiny` | CI, 2 CPU cores | 58 s (nbval in `make test` on a clean clone, two workers, nothing else running; 2026-12-03) |
 # | `cpu` | 2 CPU cores | the chapter as in CI, at the `cpu` sizes |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 12 min: ≈ 12 compilations (assumed ≈ 1 min each) of the three paper-size models' forward, gradient and training programs on one or two clips, 2 training steps; not measured on a TPU |
 

@@ -36,7 +36,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 78–117 s (nbval, a shared core, two runs) |
+# | `tiny` | CI, 2 CPU cores | 58 s (nbval in `make test` on a clean clone, two workers, nothing else running; 2026-12-03) |
 # | `cpu` | 2 CPU cores | the chapter as in CI, plus the table of `moog compare --preset cpu` when it exists (that command: see §7) |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 2 min: rendering clips and small metric programs, one tiny model scored (§4); §7's miniature comparison is skipped on Colab; not measured on a TPU |
 

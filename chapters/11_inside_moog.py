@@ -54,7 +54,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 61 s (nbval, a shared core; 108 s in a busier run without §8) |
+# | `tiny` | CI, 2 CPU cores | 71 s (nbval in `make test` on a clean clone, two workers, nothing else running; 2026-12-03) |
 # | `cpu` | 2 CPU cores | the same shipped model as `tiny`; §8 reads the `moog compare` runs if there are any, else trains a 200-step Grid Rec.; not measured |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 3 min: §8's 200-step Grid Rec. at the colab sizes on 32² clips (2 compilations, assumed ≈ 1 min each; the steps take seconds), the shipped 32² model's programs (small) and the held-out clips rendered at 32²; not measured on a TPU |
 

@@ -39,7 +39,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 72 s (nbval, a shared core; 195–364 s in busier runs that still held the Grid Rec. section) |
+# | `tiny` | CI, 2 CPU cores | 79 s (nbval in `make test` on a clean clone, two workers, nothing else running; 2026-12-03) |
 # | `cpu` | 2 CPU cores | the same shipped model as `tiny`; not measured |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 2 min: the shipped 32² model's programs (small; one per chunk shape), a 1,000-frame stream and the clips rendered at 32²; not measured on a TPU |
 

@@ -41,7 +41,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 89 s (nbval, a shared core; 69–112 s over four runs on the busy machine) |
+# | `tiny` | CI, 2 CPU cores | 45 s (nbval in `make test` on a clean clone, two workers, nothing else running; 2026-12-03) |
 # | `colab` | Colab TPU v5e-1 | estimate: seconds (the released sizes are only traced abstractly; everything that runs is at tiny widths); not measured on a TPU |
 #
 # Nothing here downloads: the released sizes are checked abstractly, and the

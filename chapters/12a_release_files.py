@@ -36,7 +36,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 83 s (nbval, a shared core; 81–97 s over three runs) |
+# | `tiny` | CI, 2 CPU cores | 24 s (nbval in `make test` on a clean clone, two workers, nothing else running; 2026-12-03) |
 # | `colab` | Colab TPU v5e-1 | estimate: seconds (the Ego4D files at tiny widths; section 5 fills the `colab` preset's `MooG` from a random tree); not measured on a TPU |
 #
 # Nothing here downloads: the files are random checkpoints in the exact file

@@ -34,7 +34,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 45 s (nbval, a shared core; 45–48 s over two runs) |
+# | `tiny` | CI, 2 CPU cores | 15 s (nbval in `make test` on a clean clone, two workers, nothing else running; 2026-12-03) |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 6 min: the ~170 MB download (≈ 0.5 min), ≈ 4 compilations of the Ego4D model at 256² and 128² (assumed ≈ 1 min each; section 3 adds the fourth), the rest seconds at tiny widths; not measured on a TPU |
 #
 # Offline (CI) the chapter never touches the network: it runs everything on

@@ -24,7 +24,7 @@
 #
 # | preset | hardware | this chapter |
 # |---|---|---|
-# | `tiny` | CI, 2 CPU cores | 65 s (measured by `make test`, `--durations`) |
+# | `tiny` | CI, 2 CPU cores | 61 s (nbval in `make test` on a clean clone, two workers, nothing else running; 2026-12-03) |
 # | `colab` | Colab TPU v5e-1 | estimate ≈ 10 min: ≈ 9 compilations (assumed ≈ 1 min each) for two short runs (4 and 2 steps), their evaluation, report and checks, and ≈ 350 clips rendered at 128² (≈ 1 min); not measured on a TPU |
 
 # %%
