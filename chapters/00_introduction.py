@@ -142,6 +142,12 @@ PRESET = notebook.setup()
 # %%
 #| export
 # Plumbing: the configuration dataclasses of the transformer and the model; you may skip it.
+"""The configuration of everything, and its presets.
+
+Dataclasses for the model (`ModelConfig`, `TransformerConfig`), the data,
+training and readouts, grouped in `Config`; the presets `tiny`, `cpu`, `colab`
+and `paper` (`PRESETS`, `get`) and checked overrides (`override`).
+"""
 import dataclasses
 import typing
 

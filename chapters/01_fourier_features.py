@@ -69,6 +69,12 @@ PRESET = notebook.setup()
 
 # %%
 #| export
+"""Fourier features of coordinates.
+
+`coordinate_grid` gives pixel-centre coordinates in [-1, 1], `fourier_features`
+their sines and cosines in the release's layout, and `FourierProjectAdd`,
+`FourierConcat` and `FourierReplace` are the three ways a position enters a token.
+"""
 import jax
 import jax.numpy as jnp
 from flax import nnx

@@ -90,6 +90,12 @@ PRESET = notebook.setup()
 
 # %%
 #| export
+"""Attention and the transformer.
+
+`attention_weights` and `attend` (scaled dot-product attention with QK-norm),
+`MultiHeadAttention`, the pre-LN `TransformerBlock` with parallel self- and
+cross-attention paths, and `Transformer`, a stack of blocks.
+"""
 import functools
 import math
 

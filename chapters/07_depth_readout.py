@@ -71,6 +71,14 @@ PRESET = notebook.setup()
 
 # %%
 #| export
+"""Readouts on a MooG backbone, and depth.
+
+`ReadoutModel` (a frozen or fine-tuned backbone and a head reading
+`token_features`), `ReadoutTask`, the readout loss and optimiser, and building,
+training, evaluating and loading readouts (`build_readout`, `train_readout`,
+`evaluate_readout`, `load_tutorial_readout`); the depth task `DEPTH`: its head,
+the masked L2 loss on log depth, AbsRel and the mean-depth baseline.
+"""
 import dataclasses
 import typing
 from pathlib import Path

@@ -93,6 +93,13 @@ PRESET = notebook.setup()
 
 # %%
 #| export
+"""Point tracking.
+
+The TAP-Vid metrics (`tapvid_metrics`: average Jaccard, <δ, occlusion
+accuracy), the recurrent point readout (`RecurrentReadout`, `make_point_head`),
+raster queries to tracks (`predict_tracks`), and the point task `POINTS`: its
+loss and the zero-motion baseline.
+"""
 import jax
 import jax.numpy as jnp
 import numpy as np

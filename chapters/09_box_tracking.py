@@ -72,6 +72,13 @@ PRESET = notebook.setup()
 
 # %%
 #| export
+"""Box tracking, and the table of all three readouts.
+
+IoU and its checks (`box_iou`, `mean_box_iou`), the box readout
+(`make_box_head`, `track_boxes`), the box task `BOXES` with its loss and the
+still-box baseline; `READOUT_TASKS`, `readout_table` and
+`format_readout_table` score depth, points and boxes together.
+"""
 import json
 import time
 from pathlib import Path

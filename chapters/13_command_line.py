@@ -67,6 +67,12 @@ PRESET = notebook.setup()
 
 # %%
 #| export
+"""The `moog` command.
+
+One function per subcommand (`data build`, `train`, `eval`, `report`, `demo`,
+`eval-readouts`, `compare`, `track`), the argument parser (`build_parser`)
+and `main`.
+"""
 import argparse
 import json
 import math

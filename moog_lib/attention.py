@@ -1,4 +1,8 @@
-"""Attention.
+"""Attention and the transformer.
+
+`attention_weights` and `attend` (scaled dot-product attention with QK-norm),
+`MultiHeadAttention`, the pre-LN `TransformerBlock` with parallel self- and
+cross-attention paths, and `Transformer`, a stack of blocks.
 
 Generated from chapters/02_attention.py by tools/export.py; do not edit.
 Edit the chapter, then run `make export`.

@@ -1,4 +1,11 @@
-"""On the grid: the paper's baselines.
+"""The paper's on-the-grid baselines, built from MooG's parts.
+
+`Grid` (an auto-encoder: each frame's h·w grid tokens through a transformer,
+decoded) and `GridRec` (the same tokens with a recurrent memory,
+`GridRecurrence`) share MooG's interface; `build_model` makes any of the three
+kinds (`MODEL_KINDS`), `grid_transformer_config`, `count_parameters`,
+`num_tokens` and `capacity_table` size them alike, and `train_baseline` /
+`load_baseline` train and reload one in a run folder.
 
 Generated from chapters/10_on_the_grid.py by tools/export.py; do not edit.
 Edit the chapter, then run `make export`.

@@ -1,4 +1,9 @@
-"""Box tracking.
+"""Box tracking, and the table of all three readouts.
+
+IoU and its checks (`box_iou`, `mean_box_iou`), the box readout
+(`make_box_head`, `track_boxes`), the box task `BOXES` with its loss and the
+still-box baseline; `READOUT_TASKS`, `readout_table` and
+`format_readout_table` score depth, points and boxes together.
 
 Generated from chapters/09_box_tracking.py by tools/export.py; do not edit.
 Edit the chapter, then run `make export`.

@@ -1,4 +1,8 @@
-"""The command line.
+"""The `moog` command.
+
+One function per subcommand (`data build`, `train`, `eval`, `report`, `demo`,
+`eval-readouts`, `compare`, `track`), the argument parser (`build_parser`)
+and `main`.
 
 Generated from chapters/13_command_line.py by tools/export.py; do not edit.
 Edit the chapter, then run `make export`.

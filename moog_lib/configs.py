@@ -1,4 +1,8 @@
-"""Introduction: moving off the grid.
+"""The configuration of everything, and its presets.
+
+Dataclasses for the model (`ModelConfig`, `TransformerConfig`), the data,
+training and readouts, grouped in `Config`; the presets `tiny`, `cpu`, `colab`
+and `paper` (`PRESETS`, `get`) and checked overrides (`override`).
 
 Generated from chapters/00_introduction.py by tools/export.py; do not edit.
 Edit the chapter, then run `make export`.
@@ -23,8 +27,6 @@ import dataclasses
 import typing
 
 # chapters/00_introduction.py, cell 5
-# Plumbing: the configuration dataclasses of the transformer and the model; you may skip it.
-
 TPU_PRESETS = ("colab", "paper")
 
 

@@ -1,4 +1,8 @@
-"""Fourier features.
+"""Fourier features of coordinates.
+
+`coordinate_grid` gives pixel-centre coordinates in [-1, 1], `fourier_features`
+their sines and cosines in the release's layout, and `FourierProjectAdd`,
+`FourierConcat` and `FourierReplace` are the three ways a position enters a token.
 
 Generated from chapters/01_fourier_features.py by tools/export.py; do not edit.
 Edit the chapter, then run `make export`.

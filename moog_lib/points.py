@@ -1,5 +1,10 @@
 """Point tracking.
 
+The TAP-Vid metrics (`tapvid_metrics`: average Jaccard, <δ, occlusion
+accuracy), the recurrent point readout (`RecurrentReadout`, `make_point_head`),
+raster queries to tracks (`predict_tracks`), and the point task `POINTS`: its
+loss and the zero-motion baseline.
+
 Generated from chapters/08_point_tracking.py by tools/export.py; do not edit.
 Edit the chapter, then run `make export`.
 """
