@@ -68,7 +68,8 @@ PRESET = notebook.setup()
 # box) it is refused; a predicted box that comes out inverted simply has zero
 # area. Like the point metrics of chapter 08, `box_iou` computes in the caller's
 # precision outside jit (NumPy: float64 boxes give a float64 IoU) and with
-# `jax.numpy` on arrays traced inside jit.
+# `jax.numpy` on arrays traced inside jit. The chapter's code goes to
+# `moog_lib.boxes`:
 
 # %%
 #| export
@@ -79,6 +80,12 @@ IoU and its checks (`box_iou`, `mean_box_iou`), the box readout
 still-box baseline; `READOUT_TASKS`, `readout_table` and
 `format_readout_table` score depth, points and boxes together.
 """
+
+# %% [markdown]
+# The check of a box `(ymin, xmin, ymax, xmax)`, its area and the IoU:
+
+# %%
+#| export
 import json
 import time
 from pathlib import Path

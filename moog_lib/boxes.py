@@ -38,7 +38,7 @@ from flax import nnx
 from moog_lib import configs, data, points, readouts, train
 
 
-# chapters/09_box_tracking.py, cell 5
+# chapters/09_box_tracking.py, cell 7
 def check_boxes(boxes, name: str = "boxes") -> None:
     """Raise ValueError unless `boxes` [..., 4] are finite (ymin, xmin, ymax, xmax), not inverted."""
     if jnp.shape(boxes)[-1:] != (4,):
@@ -103,7 +103,7 @@ def mean_box_iou(predicted: jnp.ndarray, boxes: jnp.ndarray, valid: jnp.ndarray)
     return iou.sum(axis=(1, 2)) / scored.sum(axis=(1, 2))
 
 
-# chapters/09_box_tracking.py, cell 9
+# chapters/09_box_tracking.py, cell 11
 def make_box_head(config: configs.Config, rngs: nnx.Rngs) -> points.RecurrentReadout:
     """The recurrent readout with 4 outputs (ymin, xmin, ymax, xmax), queried with boxes."""
     return points.RecurrentReadout(config, outputs=4, coord_dim=4, rngs=rngs)
@@ -154,7 +154,7 @@ BOXES = readouts.ReadoutTask(name="boxes", make_head=make_box_head, loss=box_los
                              metric="mean_iou", higher_is_better=True)
 
 
-# chapters/09_box_tracking.py, cell 14
+# chapters/09_box_tracking.py, cell 16
 READOUT_TASKS = {"depth": readouts.DEPTH, "points": points.POINTS, "boxes": BOXES}
 
 
