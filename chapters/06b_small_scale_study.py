@@ -180,7 +180,7 @@ print(f"measured again: PSNR {measured['psnr']:.2f} dB, copying {measured['copy_
 # and F stays negative (token / content speed 0.43 / 0.20 px/frame). None of
 # these runs gets MooG to work yet. The 6,000-step model is the one this
 # repository ships (§1, `load_tutorial_model()`), so that chapters 07–11 look
-# at a model trained for an hour and a half rather than for a few steps — a
+# at a model trained for about two hours (7,610 s, by its manifest) — a
 # model that reconstructs the scene but whose tokens do not yet follow it.
 #
 # Read sharpness with care once `qk_norm_scale` is above 1: sharper logits make
