@@ -35,7 +35,7 @@ from flax import nnx
 from moog_lib import data, optimization
 
 
-# chapters/06_pretraining.py, cell 22
+# chapters/06_pretraining.py, cell 23
 def _flat(tree) -> dict:
     """{"path": array} for any pytree: a checkpoint layout that does not depend on node types."""
     return {jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
@@ -92,7 +92,7 @@ class Checkpointer:
         self.manager.close()
 
 
-# chapters/06_pretraining.py, cell 26
+# chapters/06_pretraining.py, cell 27
 WEIGHTS_FORMAT = 1
 
 
@@ -125,7 +125,7 @@ def _write_atomic(path: Path, write) -> None:
         raise
 
 
-# chapters/06_pretraining.py, cell 28
+# chapters/06_pretraining.py, cell 29
 def save_weights(module: nnx.Module, path, *, manifest: dict) -> Path:
     """Write every nnx.Param of `module` to `<path>.npz` (float32, keyed by '/'-joined
     parameter path) and `manifest` plus format, counts and the npz's SHA-256 to
@@ -144,7 +144,7 @@ def save_weights(module: nnx.Module, path, *, manifest: dict) -> Path:
     return npz
 
 
-# chapters/06_pretraining.py, cell 30
+# chapters/06_pretraining.py, cell 31
 def load_weights(module: nnx.Module, path) -> dict:
     """Fill `module`'s nnx.Params, in place, from `<path>.npz`; returns the manifest.
 

@@ -29,7 +29,7 @@ from moog_lib import configs, data, optimization
 from moog_lib.model import MooG
 
 
-# chapters/06_pretraining.py, cell 15
+# chapters/06_pretraining.py, cell 16
 def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
                            process_id: int | None = None) -> None:
     """Join a multi-host run (a TPU pod, or several CPU processes) before anything else uses JAX.
@@ -72,7 +72,7 @@ class HostShard(data.ClipSource):
         return self.source[self.index + i * self.count]
 
 
-# chapters/06_pretraining.py, cell 18
+# chapters/06_pretraining.py, cell 19
 def compiled_memory(compiled) -> dict:
     """GiB of a compiled step's arguments, outputs and temporaries (XLA's
     `memory_analysis()`), and "peak": their sum, donated buffers counted once."""
