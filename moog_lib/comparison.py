@@ -168,9 +168,10 @@ def cross_clip_agreement(attention, first_frame: int = 1) -> jnp.ndarray:
 
 
 # chapters/10a_comparison.py, cell 19
-@functools.partial(nnx.jit, static_argnames="first_frame")
-def _following_scores(m, batch, key, first_frame: int):
+@functools.partial(jax.jit, static_argnums=(0, 4))
+def _following_scores(graphdef, variables, batch, key, first_frame: int):
     """One batch's `token_following_sums` and frame scores (compiled once per shape)."""
+    m = nnx.merge(graphdef, variables)
     frames = optimization.video_batch(batch)
     out = m(frames, key=key, training=False, return_attention=True)
     sums = token_following_sums(out["attention"], batch["target_points"], batch["occluded"],
@@ -191,10 +192,11 @@ def token_following(net, batches, *, seed: int = 0, first_frame: int = 1) -> dic
     the decoder attention's sharpness (chapter 11's `attention_sharpness`, the same
     frames: 1 − mean entropy / log K) and `cross_clip_agreement` (needs ≥ 2 clips a batch)."""
     keys = ("video", "target_points", "occluded", "point_valid")
+    graphdef, variables = nnx.split(net)
     totals, frame_scores = None, []
     for batch in batches:
         sums, metrics = jax.device_get(_following_scores(
-            net, {k: batch[k] for k in keys}, jax.random.key(seed), first_frame=first_frame))
+            graphdef, variables, {k: batch[k] for k in keys}, jax.random.key(seed), first_frame))
         totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
         frame_scores.append(metrics)
     if totals is None:
