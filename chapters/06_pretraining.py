@@ -93,6 +93,8 @@ PRESET = notebook.setup()
 `video_batch`, `frame_metrics` and `pretraining_loss` are the objective;
 `make_train_step` and `make_eval_step` compile a step from them.
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -161,8 +163,14 @@ class TrainState:
 
 
 def split_model(model: nnx.Module, tx: optax.GradientTransformation):
-    """Split an NNX model once: (graphdef, rest, TrainState). `rest` holds non-parameters."""
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    """Split an NNX model once: (graphdef, rest, TrainState).
+
+    The state holds what is trained: the variables `model.trainable` selects, an NNX
+    filter (chapter 07's frozen readouts train only their head), by default every
+    `nnx.Param`. `rest` holds everything else; it is never updated.
+    """
+    trainable = getattr(model, "trainable", nnx.Param)
+    graphdef, params, rest = nnx.split(model, trainable, ...)
     return graphdef, rest, TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
 
 
@@ -221,10 +229,12 @@ def make_train_step(graphdef, rest, tx: optax.GradientTransformation, loss_fn=pr
     The model is split once (`split_model`); the step is a pure function of
     arrays, so `jax.jit` compiles it once and shards it by its inputs: a
     replicated state and a batch split over the "data" axis make it data-parallel.
-    `loss_fn(model, batch, key) -> (loss, metrics)`.
+    `loss_fn(model, batch, key) -> (loss, metrics)`. `rest` is an argument of the
+    compiled program (bound with `functools.partial`), not a constant baked into it:
+    a frozen backbone in `rest` stays one copy of its arrays, and it is not donated.
     """
 
-    def step(state: TrainState, batch: dict, key: jax.Array):
+    def step(state: TrainState, batch: dict, key: jax.Array, rest):
         def objective(params):
             return loss_fn(nnx.merge(graphdef, params, rest), batch, key)
 
@@ -234,16 +244,16 @@ def make_train_step(graphdef, rest, tx: optax.GradientTransformation, loss_fn=pr
         metrics = dict(metrics, grad_norm=optax.global_norm(grads))
         return TrainState(state.step + 1, params, opt_state), metrics
 
-    return jax.jit(step, donate_argnums=0)
+    return functools.partial(jax.jit(step, donate_argnums=0), rest=rest)
 
 
 def make_eval_step(graphdef, rest, loss_fn=pretraining_loss):
     """A jitted `evaluate(params, batch, key) -> metrics` at evaluation settings (S = 4)."""
 
-    def evaluate(params, batch, key):
+    def evaluate(params, batch, key, rest):
         return loss_fn(nnx.merge(graphdef, params, rest), batch, key, training=False)[1]
 
-    return jax.jit(evaluate)
+    return functools.partial(jax.jit(evaluate), rest=rest)
 
 # %% [markdown]
 # Now one step on the session's preset, on a batch of rendered clips. The same
@@ -418,8 +428,9 @@ def step_memory(config: configs.Config) -> dict:
     graphdef, rest, state = optimization.split_model(MooG(config.model, rngs=nnx.Rngs(0)), tx)
     video = jax.ShapeDtypeStruct((d.batch_size, d.num_frames, d.resolution, d.resolution, 3),
                                  jnp.float32)
-    step = optimization.make_train_step(graphdef, rest, tx)
-    return compiled_memory(step.lower(state, {"video": video}, jax.random.key(0)).compile())
+    step = optimization.make_train_step(graphdef, rest, tx)  # jitted, with `rest` bound
+    lowered = step.func.lower(state, {"video": video}, jax.random.key(0), **step.keywords)
+    return compiled_memory(lowered.compile())
 
 
 # %%

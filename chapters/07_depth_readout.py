@@ -86,7 +86,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 from moog_lib import (
@@ -137,43 +136,37 @@ print("tokens for 3 frames:", tokens.shape)
 # %% [markdown]
 # ## 2. Frozen or end to end
 #
-# A `ReadoutModel` holds MooG (the *backbone*) and a head. Frozen, the tokens
-# pass through `jax.lax.stop_gradient`, so no gradient reaches MooG, and the
-# optimiser gives MooG's parameters a zero update (`optax.set_to_zero` under
-# `optax.multi_transform`) — they stay bit-identical, and no optimiser state is
-# kept for them. End to end, one optimiser updates everything. (Gradients then
-# flow into MooG from the readout loss alone; the paper does not say whether it
-# kept the next-frame loss during end-to-end training, so we do not.)
+# A `ReadoutModel` holds MooG (the *backbone*) and a head. What the optimiser
+# trains is an NNX *filter* the model names, `trainable`, read by chapter 06's
+# `split_model`: frozen, `nnx.All(nnx.Param, nnx.PathContains("head"))`, so the
+# train state holds only the head's parameters and their optimiser state, and
+# MooG's parameters sit in `rest`, an input of the compiled step that it never
+# updates (nor donates). Nothing is differentiated with respect to them, so JAX
+# does not run the backward pass through MooG at all. End to end, the filter is
+# every `nnx.Param` and one optimiser updates everything. (Gradients then flow
+# into MooG from the readout loss alone; the paper does not say whether it kept
+# the next-frame loss during end-to-end training, so we do not.)
 
 # %%
 #| export
 class ReadoutModel(nnx.Module):
-    """A readout `head` on the tokens of a MooG `backbone`; `frozen` stops gradients into it."""
+    """A readout `head` on the tokens of a MooG `backbone`; `frozen`: only the head trains."""
 
     def __init__(self, backbone: MooG, head: nnx.Module, *, frozen: bool):
         self.backbone = backbone
         self.head = head
         self.frozen = frozen
 
+    @property
+    def trainable(self):
+        """The NNX filter of what the optimiser updates (`optimization.split_model`)."""
+        return nnx.All(nnx.Param, nnx.PathContains("head")) if self.frozen else nnx.Param
+
     def tokens(self, frames: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
         """[z_p, z_c] of every frame, [B, T, 2K, D] (see `token_features`); a backbone
         with a `readout_tokens(frames, key)` method (chapter 10's baselines) gives its own."""
         read = getattr(self.backbone, "readout_tokens", None)
-        tokens = token_features(self.backbone, frames, key) if read is None else read(frames, key)
-        return jax.lax.stop_gradient(tokens) if self.frozen else tokens
-
-
-def readout_optimizer(train_config: configs.TrainConfig, *, frozen: bool):
-    """The optimiser of chapter 06 for a `ReadoutModel`; frozen: MooG gets zero updates."""
-    tx = optimization.make_optimizer(train_config)
-    if not frozen:
-        return tx
-
-    def labels(params):
-        return jax.tree_util.tree_map_with_path(
-            lambda path, _: "backbone" if path[0].key == "backbone" else "head", params)
-
-    return optax.multi_transform({"head": tx, "backbone": optax.set_to_zero()}, labels)
+        return token_features(self.backbone, frames, key) if read is None else read(frames, key)
 
 
 # %% [markdown]
@@ -428,8 +421,11 @@ def check_backbone(config: configs.Config, backbone_dir) -> MooG:
     return backbone
 
 
-def _own_copy(backbone: nnx.Module) -> nnx.Module:
-    """`backbone` with arrays of its own: `train.fit` donates the arrays it trains from."""
+def _own_copy(backbone: nnx.Module, frozen: bool) -> nnx.Module:
+    """End to end, `backbone` with arrays of its own (`train.fit` donates the arrays it
+    trains); frozen, `backbone` itself (its arrays are read, never donated)."""
+    if frozen:
+        return backbone
     graphdef, state = nnx.split(backbone)
     return nnx.merge(graphdef, jax.tree.map(jnp.copy, state))
 
@@ -444,7 +440,7 @@ def build_readout(task: ReadoutTask, config: configs.Config, backbone: MooG, *,
     """(ReadoutModel, optimiser) for `task` on `backbone`."""
     head = task.make_head(config, nnx.Rngs(config.readout.train.seed))
     return (ReadoutModel(backbone, head, frozen=frozen),
-            readout_optimizer(config.readout.train, frozen=frozen))
+            optimization.make_optimizer(config.readout.train))
 
 
 # %% [markdown]
@@ -480,7 +476,8 @@ def train_readout(task: ReadoutTask, config: configs.Config, backbone_dir, workd
     """Train `task`'s head on the MooG run in `backbone_dir` (or on a copy of `backbone`,
     a pretrained model passed in, e.g. a baseline of chapter 10); returns `fit`'s records.
     `minutes`: train for that long instead of `readout.train.steps` (chapter 06a)."""
-    backbone = check_backbone(config, backbone_dir) if backbone is None else _own_copy(backbone)
+    backbone = (check_backbone(config, backbone_dir) if backbone is None
+                else _own_copy(backbone, frozen))
     readout_model, tx = build_readout(task, config, backbone, frozen=frozen)
     run_config = readout_run_config(config)
     train_source, eval_source = (train.make_sources(run_config, progress=progress)
@@ -520,7 +517,8 @@ def evaluate_readout(task: ReadoutTask, config: configs.Config, backbone_dir, wo
     in `train_readout`.
     """
     run_config = readout_run_config(config)
-    backbone = check_backbone(config, backbone_dir) if backbone is None else _own_copy(backbone)
+    backbone = (check_backbone(config, backbone_dir) if backbone is None
+                else _own_copy(backbone, frozen))
     readout_model, tx = build_readout(task, config, backbone, frozen=frozen)
     readout_model = train.restore_model(readout_model, tx, Path(workdir) / "checkpoints")
     if readout_model is None:
@@ -569,8 +567,8 @@ losses = [r["loss"] for r in log.read("train")]
 plt.show(runs.plot_metrics(log))
 
 # %% [markdown]
-# Frozen means frozen: after two steps, every MooG parameter is bit-identical,
-# while the head moved.
+# Frozen means frozen: the train state holds the head alone, and after two
+# steps every MooG parameter (in `rest`) is bit-identical, while the head moved.
 
 # %%
 readout_model, tx = build_readout(DEPTH, config, check_backbone(config, backbone_dir),
@@ -586,11 +584,15 @@ batch = {k: batch[k] for k in ("video",) + DEPTH.keys}
 for i in range(2):  # the warm-up starts at a learning rate of 0
     state, _ = step(state, batch, jax.random.key(i))
 after = jax.device_get(state.params)
-assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before["backbone"]),
-                                                jax.tree.leaves(after["backbone"])))
+assert set(after) == {"head"}  # the optimiser never sees MooG
+trained = optimization.merge_model(graphdef, rest, state)
+assert all(np.array_equal(a, b) for a, b in zip(
+    jax.tree.leaves(nnx.state(readout_model.backbone, nnx.Param)),
+    jax.tree.leaves(nnx.state(trained.backbone, nnx.Param))))
 assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before["head"]),
                                                     jax.tree.leaves(after["head"])))
-print("frozen step: MooG unchanged, head updated")
+print(f"frozen step: the state holds {len(jax.tree.leaves(after))} head arrays; MooG unchanged,"
+      " head updated")
 
 # %% [markdown]
 # ## 7. The shipped readouts
@@ -867,4 +869,4 @@ for name in (PRESET, "paper"):
 #   using a Multi-Scale Deep Network.* NeurIPS 2014 (AbsRel).
 # - K. Greff et al. *Kubric: A Scalable Dataset Generator.* CVPR 2022 (MOVi
 #   depth and its range).
-# - optax documentation: `multi_transform`, `set_to_zero`.
+# - Flax NNX documentation: filters (`nnx.All`, `nnx.PathContains`) and `nnx.split`.

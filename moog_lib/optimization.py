@@ -24,6 +24,8 @@ __all__ = [
 ]
 
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -64,8 +66,14 @@ class TrainState:
 
 
 def split_model(model: nnx.Module, tx: optax.GradientTransformation):
-    """Split an NNX model once: (graphdef, rest, TrainState). `rest` holds non-parameters."""
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    """Split an NNX model once: (graphdef, rest, TrainState).
+
+    The state holds what is trained: the variables `model.trainable` selects, an NNX
+    filter (chapter 07's frozen readouts train only their head), by default every
+    `nnx.Param`. `rest` holds everything else; it is never updated.
+    """
+    trainable = getattr(model, "trainable", nnx.Param)
+    graphdef, params, rest = nnx.split(model, trainable, ...)
     return graphdef, rest, TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
 
 
@@ -114,10 +122,12 @@ def make_train_step(graphdef, rest, tx: optax.GradientTransformation, loss_fn=pr
     The model is split once (`split_model`); the step is a pure function of
     arrays, so `jax.jit` compiles it once and shards it by its inputs: a
     replicated state and a batch split over the "data" axis make it data-parallel.
-    `loss_fn(model, batch, key) -> (loss, metrics)`.
+    `loss_fn(model, batch, key) -> (loss, metrics)`. `rest` is an argument of the
+    compiled program (bound with `functools.partial`), not a constant baked into it:
+    a frozen backbone in `rest` stays one copy of its arrays, and it is not donated.
     """
 
-    def step(state: TrainState, batch: dict, key: jax.Array):
+    def step(state: TrainState, batch: dict, key: jax.Array, rest):
         def objective(params):
             return loss_fn(nnx.merge(graphdef, params, rest), batch, key)
 
@@ -127,13 +137,13 @@ def make_train_step(graphdef, rest, tx: optax.GradientTransformation, loss_fn=pr
         metrics = dict(metrics, grad_norm=optax.global_norm(grads))
         return TrainState(state.step + 1, params, opt_state), metrics
 
-    return jax.jit(step, donate_argnums=0)
+    return functools.partial(jax.jit(step, donate_argnums=0), rest=rest)
 
 
 def make_eval_step(graphdef, rest, loss_fn=pretraining_loss):
     """A jitted `evaluate(params, batch, key) -> metrics` at evaluation settings (S = 4)."""
 
-    def evaluate(params, batch, key):
+    def evaluate(params, batch, key, rest):
         return loss_fn(nnx.merge(graphdef, params, rest), batch, key, training=False)[1]
 
-    return jax.jit(evaluate)
+    return functools.partial(jax.jit(evaluate), rest=rest)

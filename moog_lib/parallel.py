@@ -93,5 +93,6 @@ def step_memory(config: configs.Config) -> dict:
     graphdef, rest, state = optimization.split_model(MooG(config.model, rngs=nnx.Rngs(0)), tx)
     video = jax.ShapeDtypeStruct((d.batch_size, d.num_frames, d.resolution, d.resolution, 3),
                                  jnp.float32)
-    step = optimization.make_train_step(graphdef, rest, tx)
-    return compiled_memory(step.lower(state, {"video": video}, jax.random.key(0)).compile())
+    step = optimization.make_train_step(graphdef, rest, tx)  # jitted, with `rest` bound
+    lowered = step.func.lower(state, {"video": video}, jax.random.key(0), **step.keywords)
+    return compiled_memory(lowered.compile())

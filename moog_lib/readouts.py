@@ -14,7 +14,6 @@ Edit the chapter, then run `make export`.
 __all__ = [
     "token_features",
     "ReadoutModel",
-    "readout_optimizer",
     "ReadoutTask",
     "readout_loss",
     "depth_targets",
@@ -45,7 +44,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 from moog_lib import (
@@ -76,32 +74,23 @@ def token_features(moog: MooG, frames: jnp.ndarray, key: jax.Array) -> jnp.ndarr
 
 # chapters/07_depth_readout.py, cell 8
 class ReadoutModel(nnx.Module):
-    """A readout `head` on the tokens of a MooG `backbone`; `frozen` stops gradients into it."""
+    """A readout `head` on the tokens of a MooG `backbone`; `frozen`: only the head trains."""
 
     def __init__(self, backbone: MooG, head: nnx.Module, *, frozen: bool):
         self.backbone = backbone
         self.head = head
         self.frozen = frozen
 
+    @property
+    def trainable(self):
+        """The NNX filter of what the optimiser updates (`optimization.split_model`)."""
+        return nnx.All(nnx.Param, nnx.PathContains("head")) if self.frozen else nnx.Param
+
     def tokens(self, frames: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
         """[z_p, z_c] of every frame, [B, T, 2K, D] (see `token_features`); a backbone
         with a `readout_tokens(frames, key)` method (chapter 10's baselines) gives its own."""
         read = getattr(self.backbone, "readout_tokens", None)
-        tokens = token_features(self.backbone, frames, key) if read is None else read(frames, key)
-        return jax.lax.stop_gradient(tokens) if self.frozen else tokens
-
-
-def readout_optimizer(train_config: configs.TrainConfig, *, frozen: bool):
-    """The optimiser of chapter 06 for a `ReadoutModel`; frozen: MooG gets zero updates."""
-    tx = optimization.make_optimizer(train_config)
-    if not frozen:
-        return tx
-
-    def labels(params):
-        return jax.tree_util.tree_map_with_path(
-            lambda path, _: "backbone" if path[0].key == "backbone" else "head", params)
-
-    return optax.multi_transform({"head": tx, "backbone": optax.set_to_zero()}, labels)
+        return token_features(self.backbone, frames, key) if read is None else read(frames, key)
 
 
 # chapters/07_depth_readout.py, cell 10
@@ -263,8 +252,11 @@ def check_backbone(config: configs.Config, backbone_dir) -> MooG:
     return backbone
 
 
-def _own_copy(backbone: nnx.Module) -> nnx.Module:
-    """`backbone` with arrays of its own: `train.fit` donates the arrays it trains from."""
+def _own_copy(backbone: nnx.Module, frozen: bool) -> nnx.Module:
+    """End to end, `backbone` with arrays of its own (`train.fit` donates the arrays it
+    trains); frozen, `backbone` itself (its arrays are read, never donated)."""
+    if frozen:
+        return backbone
     graphdef, state = nnx.split(backbone)
     return nnx.merge(graphdef, jax.tree.map(jnp.copy, state))
 
@@ -279,7 +271,7 @@ def build_readout(task: ReadoutTask, config: configs.Config, backbone: MooG, *,
     """(ReadoutModel, optimiser) for `task` on `backbone`."""
     head = task.make_head(config, nnx.Rngs(config.readout.train.seed))
     return (ReadoutModel(backbone, head, frozen=frozen),
-            readout_optimizer(config.readout.train, frozen=frozen))
+            optimization.make_optimizer(config.readout.train))
 
 
 # chapters/07_depth_readout.py, cell 25
@@ -290,7 +282,8 @@ def train_readout(task: ReadoutTask, config: configs.Config, backbone_dir, workd
     """Train `task`'s head on the MooG run in `backbone_dir` (or on a copy of `backbone`,
     a pretrained model passed in, e.g. a baseline of chapter 10); returns `fit`'s records.
     `minutes`: train for that long instead of `readout.train.steps` (chapter 06a)."""
-    backbone = check_backbone(config, backbone_dir) if backbone is None else _own_copy(backbone)
+    backbone = (check_backbone(config, backbone_dir) if backbone is None
+                else _own_copy(backbone, frozen))
     readout_model, tx = build_readout(task, config, backbone, frozen=frozen)
     run_config = readout_run_config(config)
     train_source, eval_source = (train.make_sources(run_config, progress=progress)
@@ -324,7 +317,8 @@ def evaluate_readout(task: ReadoutTask, config: configs.Config, backbone_dir, wo
     in `train_readout`.
     """
     run_config = readout_run_config(config)
-    backbone = check_backbone(config, backbone_dir) if backbone is None else _own_copy(backbone)
+    backbone = (check_backbone(config, backbone_dir) if backbone is None
+                else _own_copy(backbone, frozen))
     readout_model, tx = build_readout(task, config, backbone, frozen=frozen)
     readout_model = train.restore_model(readout_model, tx, Path(workdir) / "checkpoints")
     if readout_model is None:

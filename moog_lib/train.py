@@ -42,6 +42,7 @@ __all__ = [
 
 
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -191,7 +192,7 @@ def open_run(config: configs.Config, workdir, model: nnx.Module,
         eval_sources = {"eval": (eval_source, d.num_frames)}
 
     graphdef, rest, state = split_model(model, tx)
-    state = replicate(state, mesh)
+    state, rest = replicate(state, mesh), replicate(rest, mesh)  # rest: a frozen backbone
     train_step = make_train_step(graphdef, rest, tx, loss_fn)
     evaluate = make_eval_step(graphdef, rest, loss_fn)
     schedule = learning_rate_schedule(t)
@@ -387,7 +388,9 @@ def time_train_step(model: nnx.Module, tx: optax.GradientTransformation, loss_fn
     one per step, so that waiting for the data counts; `model` is left as it was."""
     batches = itertools.repeat(batches) if isinstance(batches, dict) else iter(batches)
     graphdef, rest, state = split_model(model, tx)
-    state = jax.tree.map(jnp.copy, replicate(state, data.data_parallel_mesh()))  # it is donated
+    mesh = data.data_parallel_mesh()
+    state = jax.tree.map(jnp.copy, replicate(state, mesh))  # it is donated
+    rest = replicate(rest, mesh)
     step = make_train_step(graphdef, rest, tx, loss_fn)
     key = jax.random.key(0)
     tic = time.perf_counter()
@@ -448,18 +451,23 @@ def budget_steps(config: configs.Config, model: nnx.Module, tx: optax.GradientTr
 
 
 # chapters/06a_training_loop.py, cell 35
-@nnx.jit
+@functools.partial(jax.jit, static_argnums=0)
+def _predict_frames(graphdef, variables, frames, key):
+    model = nnx.merge(graphdef, variables)
+    batch, num_frames, height, width, _ = frames.shape
+    z_p = model(frames, key=key, training=False)["z_p"]
+    dense = model.decoder.decode_frame(z_p.reshape((batch * num_frames,) + z_p.shape[2:]),
+                                       height, width)
+    return jnp.clip(dense.reshape(batch, num_frames, height, width, 3), 0.0, 1.0)
+
+
 def predict_frames(model, frames: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
     """Dense next-frame predictions [B, T, H, W, 3]: every z_p decoded at every pixel.
 
     Frame t is predicted from frames 0 … t−1 only (the state before the corrector
     has seen frame t); frame 0 is decoded from the initial noise.
     """
-    batch, num_frames, height, width, _ = frames.shape
-    z_p = model(frames, key=key, training=False)["z_p"]
-    dense = model.decoder.decode_frame(z_p.reshape((batch * num_frames,) + z_p.shape[2:]),
-                                       height, width)
-    return jnp.clip(dense.reshape(batch, num_frames, height, width, 3), 0.0, 1.0)
+    return _predict_frames(*nnx.split(model), frames, key)
 
 
 def write_report(workdir, out_dir, *, num_clips: int = 4, fps: int = 4) -> Path:
