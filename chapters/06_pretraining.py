@@ -501,7 +501,13 @@ def _flat(tree) -> dict:
     """{"path": array} for any pytree: a checkpoint layout that does not depend on node types."""
     return {jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
+# %% [markdown]
+# `Checkpointer` saves the three items as one orbax step. On restore it asks
+# grain's handler for the iterator only where the step has that item, and
+# otherwise sets it from the metadata's `data_state` (the older format).
 
+# %%
+#| export checkpoint
 class Checkpointer:
     """Atomic, rotating checkpoints of a `TrainState`, a grain iterator and JSON
     metadata, with orbax.

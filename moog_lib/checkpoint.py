@@ -42,6 +42,7 @@ def _flat(tree) -> dict:
     return {jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
+# chapters/06_pretraining.py, cell 25
 class Checkpointer:
     """Atomic, rotating checkpoints of a `TrainState`, a grain iterator and JSON
     metadata, with orbax.
@@ -111,7 +112,7 @@ class Checkpointer:
         self.manager.close()
 
 
-# chapters/06_pretraining.py, cell 29
+# chapters/06_pretraining.py, cell 31
 WEIGHTS_FORMAT = 1
 
 
@@ -144,7 +145,7 @@ def _write_atomic(path: Path, write) -> None:
         raise
 
 
-# chapters/06_pretraining.py, cell 31
+# chapters/06_pretraining.py, cell 33
 def save_weights(module: nnx.Module, path, *, manifest: dict) -> Path:
     """Write every nnx.Param of `module` to `<path>.npz` (float32, keyed by '/'-joined
     parameter path) and `manifest` plus format, counts and the npz's SHA-256 to
@@ -163,7 +164,7 @@ def save_weights(module: nnx.Module, path, *, manifest: dict) -> Path:
     return npz
 
 
-# chapters/06_pretraining.py, cell 33
+# chapters/06_pretraining.py, cell 35
 def load_weights(module: nnx.Module, path) -> dict:
     """Fill `module`'s nnx.Params, in place, from `<path>.npz`; returns the manifest.
 
