@@ -27,7 +27,8 @@
 #   split on a `"data"` axis, parameters replicated; per-host data loading and
 #   `jax.distributed` for multi-host runs; and how much memory a step needs;
 # - checkpoints with orbax that are atomic, rotate, survive a kill and skip a
-#   corrupt step;
+#   corrupt step, with the data pipeline's position saved by grain's own
+#   checkpoint handler;
 # - weights files: a checked float32 `.npz` and a JSON manifest, the format of
 #   the trained weights this repository ships;
 # - metrics you can read: a JSON-lines log, curves, and the number that tells
@@ -462,12 +463,23 @@ assert memory["temp"] > 0 and memory["peak"] >= memory["argument"]
 # ## 4. Checkpoints that survive being killed
 #
 # A checkpoint holds the whole `TrainState` (flattened to `{path: array}`, so its
-# layout does not depend on Python classes), plus JSON metadata: the data
-# pipeline's position (`grain` iterators expose `get_state`/`set_state`) and the
-# random seed. The per-step keys are `fold_in(key, step)`, so nothing else
-# random needs saving. Orbax makes each save atomic (it writes a temporary
-# folder and renames it when complete) and keeps the newest `keep`; `restore`
-# walks back from the newest step and skips, with a warning, any it cannot read.
+# layout does not depend on Python classes), the data pipeline's position, and
+# JSON metadata such as the random seed. The per-step keys are
+# `fold_in(key, step)`, so nothing else random needs saving. Orbax makes each
+# save atomic (it writes a temporary folder and renames it when complete) and
+# keeps the newest `keep`; `restore` walks back from the newest step and skips,
+# with a warning, any it cannot read.
+#
+# The position is saved by grain's own orbax handler,
+# `grain.checkpoint.CheckpointSave` (and `CheckpointRestore`): the pipeline's
+# iterator is a third item of the checkpoint, beside `state` and `metadata`,
+# and the handler writes it as one JSON file **per process**,
+# `iterator/process_<i>-of-<n>.json`. That is what a multi-host run needs:
+# each host reads its own share of the clips (§3), so each is at its own
+# position, and each restores its own file — which also means a run resumes
+# on as many processes as saved it. Checkpoints written before the iterator
+# had its own item kept the position in the metadata, as `data_state`;
+# `restore` still reads those.
 
 # %%
 #| export checkpoint
@@ -486,6 +498,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -499,14 +512,22 @@ def _flat(tree) -> dict:
     """{"path": array} for any pytree: a checkpoint layout that does not depend on node types."""
     return {jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
+# %% [markdown]
+# `Checkpointer` saves the three items as one orbax step. On restore it asks
+# grain's handler for the iterator only where the step has that item, and
+# otherwise sets it from the metadata's `data_state` (the older format).
 
+# %%
+#| export checkpoint
 class Checkpointer:
-    """Atomic, rotating checkpoints of a `TrainState` plus JSON metadata, with orbax.
+    """Atomic, rotating checkpoints of a `TrainState`, a grain iterator and JSON
+    metadata, with orbax.
 
     Orbax writes each step into a temporary folder and renames it only when every
     file is complete, so a run killed mid-save leaves the previous checkpoints
     intact. `restore` walks back from the newest step and skips (with a warning)
-    any it cannot read.
+    any it cannot read. The iterator is optional; grain's handler saves it as
+    `<step>/iterator/process_<i>-of-<n>.json`, one file per process.
     """
 
     def __init__(self, directory, keep: int = 3):
@@ -519,25 +540,41 @@ class Checkpointer:
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
 
-    def save(self, state: optimization.TrainState, metadata: dict) -> None:
-        step = int(state.step)
-        self.manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(_flat(state)), metadata=ocp.args.JsonSave(metadata)),
-            force=True)
+    def save(self, state: optimization.TrainState, metadata: dict, iterator=None) -> None:
+        """Save `state` and `metadata` at `state.step`, and the position of `iterator` (a
+        grain `DatasetIterator`, e.g. `iter(data.make_pipeline(...))`) when given."""
+        items = {"state": ocp.args.StandardSave(_flat(state)),
+                 "metadata": ocp.args.JsonSave(metadata)}
+        if iterator is not None:
+            items["iterator"] = grain.checkpoint.CheckpointSave(iterator)
+        self.manager.save(int(state.step), args=ocp.args.Composite(**items), force=True)
         self.manager.wait_until_finished()
 
-    def restore(self, like: optimization.TrainState):
+    def restore(self, like: optimization.TrainState, iterator=None):
         """(state, metadata) of the newest readable step, shaped and sharded like `like`; or
-        None, with the reason each step could not be read in `self.unreadable`."""
+        None, with the reason each step could not be read in `self.unreadable`.
+
+        With `iterator`, also moves it, in place, to that step's position: from the
+        step's iterator item, or, in a checkpoint written before there was one, from
+        `metadata["data_state"]`. A step with neither counts as unreadable."""
         treedef = jax.tree_util.tree_structure(like)
         abstract = {key: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
                     for key, x in _flat(like).items()}
         self.unreadable = {}
         for step in reversed(self.steps()):
+            items = {"state": ocp.args.StandardRestore(abstract),
+                     "metadata": ocp.args.JsonRestore()}
+            own_item = (self.directory / str(step) / "iterator").is_dir()
+            if iterator is not None and own_item:
+                items["iterator"] = grain.checkpoint.CheckpointRestore(iterator)
             try:
-                restored = self.manager.restore(step, args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract), metadata=ocp.args.JsonRestore()))
+                restored = self.manager.restore(step, args=ocp.args.Composite(**items))
                 arrays = [restored["state"][key] for key in abstract]
+                if iterator is not None and not own_item:  # the format before the item
+                    if "data_state" not in restored["metadata"]:
+                        raise ValueError("no data position: neither an iterator item nor "
+                                         "metadata['data_state']")
+                    iterator.set_state(restored["metadata"]["data_state"])
             except Exception as err:  # a corrupt or partial step: use the one before
                 self.unreadable[step] = f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
                 continue
@@ -551,26 +588,47 @@ class Checkpointer:
         self.manager.close()
 
 # %% [markdown]
-# Let's save two steps, then damage the newest one on purpose: restoring warns
-# and falls back to the step before.
+# Let's save two steps, each with the position of chapter 05's pipeline over
+# the clips above, and look inside one: three items, each a folder beside
+# orbax's bookkeeping files. The iterator's holds one JSON file for this one
+# process: its position, `next_index`, the number of batches drawn so far.
 
 # %%
 import tempfile
 import warnings
 from pathlib import Path
 
+pipeline = data.make_pipeline(clips, batch_size=1, seed=0, num_frames=d.num_frames,
+                              resolution=d.resolution)
+batches = iter(pipeline)
+next(batches)  # step 3 has drawn one batch
 scratch = Path(tempfile.mkdtemp())
 manager = Checkpointer(scratch / "checkpoints", keep=2)
-manager.save(state, {"data_state": {"next_index": 3}})
+manager.save(state, {"seed": 0}, iterator=batches)
+after_3 = next(batches)  # the batch a run resumed at step 3 must draw next
 later, _ = train_step(state, batch, key)
-manager.save(later, {"data_state": {"next_index": 4}})
+manager.save(later, {"seed": 0}, iterator=batches)
 assert manager.steps() == [3, 4]
+step_3 = scratch / "checkpoints" / "3"
+for item in sorted(p for p in step_3.iterdir() if p.is_dir()):
+    print(f"3/{item.name}/:", ", ".join(sorted(p.name for p in item.iterdir())))
+position = step_3 / "iterator" / f"process_{jax.process_index()}-of-{jax.process_count()}.json"
+print(position.name, "|", " ".join(position.read_text().split()))
+
+# %% [markdown]
+# Now damage the newest step on purpose: restoring warns, falls back to the
+# step before, and moves a fresh iterator of the same pipeline to that step's
+# position, so it draws the batch the saved one drew next.
+
+# %%
 for f in (scratch / "checkpoints" / "4" / "metadata").iterdir():
     f.write_text("garbage")  # simulate a damaged file
+fresh = iter(pipeline)
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    restored, metadata = manager.restore(later)
-assert int(restored.step) == 3 and metadata["data_state"] == {"next_index": 3}
+    restored, metadata = manager.restore(later, iterator=fresh)
+assert int(restored.step) == 3 and metadata == {"seed": 0}
+np.testing.assert_array_equal(next(fresh)["video"], after_3["video"])
 assert any("cannot be read" in str(w.message) for w in caught)
 print("fell back to step", int(restored.step), "|", caught[-1].message)
 manager.close()
@@ -1086,7 +1144,8 @@ except ValueError as err:
 # - XLA says how much memory a step needs before it runs (`step_memory`):
 #   about 8 GiB a clip at the paper's size, so a v5e chip trains one clip per step.
 # - Checkpoints are atomic, rotate, fall back past damaged steps and carry
-#   metadata such as the data position, so resuming can be exact (chapter 06a).
+#   the data position (grain's handler: one JSON file per process) and
+#   metadata, so resuming can be exact (chapter 06a).
 # - Read a step by its PSNR *next to* the copy-the-previous-frame PSNR.
 # - Weights files are plain float32 `.npz` files with a JSON manifest (config,
 #   command, held-out numbers, SHA-256); `load_weights` checks the hash, names,

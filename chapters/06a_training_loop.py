@@ -238,8 +238,9 @@ assert eval_batches[0]["video"].shape[:2] == (config.data.batch_size, config.dat
 class FitRun:
     """What `fit`'s loop works on, made by `open_run`: the run's config, folder and
     length, the mesh, the `TrainState` (replaced at every step), the jitted train and
-    eval steps, the schedule, the training pipeline's iterator (it has `get_state`
-    and `set_state`), the held-out batches per split, the checkpoints and the log."""
+    eval steps, the schedule, the training pipeline's iterator (a grain
+    `DatasetIterator`, checkpointed by grain's handler), the held-out batches per
+    split, the checkpoints and the log."""
 
     config: configs.Config
     workdir: Path
@@ -298,7 +299,10 @@ def open_run(config: configs.Config, workdir, model: nnx.Module,
 
 # %% [markdown]
 # Resuming is the default: `restore_run` puts the newest readable checkpoint's
-# state into the run and moves the pipeline to the position saved with it.
+# state into the run and moves the pipeline to the position saved with it
+# (`Checkpointer.restore` with `iterator=`, chapter 06 §4: grain's handler
+# reads this process's JSON file, or a checkpoint of the older format its
+# `data_state`).
 # When there are checkpoints but none can be read as this model, it refuses
 # rather than start over, because starting over would rotate them away. Only
 # then is the run's `config.json` written.
@@ -308,9 +312,9 @@ def open_run(config: configs.Config, workdir, model: nnx.Module,
 def restore_run(run: FitRun, *, resume: bool = True) -> None:
     """With `resume`, continue `run` from its newest readable checkpoint (state and
     data position); then write the run's config.json."""
-    if resume and (restored := run.checkpoints.restore(run.state)) is not None:
-        run.state, metadata = restored
-        run.batches.set_state(metadata["data_state"])
+    if resume and (restored := run.checkpoints.restore(run.state,
+                                                         iterator=run.batches)) is not None:
+        run.state, _ = restored
         print(f"resumed from step {int(run.state.step)} in {run.workdir}")
     elif resume and run.checkpoints.unreadable:  # starting over would rotate them away
         run.checkpoints.close()
@@ -340,7 +344,8 @@ opened.checkpoints.close()
 # the host waits for the device, so the window's time is measured after it.
 # Every `eval_every` steps it evaluates every held-out split with a fixed key,
 # and every `checkpoint_every` steps it saves the state with the data position
-# and the seed. The last step does all three.
+# (grain's handler, one JSON file per process) and, as metadata, the seed and
+# the base key. The last step does all three.
 
 # %%
 #| export
@@ -370,8 +375,9 @@ def evaluate_held_out(run: FitRun, done: int) -> dict:
 def save_checkpoint(run: FitRun) -> None:
     """Checkpoint the state with the data position, the seed and the base key."""
     run.checkpoints.save(run.state, {
-        "data_state": run.batches.get_state(), "seed": run.config.train.seed,
-        "rng_key": np.asarray(jax.random.key_data(run.base_key)).tolist()})
+        "seed": run.config.train.seed,
+        "rng_key": np.asarray(jax.random.key_data(run.base_key)).tolist()},
+        iterator=run.batches)
 
 # %% [markdown]
 # **The loop** itself is short: draw a batch (timing the wait), take a step with
@@ -527,6 +533,8 @@ print("stopped at step", first["step"])
 result = train(config, workdir, steps=steps, progress=False)
 print("resumed and finished at step", result["step"])
 assert result["step"] == steps
+newest = workdir / "checkpoints" / str(steps)
+assert sorted(p.name for p in newest.iterdir() if p.is_dir()) == ["iterator", "metadata", "state"]
 log = MetricsLog(workdir / "metrics.jsonl")
 evaluated = [r["step"] for r in log.read("eval")]
 assert evaluated[-1] == steps and evaluated == sorted(set(evaluated))

@@ -26,6 +26,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,13 +42,16 @@ def _flat(tree) -> dict:
     return {jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
+# chapters/06_pretraining.py, cell 25
 class Checkpointer:
-    """Atomic, rotating checkpoints of a `TrainState` plus JSON metadata, with orbax.
+    """Atomic, rotating checkpoints of a `TrainState`, a grain iterator and JSON
+    metadata, with orbax.
 
     Orbax writes each step into a temporary folder and renames it only when every
     file is complete, so a run killed mid-save leaves the previous checkpoints
     intact. `restore` walks back from the newest step and skips (with a warning)
-    any it cannot read.
+    any it cannot read. The iterator is optional; grain's handler saves it as
+    `<step>/iterator/process_<i>-of-<n>.json`, one file per process.
     """
 
     def __init__(self, directory, keep: int = 3):
@@ -60,25 +64,41 @@ class Checkpointer:
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
 
-    def save(self, state: optimization.TrainState, metadata: dict) -> None:
-        step = int(state.step)
-        self.manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(_flat(state)), metadata=ocp.args.JsonSave(metadata)),
-            force=True)
+    def save(self, state: optimization.TrainState, metadata: dict, iterator=None) -> None:
+        """Save `state` and `metadata` at `state.step`, and the position of `iterator` (a
+        grain `DatasetIterator`, e.g. `iter(data.make_pipeline(...))`) when given."""
+        items = {"state": ocp.args.StandardSave(_flat(state)),
+                 "metadata": ocp.args.JsonSave(metadata)}
+        if iterator is not None:
+            items["iterator"] = grain.checkpoint.CheckpointSave(iterator)
+        self.manager.save(int(state.step), args=ocp.args.Composite(**items), force=True)
         self.manager.wait_until_finished()
 
-    def restore(self, like: optimization.TrainState):
+    def restore(self, like: optimization.TrainState, iterator=None):
         """(state, metadata) of the newest readable step, shaped and sharded like `like`; or
-        None, with the reason each step could not be read in `self.unreadable`."""
+        None, with the reason each step could not be read in `self.unreadable`.
+
+        With `iterator`, also moves it, in place, to that step's position: from the
+        step's iterator item, or, in a checkpoint written before there was one, from
+        `metadata["data_state"]`. A step with neither counts as unreadable."""
         treedef = jax.tree_util.tree_structure(like)
         abstract = {key: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
                     for key, x in _flat(like).items()}
         self.unreadable = {}
         for step in reversed(self.steps()):
+            items = {"state": ocp.args.StandardRestore(abstract),
+                     "metadata": ocp.args.JsonRestore()}
+            own_item = (self.directory / str(step) / "iterator").is_dir()
+            if iterator is not None and own_item:
+                items["iterator"] = grain.checkpoint.CheckpointRestore(iterator)
             try:
-                restored = self.manager.restore(step, args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract), metadata=ocp.args.JsonRestore()))
+                restored = self.manager.restore(step, args=ocp.args.Composite(**items))
                 arrays = [restored["state"][key] for key in abstract]
+                if iterator is not None and not own_item:  # the format before the item
+                    if "data_state" not in restored["metadata"]:
+                        raise ValueError("no data position: neither an iterator item nor "
+                                         "metadata['data_state']")
+                    iterator.set_state(restored["metadata"]["data_state"])
             except Exception as err:  # a corrupt or partial step: use the one before
                 self.unreadable[step] = f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
                 continue
@@ -92,7 +112,7 @@ class Checkpointer:
         self.manager.close()
 
 
-# chapters/06_pretraining.py, cell 27
+# chapters/06_pretraining.py, cell 31
 WEIGHTS_FORMAT = 1
 
 
@@ -125,7 +145,7 @@ def _write_atomic(path: Path, write) -> None:
         raise
 
 
-# chapters/06_pretraining.py, cell 29
+# chapters/06_pretraining.py, cell 33
 def save_weights(module: nnx.Module, path, *, manifest: dict) -> Path:
     """Write every nnx.Param of `module` to `<path>.npz` (float32, keyed by '/'-joined
     parameter path) and `manifest` plus format, counts and the npz's SHA-256 to
@@ -144,7 +164,7 @@ def save_weights(module: nnx.Module, path, *, manifest: dict) -> Path:
     return npz
 
 
-# chapters/06_pretraining.py, cell 31
+# chapters/06_pretraining.py, cell 35
 def load_weights(module: nnx.Module, path) -> dict:
     """Fill `module`'s nnx.Params, in place, from `<path>.npz`; returns the manifest.
 

@@ -37,7 +37,7 @@ import jax
 from moog_lib import configs
 
 
-# chapters/06_pretraining.py, cell 35
+# chapters/06_pretraining.py, cell 39
 class MetricsLog:
     """Append-only JSON lines, one record per log or evaluation: `{"step", "split", ...}`."""
 
@@ -99,7 +99,7 @@ def plot_metrics(log: MetricsLog, path=None):
     return fig
 
 
-# chapters/06_pretraining.py, cell 39
+# chapters/06_pretraining.py, cell 43
 def read_config(workdir) -> configs.Config:
     """The config a run in `workdir` was trained with (its config.json)."""
     config_path = Path(workdir) / "config.json"
@@ -159,7 +159,7 @@ def config_from_dict(values: dict, source: str = "config") -> configs.Config:
     return build(configs.Config, values, "")
 
 
-# chapters/06_pretraining.py, cell 43
+# chapters/06_pretraining.py, cell 47
 # What may change when a run is resumed, in `train` and in the readouts' `readout.train`.
 RESUMABLE_FIELDS = tuple(f"{section}.{field}" for section in ("train", "readout.train")
                          for field in ("steps", "log_every", "eval_every", "checkpoint_every",
@@ -201,7 +201,7 @@ def check_config(config: configs.Config) -> configs.Config:
     return config
 
 
-# chapters/06_pretraining.py, cell 45
+# chapters/06_pretraining.py, cell 49
 def config_differences(old: configs.Config, new: configs.Config) -> dict:
     """{dotted field: (old value, new value)} for every field where `new` differs."""
     def flat(node, prefix=""):
@@ -233,7 +233,7 @@ def move_run_aside(workdir) -> Path:
     return target
 
 
-# chapters/06_pretraining.py, cell 47
+# chapters/06_pretraining.py, cell 51
 def prepare_run_folder(config: configs.Config, workdir, *, resume: bool,
                        force_new_run: bool = False) -> Path:
     """`workdir` as a Path, once it may take this run; writes nothing except with

@@ -149,8 +149,9 @@ def evaluate_batches(evaluate, params, batches, key) -> dict:
 class FitRun:
     """What `fit`'s loop works on, made by `open_run`: the run's config, folder and
     length, the mesh, the `TrainState` (replaced at every step), the jitted train and
-    eval steps, the schedule, the training pipeline's iterator (it has `get_state`
-    and `set_state`), the held-out batches per split, the checkpoints and the log."""
+    eval steps, the schedule, the training pipeline's iterator (a grain
+    `DatasetIterator`, checkpointed by grain's handler), the held-out batches per
+    split, the checkpoints and the log."""
 
     config: configs.Config
     workdir: Path
@@ -212,9 +213,9 @@ def open_run(config: configs.Config, workdir, model: nnx.Module,
 def restore_run(run: FitRun, *, resume: bool = True) -> None:
     """With `resume`, continue `run` from its newest readable checkpoint (state and
     data position); then write the run's config.json."""
-    if resume and (restored := run.checkpoints.restore(run.state)) is not None:
-        run.state, metadata = restored
-        run.batches.set_state(metadata["data_state"])
+    if resume and (restored := run.checkpoints.restore(run.state,
+                                                         iterator=run.batches)) is not None:
+        run.state, _ = restored
         print(f"resumed from step {int(run.state.step)} in {run.workdir}")
     elif resume and run.checkpoints.unreadable:  # starting over would rotate them away
         run.checkpoints.close()
@@ -252,8 +253,9 @@ def evaluate_held_out(run: FitRun, done: int) -> dict:
 def save_checkpoint(run: FitRun) -> None:
     """Checkpoint the state with the data position, the seed and the base key."""
     run.checkpoints.save(run.state, {
-        "data_state": run.batches.get_state(), "seed": run.config.train.seed,
-        "rng_key": np.asarray(jax.random.key_data(run.base_key)).tolist()})
+        "seed": run.config.train.seed,
+        "rng_key": np.asarray(jax.random.key_data(run.base_key)).tolist()},
+        iterator=run.batches)
 
 
 # chapters/06a_training_loop.py, cell 21
