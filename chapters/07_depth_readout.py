@@ -145,7 +145,10 @@ print("tokens for 3 frames:", tokens.shape)
 # does not run the backward pass through MooG at all. End to end, the filter is
 # every `nnx.Param` and one optimiser updates everything. (Gradients then flow
 # into MooG from the readout loss alone; the paper does not say whether it kept
-# the next-frame loss during end-to-end training, so we do not.)
+# the next-frame loss during end-to-end training, so we do not.) Checkpoints of
+# frozen readouts written before the filter, when the state held MooG too and
+# `optax.multi_transform` zeroed its updates, still load: chapter 06's
+# `Checkpointer` reads the head's entries out of them.
 
 # %%
 #| export

@@ -7,10 +7,12 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import nnx
 
 from moog_lib import boxes, cli, configs, data, datasets, optimization, points, readouts, train
+from moog_lib.checkpoint import Checkpointer
 from moog_lib.model import MooG
 
 TINY = configs.get("tiny")
@@ -406,6 +408,37 @@ def test_frozen_readout_leaves_moog_bit_identical(clip_batch, frozen):
         assert all(not x.is_deleted() for x in jax.tree.leaves(nnx.state(backbone, nnx.Param)))
     else:
         assert not all(same)  # end to end: the encoder and the loop moved
+
+
+def test_a_frozen_readout_checkpoint_written_before_the_filter_still_loads(tmp_path):
+    model, tx = readouts.build_readout(points.POINTS, TINY, MooG(TINY.model, rngs=nnx.Rngs(0)),
+                                       frozen=True)
+    # The layout before December 2026: every parameter in the state, MooG zeroed and the
+    # head's optimiser state nested by optax.multi_transform.
+    def labels(params):
+        return jax.tree_util.tree_map_with_path(
+            lambda path, _: "backbone" if path[0].key == "backbone" else "head", params)
+
+    old_tx = optax.multi_transform({"head": tx, "backbone": optax.set_to_zero()}, labels)
+    params = jax.tree.map(lambda x: x + 0.5, nnx.state(model, nnx.Param))  # not the initial values
+    opt_state = jax.tree.map(lambda x: x + 3 if x.dtype == jnp.int32 else x, old_tx.init(params))
+    checkpoints = Checkpointer(tmp_path)
+    checkpoints.save(optimization.TrainState(jnp.asarray(7, jnp.int32), params, opt_state), {})
+    checkpoints.close()
+
+    _, _, like = optimization.split_model(model, tx)
+    checkpoints = Checkpointer(tmp_path)
+    state, _ = checkpoints.restore(like)
+    checkpoints.close()
+    assert int(state.step) == 7 and set(state.params) == {"head"}
+    for saved, read in zip(jax.tree.leaves(params["head"]), jax.tree.leaves(state.params["head"])):
+        np.testing.assert_array_equal(np.asarray(saved), np.asarray(read))
+    counts = [int(x) for x in jax.tree.leaves(state.opt_state) if x.dtype == jnp.int32]
+    assert counts and all(c == 3 for c in counts)  # the head's optimiser state, not a fresh one
+    restored = train.restore_model(model, tx, tmp_path)
+    for saved, read in zip(jax.tree.leaves(params["head"]),
+                           jax.tree.leaves(nnx.state(restored.head, nnx.Param))):
+        np.testing.assert_array_equal(np.asarray(saved), np.asarray(read))
 
 
 @pytest.mark.parametrize("task", [pytest.param(readouts.DEPTH, marks=pytest.mark.slow), points.POINTS,
