@@ -139,8 +139,8 @@ PRESET = notebook.setup()
 # (chapter 03) begins
 #
 # ```python
-# @shapes.typed
-# def unroll(self, features: Float[ArrayLike, "B T N D"], state: Float[ArrayLike, "B K D"], ...)
+# @typed  # from moog_lib.shapes import typed
+# def unroll(self, features: Float[ArrayLike, "B T N D"], state: Float[ArrayLike, "B K D"], *, ...)
 # ```
 #
 # `Float[ArrayLike, "B T N D"]` ([jaxtyping](https://docs.kidger.site/jaxtyping/))
@@ -152,8 +152,9 @@ PRESET = notebook.setup()
 # one call: `features` and `state` above must agree on B and on D. `Int`,
 # `Bool` and `Shaped` (any dtype) work the same way.
 #
-# `@shapes.typed` checks the annotations every time the function is called:
-# jaxtyping the arrays, beartype the rest (`int`, `bool`, `None`). Under
+# `@typed` (this chapter exports it, in `moog_lib.shapes`) checks the
+# annotations every time the function is called: jaxtyping the arrays,
+# beartype the rest (`int`, `bool`, `None`). Under
 # `jax.jit` a function is called once, while it is traced, when shapes and
 # dtypes are known and values are not: the check runs then and costs nothing
 # in the compiled code. A mismatch raises `jaxtyping.TypeCheckError` (a
@@ -162,8 +163,8 @@ PRESET = notebook.setup()
 # kauldron's jaxtyping-style `Float['*b T H W c']` under `@typechecked`
 # (`moog/modules.py`, `Moog.__call__`).
 #
-# So the library writes no shape checks by hand. A hand-written `ValueError`
-# remains for what a type cannot say: values (frames in `[0, 1]`, no NaN),
+# So the model's modules (chapters 01–04) check no shapes by hand. A
+# hand-written `ValueError` remains for what a type cannot say: values (frames in `[0, 1]`, no NaN),
 # divisibility (H by the encoder's stride) and arguments that depend on one
 # another; and wherever a person rather than a program hands over the input
 # (the command line, config overrides, files, videos and points), with a
@@ -721,7 +722,7 @@ else:
 #   content.
 # - Chapters are the source; `moog_lib` is exported from them.
 # - Array shapes are declared once, in signatures (`Float[ArrayLike, "B K D"]`
-#   under `@shapes.typed`), and checked at every call; hand-written errors are
+#   under `@typed`), and checked at every call; hand-written errors are
 #   kept for values and for the places where a person hands over the input.
 # - Presets: `tiny` (CI), `cpu` (a laptop), `colab` (one TPU host), `paper`.
 #
