@@ -14,7 +14,8 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/moog-tutorial/moog-tutorial/blob/main/notebooks/00_introduction.ipynb)
 #
 # **What you will learn.** What MooG is and why its tokens live "off the grid";
-# the notation every later chapter uses; the four presets (`tiny`, `cpu`,
+# the notation every later chapter uses, and how the library writes it into the
+# shapes its functions declare and check; the four presets (`tiny`, `cpu`,
 # `colab`, `paper`) and how to pick one; how the chapters and the `moog_lib`
 # library relate; and how to run everything, locally or on a Colab TPU.
 #
@@ -90,7 +91,7 @@ PRESET = notebook.setup()
 #
 # | chapter | topic | exports |
 # |---|---|---|
-# | 00 | introduction, notation, presets, the setup cell | `moog_lib.configs`, `moog_lib.notebook` |
+# | 00 | introduction, notation and shapes, presets, the setup cell | `moog_lib.configs`, `moog_lib.shapes`, `moog_lib.notebook` |
 # | 01 | Fourier features | `moog_lib.fourier` |
 # | 02 | attention and the transformer block | `moog_lib.attention` |
 # | 03 | encoder and the predict–correct loop | `moog_lib.encoder`, `moog_lib.dynamics` |
@@ -132,6 +133,93 @@ PRESET = notebook.setup()
 # | S | decoder subsampling factor (train 8, eval 4) | |
 # | B_f | number of Fourier bases (encoder 20, decoder 16) | |
 #
+# ### Shapes in the code
+#
+# The library writes these letters into its signatures. `PredictCorrect.unroll`
+# (chapter 03) begins
+#
+# ```python
+# @typed  # from moog_lib.shapes import typed
+# def unroll(self, features: Float[ArrayLike, "B T N D"], state: Float[ArrayLike, "B K D"], *, ...)
+# ```
+#
+# `Float[ArrayLike, "B T N D"]` ([jaxtyping](https://docs.kidger.site/jaxtyping/))
+# says: a floating-point array (float32, bfloat16, …) of rank 4, whose axes we
+# call B, T, N and D. `ArrayLike` admits a JAX array, a tracer inside `jit` and
+# a NumPy array; results are `Array`, JAX arrays. A number fixes an axis
+# (`"B T H W 3"`: three channels), `*batch` stands for any number of leading
+# axes and `...` for axes nothing else refers to. A letter is one size within
+# one call: `features` and `state` above must agree on B and on D. `Int`,
+# `Bool` and `Shaped` (any dtype) work the same way.
+#
+# `@typed` (this chapter exports it, in `moog_lib.shapes`) checks the
+# annotations every time the function is called: jaxtyping the arrays,
+# beartype the rest (`int`, `bool`, `None`). Under
+# `jax.jit` a function is called once, while it is traced, when shapes and
+# dtypes are known and values are not: the check runs then and costs nothing
+# in the compiled code. A mismatch raises `jaxtyping.TypeCheckError` (a
+# `TypeError`) that names the argument, its dtype and shape and the sizes the
+# letters took. The authors' release declares its shapes the same way, with
+# kauldron's jaxtyping-style `Float['*b T H W c']` under `@typechecked`
+# (`moog/modules.py`, `Moog.__call__`).
+#
+# So the model's modules (chapters 01–04) check no shapes by hand. A
+# hand-written `ValueError` remains for what a type cannot say: values (frames in `[0, 1]`, no NaN),
+# divisibility (H by the encoder's stride) and arguments that depend on one
+# another; and wherever a person rather than a program hands over the input
+# (the command line, config overrides, files, videos and points), with a
+# message that says what to do.
+
+# %%
+#| export shapes
+"""Array shapes, declared once: the decorator `typed` (chapter 00, section 3).
+
+A function under `@typed` has its annotations checked at every call: arrays written
+with jaxtyping (`Float[ArrayLike, "B T H W 3"]`), everything else by beartype.
+"""
+import beartype
+import jaxtyping
+
+_CHECKER = beartype.beartype(conf=beartype.BeartypeConf(is_pep484_tower=True))
+
+
+def typed(function):
+    """Check `function`'s annotated arguments and result at every call.
+
+    Shapes and dtypes by jaxtyping (one size per axis name within a call), other types by
+    beartype (an `int` passes where a `float` is annotated). Under `jax.jit` the check
+    runs once, while tracing. A mismatch raises `jaxtyping.TypeCheckError`, a `TypeError`.
+    """
+    return jaxtyping.jaxtyped(function, typechecker=_CHECKER)
+
+
+# %% [markdown]
+# A function declared this way, called once right and once with a state of
+# three clips beside frames of two:
+
+# %%
+import jax.numpy as jnp
+import jaxtyping
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float
+
+
+@typed
+def mean_frame(frames: Float[ArrayLike, "B T H W 3"],
+               state: Float[ArrayLike, "B K D"]) -> Float[Array, "B H W 3"]:
+    return jnp.mean(jnp.asarray(frames), axis=1)
+
+
+clip = np.zeros((2, 8, 16, 16, 3), np.float32)
+assert mean_frame(clip, jnp.zeros((2, 4, 32))).shape == (2, 16, 16, 3)
+try:
+    mean_frame(clip, jnp.zeros((3, 4, 32)))
+except jaxtyping.TypeCheckError as err:
+    print(err)
+else:
+    raise AssertionError("a state of three clips was accepted beside two clips")
+
+# %% [markdown]
 # ## 4. Presets
 #
 # Everything that differs between a CI run and the paper's 64-chip run is a
@@ -633,6 +721,9 @@ else:
 #   from next-frame prediction alone, and its tokens come to follow scene
 #   content.
 # - Chapters are the source; `moog_lib` is exported from them.
+# - Array shapes are declared once, in signatures (`Float[ArrayLike, "B K D"]`
+#   under `@typed`), and checked at every call; hand-written errors are
+#   kept for values and for the places where a person hands over the input.
 # - Presets: `tiny` (CI), `cpu` (a laptop), `colab` (one TPU host), `paper`.
 #
 # ## Exercises

@@ -78,6 +78,9 @@ their sines and cosines in the release's layout, and `FourierProjectAdd`,
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jaxtyping import Array, ArrayLike, Float
+
+from moog_lib.shapes import typed
 
 
 def coordinate_grid(height: int, width: int) -> jnp.ndarray:
@@ -115,11 +118,18 @@ print(grid[..., 0], "\n", grid[..., 1])
 # Why this layout matters: the authors' released checkpoints contain a Dense
 # layer whose input rows follow it. Load those weights with a different
 # ordering and the model still runs — it just sees scrambled positions.
+#
+# The signature states the shapes in the library's notation (chapter 00,
+# section 3): coordinates `Float[ArrayLike, "*batch D_c"]` in, features
+# `Float[Array, "*batch F"]` out, the leading axes `*batch` kept; `@typed`
+# checks them at every call.
 
 # %%
 #| export
-def fourier_features(coords: jnp.ndarray, num_bases: int) -> jnp.ndarray:
-    """Sinusoidal features of coordinates: [..., D_c] -> [..., 2 * D_c * num_bases].
+@typed
+def fourier_features(coords: Float[ArrayLike, "*batch D_c"],
+                     num_bases: int) -> Float[Array, "*batch F"]:
+    """Sinusoidal features of coordinates: [..., D_c] -> [..., F], F = 2 * D_c * num_bases.
 
     `x_k = (pi * coords) * 2**k` for k = 0 .. num_bases-1, concatenated
     frequency-major and dimension-minor; the result is `sin([x, x + pi/2])`
@@ -127,11 +137,9 @@ def fourier_features(coords: jnp.ndarray, num_bases: int) -> jnp.ndarray:
     as the release forms it (`(pi * coords) @ freq_basis`, section 3 below), so
     jitted and eager results agree bit for bit.
     """
-    if not isinstance(num_bases, int) or num_bases < 1:
+    if num_bases < 1:
         raise ValueError(f"fourier_features: num_bases must be a positive int, got {num_bases!r}")
     coords = jnp.asarray(coords, jnp.float32)
-    if coords.ndim < 1:
-        raise ValueError("fourier_features: coords must have a trailing coordinate axis [..., D_c]")
     eye = jnp.eye(coords.shape[-1], dtype=jnp.float32)
     freq_basis = jnp.concatenate([2.0**k * eye for k in range(num_bases)], axis=1)  # [D_c, D_c·B_f]
     scaled = jnp.matmul(coords * jnp.pi, freq_basis, precision=jax.lax.Precision.HIGHEST)
@@ -269,7 +277,9 @@ class FourierProjectAdd(nnx.Module):
         self.dense_pe = nnx.Linear(2 * coord_dim * num_bases, features, rngs=rngs,
                                    dtype=dtype, param_dtype=param_dtype)
 
-    def __call__(self, inputs: jnp.ndarray, coords: jnp.ndarray) -> jnp.ndarray:
+    @typed
+    def __call__(self, inputs: Float[ArrayLike, "*batch C"],
+                 coords: Float[ArrayLike, "... D_c"]) -> Float[Array, "*batch C"]:
         return inputs + self.dense_pe(fourier_features(coords, self.num_bases)).astype(inputs.dtype)
 
 
@@ -279,7 +289,9 @@ class FourierConcat(nnx.Module):
     def __init__(self, num_bases: int):
         self.num_bases = num_bases
 
-    def __call__(self, inputs: jnp.ndarray, coords: jnp.ndarray) -> jnp.ndarray:
+    @typed
+    def __call__(self, inputs: Float[ArrayLike, "*batch C"],
+                 coords: Float[ArrayLike, "... D_c"]) -> Float[Array, "*batch C_out"]:
         return jnp.concatenate([inputs, _broadcast_features(inputs, coords, self.num_bases)], -1)
 
 
@@ -289,7 +301,9 @@ class FourierReplace(nnx.Module):
     def __init__(self, num_bases: int):
         self.num_bases = num_bases
 
-    def __call__(self, inputs: jnp.ndarray, coords: jnp.ndarray) -> jnp.ndarray:
+    @typed
+    def __call__(self, inputs: Float[ArrayLike, "*batch C"],
+                 coords: Float[ArrayLike, "... D_c"]) -> Float[Array, "*batch F"]:
         return _broadcast_features(inputs, coords, self.num_bases)
 
 

@@ -103,12 +103,16 @@ print(PRESET, mc)
 # A video enters the model as float frames `[B, T, H, W, 3]` with values in
 # `[0, 1]`. Getting this wrong is the most common way to waste a training run
 # (uint8 frames in `[0, 255]`, a missing batch axis, a NaN from a broken
-# decoder), so every public entry point checks its inputs and raises a
-# `ValueError` that says what it expected. Shapes and dtypes are always known,
-# even inside `jax.jit`, so they are always checked. *Values* (range, NaN/Inf)
-# are only known for concrete arrays: they are checked eagerly, and skipped
-# when the model is traced inside `jit` — call `check_frames` on the host
-# (e.g. in the data pipeline) if you want them checked there too.
+# decoder), so every entry point checks its inputs before it computes anything.
+# Shapes and dtypes are always known, even inside `jax.jit`, so they are always
+# checked: `check_frames` declares them in its signature,
+# `Float[ArrayLike, "B T H W 3"]` (chapter 00, section 3), and a wrong rank, a
+# fourth channel or uint8 frames raise jaxtyping's `TypeCheckError`. What a
+# type cannot say gets a `ValueError`: H and W must be divisible by the
+# encoder's stride, and *values* (range, NaN/Inf), which are only known for
+# concrete arrays. Those are checked eagerly and skipped when the model is
+# traced inside `jit` — call `check_frames` on the host (e.g. in the data
+# pipeline) if you want them checked there too.
 
 # %%
 #| export
@@ -124,8 +128,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jaxtyping import Array, ArrayLike, Float
 
 from moog_lib import configs, fourier
+from moog_lib.shapes import typed
 
 
 def encoder_stride(config: configs.ModelConfig) -> int:
@@ -133,29 +139,19 @@ def encoder_stride(config: configs.ModelConfig) -> int:
     return math.prod(config.encoder_strides)
 
 
-def check_frames(frames, *, stride: int = 1, subsample: int = 1, name: str = "frames") -> None:
-    """Raise ValueError unless `frames` is a float video [B, T, H, W, 3] with values in [0, 1].
+@typed
+def check_frames(frames: Float[ArrayLike, "B T H W 3"], *, stride: int = 1, subsample: int = 1,
+                 name: str = "frames") -> None:
+    """Raise ValueError unless the float video `frames` [B, T, H, W, 3] (the signature
+    checks shape and dtype) has values in [0, 1] and H, W divisible by `stride` and `subsample`.
 
-    H and W must be divisible by `stride` (the encoder's) and by `subsample`
-    (the decoder's S). Values (range, NaN/Inf) are checked with NumPy on concrete
-    arrays only (also ones a jitted function captures); a traced argument is
-    checked for shape and dtype alone.
+    `stride` is the encoder's, `subsample` the decoder's S. Values (range, NaN/Inf) are
+    checked with NumPy on concrete arrays only (also ones a jitted function captures); a
+    traced argument is checked for shape and dtype alone.
     """
-    shape = getattr(frames, "shape", None)
-    if shape is None or not hasattr(frames, "dtype"):
-        raise ValueError(f"{name} must be an array [B, T, H, W, 3], got {type(frames).__name__}")
-    if len(shape) != 5:
-        raise ValueError(f"{name} must have rank 5 [B, T, H, W, 3] (batch, time, height, width, "
-                         f"RGB), got shape {tuple(shape)}; add missing axes, e.g. frames[None] "
-                         "for a single clip")
-    if shape[-1] != 3:
-        raise ValueError(f"{name} must have 3 channels (RGB) in the last axis [B, T, H, W, 3], "
-                         f"got {shape[-1]} in shape {tuple(shape)}")
+    shape = frames.shape
     if min(shape) < 1:
         raise ValueError(f"{name} must not be empty, got shape {tuple(shape)}")
-    if not jnp.issubdtype(frames.dtype, jnp.floating):
-        raise ValueError(f"{name} must be floating point with values in [0, 1], got dtype "
-                         f"{frames.dtype}; convert 8-bit video with frames.astype(np.float32) / 255")
     height, width = shape[2], shape[3]
     for factor, what in ((stride, "the encoder stride"), (subsample, "the decoder subsampling S")):
         if height % factor or width % factor:
@@ -176,9 +172,13 @@ def check_frames(frames, *, stride: int = 1, subsample: int = 1, name: str = "fr
 
 
 # %% [markdown]
-# Each mistake gets its own message:
+# Each mistake is refused, the first three by the signature (we print the
+# lines of jaxtyping's message that name the argument and what it got), the
+# others by the checks in the body:
 
 # %%
+import jaxtyping
+
 good = np.random.default_rng(0).uniform(size=(1, 2, 32, 32, 3)).astype(np.float32)
 check_frames(good, stride=4)
 mistakes = {
@@ -192,8 +192,10 @@ mistakes = {
 for what, frames in mistakes.items():
     try:
         check_frames(frames, stride=4)
+    except jaxtyping.TypeCheckError as err:
+        print(f"{what:18s} -> TypeCheckError:", " ".join(str(err).splitlines()[1:3]))
     except ValueError as err:
-        print(f"{what:18s} -> {err}")
+        print(f"{what:18s} -> ValueError: {err}")
     else:
         raise AssertionError(f"{what} was accepted")
 
@@ -261,7 +263,8 @@ def conv_stack(features, strides, *, rngs: nnx.Rngs, dtype, param_dtype, owner: 
     ])
 
 
-def apply_conv_stack(convs, x: jnp.ndarray) -> jnp.ndarray:
+@typed
+def apply_conv_stack(convs, x: Float[ArrayLike, "N H W C"]) -> Float[Array, "N h w C_out"]:
     """Run `conv_stack`'s convolutions on images [N, H, W, C], GELU between them."""
     for i, conv in enumerate(convs):
         x = conv(x)
@@ -315,9 +318,8 @@ class Encoder(nnx.Module):
                                       param_dtype=param_dtype)
         self.token_norm = scale_only_norm(config.token_dim, 1e-6, rngs, self.dtype, param_dtype)
 
-    def __call__(self, frames: jnp.ndarray) -> jnp.ndarray:
-        if frames.ndim < 3 or frames.shape[-1] != 3:
-            raise ValueError(f"Encoder: expected frames [..., H, W, 3], got shape {frames.shape}")
+    @typed
+    def __call__(self, frames: Float[ArrayLike, "*batch H W 3"]) -> Float[Array, "*batch N D"]:
         height, width = frames.shape[-3:-1]
         if height % self.stride or width % self.stride:
             raise ValueError(f"Encoder: height and width must be divisible by the encoder stride "
@@ -396,14 +398,17 @@ print(f"paper encoder: 128² -> {paper_tokens.shape[2]} tokens of width {paper_t
 `chunks_of` and `stream` run it over a video of any length, chunk by chunk.
 """
 import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jaxtyping import Array, ArrayLike, Bool, Float
 
 from moog_lib import attention, configs
 from moog_lib.encoder import _compute_dtype, scale_only_norm
+from moog_lib.shapes import typed
 
 
 def initial_noise(key: jax.Array, batch_size: int, num_tokens: int, token_dim: int,
@@ -548,10 +553,12 @@ for t in range(5):
 assert toy_every.shape == (2, 5, 3) and jnp.allclose(toy_last, toy_carry, atol=1e-5)
 
 # %% [markdown]
-# The loop checks its inputs before it traces anything, with messages that say
-# what it expected. The checks, and the choice between fresh and fixed initial
-# noise (§4), live in functions of their own, so that the class after them
-# reads as the model:
+# The loop's signatures declare the shapes (`features` `[B, T, N, D]`, `state`
+# `[B, K, D]`, one B and one D for both). What they cannot say is checked
+# before anything is traced: D is the module's width, K is at least one, and
+# `loss_gradient_fn` comes exactly with the loss-gradient switch. Those checks,
+# and the choice between fresh and fixed initial noise (§4), live in functions
+# of their own, so that the class after them reads as the model:
 
 # %%
 #| export dynamics
@@ -567,32 +574,24 @@ def _state_noise(key, batch_size: int, num_tokens, token_dim: int, scale: float,
     return initial_noise(key, batch_size, num_tokens, token_dim, scale)
 
 
-def _check_unroll_inputs(features, state, token_dim: int, gradient_input: bool,
-                         loss_gradient_fn, stop_gradient) -> None:
-    """Raise ValueError unless `PredictCorrect.unroll` can run on these arguments
-    (`gradient_input`: the module was built with `loss_gradient_input`)."""
-    if features.ndim != 4 or features.shape[-1] != token_dim:
-        raise ValueError(f"unroll: features must be [B, T, N, {token_dim}], "
-                         f"got shape {features.shape}")
-    batch = features.shape[0]
-    if state.ndim != 3 or state.shape[0] != batch or state.shape[2] != token_dim:
-        raise ValueError(f"unroll: the carried state must be [B, K, D] = [{batch}, K, "
-                         f"{token_dim}], got shape {state.shape}")
+def _check_unroll_inputs(state, token_dim: int, gradient_input: bool,
+                         loss_gradient_fn) -> None:
+    """Raise ValueError unless `PredictCorrect.unroll` can run on a `state` [B, K, D] whose
+    shape its signature has checked (`gradient_input`: built with `loss_gradient_input`)."""
+    if state.shape[2] != token_dim:
+        raise ValueError(f"unroll: the tokens must have the module's width D = {token_dim} "
+                         f"(config.token_dim), got state and features of width {state.shape[2]}")
     if state.shape[1] < 1:
         raise ValueError("unroll: the state needs at least one token (K >= 1)")
     if gradient_input != (loss_gradient_fn is not None):
         raise ValueError("unroll: pass loss_gradient_fn exactly when the model was built "
                          "with loss_gradient_input=True")
-    if stop_gradient is not None and stop_gradient.shape != features.shape[:2]:
-        raise ValueError(f"unroll: stop_gradient must be bool [B, T] = "
-                         f"{features.shape[:2]}, got {stop_gradient.shape}")
 
 
 # %%
 try:
-    _check_unroll_inputs(jnp.zeros((2, 3, 5, mc.token_dim)), jnp.zeros((2, 4, mc.token_dim + 1)),
-                         mc.token_dim, gradient_input=False, loss_gradient_fn=None,
-                         stop_gradient=None)
+    _check_unroll_inputs(jnp.zeros((2, 4, mc.token_dim + 1)), mc.token_dim,
+                         gradient_input=False, loss_gradient_fn=None)
 except ValueError as err:
     print("a state of the wrong width is refused:", err)
 else:
@@ -672,12 +671,14 @@ class PredictCorrect(nnx.Module):
                              self.initial_state_scale, self.fixed_initial_state)
         return self.correction_norm(noise)
 
-    def predict(self, state: jnp.ndarray) -> jnp.ndarray:
-        """z_p = z + P(z): [B, K, D] -> [B, K, D]."""
+    @typed
+    def predict(self, state: Float[ArrayLike, "B K D"]) -> Float[Array, "B K D"]:
+        """z_p = z + P(z)."""
         return state + self.predictor(state)
 
-    def correct(self, predicted: jnp.ndarray, features: jnp.ndarray,
-                loss_gradient: jnp.ndarray | None = None) -> jnp.ndarray:
+    @typed
+    def correct(self, predicted: Float[ArrayLike, "B K D"], features: Float[ArrayLike, "B N D"],
+                loss_gradient: Float[ArrayLike, "B K D"] | None = None) -> Float[Array, "B K D"]:
         """z_c = LN(z_p + C(q, F_t)), q = z_p (or the loss-gradient query, if switched on)."""
         query = predicted
         if self.gradient_projection is not None:
@@ -687,21 +688,23 @@ class PredictCorrect(nnx.Module):
             query = self.gradient_projection(joined)
         return self.correction_norm(predicted + self.corrector(query, features))
 
-    def unroll(self, features: jnp.ndarray, state: jnp.ndarray, *,
-               stop_gradient: jnp.ndarray | None = None, loss_gradient_fn=None,
-               loss_gradient_inputs=None) -> dict:
-        """Run the loop over the frames of `features` [B, T, N, D], from `state` [B, K, D].
+    @typed
+    def unroll(self, features: Float[ArrayLike, "B T N D"], state: Float[ArrayLike, "B K D"], *,
+               stop_gradient: Bool[ArrayLike, "B T"] | None = None,
+               loss_gradient_fn: Callable | None = None, loss_gradient_inputs=None) -> dict:
+        """Run the loop over the frames of `features`, from `state`.
 
         Returns {"z_p": [B, T, K, D], "z_c": [B, T, K, D], "state": [B, K, D]}
         (the state to carry into the next chunk). A `jax.lax.scan` over frames.
 
-        - `stop_gradient`: bool [B, T] (see `stop_gradient_mask`) or None.
+        - `stop_gradient`: where True, the state carried into that frame is cut
+          from the gradient (see `stop_gradient_mask`).
         - `loss_gradient_fn(z_p, inputs_t) -> dL/dz_p` [B, K, D], called inside
           the loop with `inputs_t` the frame-t slice (axis 1) of the pytree
           `loss_gradient_inputs`; required iff `loss_gradient_input` is on.
         """
-        _check_unroll_inputs(features, state, self.token_dim, self.gradient_projection is not None,
-                             loss_gradient_fn, stop_gradient)
+        _check_unroll_inputs(state, self.token_dim, self.gradient_projection is not None,
+                             loss_gradient_fn)
         step = functools.partial(frame_step, loss_gradient_fn=loss_gradient_fn)
         inputs = (features, stop_gradient, loss_gradient_inputs)
         state, (predicted, corrected) = scan_over_time(  # all frames but the last
@@ -727,6 +730,18 @@ sizes = {name: count_params(getattr(paper_dynamics, name))
 assert sizes == {"predictor": 7_877_504, "corrector": 8_398_848, "correction_norm": 512}
 assert paper_dynamics.gradient_projection is None  # the release's switch is off by default
 print({name: f"{n:,}" for name, n in sizes.items()})
+
+# %% [markdown]
+# A state of one clip beside features of two disagrees on B; the signature of
+# `unroll` refuses it before anything runs:
+
+# %%
+try:
+    dynamics.unroll(jnp.zeros((2, 3, 5, mc.token_dim)), state[:1])
+except jaxtyping.TypeCheckError as err:
+    print(" ".join(str(err).splitlines()[:3]))
+else:
+    raise AssertionError("a state of one clip was accepted beside features of two")
 
 # %% [markdown]
 # ## 6. Unrolling with `jax.lax.scan`
@@ -1082,9 +1097,10 @@ except ValueError as err:
 #   drawn before the loop.
 # - Chunks that carry `state` reproduce one long unroll; `stream` processes a
 #   video of any length in constant memory; `K` is a call-time choice.
-# - `check_frames` rejects wrong ranks, channel counts, integer frames, values
-#   outside [0, 1], NaN/Inf and sizes the stride does not divide (values only
-#   outside `jit`).
+# - Signatures declare shapes (`Float[ArrayLike, "B T H W 3"]`), checked at
+#   every call: wrong ranks, channel counts and integer frames are refused
+#   there. `check_frames` adds what a type cannot say: values outside [0, 1],
+#   NaN/Inf (outside `jit` only) and sizes the stride does not divide.
 # - The release's random stop-gradient and loss-gradient input are switches,
 #   off by default.
 #

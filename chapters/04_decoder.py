@@ -132,8 +132,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jaxtyping import Array, ArrayLike, Float, Int, Shaped
 
 from moog_lib import attention, configs, fourier
+from moog_lib.shapes import typed
 
 
 def check_subsample(height: int, width: int, subsample) -> None:
@@ -152,8 +154,10 @@ def subsample_offsets(key: jax.Array, batch_size: int, num_frames: int,
     return jax.random.randint(key, (batch_size, num_frames, 2), 0, subsample, dtype=jnp.int32)
 
 
-def subsample_indices(size: int, offsets, subsample: int) -> jnp.ndarray:
-    """Rows (or columns) read after rolling by `offsets` [...]: int32 [..., size // S].
+@typed
+def subsample_indices(size: int, offsets: Int[ArrayLike, "*batch"],
+                      subsample: int) -> Int[Array, "*batch n"]:
+    """Rows (or columns) read after rolling by `offsets`: int32 [..., n], n = size // S.
 
     Output position i reads pixel `(S·i + S//2 − offset) mod size`.
     """
@@ -162,15 +166,13 @@ def subsample_indices(size: int, offsets, subsample: int) -> jnp.ndarray:
     return (positions - jnp.asarray(offsets, jnp.int32)[..., None]) % size
 
 
-def subsample_frames(images: jnp.ndarray, offsets: jnp.ndarray, subsample: int) -> jnp.ndarray:
-    """Roll [B, T, H, W, C] by `offsets` [B, T, 2] (dy, dx) and keep every S-th pixel.
+@typed
+def subsample_frames(images: Shaped[ArrayLike, "B T H W C"], offsets: Int[ArrayLike, "B T 2"],
+                     subsample: int) -> Shaped[Array, "B T h w C"]:
+    """Roll `images` by `offsets` (dy, dx) and keep every S-th pixel: h, w = H/S, W/S.
 
-    Returns [B, T, H/S, W/S, C]; element (i, j) is pixel
-    `((S·i + S//2 − dy) mod H, (S·j + S//2 − dx) mod W)`.
+    Element (i, j) of the result is pixel `((S·i + S//2 − dy) mod H, (S·j + S//2 − dx) mod W)`.
     """
-    if images.ndim != 5 or offsets.shape != images.shape[:2] + (2,):
-        raise ValueError(f"subsample_frames: expected images [B, T, H, W, C] and offsets "
-                         f"[B, T, 2], got {images.shape} and {offsets.shape}")
     height, width = images.shape[2:4]
     check_subsample(height, width, subsample)
     rows = subsample_indices(height, offsets[..., 0], subsample)  # [B, T, H/S]
@@ -179,9 +181,10 @@ def subsample_frames(images: jnp.ndarray, offsets: jnp.ndarray, subsample: int) 
     return jnp.take_along_axis(picked, cols[:, :, None, :, None], axis=3)
 
 
-def sample_coordinates(height: int, width: int, offsets: jnp.ndarray,
-                       subsample: int) -> jnp.ndarray:
-    """The (y, x) coordinates of the pixels `subsample_frames` picks: [B, T, H/S, W/S, 2].
+@typed
+def sample_coordinates(height: int, width: int, offsets: Int[ArrayLike, "*batch 2"],
+                       subsample: int) -> Float[Array, "*batch h w 2"]:
+    """The (y, x) coordinates of the pixels `subsample_frames` picks, h, w = H/S, W/S.
 
     Equal to `subsample_frames` applied to `fourier.coordinate_grid(H, W)`.
     """
@@ -290,37 +293,44 @@ class Decoder(nnx.Module):
             qk_norm_scale=config.qk_norm_scale, **kwargs)
         self.readout = nnx.Linear(self.query_width, outputs, **kwargs)
 
-    def queries(self, coords: jnp.ndarray) -> jnp.ndarray:
-        """[..., Q, 2] (y, x) -> [..., Q, D + 4·bases]: zeros, then Fourier features."""
+    @typed
+    def queries(self, coords: Float[ArrayLike, "*batch Q 2"]) -> Float[Array, "*batch Q F"]:
+        """(y, x) -> [zeros(D), Fourier features]: F = D + 4·bases."""
         zeros = jnp.zeros(coords.shape[:-1] + (self.token_dim,), self.dtype)
         return self.fourier(zeros, coords)
 
-    def __call__(self, state: jnp.ndarray, coords: jnp.ndarray, *,
-                 return_attention: bool = False):
-        """state [B, K, D], coords [B, Q, 2] or [Q, 2] -> colours [B, Q, outputs].
+    @typed
+    def __call__(self, state: Float[ArrayLike, "*batch K D"],
+                 coords: Float[ArrayLike, "*batch Q 2"] | Float[ArrayLike, "Q 2"], *,
+                 return_attention: bool = False,
+                 ) -> Float[Array, "*batch Q C"] | tuple[Float[Array, "*batch Q C"],
+                                                       Float[Array, "layers *batch heads Q K"]]:
+        """Colours (C = outputs) at `coords` (y, x), the same for every state or one per state.
 
         With `return_attention=True` returns `(colours, weights)`, weights the
-        cross-attention float32 [layers, B, heads, Q, K].
+        cross-attention of every layer and head, float32.
         """
-        if state.ndim < 2 or state.shape[-1] != self.token_dim:
-            raise ValueError(f"Decoder: state must be [B, K, {self.token_dim}], got {state.shape}")
-        if coords.shape[-1] != 2:
-            raise ValueError(f"Decoder: coords must be [..., Q, 2] (y, x), got {coords.shape}")
+        if state.shape[-1] != self.token_dim:
+            raise ValueError(f"Decoder: the state's tokens must be D = {self.token_dim} wide "
+                             f"(config.token_dim), got {state.shape[-1]}")
         if coords.ndim == 2:
             coords = jnp.broadcast_to(coords, state.shape[:-2] + coords.shape)
         x, weights = self.transformer(self.queries(coords), state, return_attention=True)
         colours = self.readout(x)
         return (colours, weights["cross"]) if return_attention else colours
 
-    def decode_frame(self, state: jnp.ndarray, height: int, width: int, *,
-                     chunk_size: int = 4096, return_attention: bool = False):
-        """Every pixel of an H×W frame: state [B, K, D] -> colours [B, H, W, 3].
+    @typed
+    def decode_frame(self, state: Float[ArrayLike, "*batch K D"], height: int, width: int, *,
+                     chunk_size: int = 4096, return_attention: bool = False,
+                     ) -> Float[Array, "*batch H W C"] | tuple[Float[Array, "*batch H W C"],
+                                                              Float[Array, "*batch H W K"]]:
+        """Every pixel of an H×W frame (H = `height`, W = `width`): colours, C = outputs.
 
         Pixels are decoded `chunk_size` at a time (`jax.lax.map`) to bound
         memory. With `return_attention=True` also returns the cross-attention
-        averaged over layers and heads, [B, H, W, K].
+        averaged over layers and heads.
         """
-        if not isinstance(chunk_size, int) or chunk_size < 1:
+        if chunk_size < 1:
             raise ValueError(f"decode_frame: chunk_size must be a positive int, got {chunk_size!r}")
         coords = fourier.coordinate_grid(height, width).reshape(-1, 2)
         total = height * width
@@ -399,23 +409,22 @@ print("chunked dense decoding == subsampled decoding with S = 1")
 
 # %%
 #| export
-def reconstruction_loss(prediction: jnp.ndarray, target: jnp.ndarray) -> jnp.ndarray:
+@typed
+def reconstruction_loss(prediction: Float[ArrayLike, "*shape"],
+                        target: Float[ArrayLike, "*shape"]) -> Float[Array, ""]:
     """Mean squared error over every element (no ½), in float32."""
-    if prediction.shape != target.shape:
-        raise ValueError(f"reconstruction_loss: shapes differ, {prediction.shape} vs {target.shape}")
     return jnp.mean((prediction.astype(jnp.float32) - target.astype(jnp.float32)) ** 2)
 
 
-def frame_psnr(prediction: jnp.ndarray, target: jnp.ndarray, *, clip: bool = True) -> jnp.ndarray:
-    """PSNR in dB of every frame: [..., H, W, C] in [0, 1] -> [...]; the library's one PSNR.
+@typed
+def frame_psnr(prediction: Float[ArrayLike, "*batch H W C"], target: Float[ArrayLike, "*batch H W C"],
+               *, clip: bool = True) -> Float[Array, "*batch"]:
+    """PSNR in dB of every frame, values in [0, 1]; the library's one PSNR.
 
     With `clip`, predictions are clipped to [0, 1] first. The MSE is floored at 1e-10
     (100 dB), so identical frames (a still scene copied) give a number, not infinity.
     (`dm_pix.psnr` has no floor and takes rank 3–4 only.)
     """
-    if prediction.shape != target.shape or prediction.ndim < 3:
-        raise ValueError(f"frame_psnr: expected two arrays [..., H, W, C] of one shape, "
-                         f"got {prediction.shape} and {target.shape}")
     prediction = prediction.astype(jnp.float32)
     if clip:
         prediction = jnp.clip(prediction, 0.0, 1.0)
@@ -423,18 +432,22 @@ def frame_psnr(prediction: jnp.ndarray, target: jnp.ndarray, *, clip: bool = Tru
     return 10.0 * jnp.log10(1.0 / jnp.maximum(mse, 1e-10))
 
 
-def reconstruction_psnr(prediction: jnp.ndarray, target: jnp.ndarray, *,
-                        clip: bool = True) -> jnp.ndarray:
+@typed
+def reconstruction_psnr(prediction: Float[ArrayLike, "*batch H W C"],
+                        target: Float[ArrayLike, "*batch H W C"], *,
+                        clip: bool = True) -> Float[Array, ""]:
     """`frame_psnr` averaged over every frame (and clip): the number training logs."""
     return jnp.mean(frame_psnr(prediction, target, clip=clip))
 
 
-def decode_clip(decoder: Decoder, tokens: jnp.ndarray, coords: jnp.ndarray, target: jnp.ndarray,
-                *, return_attention: bool = False, average_attention: bool = True) -> dict:
-    """Decode the tokens [B, T, K, D] of every frame at its pixels `coords` [B, T, h, w, 2]
-    in one batched call and score them against `target` [B, T, h, w, 3]: {"prediction",
-    "target", "loss"} (+ "attention" [B, T, h, w, K], averaged over layers and heads,
-    or [layers, B, T, heads, h, w, K] without `average_attention`)."""
+@typed
+def decode_clip(decoder: Decoder, tokens: Float[ArrayLike, "B T K D"],
+                coords: Float[ArrayLike, "B T h w 2"], target: Float[ArrayLike, "B T h w 3"], *,
+                return_attention: bool = False, average_attention: bool = True) -> dict:
+    """Decode the tokens of every frame at its pixels `coords` in one batched call and
+    score them against `target`: {"prediction", "target", "loss"} (+ "attention"
+    [B, T, h, w, K], averaged over layers and heads, or [layers, B, T, heads, h, w, K]
+    without `average_attention`)."""
     batch, num_frames, h, w = coords.shape[:4]
     flat = tokens.reshape((batch * num_frames,) + tokens.shape[2:])
     colours, weights = decoder(flat, coords.reshape(batch * num_frames, h * w, 2),
@@ -463,7 +476,9 @@ assert jnp.isclose(reconstruction_psnr(a + 5.0, jnp.ones_like(a)), 100.0)  # cli
 #
 # `MooG` puts the three parts together. For a clip `[B, T, H, W, 3]` it
 #
-# 1. checks the input (chapter 03's `check_frames`, plus the decoder's `S`);
+# 1. checks the input: its signature the shapes (frames `[B, T, H, W, 3]`, a
+#    carried state `[B, K, D]`, offsets `[B, T, 2]`, one B and T for all), then
+#    chapter 03's `check_frames` the values, and the decoder's `S`;
 # 2. draws everything random **up front** from one key: the initial noise, the
 #    subsampling offsets (training: random, `S = 8`; evaluation: zero, `S = 4`)
 #    and, if switched on, the stop-gradient draws;
@@ -507,6 +522,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jaxtyping import ArrayLike, Float, Int
 
 from moog_lib import configs, dynamics, encoder
 from moog_lib.decoder import (
@@ -517,17 +533,13 @@ from moog_lib.decoder import (
     subsample_frames,
     subsample_offsets,
 )
+from moog_lib.shapes import typed
 
 
-def check_offsets(offsets, batch: int, num_frames: int, subsample: int) -> None:
-    """Raise ValueError unless `offsets` are int [B, T, 2] in [0, S) (values checked
-    outside jit only)."""
-    shape = getattr(offsets, "shape", None)
-    if shape != (batch, num_frames, 2):
-        raise ValueError(f"offsets must be int [B, T, 2] = [{batch}, {num_frames}, 2], "
-                         f"got shape {shape}")
-    if not jnp.issubdtype(offsets.dtype, jnp.integer):
-        raise ValueError(f"offsets must be integers in [0, S), got dtype {offsets.dtype}")
+@typed
+def check_offsets(offsets: Int[ArrayLike, "B T 2"], subsample: int) -> None:
+    """Raise ValueError unless the `offsets` lie in [0, S) (checked outside jit only; the
+    signature checks that they are integers [B, T, 2])."""
     if not isinstance(offsets, jax.core.Tracer):  # concrete: checked on the host
         values = np.asarray(offsets)
         low, high = int(values.min()), int(values.max())
@@ -538,28 +550,27 @@ def check_offsets(offsets, batch: int, num_frames: int, subsample: int) -> None:
 
 def _check_inputs(frames, *, stride: int, subsample: int, key, state, num_tokens, offsets,
                   training: bool, stop_prob: float, token_dim: int) -> None:
-    """Raise ValueError unless `MooG.__call__` can run on these arguments (`subsample` and
-    `stop_prob` as it resolved them): everything is validated before anything is computed."""
+    """Raise ValueError unless `MooG.__call__` can run on these arguments, whose shapes its
+    signature has checked (`subsample` and `stop_prob` as it resolved them): what a type
+    cannot say is validated before anything is computed."""
     encoder.check_frames(frames, stride=stride)
-    batch, num_frames, height, width, _ = frames.shape
-    check_subsample(height, width, subsample)
+    check_subsample(frames.shape[2], frames.shape[3], subsample)
     needs_key = state is None or (offsets is None and training) or stop_prob > 0
     if needs_key and key is None:
         raise ValueError("MooG: pass key=jax.random.key(...) for the initial noise, the "
                          "random offsets (training) and the stop-gradient draws")
     if state is not None:
-        if state.ndim != 3 or state.shape[0] != batch or state.shape[2] != token_dim:
-            raise ValueError(f"MooG: the carried state must be [B, K, D] = [{batch}, K, "
-                             f"{token_dim}], got shape {state.shape}")
+        if state.shape[2] != token_dim:
+            raise ValueError(f"MooG: the carried state's tokens must be D = {token_dim} wide "
+                             f"(config.token_dim), got {state.shape[2]}")
         if num_tokens is not None and num_tokens != state.shape[1]:
             raise ValueError(f"MooG: num_tokens={num_tokens} but the carried state has "
                              f"{state.shape[1]} tokens")
-    elif num_tokens is not None and (not isinstance(num_tokens, int | np.integer)
-                                     or num_tokens < 1):
+    elif num_tokens is not None and num_tokens < 1:
         raise ValueError(f"MooG: the number of tokens K must be an int >= 1, "
                          f"got {num_tokens!r}")
     if offsets is not None:
-        check_offsets(offsets, batch, num_frames, subsample)
+        check_offsets(offsets, subsample)
 
 
 # %% [markdown]
@@ -569,12 +580,12 @@ def _check_inputs(frames, *, stride: int, subsample: int, key, state, num_tokens
 
 # %%
 try:
-    check_offsets(np.full((2, 3, 2), 8), 2, 3, 8)
+    check_offsets(np.full((2, 3, 2), 8), 8)
 except ValueError as err:
     print("an offset of S is refused:", err)
 else:
     raise AssertionError("an offset of S was accepted")
-check_offsets(np.full((2, 3, 2), 7), 2, 3, 8)
+check_offsets(np.full((2, 3, 2), 7), 8)
 
 # %% [markdown]
 # The release's loss-gradient switch (chapter 03 §9, wired up in §8 below)
@@ -635,19 +646,21 @@ class MooG(nnx.Module):
         num_tokens = self.config.num_tokens if num_tokens is None else num_tokens
         return self.dynamics.initial_state(key, batch_size, num_tokens)
 
-    def __call__(self, frames, *, key: jax.Array | None = None, state=None,
-                 num_tokens: int | None = None, training: bool = False,
-                 subsample: int | None = None, offsets=None, return_attention: bool = False,
+    @typed
+    def __call__(self, frames: Float[ArrayLike, "B T H W 3"], *, key: jax.Array | None = None,
+                 state: Float[ArrayLike, "B K D"] | None = None, num_tokens: int | None = None,
+                 training: bool = False, subsample: int | None = None,
+                 offsets: Int[ArrayLike, "B T 2"] | None = None, return_attention: bool = False,
                  average_attention: bool = True) -> dict:
-        """Run MooG on a clip `frames` float [B, T, H, W, 3] in [0, 1].
+        """Run MooG on a clip `frames` with values in [0, 1].
 
         - `key`: needed for the initial noise (when `state` is None), the random
           offsets (training) and the stop-gradient draws (training, p > 0).
-        - `state`: a carried state [B, K, D] to continue from (chunked unrolling).
+        - `state`: a carried state to continue from (chunked unrolling).
         - `num_tokens`: K for a fresh state (default `config.num_tokens`).
         - `training`: S = config.train_subsample with random offsets; otherwise
           S = config.eval_subsample with zero offsets. `subsample` and
-          `offsets` [B, T, 2] override either.
+          `offsets` override either.
         """
         cfg = self.config
         if subsample is None:
@@ -740,11 +753,16 @@ print({k: tuple(v.shape) for k, v in out.items()})
 #
 # ### Bad input
 #
-# Every mistake gets a `ValueError` that names the problem and the expected
-# form. Value checks (range, NaN) run on concrete arrays, i.e. when the model
-# is called outside `jit`; inside `jit` only shapes and dtypes are checked.
+# Every mistake is refused before anything is computed. A wrong shape or dtype
+# fails the signature with jaxtyping's `TypeCheckError`, which names the
+# argument and what it got (we print those lines); the rest gets a `ValueError`
+# that names the problem and the expected form. Value checks (range, NaN) run
+# on concrete arrays, i.e. when the model is called outside `jit`; inside `jit`
+# only shapes and dtypes are checked.
 
 # %%
+import jaxtyping
+
 good = np.asarray(clip)
 bad_inputs = {
     "uint8 frames": dict(frames=(good * 255).astype(np.uint8)),
@@ -754,7 +772,9 @@ bad_inputs = {
     "grayscale": dict(frames=good[..., :1]),
     "size not divisible by S": dict(frames=good[:, :, :28, :28], subsample=8),
     "K = 0": dict(frames=good, num_tokens=0),
-    "state of the wrong shape": dict(frames=good, state=jnp.zeros((2, 4, mc.token_dim + 1))),
+    "state of three clips": dict(frames=good, state=jnp.zeros((3, 4, mc.token_dim))),
+    "state of the wrong width": dict(frames=good, state=jnp.zeros((2, 4, mc.token_dim + 1))),
+    "float offsets": dict(frames=good, offsets=np.zeros((2, num_frames, 2), np.float32)),
     "offsets out of range": dict(frames=good, offsets=np.full((2, num_frames, 2), 9),
                                  subsample=8),
     "no key": dict(frames=good, key=None),
@@ -763,8 +783,10 @@ for what, kwargs in bad_inputs.items():
     kwargs = {"key": jax.random.key(0), **kwargs}
     try:
         moog(**kwargs)
+    except jaxtyping.TypeCheckError as err:
+        print(f"{what:25s} -> TypeCheckError:", " ".join(str(err).splitlines()[1:3]))
     except ValueError as err:
-        print(f"{what:25s} -> {err}")
+        print(f"{what:25s} -> ValueError: {err}")
     else:
         raise AssertionError(f"{what} was accepted")
 

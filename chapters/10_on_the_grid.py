@@ -223,7 +223,7 @@ class _OnTheGrid(nnx.Module):
             raise ValueError(f"{name}: pass key=jax.random.key(...) for the random offsets "
                              "(training) and the initial state (Grid Rec.)")
         if offsets is not None:
-            check_offsets(offsets, batch, num_frames, subsample)
+            check_offsets(offsets, subsample)
         state_key, offset_key = jax.random.split(key) if key is not None else (None, None)
         if offsets is None:
             offsets = (decoder.subsample_offsets(offset_key, batch, num_frames, subsample)
@@ -439,9 +439,12 @@ print(f"frame 2's corrected tokens move by up to {frame2_shift:.3f} when frame 1
       "not at all when frame 3 does; chunks carry the state")
 
 # %% [markdown]
-# Bad input is refused as MooG refuses it, plus the baselines' own mistakes:
+# Bad input is refused as MooG refuses it (a wrong shape or dtype by the
+# signature of `check_frames`, chapter 03), plus the baselines' own mistakes:
 
 # %%
+import jaxtyping
+
 bad_calls = {
     "uint8 frames": (grid, dict(frames=(np.asarray(clip) * 255).astype(np.uint8))),
     "no batch axis": (grid, dict(frames=np.asarray(clip[0]))),
@@ -453,8 +456,10 @@ bad_calls = {
 for what, (module, kwargs) in bad_calls.items():
     try:
         module(**kwargs)
+    except jaxtyping.TypeCheckError as err:
+        print(f"{what:25s} -> TypeCheckError:", " ".join(str(err).splitlines()[1:3]))
     except ValueError as err:
-        print(f"{what:25s} -> {err}")
+        print(f"{what:25s} -> ValueError: {err}")
     else:
         raise AssertionError(f"{what} was accepted")
 

@@ -4,8 +4,9 @@ Every module except this file is generated from a chapter in `chapters/` by
 `tools/export.py`. Import what you need, e.g. `from moog_lib import configs`.
 Modules come in layers (nothing imports upward):
 
-- fourier, attention, configs, data: import nothing of ours; notebook (the
-  setup cell of every chapter) imports configs; scenes (chapter 05a) imports data,
+- configs, shapes (chapter 00: the decorator `typed` that checks declared array
+  shapes), data: import nothing of ours; fourier, attention import shapes;
+  notebook (the setup cell of every chapter) imports configs; scenes (chapter 05a) imports data,
   render (chapter 05b's renderer) data and scenes, and datasets (chapter 05c) all three;
 - encoder, dynamics (chapter 03), then decoder, model (chapter 04: MooG itself):
   build on them;

@@ -24,14 +24,19 @@ import math
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jaxtyping import Array, ArrayLike, Float
+
+from moog_lib.shapes import typed
 
 
 # chapters/02_attention.py, cell 5
-def attention_weights(query: jnp.ndarray, key: jnp.ndarray, *,
-                      compete: bool = False) -> jnp.ndarray:
+@typed
+def attention_weights(query: Float[ArrayLike, "*batch Q heads d"],
+                      key: Float[ArrayLike, "*batch K heads d"], *,
+                      compete: bool = False) -> Float[Array, "*batch heads Q K"]:
     """Softmax attention weights, float32 [..., heads, Q, K].
 
-    `query` is [..., Q, heads, head_dim] and `key` is [..., K, heads, head_dim].
+    `query` is [..., Q, heads, d] and `key` is [..., K, heads, d] (d: head_dim).
     Logits are `(query / sqrt(head_dim)) · key`; the softmax runs over keys.
     `compete=True` is Slot Attention's normalisation (§3): the softmax runs
     over queries, then each query's weights are rescaled to sum to one.
@@ -45,7 +50,9 @@ def attention_weights(query: jnp.ndarray, key: jnp.ndarray, *,
     return weights / weights.sum(-1, keepdims=True)
 
 
-def attend(weights: jnp.ndarray, value: jnp.ndarray) -> jnp.ndarray:
+@typed
+def attend(weights: Float[ArrayLike, "*batch heads Q K"],
+           value: Float[ArrayLike, "*batch K heads d"]) -> Float[Array, "*batch Q heads d"]:
     """Average the values with the weights: [..., heads, Q, K] × [..., K, heads, d] -> [..., Q, heads, d]."""
     return jnp.einsum("...hqk,...khd->...qhd", weights.astype(value.dtype), value)
 
@@ -89,8 +96,12 @@ class MultiHeadAttention(nnx.Module):
                                      use_bias=True, rngs=rngs, dtype=dtype,
                                      param_dtype=param_dtype)
 
-    def __call__(self, x: jnp.ndarray, kv: jnp.ndarray | None = None, *,
-                 return_attention: bool = False):
+    @typed
+    def __call__(self, x: Float[ArrayLike, "*batch Q C"],
+                 kv: Float[ArrayLike, "*batch K C_kv"] | None = None, *,
+                 return_attention: bool = False,
+                 ) -> Float[Array, "*batch Q C"] | tuple[Float[Array, "*batch Q C"],
+                                                       Float[Array, "*batch heads Q K"]]:
         """x [..., Q, query_size], kv [..., K, kv_size] (None: x) -> [..., Q, query_size].
 
         With `return_attention=True` returns `(output, weights)`, weights
@@ -139,8 +150,11 @@ class TransformerBlock(nnx.Module):
         self.mlp_in = dense(width, mlp_size)
         self.mlp_out = dense(mlp_size, width)
 
-    def __call__(self, x: jnp.ndarray, kv: jnp.ndarray | None = None, *,
-                 return_attention: bool = False):
+    @typed
+    def __call__(self, x: Float[ArrayLike, "*batch N C"],
+                 kv: Float[ArrayLike, "*batch K C_kv"] | None = None, *,
+                 return_attention: bool = False,
+                 ) -> Float[Array, "*batch N C"] | tuple[Float[Array, "*batch N C"], dict]:
         """x [..., N, width], kv [..., K, kv_size] -> [..., N, width].
 
         With `return_attention=True` returns `(x, weights)` where weights is a
@@ -207,8 +221,11 @@ class Transformer(nnx.Module):
         return cls(input_size, num_layers=config.num_layers, num_heads=config.num_heads,
                    qkv_size=config.qkv_size, mlp_size=config.mlp_size, **kwargs)
 
-    def __call__(self, x: jnp.ndarray, kv: jnp.ndarray | None = None, *,
-                 return_attention: bool = False):
+    @typed
+    def __call__(self, x: Float[ArrayLike, "*batch N C_in"],
+                 kv: Float[ArrayLike, "*batch K C_kv"] | None = None, *,
+                 return_attention: bool = False,
+                 ) -> Float[Array, "*batch N C_out"] | tuple[Float[Array, "*batch N C_out"], dict]:
         """x [..., N, input_size], kv [..., K, kv_size] -> [..., N, output_size].
 
         With `return_attention=True` returns `(output, weights)`, weights a dict

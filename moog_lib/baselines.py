@@ -113,7 +113,7 @@ class _OnTheGrid(nnx.Module):
             raise ValueError(f"{name}: pass key=jax.random.key(...) for the random offsets "
                              "(training) and the initial state (Grid Rec.)")
         if offsets is not None:
-            check_offsets(offsets, batch, num_frames, subsample)
+            check_offsets(offsets, subsample)
         state_key, offset_key = jax.random.split(key) if key is not None else (None, None)
         if offsets is None:
             offsets = (decoder.subsample_offsets(offset_key, batch, num_frames, subsample)

@@ -26,7 +26,7 @@ __all__ = [
 import dataclasses
 import typing
 
-# chapters/00_introduction.py, cell 5
+# chapters/00_introduction.py, cell 9
 TPU_PRESETS = ("colab", "paper")
 
 
@@ -75,7 +75,7 @@ class ModelConfig:
     grid_rec_decode_corrected: bool = False
 
 
-# chapters/00_introduction.py, cell 9
+# chapters/00_introduction.py, cell 13
 # Plumbing: the configuration dataclasses of the data, training and readouts; you may skip it.
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
@@ -146,7 +146,7 @@ class Config:
     readout: ReadoutConfig = ReadoutConfig()
 
 
-# chapters/00_introduction.py, cell 11
+# chapters/00_introduction.py, cell 15
 def _tiny() -> Config:
     """CI: seconds on two CPU cores. 32² frames, 4 frames, K = 16, D = 32."""
     small = TransformerConfig(num_layers=1, num_heads=2, qkv_size=32, mlp_size=64)
@@ -209,7 +209,7 @@ def _cpu() -> Config:
     )
 
 
-# chapters/00_introduction.py, cell 13
+# chapters/00_introduction.py, cell 17
 def _colab() -> Config:
     """One Colab TPU host (v5e-1, 16 GB): the paper's model, bfloat16 compute, one clip a
     step — a step needs about 8 GiB a clip (chapter 06 §3), which is also the paper's
@@ -252,7 +252,7 @@ def get(name: str) -> Config:
     return _PRESETS[name]()
 
 
-# chapters/00_introduction.py, cell 16
+# chapters/00_introduction.py, cell 20
 def override(config: Config, assignments: typing.Iterable[str]) -> Config:
     """Apply "section.field=value" assignments, e.g. "model.num_tokens=64".
 

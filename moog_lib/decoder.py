@@ -28,8 +28,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jaxtyping import Array, ArrayLike, Float, Int, Shaped
 
 from moog_lib import attention, configs, fourier
+from moog_lib.shapes import typed
 
 
 # chapters/04_decoder.py, cell 7
@@ -49,8 +51,10 @@ def subsample_offsets(key: jax.Array, batch_size: int, num_frames: int,
     return jax.random.randint(key, (batch_size, num_frames, 2), 0, subsample, dtype=jnp.int32)
 
 
-def subsample_indices(size: int, offsets, subsample: int) -> jnp.ndarray:
-    """Rows (or columns) read after rolling by `offsets` [...]: int32 [..., size // S].
+@typed
+def subsample_indices(size: int, offsets: Int[ArrayLike, "*batch"],
+                      subsample: int) -> Int[Array, "*batch n"]:
+    """Rows (or columns) read after rolling by `offsets`: int32 [..., n], n = size // S.
 
     Output position i reads pixel `(S·i + S//2 − offset) mod size`.
     """
@@ -59,15 +63,13 @@ def subsample_indices(size: int, offsets, subsample: int) -> jnp.ndarray:
     return (positions - jnp.asarray(offsets, jnp.int32)[..., None]) % size
 
 
-def subsample_frames(images: jnp.ndarray, offsets: jnp.ndarray, subsample: int) -> jnp.ndarray:
-    """Roll [B, T, H, W, C] by `offsets` [B, T, 2] (dy, dx) and keep every S-th pixel.
+@typed
+def subsample_frames(images: Shaped[ArrayLike, "B T H W C"], offsets: Int[ArrayLike, "B T 2"],
+                     subsample: int) -> Shaped[Array, "B T h w C"]:
+    """Roll `images` by `offsets` (dy, dx) and keep every S-th pixel: h, w = H/S, W/S.
 
-    Returns [B, T, H/S, W/S, C]; element (i, j) is pixel
-    `((S·i + S//2 − dy) mod H, (S·j + S//2 − dx) mod W)`.
+    Element (i, j) of the result is pixel `((S·i + S//2 − dy) mod H, (S·j + S//2 − dx) mod W)`.
     """
-    if images.ndim != 5 or offsets.shape != images.shape[:2] + (2,):
-        raise ValueError(f"subsample_frames: expected images [B, T, H, W, C] and offsets "
-                         f"[B, T, 2], got {images.shape} and {offsets.shape}")
     height, width = images.shape[2:4]
     check_subsample(height, width, subsample)
     rows = subsample_indices(height, offsets[..., 0], subsample)  # [B, T, H/S]
@@ -76,9 +78,10 @@ def subsample_frames(images: jnp.ndarray, offsets: jnp.ndarray, subsample: int) 
     return jnp.take_along_axis(picked, cols[:, :, None, :, None], axis=3)
 
 
-def sample_coordinates(height: int, width: int, offsets: jnp.ndarray,
-                       subsample: int) -> jnp.ndarray:
-    """The (y, x) coordinates of the pixels `subsample_frames` picks: [B, T, H/S, W/S, 2].
+@typed
+def sample_coordinates(height: int, width: int, offsets: Int[ArrayLike, "*batch 2"],
+                       subsample: int) -> Float[Array, "*batch h w 2"]:
+    """The (y, x) coordinates of the pixels `subsample_frames` picks, h, w = H/S, W/S.
 
     Equal to `subsample_frames` applied to `fourier.coordinate_grid(H, W)`.
     """
@@ -112,37 +115,44 @@ class Decoder(nnx.Module):
             qk_norm_scale=config.qk_norm_scale, **kwargs)
         self.readout = nnx.Linear(self.query_width, outputs, **kwargs)
 
-    def queries(self, coords: jnp.ndarray) -> jnp.ndarray:
-        """[..., Q, 2] (y, x) -> [..., Q, D + 4·bases]: zeros, then Fourier features."""
+    @typed
+    def queries(self, coords: Float[ArrayLike, "*batch Q 2"]) -> Float[Array, "*batch Q F"]:
+        """(y, x) -> [zeros(D), Fourier features]: F = D + 4·bases."""
         zeros = jnp.zeros(coords.shape[:-1] + (self.token_dim,), self.dtype)
         return self.fourier(zeros, coords)
 
-    def __call__(self, state: jnp.ndarray, coords: jnp.ndarray, *,
-                 return_attention: bool = False):
-        """state [B, K, D], coords [B, Q, 2] or [Q, 2] -> colours [B, Q, outputs].
+    @typed
+    def __call__(self, state: Float[ArrayLike, "*batch K D"],
+                 coords: Float[ArrayLike, "*batch Q 2"] | Float[ArrayLike, "Q 2"], *,
+                 return_attention: bool = False,
+                 ) -> Float[Array, "*batch Q C"] | tuple[Float[Array, "*batch Q C"],
+                                                       Float[Array, "layers *batch heads Q K"]]:
+        """Colours (C = outputs) at `coords` (y, x), the same for every state or one per state.
 
         With `return_attention=True` returns `(colours, weights)`, weights the
-        cross-attention float32 [layers, B, heads, Q, K].
+        cross-attention of every layer and head, float32.
         """
-        if state.ndim < 2 or state.shape[-1] != self.token_dim:
-            raise ValueError(f"Decoder: state must be [B, K, {self.token_dim}], got {state.shape}")
-        if coords.shape[-1] != 2:
-            raise ValueError(f"Decoder: coords must be [..., Q, 2] (y, x), got {coords.shape}")
+        if state.shape[-1] != self.token_dim:
+            raise ValueError(f"Decoder: the state's tokens must be D = {self.token_dim} wide "
+                             f"(config.token_dim), got {state.shape[-1]}")
         if coords.ndim == 2:
             coords = jnp.broadcast_to(coords, state.shape[:-2] + coords.shape)
         x, weights = self.transformer(self.queries(coords), state, return_attention=True)
         colours = self.readout(x)
         return (colours, weights["cross"]) if return_attention else colours
 
-    def decode_frame(self, state: jnp.ndarray, height: int, width: int, *,
-                     chunk_size: int = 4096, return_attention: bool = False):
-        """Every pixel of an H×W frame: state [B, K, D] -> colours [B, H, W, 3].
+    @typed
+    def decode_frame(self, state: Float[ArrayLike, "*batch K D"], height: int, width: int, *,
+                     chunk_size: int = 4096, return_attention: bool = False,
+                     ) -> Float[Array, "*batch H W C"] | tuple[Float[Array, "*batch H W C"],
+                                                              Float[Array, "*batch H W K"]]:
+        """Every pixel of an H×W frame (H = `height`, W = `width`): colours, C = outputs.
 
         Pixels are decoded `chunk_size` at a time (`jax.lax.map`) to bound
         memory. With `return_attention=True` also returns the cross-attention
-        averaged over layers and heads, [B, H, W, K].
+        averaged over layers and heads.
         """
-        if not isinstance(chunk_size, int) or chunk_size < 1:
+        if chunk_size < 1:
             raise ValueError(f"decode_frame: chunk_size must be a positive int, got {chunk_size!r}")
         coords = fourier.coordinate_grid(height, width).reshape(-1, 2)
         total = height * width
@@ -165,23 +175,22 @@ class Decoder(nnx.Module):
 
 
 # chapters/04_decoder.py, cell 19
-def reconstruction_loss(prediction: jnp.ndarray, target: jnp.ndarray) -> jnp.ndarray:
+@typed
+def reconstruction_loss(prediction: Float[ArrayLike, "*shape"],
+                        target: Float[ArrayLike, "*shape"]) -> Float[Array, ""]:
     """Mean squared error over every element (no ½), in float32."""
-    if prediction.shape != target.shape:
-        raise ValueError(f"reconstruction_loss: shapes differ, {prediction.shape} vs {target.shape}")
     return jnp.mean((prediction.astype(jnp.float32) - target.astype(jnp.float32)) ** 2)
 
 
-def frame_psnr(prediction: jnp.ndarray, target: jnp.ndarray, *, clip: bool = True) -> jnp.ndarray:
-    """PSNR in dB of every frame: [..., H, W, C] in [0, 1] -> [...]; the library's one PSNR.
+@typed
+def frame_psnr(prediction: Float[ArrayLike, "*batch H W C"], target: Float[ArrayLike, "*batch H W C"],
+               *, clip: bool = True) -> Float[Array, "*batch"]:
+    """PSNR in dB of every frame, values in [0, 1]; the library's one PSNR.
 
     With `clip`, predictions are clipped to [0, 1] first. The MSE is floored at 1e-10
     (100 dB), so identical frames (a still scene copied) give a number, not infinity.
     (`dm_pix.psnr` has no floor and takes rank 3–4 only.)
     """
-    if prediction.shape != target.shape or prediction.ndim < 3:
-        raise ValueError(f"frame_psnr: expected two arrays [..., H, W, C] of one shape, "
-                         f"got {prediction.shape} and {target.shape}")
     prediction = prediction.astype(jnp.float32)
     if clip:
         prediction = jnp.clip(prediction, 0.0, 1.0)
@@ -189,18 +198,22 @@ def frame_psnr(prediction: jnp.ndarray, target: jnp.ndarray, *, clip: bool = Tru
     return 10.0 * jnp.log10(1.0 / jnp.maximum(mse, 1e-10))
 
 
-def reconstruction_psnr(prediction: jnp.ndarray, target: jnp.ndarray, *,
-                        clip: bool = True) -> jnp.ndarray:
+@typed
+def reconstruction_psnr(prediction: Float[ArrayLike, "*batch H W C"],
+                        target: Float[ArrayLike, "*batch H W C"], *,
+                        clip: bool = True) -> Float[Array, ""]:
     """`frame_psnr` averaged over every frame (and clip): the number training logs."""
     return jnp.mean(frame_psnr(prediction, target, clip=clip))
 
 
-def decode_clip(decoder: Decoder, tokens: jnp.ndarray, coords: jnp.ndarray, target: jnp.ndarray,
-                *, return_attention: bool = False, average_attention: bool = True) -> dict:
-    """Decode the tokens [B, T, K, D] of every frame at its pixels `coords` [B, T, h, w, 2]
-    in one batched call and score them against `target` [B, T, h, w, 3]: {"prediction",
-    "target", "loss"} (+ "attention" [B, T, h, w, K], averaged over layers and heads,
-    or [layers, B, T, heads, h, w, K] without `average_attention`)."""
+@typed
+def decode_clip(decoder: Decoder, tokens: Float[ArrayLike, "B T K D"],
+                coords: Float[ArrayLike, "B T h w 2"], target: Float[ArrayLike, "B T h w 3"], *,
+                return_attention: bool = False, average_attention: bool = True) -> dict:
+    """Decode the tokens of every frame at its pixels `coords` in one batched call and
+    score them against `target`: {"prediction", "target", "loss"} (+ "attention"
+    [B, T, h, w, K], averaged over layers and heads, or [layers, B, T, heads, h, w, K]
+    without `average_attention`)."""
     batch, num_frames, h, w = coords.shape[:4]
     flat = tokens.reshape((batch * num_frames,) + tokens.shape[2:])
     colours, weights = decoder(flat, coords.reshape(batch * num_frames, h * w, 2),

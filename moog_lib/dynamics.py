@@ -25,14 +25,17 @@ __all__ = [
 
 
 import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jaxtyping import Array, ArrayLike, Bool, Float
 
 from moog_lib import attention, configs
 from moog_lib.encoder import _compute_dtype, scale_only_norm
+from moog_lib.shapes import typed
 
 
 # chapters/03_model.py, cell 19
@@ -93,25 +96,18 @@ def _state_noise(key, batch_size: int, num_tokens, token_dim: int, scale: float,
     return initial_noise(key, batch_size, num_tokens, token_dim, scale)
 
 
-def _check_unroll_inputs(features, state, token_dim: int, gradient_input: bool,
-                         loss_gradient_fn, stop_gradient) -> None:
-    """Raise ValueError unless `PredictCorrect.unroll` can run on these arguments
-    (`gradient_input`: the module was built with `loss_gradient_input`)."""
-    if features.ndim != 4 or features.shape[-1] != token_dim:
-        raise ValueError(f"unroll: features must be [B, T, N, {token_dim}], "
-                         f"got shape {features.shape}")
-    batch = features.shape[0]
-    if state.ndim != 3 or state.shape[0] != batch or state.shape[2] != token_dim:
-        raise ValueError(f"unroll: the carried state must be [B, K, D] = [{batch}, K, "
-                         f"{token_dim}], got shape {state.shape}")
+def _check_unroll_inputs(state, token_dim: int, gradient_input: bool,
+                         loss_gradient_fn) -> None:
+    """Raise ValueError unless `PredictCorrect.unroll` can run on a `state` [B, K, D] whose
+    shape its signature has checked (`gradient_input`: built with `loss_gradient_input`)."""
+    if state.shape[2] != token_dim:
+        raise ValueError(f"unroll: the tokens must have the module's width D = {token_dim} "
+                         f"(config.token_dim), got state and features of width {state.shape[2]}")
     if state.shape[1] < 1:
         raise ValueError("unroll: the state needs at least one token (K >= 1)")
     if gradient_input != (loss_gradient_fn is not None):
         raise ValueError("unroll: pass loss_gradient_fn exactly when the model was built "
                          "with loss_gradient_input=True")
-    if stop_gradient is not None and stop_gradient.shape != features.shape[:2]:
-        raise ValueError(f"unroll: stop_gradient must be bool [B, T] = "
-                         f"{features.shape[:2]}, got {stop_gradient.shape}")
 
 
 # chapters/03_model.py, cell 32
@@ -165,12 +161,14 @@ class PredictCorrect(nnx.Module):
                              self.initial_state_scale, self.fixed_initial_state)
         return self.correction_norm(noise)
 
-    def predict(self, state: jnp.ndarray) -> jnp.ndarray:
-        """z_p = z + P(z): [B, K, D] -> [B, K, D]."""
+    @typed
+    def predict(self, state: Float[ArrayLike, "B K D"]) -> Float[Array, "B K D"]:
+        """z_p = z + P(z)."""
         return state + self.predictor(state)
 
-    def correct(self, predicted: jnp.ndarray, features: jnp.ndarray,
-                loss_gradient: jnp.ndarray | None = None) -> jnp.ndarray:
+    @typed
+    def correct(self, predicted: Float[ArrayLike, "B K D"], features: Float[ArrayLike, "B N D"],
+                loss_gradient: Float[ArrayLike, "B K D"] | None = None) -> Float[Array, "B K D"]:
         """z_c = LN(z_p + C(q, F_t)), q = z_p (or the loss-gradient query, if switched on)."""
         query = predicted
         if self.gradient_projection is not None:
@@ -180,21 +178,23 @@ class PredictCorrect(nnx.Module):
             query = self.gradient_projection(joined)
         return self.correction_norm(predicted + self.corrector(query, features))
 
-    def unroll(self, features: jnp.ndarray, state: jnp.ndarray, *,
-               stop_gradient: jnp.ndarray | None = None, loss_gradient_fn=None,
-               loss_gradient_inputs=None) -> dict:
-        """Run the loop over the frames of `features` [B, T, N, D], from `state` [B, K, D].
+    @typed
+    def unroll(self, features: Float[ArrayLike, "B T N D"], state: Float[ArrayLike, "B K D"], *,
+               stop_gradient: Bool[ArrayLike, "B T"] | None = None,
+               loss_gradient_fn: Callable | None = None, loss_gradient_inputs=None) -> dict:
+        """Run the loop over the frames of `features`, from `state`.
 
         Returns {"z_p": [B, T, K, D], "z_c": [B, T, K, D], "state": [B, K, D]}
         (the state to carry into the next chunk). A `jax.lax.scan` over frames.
 
-        - `stop_gradient`: bool [B, T] (see `stop_gradient_mask`) or None.
+        - `stop_gradient`: where True, the state carried into that frame is cut
+          from the gradient (see `stop_gradient_mask`).
         - `loss_gradient_fn(z_p, inputs_t) -> dL/dz_p` [B, K, D], called inside
           the loop with `inputs_t` the frame-t slice (axis 1) of the pytree
           `loss_gradient_inputs`; required iff `loss_gradient_input` is on.
         """
-        _check_unroll_inputs(features, state, self.token_dim, self.gradient_projection is not None,
-                             loss_gradient_fn, stop_gradient)
+        _check_unroll_inputs(state, self.token_dim, self.gradient_projection is not None,
+                             loss_gradient_fn)
         step = functools.partial(frame_step, loss_gradient_fn=loss_gradient_fn)
         inputs = (features, stop_gradient, loss_gradient_inputs)
         state, (predicted, corrected) = scan_over_time(  # all frames but the last
@@ -204,7 +204,7 @@ class PredictCorrect(nnx.Module):
         return {"z_p": append(predicted, last_p), "z_c": append(corrected, last_c), "state": state}
 
 
-# chapters/03_model.py, cell 46
+# chapters/03_model.py, cell 48
 def chunks_of(frames, chunk_size: int):
     """Split a video [B, T, ...] along time into chunks [B, <= chunk_size, ...] (a generator)."""
     if not isinstance(chunk_size, int) or chunk_size < 1:

@@ -25,8 +25,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jaxtyping import Array, ArrayLike, Float
 
 from moog_lib import configs, fourier
+from moog_lib.shapes import typed
 
 
 # chapters/03_model.py, cell 7
@@ -35,29 +37,19 @@ def encoder_stride(config: configs.ModelConfig) -> int:
     return math.prod(config.encoder_strides)
 
 
-def check_frames(frames, *, stride: int = 1, subsample: int = 1, name: str = "frames") -> None:
-    """Raise ValueError unless `frames` is a float video [B, T, H, W, 3] with values in [0, 1].
+@typed
+def check_frames(frames: Float[ArrayLike, "B T H W 3"], *, stride: int = 1, subsample: int = 1,
+                 name: str = "frames") -> None:
+    """Raise ValueError unless the float video `frames` [B, T, H, W, 3] (the signature
+    checks shape and dtype) has values in [0, 1] and H, W divisible by `stride` and `subsample`.
 
-    H and W must be divisible by `stride` (the encoder's) and by `subsample`
-    (the decoder's S). Values (range, NaN/Inf) are checked with NumPy on concrete
-    arrays only (also ones a jitted function captures); a traced argument is
-    checked for shape and dtype alone.
+    `stride` is the encoder's, `subsample` the decoder's S. Values (range, NaN/Inf) are
+    checked with NumPy on concrete arrays only (also ones a jitted function captures); a
+    traced argument is checked for shape and dtype alone.
     """
-    shape = getattr(frames, "shape", None)
-    if shape is None or not hasattr(frames, "dtype"):
-        raise ValueError(f"{name} must be an array [B, T, H, W, 3], got {type(frames).__name__}")
-    if len(shape) != 5:
-        raise ValueError(f"{name} must have rank 5 [B, T, H, W, 3] (batch, time, height, width, "
-                         f"RGB), got shape {tuple(shape)}; add missing axes, e.g. frames[None] "
-                         "for a single clip")
-    if shape[-1] != 3:
-        raise ValueError(f"{name} must have 3 channels (RGB) in the last axis [B, T, H, W, 3], "
-                         f"got {shape[-1]} in shape {tuple(shape)}")
+    shape = frames.shape
     if min(shape) < 1:
         raise ValueError(f"{name} must not be empty, got shape {tuple(shape)}")
-    if not jnp.issubdtype(frames.dtype, jnp.floating):
-        raise ValueError(f"{name} must be floating point with values in [0, 1], got dtype "
-                         f"{frames.dtype}; convert 8-bit video with frames.astype(np.float32) / 255")
     height, width = shape[2], shape[3]
     for factor, what in ((stride, "the encoder stride"), (subsample, "the decoder subsampling S")):
         if height % factor or width % factor:
@@ -113,7 +105,8 @@ def conv_stack(features, strides, *, rngs: nnx.Rngs, dtype, param_dtype, owner: 
     ])
 
 
-def apply_conv_stack(convs, x: jnp.ndarray) -> jnp.ndarray:
+@typed
+def apply_conv_stack(convs, x: Float[ArrayLike, "N H W C"]) -> Float[Array, "N h w C_out"]:
     """Run `conv_stack`'s convolutions on images [N, H, W, C], GELU between them."""
     for i, conv in enumerate(convs):
         x = conv(x)
@@ -146,9 +139,8 @@ class Encoder(nnx.Module):
                                       param_dtype=param_dtype)
         self.token_norm = scale_only_norm(config.token_dim, 1e-6, rngs, self.dtype, param_dtype)
 
-    def __call__(self, frames: jnp.ndarray) -> jnp.ndarray:
-        if frames.ndim < 3 or frames.shape[-1] != 3:
-            raise ValueError(f"Encoder: expected frames [..., H, W, 3], got shape {frames.shape}")
+    @typed
+    def __call__(self, frames: Float[ArrayLike, "*batch H W 3"]) -> Float[Array, "*batch N D"]:
         height, width = frames.shape[-3:-1]
         if height % self.stride or width % self.stride:
             raise ValueError(f"Encoder: height and width must be divisible by the encoder stride "

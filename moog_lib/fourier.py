@@ -21,6 +21,9 @@ __all__ = [
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jaxtyping import Array, ArrayLike, Float
+
+from moog_lib.shapes import typed
 
 
 # chapters/01_fourier_features.py, cell 5
@@ -39,8 +42,10 @@ def coordinate_grid(height: int, width: int) -> jnp.ndarray:
 
 
 # chapters/01_fourier_features.py, cell 8
-def fourier_features(coords: jnp.ndarray, num_bases: int) -> jnp.ndarray:
-    """Sinusoidal features of coordinates: [..., D_c] -> [..., 2 * D_c * num_bases].
+@typed
+def fourier_features(coords: Float[ArrayLike, "*batch D_c"],
+                     num_bases: int) -> Float[Array, "*batch F"]:
+    """Sinusoidal features of coordinates: [..., D_c] -> [..., F], F = 2 * D_c * num_bases.
 
     `x_k = (pi * coords) * 2**k` for k = 0 .. num_bases-1, concatenated
     frequency-major and dimension-minor; the result is `sin([x, x + pi/2])`
@@ -48,11 +53,9 @@ def fourier_features(coords: jnp.ndarray, num_bases: int) -> jnp.ndarray:
     as the release forms it (`(pi * coords) @ freq_basis`, section 3 below), so
     jitted and eager results agree bit for bit.
     """
-    if not isinstance(num_bases, int) or num_bases < 1:
+    if num_bases < 1:
         raise ValueError(f"fourier_features: num_bases must be a positive int, got {num_bases!r}")
     coords = jnp.asarray(coords, jnp.float32)
-    if coords.ndim < 1:
-        raise ValueError("fourier_features: coords must have a trailing coordinate axis [..., D_c]")
     eye = jnp.eye(coords.shape[-1], dtype=jnp.float32)
     freq_basis = jnp.concatenate([2.0**k * eye for k in range(num_bases)], axis=1)  # [D_c, D_c·B_f]
     scaled = jnp.matmul(coords * jnp.pi, freq_basis, precision=jax.lax.Precision.HIGHEST)
@@ -74,7 +77,9 @@ class FourierProjectAdd(nnx.Module):
         self.dense_pe = nnx.Linear(2 * coord_dim * num_bases, features, rngs=rngs,
                                    dtype=dtype, param_dtype=param_dtype)
 
-    def __call__(self, inputs: jnp.ndarray, coords: jnp.ndarray) -> jnp.ndarray:
+    @typed
+    def __call__(self, inputs: Float[ArrayLike, "*batch C"],
+                 coords: Float[ArrayLike, "... D_c"]) -> Float[Array, "*batch C"]:
         return inputs + self.dense_pe(fourier_features(coords, self.num_bases)).astype(inputs.dtype)
 
 
@@ -84,7 +89,9 @@ class FourierConcat(nnx.Module):
     def __init__(self, num_bases: int):
         self.num_bases = num_bases
 
-    def __call__(self, inputs: jnp.ndarray, coords: jnp.ndarray) -> jnp.ndarray:
+    @typed
+    def __call__(self, inputs: Float[ArrayLike, "*batch C"],
+                 coords: Float[ArrayLike, "... D_c"]) -> Float[Array, "*batch C_out"]:
         return jnp.concatenate([inputs, _broadcast_features(inputs, coords, self.num_bases)], -1)
 
 
@@ -94,5 +101,7 @@ class FourierReplace(nnx.Module):
     def __init__(self, num_bases: int):
         self.num_bases = num_bases
 
-    def __call__(self, inputs: jnp.ndarray, coords: jnp.ndarray) -> jnp.ndarray:
+    @typed
+    def __call__(self, inputs: Float[ArrayLike, "*batch C"],
+                 coords: Float[ArrayLike, "... D_c"]) -> Float[Array, "*batch F"]:
         return _broadcast_features(inputs, coords, self.num_bases)

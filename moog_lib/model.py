@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jaxtyping import ArrayLike, Float, Int
 
 from moog_lib import configs, dynamics, encoder
 from moog_lib.decoder import (
@@ -29,18 +30,14 @@ from moog_lib.decoder import (
     subsample_frames,
     subsample_offsets,
 )
+from moog_lib.shapes import typed
 
 
 # chapters/04_decoder.py, cell 22
-def check_offsets(offsets, batch: int, num_frames: int, subsample: int) -> None:
-    """Raise ValueError unless `offsets` are int [B, T, 2] in [0, S) (values checked
-    outside jit only)."""
-    shape = getattr(offsets, "shape", None)
-    if shape != (batch, num_frames, 2):
-        raise ValueError(f"offsets must be int [B, T, 2] = [{batch}, {num_frames}, 2], "
-                         f"got shape {shape}")
-    if not jnp.issubdtype(offsets.dtype, jnp.integer):
-        raise ValueError(f"offsets must be integers in [0, S), got dtype {offsets.dtype}")
+@typed
+def check_offsets(offsets: Int[ArrayLike, "B T 2"], subsample: int) -> None:
+    """Raise ValueError unless the `offsets` lie in [0, S) (checked outside jit only; the
+    signature checks that they are integers [B, T, 2])."""
     if not isinstance(offsets, jax.core.Tracer):  # concrete: checked on the host
         values = np.asarray(offsets)
         low, high = int(values.min()), int(values.max())
@@ -51,28 +48,27 @@ def check_offsets(offsets, batch: int, num_frames: int, subsample: int) -> None:
 
 def _check_inputs(frames, *, stride: int, subsample: int, key, state, num_tokens, offsets,
                   training: bool, stop_prob: float, token_dim: int) -> None:
-    """Raise ValueError unless `MooG.__call__` can run on these arguments (`subsample` and
-    `stop_prob` as it resolved them): everything is validated before anything is computed."""
+    """Raise ValueError unless `MooG.__call__` can run on these arguments, whose shapes its
+    signature has checked (`subsample` and `stop_prob` as it resolved them): what a type
+    cannot say is validated before anything is computed."""
     encoder.check_frames(frames, stride=stride)
-    batch, num_frames, height, width, _ = frames.shape
-    check_subsample(height, width, subsample)
+    check_subsample(frames.shape[2], frames.shape[3], subsample)
     needs_key = state is None or (offsets is None and training) or stop_prob > 0
     if needs_key and key is None:
         raise ValueError("MooG: pass key=jax.random.key(...) for the initial noise, the "
                          "random offsets (training) and the stop-gradient draws")
     if state is not None:
-        if state.ndim != 3 or state.shape[0] != batch or state.shape[2] != token_dim:
-            raise ValueError(f"MooG: the carried state must be [B, K, D] = [{batch}, K, "
-                             f"{token_dim}], got shape {state.shape}")
+        if state.shape[2] != token_dim:
+            raise ValueError(f"MooG: the carried state's tokens must be D = {token_dim} wide "
+                             f"(config.token_dim), got {state.shape[2]}")
         if num_tokens is not None and num_tokens != state.shape[1]:
             raise ValueError(f"MooG: num_tokens={num_tokens} but the carried state has "
                              f"{state.shape[1]} tokens")
-    elif num_tokens is not None and (not isinstance(num_tokens, int | np.integer)
-                                     or num_tokens < 1):
+    elif num_tokens is not None and num_tokens < 1:
         raise ValueError(f"MooG: the number of tokens K must be an int >= 1, "
                          f"got {num_tokens!r}")
     if offsets is not None:
-        check_offsets(offsets, batch, num_frames, subsample)
+        check_offsets(offsets, subsample)
 
 
 # chapters/04_decoder.py, cell 26
@@ -115,19 +111,21 @@ class MooG(nnx.Module):
         num_tokens = self.config.num_tokens if num_tokens is None else num_tokens
         return self.dynamics.initial_state(key, batch_size, num_tokens)
 
-    def __call__(self, frames, *, key: jax.Array | None = None, state=None,
-                 num_tokens: int | None = None, training: bool = False,
-                 subsample: int | None = None, offsets=None, return_attention: bool = False,
+    @typed
+    def __call__(self, frames: Float[ArrayLike, "B T H W 3"], *, key: jax.Array | None = None,
+                 state: Float[ArrayLike, "B K D"] | None = None, num_tokens: int | None = None,
+                 training: bool = False, subsample: int | None = None,
+                 offsets: Int[ArrayLike, "B T 2"] | None = None, return_attention: bool = False,
                  average_attention: bool = True) -> dict:
-        """Run MooG on a clip `frames` float [B, T, H, W, 3] in [0, 1].
+        """Run MooG on a clip `frames` with values in [0, 1].
 
         - `key`: needed for the initial noise (when `state` is None), the random
           offsets (training) and the stop-gradient draws (training, p > 0).
-        - `state`: a carried state [B, K, D] to continue from (chunked unrolling).
+        - `state`: a carried state to continue from (chunked unrolling).
         - `num_tokens`: K for a fresh state (default `config.num_tokens`).
         - `training`: S = config.train_subsample with random offsets; otherwise
           S = config.eval_subsample with zero offsets. `subsample` and
-          `offsets` [B, T, 2] override either.
+          `offsets` override either.
         """
         cfg = self.config
         if subsample is None:

@@ -16,7 +16,7 @@ import os
 import sys
 
 
-# chapters/00_introduction.py, cell 25
+# chapters/00_introduction.py, cell 29
 def in_colab() -> bool:
     """True inside a Google Colab runtime."""
     return "google.colab" in sys.modules

@@ -59,14 +59,20 @@ def test_subsampled_positions_follow_the_formula(s):
                                   decoder.subsample_frames(grid, offsets, s))
 
 
-def test_subsampling_errors():
+def test_subsampling_errors(shape_error):
     frames = jnp.zeros((1, 1, 12, 12, 3))
     with pytest.raises(ValueError, match="divisible by the decoder subsampling S = 8"):
         decoder.subsample_frames(frames, jnp.zeros((1, 1, 2), jnp.int32), 8)
     with pytest.raises(ValueError, match="positive int"):
         decoder.subsample_frames(frames, jnp.zeros((1, 1, 2), jnp.int32), 0)
-    with pytest.raises(ValueError, match="offsets"):
+    with shape_error("offsets", "i32[1,2]"):
         decoder.subsample_frames(frames, jnp.zeros((1, 2), jnp.int32), 4)
+    with shape_error("offsets", "i32[2,1,2]"):  # B differs from the images'
+        decoder.subsample_frames(frames, jnp.zeros((2, 1, 2), jnp.int32), 4)
+    with shape_error("images", "f32[1,12,12,3]"):
+        decoder.subsample_frames(frames[0], jnp.zeros((1, 1, 2), jnp.int32), 4)
+    with shape_error("offsets", "f32[1,1,2]"):
+        decoder.sample_coordinates(12, 12, jnp.zeros((1, 1, 2)), 4)
 
 
 def test_decoder_shapes_dense_equals_s1_and_attention(tiny):
@@ -92,7 +98,7 @@ def test_decoder_shapes_dense_equals_s1_and_attention(tiny):
     np.testing.assert_allclose(dec(z, coords[0]), dec(z, coords), atol=1e-5)
 
 
-def test_loss_and_psnr():
+def test_loss_and_psnr(shape_error):
     a = jnp.full((2, 3, 4, 4, 3), 0.5)
     np.testing.assert_allclose(decoder.reconstruction_loss(a, a + 0.1), 0.01, rtol=1e-5)
     np.testing.assert_allclose(decoder.reconstruction_psnr(a, a + 0.1), 20.0, atol=1e-3)
@@ -103,8 +109,12 @@ def test_loss_and_psnr():
     assert float(decoder.frame_psnr(a, a).max()) == pytest.approx(100.0)  # floored, not inf
     # 1.5 is clipped to 1: an error of 0.5, 10 log10(4) dB
     assert float(decoder.frame_psnr(a + 1.0, a).mean()) == pytest.approx(10 * np.log10(4), abs=1e-4)
-    with pytest.raises(ValueError, match="shapes differ"):
+    with shape_error("target", "f32[3,4,4,3]"):
         decoder.reconstruction_loss(a, a[0])
+    with shape_error("target", "f32[2,3,4,4,1]"):
+        decoder.frame_psnr(a, a[..., :1])
+    with shape_error("prediction", "f32[4,3]"):  # a frame needs [..., H, W, C]
+        decoder.frame_psnr(a[0, 0, 0], a[0, 0, 0])
 
 
 def test_paper_parameter_counts():
@@ -226,13 +236,30 @@ def test_bfloat16_compute(clip):
     assert {p.dtype for p in jax.tree.leaves(params)} == {jnp.dtype("float32")}
 
 
-def test_bad_inputs_raise(moog, clip, tiny):
+def test_bad_inputs_raise(moog, clip, tiny, shape_error):
     good = np.asarray(clip[:, :2])
     key = jax.random.key(0)
+    d = tiny.token_dim
+
+    def printed(kind, shape):  # an array as jaxtyping prints it, e.g. f32[2,2,32,32]
+        return f"{kind}[{','.join(map(str, shape))}]"
+
+    refused_by_the_signature = [  # argument, what it got, the call
+        ("frames", printed("f32", good.shape[1:]), dict(frames=good[0])),  # rank 4
+        ("frames", printed("f32", good.shape[:-1] + (2,)), dict(frames=good[..., :2])),
+        ("frames", printed("u8", good.shape), dict(frames=(good * 255).astype(np.uint8))),
+        ("state", printed("f32", (3, 4, d)), dict(frames=good, state=jnp.zeros((3, 4, d)))),
+        ("state", printed("f32", (2, 4)), dict(frames=good, state=jnp.zeros((2, 4)))),
+        ("offsets", printed("f32", (2, 2, 2)),
+         dict(frames=good, offsets=np.zeros((2, 2, 2), np.float32))),
+        ("offsets", printed("i32", (2, 2)), dict(frames=good, offsets=np.zeros((2, 2), np.int32))),
+        ("offsets", printed("i32", (2, 3, 2)),  # T differs from the frames'
+         dict(frames=good, offsets=np.zeros((2, 3, 2), np.int32))),
+    ]
+    for argument, actual, kwargs in refused_by_the_signature:
+        with shape_error(argument, actual):
+            moog(**{"key": key, **kwargs})
     cases = [
-        ("rank 5", dict(frames=good[0])),
-        ("3 channels", dict(frames=good[..., :2])),
-        ("astype", dict(frames=(good * 255).astype(np.uint8))),
         (r"\[0, 1\]", dict(frames=good * 255)),
         (r"\[0, 1\]", dict(frames=good - 0.5)),
         ("NaN", dict(frames=np.where(good > 0.9, np.nan, good))),
@@ -240,13 +267,9 @@ def test_bad_inputs_raise(moog, clip, tiny):
         ("encoder stride", dict(frames=good[:, :, :30, :30])),
         ("subsampling S = 8", dict(frames=good[:, :, :28, :28], training=True)),
         ("K must be an int >= 1", dict(frames=good, num_tokens=0)),
-        ("carried state must be", dict(frames=good, state=jnp.zeros((3, 4, tiny.token_dim)))),
-        ("carried state must be", dict(frames=good, state=jnp.zeros((2, 4)))),
-        ("num_tokens=5", dict(frames=good, num_tokens=5,
-                              state=jnp.zeros((2, 4, tiny.token_dim)))),
+        (f"tokens must be D = {d} wide", dict(frames=good, state=jnp.zeros((2, 4, d + 1)))),
+        ("num_tokens=5", dict(frames=good, num_tokens=5, state=jnp.zeros((2, 4, d)))),
         ("offsets must lie", dict(frames=good, offsets=np.full((2, 2, 2), 4))),
-        ("offsets must be int", dict(frames=good, offsets=np.zeros((2, 2, 2), np.float32))),
-        ("offsets must be int", dict(frames=good, offsets=np.zeros((2, 2), np.int32))),
         ("pass key", dict(frames=good, key=None)),
         ("positive int", dict(frames=good, subsample=0)),
     ]
@@ -254,6 +277,8 @@ def test_bad_inputs_raise(moog, clip, tiny):
         kwargs = {"key": key, **kwargs}
         with pytest.raises(ValueError, match=match):
             moog(**kwargs)
+    with pytest.raises(ValueError, match=f"D = {d} wide"):  # the decoder alone
+        moog.decoder(jnp.zeros((2, 4, d + 1)), jnp.zeros((5, 2)))
 
 
 def test_moog_runs_under_jit_with_captured_constants(moog, clip):

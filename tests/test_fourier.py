@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import jaxtyping
 import numpy as np
 import pytest
 from flax import nnx
@@ -59,9 +60,20 @@ def test_plus_and_minus_one_alias():
 def test_bad_sizes_raise(bad):
     with pytest.raises(ValueError, match="positive int"):
         coordinate_grid(bad, 4)
-    if not isinstance(bad, bool):
+    if isinstance(bad, float):  # the annotation `num_bases: int`
+        with pytest.raises(jaxtyping.TypeCheckError, match="parameter 'num_bases'"):
+            fourier_features(jnp.zeros((2, 2)), bad)
+    elif not isinstance(bad, bool):
         with pytest.raises(ValueError, match="num_bases"):
             fourier_features(jnp.zeros((2, 2)), bad)
+
+
+def test_coordinates_without_a_coordinate_axis_are_refused():
+    """A scalar has no trailing axis D_c; integer coordinates are not Float."""
+    with pytest.raises(jaxtyping.TypeCheckError, match=r"parameter 'coords'(.|\n)*f32\[\]"):
+        fourier_features(jnp.float32(0.5), 4)
+    with pytest.raises(jaxtyping.TypeCheckError, match=r"parameter 'coords'(.|\n)*i32\[3,2\]"):
+        fourier_features(jnp.zeros((3, 2), jnp.int32), 4)
 
 
 def test_the_three_modes():

@@ -155,35 +155,50 @@ def test_stop_gradient_mask_statistics():
         stop_gradient_mask(jax.random.key(0), 2, 2, 1.5)
 
 
-def test_bad_inputs(dynamics, features, tiny):
+def test_bad_inputs(dynamics, features, tiny, shape_error):
     good = np.full((1, 2, 32, 32, 3), 0.5, np.float32)
     check_frames(good, stride=4)
+    refused_by_the_signature = {  # rank, channels, dtype: Float[ArrayLike, "B T H W 3"]
+        "f32[2,32,32,3]": good[0],
+        "f32[1,2,32,32,2]": good[..., :2],
+        "u8[1,2,32,32,3]": (good * 255).astype(np.uint8),
+    }
+    for actual, frames in refused_by_the_signature.items():
+        with shape_error("frames", actual):
+            check_frames(frames, stride=4, subsample=8)
     cases = {
-        "rank 5": good[0],
-        "3 channels": good[..., :2],
-        "astype": (good * 255).astype(np.uint8),
         r"\[0, 1\]": good * 255,
         "NaN": np.where(good > 0, np.nan, good),
         "divisible by the encoder stride": good[:, :, :30, :30],
         "divisible by the decoder subsampling": good[:, :, :28, :28],
+        "must not be empty": good[:, :0],
     }
     for match, frames in cases.items():
         with pytest.raises(ValueError, match=match):
             check_frames(frames, stride=4, subsample=8)
     with pytest.raises(ValueError, match="Inf"):
         check_frames(np.where(good > 0, np.inf, good))
-    with pytest.raises(ValueError, match="array"):
+    with shape_error("frames", "[[0.5]]"):
         check_frames([[0.5]])
+    with shape_error("frames", "f32[1,2,32,32]"):  # the encoder itself declares [..., H, W, 3]
+        Encoder(tiny, rngs=nnx.Rngs(0))(good[..., 0])
     with pytest.raises(ValueError, match="K must be an int >= 1"):
         dynamics.initial_state(jax.random.key(0), 2, 0)
-    with pytest.raises(ValueError, match="carried state must be"):
-        dynamics.unroll(features, jnp.zeros((3, 12, tiny.token_dim)))
-    with pytest.raises(ValueError, match="carried state must be"):
-        dynamics.unroll(features, jnp.zeros((2, 12, tiny.token_dim + 1)))
-    with pytest.raises(ValueError, match="features must be"):
-        dynamics.unroll(features[:, 0], jnp.zeros((2, 12, tiny.token_dim)))
+    d = tiny.token_dim
+    with shape_error("state", f"f32[3,12,{d}]"):  # B differs from the features'
+        dynamics.unroll(features, jnp.zeros((3, 12, d)))
+    with shape_error("state", f"f32[2,12,{d + 1}]"):  # D differs from the features'
+        dynamics.unroll(features, jnp.zeros((2, 12, d + 1)))
+    with shape_error("features", f"f32[2,16,{d}]"):  # no time axis
+        dynamics.unroll(features[:, 0], jnp.zeros((2, 12, d)))
+    with shape_error("stop_gradient", "f32[2,8]"):  # a mask is bool
+        dynamics.unroll(features, jnp.zeros((2, 12, d)), stop_gradient=jnp.zeros((2, 8)))
+    with pytest.raises(ValueError, match=f"the module's width D = {d}"):  # not the config's D
+        dynamics.unroll(features[..., :-1], jnp.zeros((2, 12, d - 1)))
+    with pytest.raises(ValueError, match="K >= 1"):
+        dynamics.unroll(features, jnp.zeros((2, 0, d)))
     with pytest.raises(ValueError, match="loss_gradient_fn"):
-        dynamics.unroll(features, jnp.zeros((2, 12, tiny.token_dim)),
+        dynamics.unroll(features, jnp.zeros((2, 12, d)),
                         loss_gradient_fn=lambda z, x: z)
 
 
