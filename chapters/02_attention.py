@@ -438,8 +438,8 @@ for compete in (False, True):
 
 # %%
 #| export
-def _layer_norm(width: int, eps: float, rngs: nnx.Rngs, dtype, param_dtype) -> nnx.LayerNorm:
-    """A LayerNorm with a learned scale and no bias."""
+def scale_only_norm(width: int, eps: float, rngs: nnx.Rngs, dtype, param_dtype) -> nnx.LayerNorm:
+    """A LayerNorm with a learned scale and no bias: every LayerNorm of MooG."""
     return nnx.LayerNorm(width, epsilon=eps, use_bias=False, use_scale=True, rngs=rngs,
                          dtype=dtype, param_dtype=param_dtype)
 
@@ -464,11 +464,11 @@ class TransformerBlock(nnx.Module):
                                       qkv_size=qkv_size, rngs=rngs, dtype=dtype,
                                       param_dtype=param_dtype, qk_norm_scale=qk_norm_scale)
         dense = functools.partial(nnx.Linear, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
-        self.attention_norm = _layer_norm(width, norm_eps, rngs, dtype, param_dtype)
+        self.attention_norm = scale_only_norm(width, norm_eps, rngs, dtype, param_dtype)
         self.self_attention = attention() if self_attention else None
         self.cross_attention = (attention(kv_size, compete=cross_compete)
                                 if kv_size is not None else None)
-        self.mlp_norm = _layer_norm(width, norm_eps, rngs, dtype, param_dtype)
+        self.mlp_norm = scale_only_norm(width, norm_eps, rngs, dtype, param_dtype)
         self.mlp_in = dense(width, mlp_size)
         self.mlp_out = dense(mlp_size, width)
 
@@ -599,7 +599,7 @@ class Transformer(nnx.Module):
                              qk_norm_scale=qk_norm_scale, cross_compete=cross_compete)
             for _ in range(num_layers)
         ])
-        self.final_norm = _layer_norm(width, norm_eps, rngs, dtype, param_dtype)
+        self.final_norm = scale_only_norm(width, norm_eps, rngs, dtype, param_dtype)
         self.output_dense = dense(width, output_size) if output_size != width else None
 
     @classmethod
@@ -725,7 +725,18 @@ assert 2 * (2 * attention_params + 2 * 512 + mlp_params) + 512 == 8_398_848
 # Every module takes `dtype` (the dtype the computation runs in) and
 # `param_dtype` (the dtype parameters are stored in, float32). On a TPU MooG
 # computes in bfloat16 with float32 parameters; on a CPU float32 is faster and
-# exact. The attention weights stay float32 either way.
+# exact. The attention weights stay float32 either way. A model built from a
+# config resolves its compute dtype one way, `resolve_dtype`: the `dtype`
+# passed in, else the config's `compute_dtype`.
+
+# %%
+#| export
+def resolve_dtype(dtype, default: str) -> jnp.dtype:
+    """The compute dtype: `dtype` if given, else `default` (a config's `compute_dtype`)."""
+    return jnp.dtype(default if dtype is None else dtype)
+
+
+assert resolve_dtype(None, "bfloat16") == jnp.bfloat16 and resolve_dtype("float32", "bfloat16") == jnp.float32
 
 # %%
 half = Transformer(32, num_layers=1, num_heads=4, qkv_size=32, mlp_size=64, kv_size=32,

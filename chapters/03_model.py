@@ -119,8 +119,8 @@ print(PRESET, mc)
 """The encoder: input checks, the conv stack and `Encoder` (frames to feature tokens).
 
 `check_frames` checks a video [B, T, H, W, 3] in [0, 1]; `encoder_stride` is the
-pixels one token spans; `conv_stack`, `apply_conv_stack` and `scale_only_norm`
-are the pieces `Encoder` (and chapter 12's Ego4D model) is built from.
+pixels one token spans; `conv_stack` and `apply_conv_stack` are, with chapter 02's
+`scale_only_norm`, the pieces `Encoder` (and chapter 12's Ego4D model) is built from.
 """
 import math
 
@@ -131,6 +131,7 @@ from flax import nnx
 from jaxtyping import Array, ArrayLike, Float
 
 from moog_lib import configs, fourier
+from moog_lib.attention import resolve_dtype, scale_only_norm
 from moog_lib.shapes import typed
 
 
@@ -228,10 +229,6 @@ for what, frames in mistakes.items():
 
 # %%
 #| export
-def _compute_dtype(config: configs.ModelConfig, dtype):
-    return jnp.dtype(config.compute_dtype if dtype is None else dtype)
-
-
 def _conv_kernel_init(key, shape, dtype=jnp.float32):
     """Flax's default conv init (LeCun normal, fan-in = 3·3·C_in), drawn as a 2-D matrix.
 
@@ -242,10 +239,6 @@ def _conv_kernel_init(key, shape, dtype=jnp.float32):
     return flat.reshape(shape)
 
 
-def scale_only_norm(width: int, eps: float, rngs: nnx.Rngs, dtype, param_dtype) -> nnx.LayerNorm:
-    """LayerNorm with a scale and no bias (as every LN of MooG)."""
-    return nnx.LayerNorm(width, epsilon=eps, use_bias=False, use_scale=True, rngs=rngs,
-                         dtype=dtype, param_dtype=param_dtype)
 
 
 def conv_stack(features, strides, *, rngs: nnx.Rngs, dtype, param_dtype, owner: str = "Encoder"):
@@ -306,7 +299,7 @@ class Encoder(nnx.Module):
     def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
                  param_dtype=jnp.float32):
         features = tuple(config.encoder_features)
-        self.dtype = _compute_dtype(config, dtype)
+        self.dtype = resolve_dtype(dtype, config.compute_dtype)
         self.convs = conv_stack(features, config.encoder_strides, rngs=rngs, dtype=self.dtype,
                                 param_dtype=param_dtype)
         self.stride = math.prod(config.encoder_strides)
@@ -407,7 +400,7 @@ from flax import nnx
 from jaxtyping import Array, ArrayLike, Bool, Float
 
 from moog_lib import attention, configs
-from moog_lib.encoder import _compute_dtype, scale_only_norm
+from moog_lib.attention import resolve_dtype, scale_only_norm
 from moog_lib.shapes import typed
 
 
@@ -646,7 +639,7 @@ class PredictCorrect(nnx.Module):
     def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
                  param_dtype=jnp.float32):
         width = config.token_dim
-        self.dtype = _compute_dtype(config, dtype)
+        self.dtype = resolve_dtype(dtype, config.compute_dtype)
         self.token_dim = width
         self.initial_state_scale = config.initial_state_scale
         self.fixed_initial_state = config.fixed_initial_state

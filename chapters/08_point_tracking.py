@@ -354,7 +354,7 @@ class RecurrentReadout(nnx.Module):
             rngs=rngs)
         self.predictor_in = dense(width, width)
         self.predictor_out = dense(width, width)
-        self.norm = nnx.LayerNorm(width, epsilon=1e-4, use_bias=False, rngs=rngs)
+        self.norm = attention.scale_only_norm(width, 1e-4, rngs, None, jnp.float32)
         self.output = dense(width, outputs)
         self.coord_dim = coord_dim
         self.relative = r.relative_coordinates

@@ -192,7 +192,7 @@ class _OnTheGrid(nnx.Module):
                  param_dtype=jnp.float32, layers: configs.TransformerConfig | None = None):
         self.config = config
         self.grid_layers = grid_transformer_config(config) if layers is None else layers
-        self.dtype = jnp.dtype(config.compute_dtype if dtype is None else dtype)
+        self.dtype = attention.resolve_dtype(dtype, config.compute_dtype)
         kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
         self.encoder = encoder.Encoder(config, **kwargs)
         self.grid_transformer = attention.Transformer.from_config(
@@ -328,8 +328,8 @@ class GridRecurrence(nnx.Module):
         kwargs = dict(rngs=rngs, dtype=dtype, param_dtype=param_dtype)
         self.corrector = attention.Transformer.from_config(
             width, config.corrector, kv_size=width, qk_norm_scale=config.qk_norm_scale, **kwargs)
-        self.correction_norm = nnx.LayerNorm(width, epsilon=config.correction_norm_eps,
-                                             use_bias=False, use_scale=True, **kwargs)
+        self.correction_norm = attention.scale_only_norm(width, config.correction_norm_eps, rngs,
+                                                         dtype, param_dtype)
 
     def initial_state(self, key: jax.Array, batch_size: int, num_tokens: int) -> jnp.ndarray:
         """The past before frame 0: LN(1e-4 · N(0, I)), [B, N, D], drawn as MooG's initial

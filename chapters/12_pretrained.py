@@ -304,7 +304,7 @@ class Ego4DEncoder(nnx.Module):
         self.convs = encoder.conv_stack(features, config.encoder_strides, rngs=rngs, dtype=dtype,
                                         param_dtype=param_dtype, owner="Ego4DEncoder")
         self.stride = math.prod(config.encoder_strides)
-        self.conv_norm = encoder.scale_only_norm(features[-1], 1e-6, rngs, dtype, param_dtype)
+        self.conv_norm = attention.scale_only_norm(features[-1], 1e-6, rngs, dtype, param_dtype)
         self.position = fourier.FourierConcat(config.encoder_fourier_bases)
         self.transformer = attention.Transformer(  # zero blocks: Dense, final LN, Dense
             config.feature_dim, num_layers=0, num_heads=1, qkv_size=1, mlp_size=1,
@@ -374,7 +374,7 @@ def ego4d_step(state_norm, predictor, corrector, state: jnp.ndarray,
 # normalised (its spread is set by `P` and `C`, not by the LN).
 
 # %%
-state_norm = encoder.scale_only_norm(b.token_dim, b.state_norm_eps, nnx.Rngs(1), jnp.float32,
+state_norm = attention.scale_only_norm(b.token_dim, b.state_norm_eps, nnx.Rngs(1), jnp.float32,
                                      jnp.float32)
 predictor = attention.Transformer.from_config(b.token_dim, b.predictor, rngs=nnx.Rngs(2))
 corrector = attention.Transformer.from_config(b.token_dim, b.corrector, kv_size=b.feature_dim,
@@ -512,7 +512,7 @@ class Ego4DMooG(nnx.Module):
         kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
         d = config.token_dim
         self.encoder = Ego4DEncoder(config, **kwargs)
-        self.state_norm = encoder.scale_only_norm(d, config.state_norm_eps, rngs, self.dtype, param_dtype)
+        self.state_norm = attention.scale_only_norm(d, config.state_norm_eps, rngs, self.dtype, param_dtype)
         self.predictor = attention.Transformer.from_config(d, config.predictor, **kwargs)
         self.corrector = attention.Transformer.from_config(d, config.corrector,
                                                            kv_size=config.feature_dim, **kwargs)
@@ -893,7 +893,7 @@ else:
 # ### Solution 1
 
 # %%
-released_norm = encoder.scale_only_norm(official.backbone.token_dim, official.backbone.state_norm_eps,
+released_norm = attention.scale_only_norm(official.backbone.token_dim, official.backbone.state_norm_eps,
                                         nnx.Rngs(0), jnp.float32, jnp.float32)
 first_noise = dynamics.initial_noise(jax.random.key(0), 1, 1024, 512, 1e-4)
 predicted = 1e-4 / math.sqrt(1e-4 ** 2 + 1e-4)  # std / sqrt(variance + eps)

@@ -13,8 +13,10 @@ __all__ = [
     "attention_weights",
     "attend",
     "MultiHeadAttention",
+    "scale_only_norm",
     "TransformerBlock",
     "Transformer",
+    "resolve_dtype",
 ]
 
 
@@ -116,8 +118,8 @@ class MultiHeadAttention(nnx.Module):
 
 
 # chapters/02_attention.py, cell 23
-def _layer_norm(width: int, eps: float, rngs: nnx.Rngs, dtype, param_dtype) -> nnx.LayerNorm:
-    """A LayerNorm with a learned scale and no bias."""
+def scale_only_norm(width: int, eps: float, rngs: nnx.Rngs, dtype, param_dtype) -> nnx.LayerNorm:
+    """A LayerNorm with a learned scale and no bias: every LayerNorm of MooG."""
     return nnx.LayerNorm(width, epsilon=eps, use_bias=False, use_scale=True, rngs=rngs,
                          dtype=dtype, param_dtype=param_dtype)
 
@@ -142,11 +144,11 @@ class TransformerBlock(nnx.Module):
                                       qkv_size=qkv_size, rngs=rngs, dtype=dtype,
                                       param_dtype=param_dtype, qk_norm_scale=qk_norm_scale)
         dense = functools.partial(nnx.Linear, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
-        self.attention_norm = _layer_norm(width, norm_eps, rngs, dtype, param_dtype)
+        self.attention_norm = scale_only_norm(width, norm_eps, rngs, dtype, param_dtype)
         self.self_attention = attention() if self_attention else None
         self.cross_attention = (attention(kv_size, compete=cross_compete)
                                 if kv_size is not None else None)
-        self.mlp_norm = _layer_norm(width, norm_eps, rngs, dtype, param_dtype)
+        self.mlp_norm = scale_only_norm(width, norm_eps, rngs, dtype, param_dtype)
         self.mlp_in = dense(width, mlp_size)
         self.mlp_out = dense(mlp_size, width)
 
@@ -211,7 +213,7 @@ class Transformer(nnx.Module):
                              qk_norm_scale=qk_norm_scale, cross_compete=cross_compete)
             for _ in range(num_layers)
         ])
-        self.final_norm = _layer_norm(width, norm_eps, rngs, dtype, param_dtype)
+        self.final_norm = scale_only_norm(width, norm_eps, rngs, dtype, param_dtype)
         self.output_dense = dense(width, output_size) if output_size != width else None
 
     @classmethod
@@ -244,3 +246,12 @@ class Transformer(nnx.Module):
             return x
         stacked = jax.tree.map(lambda *ws: jnp.stack(ws), *per_layer) if per_layer else {}
         return x, stacked
+
+
+# chapters/02_attention.py, cell 39
+def resolve_dtype(dtype, default: str) -> jnp.dtype:
+    """The compute dtype: `dtype` if given, else `default` (a config's `compute_dtype`)."""
+    return jnp.dtype(default if dtype is None else dtype)
+
+
+assert resolve_dtype(None, "bfloat16") == jnp.bfloat16 and resolve_dtype("float32", "bfloat16") == jnp.float32

@@ -104,7 +104,7 @@ class Decoder(nnx.Module):
                  param_dtype=jnp.float32, layers: configs.TransformerConfig | None = None,
                  outputs: int = 3):
         # `layers` and `outputs` let the depth readout (chapter 07) reuse this design.
-        self.dtype = jnp.dtype(config.compute_dtype if dtype is None else dtype)
+        self.dtype = attention.resolve_dtype(dtype, config.compute_dtype)
         self.token_dim = config.token_dim
         self.fourier = fourier.FourierConcat(config.decoder_fourier_bases)
         self.query_width = config.token_dim + 4 * config.decoder_fourier_bases

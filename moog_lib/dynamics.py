@@ -34,7 +34,7 @@ from flax import nnx
 from jaxtyping import Array, ArrayLike, Bool, Float
 
 from moog_lib import attention, configs
-from moog_lib.encoder import _compute_dtype, scale_only_norm
+from moog_lib.attention import resolve_dtype, scale_only_norm
 from moog_lib.shapes import typed
 
 
@@ -136,7 +136,7 @@ class PredictCorrect(nnx.Module):
     def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
                  param_dtype=jnp.float32):
         width = config.token_dim
-        self.dtype = _compute_dtype(config, dtype)
+        self.dtype = resolve_dtype(dtype, config.compute_dtype)
         self.token_dim = width
         self.initial_state_scale = config.initial_state_scale
         self.fixed_initial_state = config.fixed_initial_state

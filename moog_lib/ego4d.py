@@ -151,7 +151,7 @@ class Ego4DEncoder(nnx.Module):
         self.convs = encoder.conv_stack(features, config.encoder_strides, rngs=rngs, dtype=dtype,
                                         param_dtype=param_dtype, owner="Ego4DEncoder")
         self.stride = math.prod(config.encoder_strides)
-        self.conv_norm = encoder.scale_only_norm(features[-1], 1e-6, rngs, dtype, param_dtype)
+        self.conv_norm = attention.scale_only_norm(features[-1], 1e-6, rngs, dtype, param_dtype)
         self.position = fourier.FourierConcat(config.encoder_fourier_bases)
         self.transformer = attention.Transformer(  # zero blocks: Dense, final LN, Dense
             config.feature_dim, num_layers=0, num_heads=1, qkv_size=1, mlp_size=1,
@@ -281,7 +281,7 @@ class Ego4DMooG(nnx.Module):
         kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
         d = config.token_dim
         self.encoder = Ego4DEncoder(config, **kwargs)
-        self.state_norm = encoder.scale_only_norm(d, config.state_norm_eps, rngs, self.dtype, param_dtype)
+        self.state_norm = attention.scale_only_norm(d, config.state_norm_eps, rngs, self.dtype, param_dtype)
         self.predictor = attention.Transformer.from_config(d, config.predictor, **kwargs)
         self.corrector = attention.Transformer.from_config(d, config.corrector,
                                                            kv_size=config.feature_dim, **kwargs)

@@ -1,8 +1,8 @@
 """The encoder: input checks, the conv stack and `Encoder` (frames to feature tokens).
 
 `check_frames` checks a video [B, T, H, W, 3] in [0, 1]; `encoder_stride` is the
-pixels one token spans; `conv_stack`, `apply_conv_stack` and `scale_only_norm`
-are the pieces `Encoder` (and chapter 12's Ego4D model) is built from.
+pixels one token spans; `conv_stack` and `apply_conv_stack` are, with chapter 02's
+`scale_only_norm`, the pieces `Encoder` (and chapter 12's Ego4D model) is built from.
 
 Generated from chapters/03_model.py by tools/export.py; do not edit.
 Edit the chapter, then run `make export`.
@@ -12,7 +12,6 @@ Edit the chapter, then run `make export`.
 __all__ = [
     "encoder_stride",
     "check_frames",
-    "scale_only_norm",
     "conv_stack",
     "apply_conv_stack",
     "Encoder",
@@ -28,6 +27,7 @@ from flax import nnx
 from jaxtyping import Array, ArrayLike, Float
 
 from moog_lib import configs, fourier
+from moog_lib.attention import resolve_dtype, scale_only_norm
 from moog_lib.shapes import typed
 
 
@@ -70,10 +70,6 @@ def check_frames(frames: Float[ArrayLike, "B T H W 3"], *, stride: int = 1, subs
 
 
 # chapters/03_model.py, cell 11
-def _compute_dtype(config: configs.ModelConfig, dtype):
-    return jnp.dtype(config.compute_dtype if dtype is None else dtype)
-
-
 def _conv_kernel_init(key, shape, dtype=jnp.float32):
     """Flax's default conv init (LeCun normal, fan-in = 3·3·C_in), drawn as a 2-D matrix.
 
@@ -82,12 +78,6 @@ def _conv_kernel_init(key, shape, dtype=jnp.float32):
     """
     flat = jax.nn.initializers.lecun_normal()(key, (math.prod(shape[:-1]), shape[-1]), dtype)
     return flat.reshape(shape)
-
-
-def scale_only_norm(width: int, eps: float, rngs: nnx.Rngs, dtype, param_dtype) -> nnx.LayerNorm:
-    """LayerNorm with a scale and no bias (as every LN of MooG)."""
-    return nnx.LayerNorm(width, epsilon=eps, use_bias=False, use_scale=True, rngs=rngs,
-                         dtype=dtype, param_dtype=param_dtype)
 
 
 def conv_stack(features, strides, *, rngs: nnx.Rngs, dtype, param_dtype, owner: str = "Encoder"):
@@ -127,7 +117,7 @@ class Encoder(nnx.Module):
     def __init__(self, config: configs.ModelConfig, *, rngs: nnx.Rngs, dtype=None,
                  param_dtype=jnp.float32):
         features = tuple(config.encoder_features)
-        self.dtype = _compute_dtype(config, dtype)
+        self.dtype = resolve_dtype(dtype, config.compute_dtype)
         self.convs = conv_stack(features, config.encoder_strides, rngs=rngs, dtype=self.dtype,
                                 param_dtype=param_dtype)
         self.stride = math.prod(config.encoder_strides)
