@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jaxtyping import Array, ArrayLike, Float, Shaped
 
 from moog_lib import (
     checkpoint,
@@ -58,6 +59,7 @@ from moog_lib import (
     train,
 )
 from moog_lib.model import MooG
+from moog_lib.shapes import typed
 
 
 # chapters/07_depth_readout.py, cell 5
@@ -139,25 +141,23 @@ def depth_targets(depth: jnp.ndarray) -> jnp.ndarray:
     return jnp.log1p(depth)
 
 
-def masked_l2(prediction: jnp.ndarray, target: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
+@typed
+def masked_l2(prediction: Float[ArrayLike, "*shape"], target: Float[ArrayLike, "*shape"],
+              mask: Shaped[ArrayLike, "*shape"]) -> Float[Array, ""]:
     """Mean squared error over the elements where `mask` is true (0 if there are none)."""
-    if prediction.shape != target.shape or prediction.shape != mask.shape:
-        raise ValueError(f"masked_l2: prediction {prediction.shape}, target {target.shape} and "
-                         f"mask {mask.shape} must have one shape")
     mask = mask.astype(jnp.float32)
     return jnp.sum(mask * jnp.square(prediction - target)) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
-def abs_rel(predicted_depth: jnp.ndarray, depth: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
-    """AbsRel per clip: mean |d̂ − d| / d over valid pixels with d > 0, [B] (NaN if none).
+@typed
+def abs_rel(predicted_depth: Float[ArrayLike, "B *pixels"], depth: Float[ArrayLike, "B *pixels"],
+            mask: Shaped[ArrayLike, "B *pixels"]) -> Float[np.ndarray | Array, "B"]:
+    """AbsRel per clip: mean |d̂ − d| / d over valid pixels with d > 0 (NaN if none).
 
-    All inputs [B, ...] with one shape, in depth units (not log-depth). Concrete
-    inputs: computed with NumPy in their own precision (float64 depth gives a float64
-    AbsRel); traced inputs (inside `jax.jit`): with `jax.numpy`.
+    Depth in depth units (not log-depth). Concrete inputs: computed with NumPy in
+    their own precision (float64 depth gives a float64 AbsRel); traced inputs
+    (inside `jax.jit`): with `jax.numpy`.
     """
-    if jnp.shape(predicted_depth) != jnp.shape(depth) or jnp.shape(depth) != jnp.shape(mask):
-        raise ValueError(f"abs_rel: prediction {jnp.shape(predicted_depth)}, depth "
-                         f"{jnp.shape(depth)} and mask {jnp.shape(mask)} must have one shape")
     xp = np if data.is_concrete(predicted_depth, depth, mask) else jnp
     predicted_depth, depth = xp.asarray(predicted_depth), xp.asarray(depth)
     valid = xp.asarray(mask).astype(bool) & (depth > 0)

@@ -227,15 +227,17 @@ def test_mean_iou_scores_frames_after_the_first_where_valid():
     assert boxes.box_baseline(still, {}, TINY)["mean_iou"] == 1.0
 
 
-def test_depth_targets_abs_rel_and_bad_depth():
+def test_depth_targets_abs_rel_and_bad_depth(shape_error):
     depth = jnp.array([[0.5, 1.0, 3.0]])
     np.testing.assert_allclose(readouts.depth_targets(depth), np.log1p([[0.5, 1.0, 3.0]]))
     with pytest.raises(ValueError, match="> -1"):
         readouts.depth_targets(jnp.array([0.0, -1.0]))
     mask = jnp.array([[True, True, False]])
     assert abs(float(readouts.abs_rel(depth * 1.2, depth, mask)[0]) - 0.2) < 1e-6
-    with pytest.raises(ValueError, match="one shape"):
+    with shape_error("depth", "f32[1,2]"):
         readouts.abs_rel(depth, depth[:, :2], mask)
+    with shape_error("mask", "bool[1,2]"):
+        readouts.masked_l2(depth, depth, mask[:, :2])
 
 
 def reference_iou(a, b):
