@@ -33,33 +33,26 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, Integer
 
 from moog_lib import attention, configs, data, dynamics, fourier, readouts
+from moog_lib.shapes import typed
 
 # chapters/08_point_tracking.py, cell 5
 TAPVID_THRESHOLDS = (1, 2, 4, 8, 16)
 TAPVID_SIZE = 256  # TAP-Vid scores positions in pixels of a 256×256 frame
 
 
-def check_tracks(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks) -> None:
-    """Raise ValueError unless the TAP-Vid inputs have consistent shapes and query frames."""
-    query_points, gt_tracks, pred_tracks = (jnp.shape(x) for x in (query_points, gt_tracks,
-                                                                     pred_tracks))
-    gt_occ, pred_occ = jnp.shape(gt_occluded), jnp.shape(pred_occluded)
-    if len(query_points) != 3 or query_points[-1] != 3:
-        raise ValueError(f"query_points must be [b, n, 3] as (t, y, x), got {query_points}")
-    b, n = query_points[:2]
-    if n == 0:
+@typed
+def check_tracks(query_points: Float[ArrayLike, "b n 3"],
+                 gt_occluded: Bool[ArrayLike, "b n t"] | Integer[ArrayLike, "b n t"],
+                 gt_tracks: Float[ArrayLike, "b n t 2"],
+                 pred_occluded: Bool[ArrayLike, "b n t"] | Integer[ArrayLike, "b n t"],
+                 pred_tracks: Float[ArrayLike, "b n t 2"]) -> None:
+    """Raise ValueError unless the query set is not empty; the signature checks the shapes
+    (queries (t, y, x), tracks (x, y)) and that occlusion flags are bool or integers."""
+    if jnp.shape(query_points)[1] == 0:
         raise ValueError("the query set is empty (n = 0): pass at least one query point")
-    if len(gt_occ) != 3 or gt_occ[:2] != (b, n):
-        raise ValueError(f"gt_occluded must be [b, n, t] = [{b}, {n}, t], got {gt_occ}")
-    t = gt_occ[2]
-    for name, shape in (("gt_tracks", gt_tracks), ("pred_tracks", pred_tracks)):
-        if shape != (b, n, t, 2):
-            raise ValueError(f"{name} must be [b, n, t, 2] = {(b, n, t, 2)} as (x, y) to match "
-                             f"the occlusion flags {gt_occ}, got {shape}")
-    if pred_occ != gt_occ:
-        raise ValueError(f"pred_occluded must match gt_occluded {gt_occ}, got {pred_occ}")
 
 
 def _evaluation_mask(query_frames, num_frames: int, query_mode: str, xp=jnp):
@@ -118,29 +111,28 @@ def _tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tr
 
 
 # chapters/08_point_tracking.py, cell 11
-def tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks,
-                   query_mode: str) -> dict:
+@typed
+def tapvid_metrics(query_points: Float[ArrayLike, "b n 3"],
+                   gt_occluded: Bool[ArrayLike, "b n t"] | Integer[ArrayLike, "b n t"],
+                   gt_tracks: Float[ArrayLike, "b n t 2"],
+                   pred_occluded: Bool[ArrayLike, "b n t"] | Integer[ArrayLike, "b n t"],
+                   pred_tracks: Float[ArrayLike, "b n t 2"], query_mode: str) -> dict:
     """TAP-Vid metrics per video, as the reference `compute_tapvid_metrics`.
 
-    query_points [b, n, 3] (t, y, x); gt/pred_occluded bool [b, n, t] (True =
-    occluded); gt/pred_tracks [b, n, t, 2] (x, y); pixels of a 256×256 frame.
+    query_points (t, y, x); occlusion flags True = occluded; tracks (x, y) in
+    pixels of a 256×256 frame.
     query_mode "first" or "strided". Returns {name: [b]} with
     `occlusion_accuracy`, `pts_within_{1,2,4,8,16}`, `jaccard_{1,…,16}`,
     `average_jaccard`, `average_pts_within_thresh` (NaN where a video has no
-    visible scored point). Refused: occlusion flags that are not bool (or 0/1
-    ints), NaN/Inf queries or ground truth at visible points (a NaN prediction
-    counts as a miss).
+    visible scored point). Refused: occlusion flags that are neither bool nor
+    integers (by the signature: threshold probabilities first), NaN/Inf queries or
+    ground truth at visible points (a NaN prediction counts as a miss).
 
     On concrete inputs it computes with NumPy in the inputs' own precision, as the
     reference does (float64 tracks give float64 distances and float64 scores); on
     arrays traced inside `jax.jit` with `jax.numpy`, tracks in at least float32.
     """
     check_tracks(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks)
-    for name, flags in (("gt_occluded", gt_occluded), ("pred_occluded", pred_occluded)):
-        dtype = flags.dtype if hasattr(flags, "dtype") else np.asarray(flags).dtype
-        if dtype.kind not in "bui":
-            raise ValueError(f"{name} must be bool (True = occluded), got {dtype}; threshold "
-                             f"probabilities first, e.g. {name} = probability > 0.5")
     if data.is_concrete(query_points, gt_occluded, gt_tracks):
         data.check_finite("query_points", query_points, "queries are (t, y, x): a frame index "
                           "and pixels")
@@ -194,18 +186,15 @@ class RecurrentReadout(nnx.Module):
         features = self.fourier(jnp.zeros(coords.shape[:-1] + (1,)), coords)
         return self.init_out(jax.nn.gelu(self.init_in(features)))
 
-    def __call__(self, tokens: jnp.ndarray, coords: jnp.ndarray, query_frames: jnp.ndarray,
-                 start: jnp.ndarray | None = None) -> jnp.ndarray:
-        if tokens.ndim != 4:
-            raise ValueError(f"RecurrentReadout: tokens must be [B, T, 2K, D], got {tokens.shape}")
-        if coords.ndim != 3 or coords.shape[0] != tokens.shape[0] or coords.shape[-1] != self.coord_dim:
-            raise ValueError(f"RecurrentReadout: coords must be [B, N, {self.coord_dim}] with "
-                             f"B = {tokens.shape[0]}, got {coords.shape}")
+    @typed
+    def __call__(self, tokens: Float[ArrayLike, "B T K D"], coords: Float[ArrayLike, "B N C"],
+                 query_frames: Int[ArrayLike, "B N"],
+                 start: Float[ArrayLike, "B N S"] | None = None) -> Float[Array, "B N T O"]:
+        if coords.shape[-1] != self.coord_dim:
+            raise ValueError(f"RecurrentReadout: coords must have the head's {self.coord_dim} "
+                             f"coordinates in the last axis, got {coords.shape[-1]}")
         if coords.shape[1] == 0:
             raise ValueError("RecurrentReadout: the query set is empty (N = 0)")
-        if query_frames.shape != coords.shape[:2]:
-            raise ValueError(f"RecurrentReadout: query_frames must be [B, N] = {coords.shape[:2]}, "
-                             f"got {query_frames.shape}")
         initial = self.initial_latents(coords)
 
         def step(module, latents, inputs):
@@ -221,10 +210,9 @@ class RecurrentReadout(nnx.Module):
         outputs = jnp.swapaxes(outputs, 1, 2).astype(jnp.float32)  # [B, T, N, o] -> [B, N, T, o]
         if not self.relative:
             return outputs
-        if start is None or start.shape[:2] != coords.shape[:2]:
+        if start is None:
             raise ValueError("RecurrentReadout: this head moves the query's coordinates "
-                             "(readout.relative_coordinates); pass start [B, N, S], got "
-                             f"{None if start is None else start.shape}")
+                             "(readout.relative_coordinates); pass start [B, N, S]")
         moved = jax.scipy.special.logit(jnp.clip(start, 1e-4, 1 - 1e-4))[:, :, None]
         return outputs.at[..., :start.shape[-1]].add(moved)
 
@@ -243,21 +231,22 @@ def head_tracks(outputs: jnp.ndarray) -> dict:
             "visible": jax.nn.sigmoid(visibility) * jax.nn.sigmoid(certainty) > 0.5}
 
 
-def predict_tracks(head: RecurrentReadout, tokens: jnp.ndarray, query_points: jnp.ndarray,
-                   height: int, width: int) -> dict:
-    """`head_tracks` of raster queries [B, N, 3] (t, y, x) in H×W frames."""
+@typed
+def predict_tracks(head: RecurrentReadout, tokens: Float[ArrayLike, "B T K D"],
+                   query_points: Float[ArrayLike, "B N 3"], height: int, width: int) -> dict:
+    """`head_tracks` of raster queries (t, y, x) in H×W frames."""
     query = jnp.asarray(query_points, jnp.float32)
     start = query[..., 2:0:-1] / jnp.array([width, height], jnp.float32)  # normalised (x, y)
     return head_tracks(head(tokens, raster_to_grid(query[..., 1:], height, width),
                             jnp.round(query[..., 0]).astype(jnp.int32), start))
 
 
-def check_queries(query_points, num_frames: int, height: int, width: int) -> None:
-    """Raise ValueError unless raster queries [B, N, 3] (t, y, x) lie in the clip."""
-    shape = jnp.shape(query_points)
-    if len(shape) != 3 or shape[-1] != 3:
-        raise ValueError(f"query_points must be [B, N, 3] as (t, y, x), got {shape}")
-    if shape[1] == 0:
+@typed
+def check_queries(query_points: Float[ArrayLike, "B N 3"], num_frames: int, height: int,
+                  width: int) -> None:
+    """Raise ValueError unless the raster queries (t, y, x) lie in the clip (values checked
+    outside jit only)."""
+    if jnp.shape(query_points)[1] == 0:
         raise ValueError("the query set is empty (N = 0): pass at least one query point")
     if not data.is_concrete(query_points):
         return

@@ -4,7 +4,8 @@ Each case is one row of a "What happens when…" table: `when` (what the person
 does), the docstring (what used to happen), `expect` (a piece of what they now
 see) and a `setup(tmp_path, run)` that returns a `Probe`: the `moog` arguments
 to run in-process through `cli.main`, or a library call that must raise
-ValueError, plus an optional check afterwards (e.g. that the old checkpoints
+ValueError (or, where the function's signature declares the shape or dtype,
+jaxtyping.TypeCheckError naming the argument), plus an optional check afterwards (e.g. that the old checkpoints
 are byte-intact). `run` is a copy of a finished 2-step tiny run, made only for
 cases that ask for it. CLI cases must exit with `exit_code` (2 for bad input)
 and, when refused, print exactly one line on stderr, with no traceback.
@@ -21,6 +22,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import jaxtyping
 import numpy as np
 import pytest
 
@@ -45,6 +47,7 @@ TINY = configs.get("tiny")
 class Probe:
     argv: list[str] | None = None  # run `moog <argv>` through cli.main
     call: Callable[[], object] | None = None  # or call this; it must raise ValueError
+    # (or the TypeCheckError of a declared shape or dtype)
     after: Callable[[], None] | None = None  # then check this (e.g. nothing was lost)
 
 
@@ -417,7 +420,7 @@ def tapvid_nan_ground_truth(tmp_path, run):
 
 
 @case("`points.tapvid_metrics` with float occlusion flags (probabilities)",
-      "gt_occluded must be bool (True = occluded), got float32")
+      "typechecking parameter 'gt_occluded'")
 def tapvid_float_occluded(tmp_path, run):
     """Cast to bool: a probability of 0.3 counted as occluded."""
     args = one_track()
@@ -516,7 +519,7 @@ def test_what_happens_when(case, tmp_path, request, capsys):
         if code:
             assert err.count("\n") == 1 and "Traceback" not in err, err
     else:
-        with pytest.raises(ValueError, match=re.escape(case.expect)):
+        with pytest.raises((ValueError, jaxtyping.TypeCheckError), match=re.escape(case.expect)):
             probe.call()
     if probe.after is not None:
         probe.after()

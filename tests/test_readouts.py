@@ -94,10 +94,18 @@ def test_tapvid_video_without_visible_points_is_nan():
     assert float(m["average_jaccard"][0]) == 0.0  # jaccard is 0 / (0 + FP)
 
 
+@pytest.mark.parametrize("change, argument, actual", [  # refused by the signature
+    (lambda a: (a[0], a[1], a[2][:, :, :-1], a[3], a[4]), "gt_tracks", "f32[3,6,3,2]"),
+    (lambda a: (a[0], a[1], a[2], a[3][:, :, :-1], a[4]), "pred_occluded", "bool[3,6,3]"),
+    (lambda a: (a[0][..., :2], *a[1:]), "query_points", "f32[3,6,2]"),
+    (lambda a: (a[0], a[1].astype(np.float32), *a[2:]), "gt_occluded", "f32[3,6,4]"),
+])
+def test_tapvid_bad_shape_is_named(change, argument, actual, shape_error):
+    with shape_error(argument, actual):
+        points.tapvid_metrics(*change(random_tracks(0, t=4)), "first")
+
+
 @pytest.mark.parametrize("change, message", [
-    (lambda a: (a[0], a[1], a[2][:, :, :-1], a[3], a[4]), "gt_tracks"),
-    (lambda a: (a[0], a[1], a[2], a[3][:, :, :-1], a[4]), "pred_occluded"),
-    (lambda a: (a[0][..., :2], *a[1:]), "query_points"),
     (lambda a: (a[0].copy() + np.array([9, 0, 0], np.float32), *a[1:]), "query frames"),
     (lambda a: (a[0][:, :0], a[1][:, :0], a[2][:, :0], a[3][:, :0], a[4][:, :0]), "empty"),
 ])
@@ -360,7 +368,9 @@ def test_relative_heads_start_at_the_still_baseline_and_learn_a_change(tokens):
     assert not points.make_point_head(TINY, nnx.Rngs(0)).relative
 
 
-def test_bad_queries_are_refused():
+def test_bad_queries_are_refused(shape_error):
+    with shape_error("query_points", "f64[1,1,2]"):
+        points.check_queries(np.array([[[0, 3.0]]]), 4, 32, 32)
     with pytest.raises(ValueError, match="x must lie in the frame"):
         points.check_queries(np.array([[[0, 3.0, 40.0]]]), 4, 32, 32)
     with pytest.raises(ValueError, match="query frames"):
@@ -371,6 +381,15 @@ def test_bad_queries_are_refused():
     with pytest.raises(ValueError, match="empty"):
         head(jnp.zeros((1, 2, 4, TINY.model.token_dim)), jnp.zeros((1, 0, 2)),
              jnp.zeros((1, 0), jnp.int32))
+    tokens = jnp.zeros((1, 2, 4, TINY.model.token_dim))
+    with pytest.raises(ValueError, match="the head's 2 coordinates"):
+        head(tokens, jnp.zeros((1, 3, 4)), jnp.zeros((1, 3), jnp.int32))
+    with shape_error("coords", "f32[2,3,2]"):  # B differs from the tokens'
+        head(tokens, jnp.zeros((2, 3, 2)), jnp.zeros((2, 3), jnp.int32))
+    with shape_error("query_frames", "f32[1,3]"):  # frame indices are integers
+        head(tokens, jnp.zeros((1, 3, 2)), jnp.zeros((1, 3)))
+    with shape_error("tokens", f"f32[2,4,{TINY.model.token_dim}]"):  # no time axis
+        head(tokens[0], jnp.zeros((1, 3, 2)), jnp.zeros((1, 3), jnp.int32))
     with pytest.raises(ValueError, match="empty"):
         boxes.track_boxes(boxes.make_box_head(TINY, nnx.Rngs(0)),
                           jnp.zeros((1, 2, 4, TINY.model.token_dim)), jnp.zeros((1, 0, 4)))
