@@ -34,16 +34,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jaxtyping import Array, ArrayLike, Float, Shaped
 
 from moog_lib import configs, data, points, readouts, train
+from moog_lib.shapes import typed
 
 
 # chapters/09_box_tracking.py, cell 7
-def check_boxes(boxes, name: str = "boxes") -> None:
-    """Raise ValueError unless `boxes` [..., 4] are finite (ymin, xmin, ymax, xmax), not inverted."""
-    if jnp.shape(boxes)[-1:] != (4,):
-        raise ValueError(f"{name} must be [..., 4] as (ymin, xmin, ymax, xmax), "
-                         f"got {jnp.shape(boxes)}")
+@typed
+def check_boxes(boxes: Float[ArrayLike, "*batch 4"], name: str = "boxes") -> None:
+    """Raise ValueError unless the (ymin, xmin, ymax, xmax) `boxes` are finite and not
+    inverted (checked outside jit only)."""
     if not data.is_concrete(boxes):
         return
     b = np.asarray(boxes)
@@ -63,17 +64,15 @@ def box_area(boxes: jnp.ndarray, xp=jnp) -> jnp.ndarray:
             * xp.maximum(boxes[..., 3] - boxes[..., 1], 0))
 
 
-def box_iou(boxes_a: jnp.ndarray, boxes_b: jnp.ndarray) -> jnp.ndarray:
-    """IoU of corresponding boxes [..., 4] (equal shapes) -> [...]; 0 where the union is
-    empty (degenerate or inverted boxes have area 0). Other shapes are refused, and so
-    are NaN or Inf in concrete arrays (under jit only the shapes are checked).
+@typed
+def box_iou(boxes_a: Float[ArrayLike, "*batch 4"],
+            boxes_b: Float[ArrayLike, "*batch 4"]) -> Float[np.ndarray | Array, "*batch"]:
+    """IoU of corresponding (ymin, xmin, ymax, xmax) boxes; 0 where the union is empty
+    (degenerate or inverted boxes have area 0). NaN or Inf in concrete arrays are
+    refused (under jit only the shapes, by the signature).
 
     Concrete boxes: computed with NumPy in their own precision (float64 boxes give a
     float64 IoU); traced boxes (inside `jax.jit`): with `jax.numpy`."""
-    shape_a, shape_b = jnp.shape(boxes_a), jnp.shape(boxes_b)
-    if shape_a[-1:] != (4,) or shape_a != shape_b:
-        raise ValueError(f"box_iou: boxes_a and boxes_b must have the same shape [..., 4] as "
-                         f"(ymin, xmin, ymax, xmax), got {shape_a} and {shape_b}")
     concrete = data.is_concrete(boxes_a, boxes_b)
     if concrete:
         for name, b in (("boxes_a", boxes_a), ("boxes_b", boxes_b)):
@@ -90,14 +89,13 @@ def _box_iou(boxes_a: jnp.ndarray, boxes_b: jnp.ndarray, xp=jnp) -> jnp.ndarray:
     return xp.where(union > 0, intersection / xp.where(union > 0, union, 1), 0.0)
 
 
-def mean_box_iou(predicted: jnp.ndarray, boxes: jnp.ndarray, valid: jnp.ndarray) -> jnp.ndarray:
-    """Mean IoU per clip over frames 1 … T−1 where `valid`: [B, N, T, 4], [B, N, T] -> [B].
+@typed
+def mean_box_iou(predicted: Float[ArrayLike, "B N T 4"], boxes: Float[ArrayLike, "B N T 4"],
+                 valid: Shaped[ArrayLike, "B N T"]) -> Float[Array, "B"]:
+    """Mean IoU per clip over frames 1 … T−1 where `valid`.
 
     NaN for a clip with no valid box after the first frame.
     """
-    if predicted.shape != boxes.shape or valid.shape != boxes.shape[:-1]:
-        raise ValueError(f"predicted {predicted.shape} and boxes {boxes.shape} must be "
-                         f"[B, N, T, 4] and valid {valid.shape} [B, N, T]")
     scored = jnp.asarray(valid, bool).at[..., 0].set(False)  # the first frame is the query
     iou = jnp.where(scored, _box_iou(predicted, boxes), 0.0)  # predictions may be NaN
     return iou.sum(axis=(1, 2)) / scored.sum(axis=(1, 2))
@@ -109,12 +107,11 @@ def make_box_head(config: configs.Config, rngs: nnx.Rngs) -> points.RecurrentRea
     return points.RecurrentReadout(config, outputs=4, coord_dim=4, rngs=rngs)
 
 
-def track_boxes(head: points.RecurrentReadout, tokens: jnp.ndarray,
-                first_boxes: jnp.ndarray) -> jnp.ndarray:
-    """Boxes [B, N, T, 4] in every frame from the first-frame boxes [B, N, 4]."""
+@typed
+def track_boxes(head: points.RecurrentReadout, tokens: Float[ArrayLike, "B T K D"],
+                first_boxes: Float[ArrayLike, "B N 4"]) -> Float[Array, "B N T 4"]:
+    """Boxes in every frame from the first-frame boxes (ymin, xmin, ymax, xmax)."""
     check_boxes(first_boxes, "query boxes")
-    if first_boxes.ndim != 3:
-        raise ValueError(f"query boxes must be [B, N, 4], got {first_boxes.shape}")
     if first_boxes.shape[1] == 0:
         raise ValueError("the query set is empty (N = 0): pass at least one box")
     frames = jnp.zeros(first_boxes.shape[:2], jnp.int32)

@@ -437,14 +437,13 @@ def box_iou_nan(tmp_path, run):
     return Probe(call=lambda: boxes.box_iou(np.array([np.nan, 0, 1, 1], np.float32), UNIT_BOX))
 
 
-@case("`boxes.box_iou` with boxes of 3 coordinates",
-      "must have the same shape [..., 4] as (ymin, xmin, ymax, xmax), got (3,) and (3,)")
+@case("`boxes.box_iou` with boxes of 3 coordinates", "typechecking parameter 'boxes_a'")
 def box_iou_three_coordinates(tmp_path, run):
     """IndexError (a traceback)."""
     return Probe(call=lambda: boxes.box_iou(UNIT_BOX[:3], UNIT_BOX[:3]))
 
 
-@case("`boxes.box_iou` with boxes [2, 4] and [3, 4]", "got (2, 4) and (3, 4)")
+@case("`boxes.box_iou` with boxes [2, 4] and [3, 4]", "typechecking parameter 'boxes_b'")
 def box_iou_mismatched(tmp_path, run):
     """TypeError about broadcasting (a traceback); [2, 4] against [4] was broadcast
     silently."""

@@ -225,6 +225,21 @@ def test_iou_edge_cases_and_inverted_input():
                         "box_valid": np.ones((1, 1, 2), bool)}, None, config=TINY)
 
 
+def test_box_shapes_are_declared(shape_error):
+    with shape_error("boxes_a", "f32[3]"):
+        boxes.box_iou(np.zeros(3, np.float32), np.zeros(3, np.float32))
+    with shape_error("boxes_b", "f32[3,4]"):  # [2, 4] against [3, 4]
+        boxes.box_iou(np.zeros((2, 4), np.float32), np.zeros((3, 4), np.float32))
+    with shape_error("boxes", "f64[1,3]"):
+        boxes.check_boxes(np.array([[0.2, 0.2, 0.4]]))
+    with shape_error("valid", "bool[1,1,2]"):  # T differs from the boxes'
+        boxes.mean_box_iou(jnp.zeros((1, 1, 3, 4)), jnp.zeros((1, 1, 3, 4)),
+                           np.ones((1, 1, 2), bool))
+    with shape_error("first_boxes", "f32[1,4]"):  # no query axis
+        boxes.track_boxes(boxes.make_box_head(TINY, nnx.Rngs(0)),
+                          jnp.zeros((1, 2, 4, TINY.model.token_dim)), jnp.zeros((1, 4)))
+
+
 def test_mean_iou_scores_frames_after_the_first_where_valid():
     gt = jnp.broadcast_to(jnp.array([0.0, 0.0, 1.0, 1.0]), (2, 1, 3, 4))
     pred = gt.at[:, :, 0].set(0.0)  # frame 0 is wrong, and must not count
