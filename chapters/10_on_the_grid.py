@@ -132,6 +132,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from moog_lib import (
     attention,
@@ -144,6 +145,7 @@ from moog_lib import (
     train,
 )
 from moog_lib.model import MooG, check_offsets
+from moog_lib.shapes import typed
 
 MODEL_KINDS = ("moog", "grid", "grid_rec")
 MODEL_NAMES = {"moog": "MooG", "grid": "Grid", "grid_rec": "Grid Rec."}
@@ -208,17 +210,19 @@ class _OnTheGrid(nnx.Module):
         """h·w: one token per encoder cell of an H×W frame."""
         return (height // self.encoder.stride) * (width // self.encoder.stride)
 
-    def __call__(self, frames, *, key: jax.Array | None = None, state=None,
-                 training: bool = False, subsample: int | None = None, offsets=None,
+    @typed
+    def __call__(self, frames: Float[ArrayLike, "B T H W 3"], *, key: jax.Array | None = None,
+                 state: Float[ArrayLike, "B N D"] | None = None, training: bool = False,
+                 subsample: int | None = None, offsets: Int[ArrayLike, "B T 2"] | None = None,
                  return_attention: bool = False, average_attention: bool = True) -> dict:
-        """Run the model on a clip `frames` float [B, T, H, W, 3] in [0, 1] (see `model.MooG`)."""
+        """Run the model on a clip `frames` with values in [0, 1] (see `model.MooG`)."""
         cfg, name = self.config, type(self).__name__
         if subsample is None:
             subsample = cfg.train_subsample if training else cfg.eval_subsample
         encoder.check_frames(frames, stride=self.encoder.stride)
         batch, num_frames, height, width, _ = frames.shape
         decoder.check_subsample(height, width, subsample)
-        self._check_state(state, batch, self.num_grid_tokens(height, width))
+        self._check_state(state)
         if key is None and ((offsets is None and training) or self._needs_key(state)):
             raise ValueError(f"{name}: pass key=jax.random.key(...) for the random offsets "
                              "(training) and the initial state (Grid Rec.)")
@@ -242,7 +246,7 @@ class _OnTheGrid(nnx.Module):
     def _needs_key(self, state) -> bool:
         return False
 
-    def _check_state(self, state, batch: int, num_tokens: int) -> None:
+    def _check_state(self, state) -> None:
         if state is not None:
             raise ValueError(f"{type(self).__name__} has no recurrent state; do not pass state=")
 
@@ -342,15 +346,21 @@ class GridRecurrence(nnx.Module):
                                            self.initial_state_scale)
         return self.correction_norm(noise)
 
-    def correct(self, grid_tokens: jnp.ndarray, previous: jnp.ndarray) -> jnp.ndarray:
-        """c_t from g_t [B, N, D] and c_{t−1} [B, N', D]."""
+    @typed
+    def correct(self, grid_tokens: Float[ArrayLike, "B N D"],
+                previous: Float[ArrayLike, "B N_prev D"]) -> Float[Array, "B N D"]:
+        """c_t from g_t and c_{t−1}."""
         return self.correction_norm(grid_tokens + self.corrector(grid_tokens, previous))
 
-    def unroll(self, grid_tokens: jnp.ndarray, state: jnp.ndarray):
-        """Scan over frames: g [B, T, N, D], c_{−1} [B, N', D] -> (c [B, T, N, D], c_{T−1})."""
-        if grid_tokens.ndim != 4 or grid_tokens.shape[-1] != self.token_dim:
-            raise ValueError(f"GridRecurrence: grid tokens must be [B, T, N, {self.token_dim}], "
-                             f"got {grid_tokens.shape}")
+    @typed
+    def unroll(self, grid_tokens: Float[ArrayLike, "B T N D"],
+               state: Float[ArrayLike, "B N_prev D"],
+               ) -> tuple[Float[Array, "B T N D"], Float[Array, "B N D"]]:
+        """Scan over frames from c_{−1} = `state`: (c of every frame, c_{T−1})."""
+        if grid_tokens.shape[-1] != self.token_dim:
+            raise ValueError(f"GridRecurrence: the tokens must have the module's width "
+                             f"D = {self.token_dim} (config.token_dim), got {grid_tokens.shape[-1]}")
+
         def step(module, previous, tokens):
             corrected = module.correct(tokens, previous)
             return corrected, corrected
@@ -399,13 +409,12 @@ class GridRec(_OnTheGrid):
     def _needs_key(self, state) -> bool:
         return state is None
 
-    def _check_state(self, state, batch: int, num_tokens: int) -> None:
-        if state is None:
-            return
+    def _check_state(self, state) -> None:
+        """The signature has checked the carried state's shape [B, N, D]; D is the config's."""
         width = self.config.token_dim
-        if state.ndim != 3 or state.shape[0] != batch or state.shape[2] != width:
-            raise ValueError(f"GridRec: the carried state must be [B, N, D] = [{batch}, "
-                             f"{num_tokens}, {width}], got shape {state.shape}")
+        if state is not None and state.shape[2] != width:
+            raise ValueError(f"GridRec: the carried state's tokens must be D = {width} wide "
+                             f"(config.token_dim), got {state.shape[2]}")
 
 
 # %% [markdown]
@@ -440,7 +449,7 @@ print(f"frame 2's corrected tokens move by up to {frame2_shift:.3f} when frame 1
 
 # %% [markdown]
 # Bad input is refused as MooG refuses it (a wrong shape or dtype by the
-# signature of `check_frames`, chapter 03), plus the baselines' own mistakes:
+# model's signature, as MooG's in chapter 04), plus the baselines' own mistakes:
 
 # %%
 import jaxtyping
@@ -452,6 +461,7 @@ bad_calls = {
     "no key for Grid Rec.": (grid_rec, dict(frames=clip)),
     "state of the wrong width": (grid_rec, dict(frames=clip, key=key,
                                                 state=jnp.zeros((2, n, mc.token_dim + 1)))),
+    "state of another batch": (grid_rec, dict(frames=clip, key=key, state=state0[:1])),
 }
 for what, (module, kwargs) in bad_calls.items():
     try:

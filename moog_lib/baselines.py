@@ -40,6 +40,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from moog_lib import (
     attention,
@@ -52,6 +53,7 @@ from moog_lib import (
     train,
 )
 from moog_lib.model import MooG, check_offsets
+from moog_lib.shapes import typed
 
 # chapters/10_on_the_grid.py, cell 5
 MODEL_KINDS = ("moog", "grid", "grid_rec")
@@ -98,17 +100,19 @@ class _OnTheGrid(nnx.Module):
         """h·w: one token per encoder cell of an H×W frame."""
         return (height // self.encoder.stride) * (width // self.encoder.stride)
 
-    def __call__(self, frames, *, key: jax.Array | None = None, state=None,
-                 training: bool = False, subsample: int | None = None, offsets=None,
+    @typed
+    def __call__(self, frames: Float[ArrayLike, "B T H W 3"], *, key: jax.Array | None = None,
+                 state: Float[ArrayLike, "B N D"] | None = None, training: bool = False,
+                 subsample: int | None = None, offsets: Int[ArrayLike, "B T 2"] | None = None,
                  return_attention: bool = False, average_attention: bool = True) -> dict:
-        """Run the model on a clip `frames` float [B, T, H, W, 3] in [0, 1] (see `model.MooG`)."""
+        """Run the model on a clip `frames` with values in [0, 1] (see `model.MooG`)."""
         cfg, name = self.config, type(self).__name__
         if subsample is None:
             subsample = cfg.train_subsample if training else cfg.eval_subsample
         encoder.check_frames(frames, stride=self.encoder.stride)
         batch, num_frames, height, width, _ = frames.shape
         decoder.check_subsample(height, width, subsample)
-        self._check_state(state, batch, self.num_grid_tokens(height, width))
+        self._check_state(state)
         if key is None and ((offsets is None and training) or self._needs_key(state)):
             raise ValueError(f"{name}: pass key=jax.random.key(...) for the random offsets "
                              "(training) and the initial state (Grid Rec.)")
@@ -132,7 +136,7 @@ class _OnTheGrid(nnx.Module):
     def _needs_key(self, state) -> bool:
         return False
 
-    def _check_state(self, state, batch: int, num_tokens: int) -> None:
+    def _check_state(self, state) -> None:
         if state is not None:
             raise ValueError(f"{type(self).__name__} has no recurrent state; do not pass state=")
 
@@ -177,15 +181,21 @@ class GridRecurrence(nnx.Module):
                                            self.initial_state_scale)
         return self.correction_norm(noise)
 
-    def correct(self, grid_tokens: jnp.ndarray, previous: jnp.ndarray) -> jnp.ndarray:
-        """c_t from g_t [B, N, D] and c_{t−1} [B, N', D]."""
+    @typed
+    def correct(self, grid_tokens: Float[ArrayLike, "B N D"],
+                previous: Float[ArrayLike, "B N_prev D"]) -> Float[Array, "B N D"]:
+        """c_t from g_t and c_{t−1}."""
         return self.correction_norm(grid_tokens + self.corrector(grid_tokens, previous))
 
-    def unroll(self, grid_tokens: jnp.ndarray, state: jnp.ndarray):
-        """Scan over frames: g [B, T, N, D], c_{−1} [B, N', D] -> (c [B, T, N, D], c_{T−1})."""
-        if grid_tokens.ndim != 4 or grid_tokens.shape[-1] != self.token_dim:
-            raise ValueError(f"GridRecurrence: grid tokens must be [B, T, N, {self.token_dim}], "
-                             f"got {grid_tokens.shape}")
+    @typed
+    def unroll(self, grid_tokens: Float[ArrayLike, "B T N D"],
+               state: Float[ArrayLike, "B N_prev D"],
+               ) -> tuple[Float[Array, "B T N D"], Float[Array, "B N D"]]:
+        """Scan over frames from c_{−1} = `state`: (c of every frame, c_{T−1})."""
+        if grid_tokens.shape[-1] != self.token_dim:
+            raise ValueError(f"GridRecurrence: the tokens must have the module's width "
+                             f"D = {self.token_dim} (config.token_dim), got {grid_tokens.shape[-1]}")
+
         def step(module, previous, tokens):
             corrected = module.correct(tokens, previous)
             return corrected, corrected
@@ -228,13 +238,12 @@ class GridRec(_OnTheGrid):
     def _needs_key(self, state) -> bool:
         return state is None
 
-    def _check_state(self, state, batch: int, num_tokens: int) -> None:
-        if state is None:
-            return
+    def _check_state(self, state) -> None:
+        """The signature has checked the carried state's shape [B, N, D]; D is the config's."""
         width = self.config.token_dim
-        if state.ndim != 3 or state.shape[0] != batch or state.shape[2] != width:
-            raise ValueError(f"GridRec: the carried state must be [B, N, D] = [{batch}, "
-                             f"{num_tokens}, {width}], got shape {state.shape}")
+        if state is not None and state.shape[2] != width:
+            raise ValueError(f"GridRec: the carried state's tokens must be D = {width} wide "
+                             f"(config.token_dim), got {state.shape[2]}")
 
 
 # chapters/10_on_the_grid.py, cell 23

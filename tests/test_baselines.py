@@ -78,6 +78,15 @@ def test_bad_input_is_refused(models, clip, shape_error):
         models["grid_rec"](clip, key=jax.random.key(0), state=jnp.zeros((2, N, M.token_dim + 1)))
     with shape_error("frames", f"f32[{','.join(map(str, clip.shape[1:]))}]"):  # no batch axis
         models["grid"](clip[0])
+    with shape_error("state", f"f32[1,{N},{M.token_dim}]"):  # B differs from the frames'
+        models["grid_rec"](clip, key=jax.random.key(0), state=jnp.zeros((1, N, M.token_dim)))
+    with shape_error("offsets", "f32[2,4,2]"):  # offsets are integers
+        models["grid"](clip, offsets=jnp.zeros((2, 4, 2)))
+    recurrence = models["grid_rec"].recurrence
+    with shape_error("grid_tokens", f"f32[2,{N},{M.token_dim}]"):  # no time axis
+        recurrence.unroll(jnp.zeros((2, N, M.token_dim)), jnp.zeros((2, N, M.token_dim)))
+    with pytest.raises(ValueError, match=f"width D = {M.token_dim}"):
+        recurrence.unroll(jnp.zeros((2, 4, N, 8)), jnp.zeros((2, N, 8)))
     with pytest.raises(ValueError, match="unknown model kind"):
         baselines.build_model("vit", M, rngs=nnx.Rngs(0))
 
