@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jaxtyping import ArrayLike, Float, Shaped
 
 from moog_lib import boxes, configs, optimization, train
 from moog_lib.baselines import (
@@ -55,21 +56,22 @@ from moog_lib.baselines import (
     with_steps,
 )
 from moog_lib.scenes import SCENE_PRESETS
+from moog_lib.shapes import typed
 
 
 # chapters/10a_comparison.py, cell 5
-def token_following_sums(attention, target_points, occluded, point_valid, *, height: int,
-                         width: int, first_frame: int = 1) -> dict:
+@typed
+def token_following_sums(attention: Float[ArrayLike, "B T h w K"],
+                         target_points: Float[ArrayLike, "B N T 2"],
+                         occluded: Shaped[ArrayLike, "B N T"], point_valid: Shaped[ArrayLike, "B N"],
+                         *, height: int, width: int, first_frame: int = 1) -> dict:
     """The sums behind `following_score` for one batch.
 
-    attention [B, T, h', w', K] (the decoder's, over layers and heads, zero
-    offsets); target_points [B, N, T, 2] raster (x, y); occluded [B, N, T];
-    point_valid [B, N]; frames H×W. Frame pairs (t, t+1) with t >= first_frame.
+    attention: the decoder's on the h×w decoded pixels, over layers and heads, zero
+    offsets; target_points raster (x, y); frames `height` × `width`. Frame pairs
+    (t, t+1) with t >= first_frame.
     """
     batch, num_frames, h, w, _ = attention.shape
-    if target_points.shape[:1] + target_points.shape[2:] != (batch, num_frames, 2):
-        raise ValueError(f"target_points must be [B, N, T, 2] = [{batch}, N, {num_frames}, 2] "
-                         f"to match the attention {attention.shape}, got {target_points.shape}")
     weights = attention.astype(jnp.float32)
     step_y, step_x = height // h, width // w
     ys = step_y * jnp.arange(h) + step_y // 2 + 0.5  # centres of the decoded pixels

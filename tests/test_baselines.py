@@ -303,8 +303,8 @@ def test_binding_ceiling_of_a_square_sliding_on_a_still_background():
     assert comparison.binding_ceiling([blind], stride=1, tiles=2)["following"] == 0.0
 
 
-def test_token_following_rejects_mismatched_tracks():
-    with pytest.raises(ValueError, match="target_points"):
+def test_token_following_rejects_mismatched_tracks(shape_error):
+    with shape_error("target_points", "f32[1,5,3,2]"):  # T = 3 tracks against T = 4 maps
         comparison.token_following_sums(jnp.ones((1, 4, 8, 8, 3)), jnp.zeros((1, 5, 3, 2)),
                                        jnp.zeros((1, 5, 3), bool), jnp.ones((1, 5), bool),
                                        height=32, width=32)
