@@ -104,6 +104,7 @@ import time
 from pathlib import Path
 
 import jax
+import jaxtyping
 import matplotlib.pyplot as plt
 import numpy as np
 from flax import nnx
@@ -172,8 +173,10 @@ import functools
 import sys
 
 import numpy as np
+from jaxtyping import ArrayLike, Float, Int, Shaped
 
 from moog_lib import decoder
+from moog_lib.shapes import typed
 
 
 def _log(message: str) -> None:
@@ -208,8 +211,9 @@ def decoded_tokens(outputs: dict):
 
 # %% [markdown]
 # The checks say what is wrong in terms of the interface: a model without a
-# decoder, or frames without their batch axis, fail with a sentence, not
-# deep inside a traced function.
+# decoder fails with a sentence, not deep inside a traced function. (Frames
+# without their batch axis are refused by `inspect_clip`'s signature, below;
+# `_check_video` says it in a sentence for the chunks chapter 11a streams.)
 
 # %%
 check_net(net)  # the shipped MooG has the interface
@@ -291,9 +295,11 @@ def _inspect(graphdef, variables, frames, state, key):
             "psnr": decoder.frame_psnr(prediction, frames), "state": out.get("state")}
 
 
-def inspect_clip(net, frames, key, *, state=None, num_tokens: int | None = None,
+@typed
+def inspect_clip(net, frames: Float[ArrayLike, "B T H W 3"], key, *,
+                 state: Float[ArrayLike, "B K D"] | None = None, num_tokens: int | None = None,
                  chunk_size: int | None = None) -> dict:
-    """Run `net` on `frames` [B, T, H, W, 3] and decode every frame densely.
+    """Run `net` on `frames` (values in [0, 1]) and decode every frame densely.
 
     Returns NumPy arrays: `prediction` [B, T, H, W, 3] in [0, 1] (frame t from
     frames < t only), the decoder's `attention` averaged over layers and heads
@@ -305,7 +311,6 @@ def inspect_clip(net, frames, key, *, state=None, num_tokens: int | None = None,
     `dynamics.stream` that many at a time, carrying the state.
     """
     check_net(net)
-    _check_video(frames)
     frames = jnp.asarray(frames, jnp.float32)
     if state is None:
         state = first_state(net, key, frames.shape[0], num_tokens)
@@ -343,6 +348,11 @@ whole = inspect_clip(net, frames, key)
 assert np.allclose(whole["prediction"], seen["prediction"], atol=1e-4)
 print(f"{long_frames} frames: attention sums to one at every pixel; chunks of 8 = one call "
       f"(max difference {np.abs(whole['prediction'] - seen['prediction']).max():.1e})")
+try:  # a clip without its batch axis: refused by the signature (moog_lib.shapes, chapter 00)
+    inspect_clip(net, frames[0], key)
+    raise AssertionError("a clip without its batch axis must be refused")
+except jaxtyping.TypeCheckError as err:
+    print("TypeCheckError:", " ".join(str(err).splitlines()[1:3]))
 
 # %% [markdown]
 # How sharp is that attention? A pixel that listens to one token has entropy
@@ -439,13 +449,12 @@ def motion_mask(video, num_frames: int = 4, fraction: float = 0.1):
     return change >= np.quantile(change, 1 - fraction)
 
 
-def pick_tokens(attention, mask, count: int = 3):
-    """Token ids [count], most first: the tokens with the most attention mass inside
-    `mask` (attention [H, W, K] of one frame, mask bool [H, W])."""
+@typed
+def pick_tokens(attention: Float[ArrayLike, "H W K"], mask: Shaped[ArrayLike, "H W"],
+                count: int = 3) -> Int[np.ndarray, "n"]:
+    """Token ids (at most `count`), most first: the tokens with the most attention mass
+    inside `mask` (true pixels) in one frame."""
     attention, mask = np.asarray(attention), np.asarray(mask, bool)
-    if attention.ndim != 3 or mask.shape != attention.shape[:2]:
-        raise ValueError(f"pick_tokens: expected attention [H, W, K] and mask [H, W], got "
-                         f"{attention.shape} and {mask.shape}")
     if not mask.any():
         raise ValueError("pick_tokens: the mask selects no pixel")
     return np.argsort(-attention[mask].sum(axis=0), kind="stable")[:count]

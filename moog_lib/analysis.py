@@ -45,8 +45,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jaxtyping import ArrayLike, Float, Int, Shaped
 
 from moog_lib import decoder, dynamics
+from moog_lib.shapes import typed
 
 
 # chapters/11_inside_moog.py, cell 7
@@ -119,9 +121,11 @@ def _inspect(graphdef, variables, frames, state, key):
             "psnr": decoder.frame_psnr(prediction, frames), "state": out.get("state")}
 
 
-def inspect_clip(net, frames, key, *, state=None, num_tokens: int | None = None,
+@typed
+def inspect_clip(net, frames: Float[ArrayLike, "B T H W 3"], key, *,
+                 state: Float[ArrayLike, "B K D"] | None = None, num_tokens: int | None = None,
                  chunk_size: int | None = None) -> dict:
-    """Run `net` on `frames` [B, T, H, W, 3] and decode every frame densely.
+    """Run `net` on `frames` (values in [0, 1]) and decode every frame densely.
 
     Returns NumPy arrays: `prediction` [B, T, H, W, 3] in [0, 1] (frame t from
     frames < t only), the decoder's `attention` averaged over layers and heads
@@ -133,7 +137,6 @@ def inspect_clip(net, frames, key, *, state=None, num_tokens: int | None = None,
     `dynamics.stream` that many at a time, carrying the state.
     """
     check_net(net)
-    _check_video(frames)
     frames = jnp.asarray(frames, jnp.float32)
     if state is None:
         state = first_state(net, key, frames.shape[0], num_tokens)
@@ -195,13 +198,12 @@ def motion_mask(video, num_frames: int = 4, fraction: float = 0.1):
     return change >= np.quantile(change, 1 - fraction)
 
 
-def pick_tokens(attention, mask, count: int = 3):
-    """Token ids [count], most first: the tokens with the most attention mass inside
-    `mask` (attention [H, W, K] of one frame, mask bool [H, W])."""
+@typed
+def pick_tokens(attention: Float[ArrayLike, "H W K"], mask: Shaped[ArrayLike, "H W"],
+                count: int = 3) -> Int[np.ndarray, "n"]:
+    """Token ids (at most `count`), most first: the tokens with the most attention mass
+    inside `mask` (true pixels) in one frame."""
     attention, mask = np.asarray(attention), np.asarray(mask, bool)
-    if attention.ndim != 3 or mask.shape != attention.shape[:2]:
-        raise ValueError(f"pick_tokens: expected attention [H, W, K] and mask [H, W], got "
-                         f"{attention.shape} and {mask.shape}")
     if not mask.any():
         raise ValueError("pick_tokens: the mask selects no pixel")
     return np.argsort(-attention[mask].sum(axis=0), kind="stable")[:count]

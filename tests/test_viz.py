@@ -154,11 +154,15 @@ def test_missing_real_clip_is_reported_and_skipped(monkeypatch):
     assert len(messages) == 3 and all("skipping the real clip" in m for m in messages)
 
 
-def test_bad_inputs_raise(net):
+def test_bad_inputs_raise(net, shape_error):
     with pytest.raises(ValueError, match="MooG's interface"):
         analysis.inspect_clip(object(), np.zeros((1, 2, RES, RES, 3), np.float32), jax.random.key(0))
-    with pytest.raises(ValueError, match=r"\[B, T, H, W, 3\]"):
+    with shape_error("frames", f"f32[2,{RES},{RES},3]"):  # no batch axis
         analysis.inspect_clip(net, np.zeros((2, RES, RES, 3), np.float32), jax.random.key(0))
+    with pytest.raises(ValueError, match=r"\[B, T, H, W, 3\]"):  # the chunks stream_video reads
+        analysis._check_video(np.zeros((2, RES, RES, 3), np.float32))
+    with shape_error("mask", "bool[8,8]"):  # H, W differ from the attention's
+        analysis.pick_tokens(np.full((16, 16, 4), 0.25), np.ones((8, 8), bool))
     with pytest.raises(ValueError, match="tokens K"):
         analysis.inspect_clip(net, np.zeros((1, 2, RES, RES, 3), np.float32), jax.random.key(0),
                          num_tokens=0)
