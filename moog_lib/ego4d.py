@@ -37,8 +37,10 @@ import math
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jaxtyping import Array, ArrayLike, Float
 
 from moog_lib import attention, configs, decoder, dynamics, encoder, fourier
+from moog_lib.shapes import typed
 
 # chapters/12_pretrained.py, cell 6
 EGO4D_SIZES = ("official", "tiny")
@@ -157,11 +159,12 @@ class Ego4DEncoder(nnx.Module):
             config.feature_dim, num_layers=0, num_heads=1, qkv_size=1, mlp_size=1,
             hidden_size=config.encoder_hidden, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
 
-    def __call__(self, frames: jnp.ndarray) -> jnp.ndarray:
+    @typed
+    def __call__(self, frames: Float[ArrayLike, "*batch H W 3"]) -> Float[Array, "*batch N F"]:
         height, width = frames.shape[-3:-1]
-        if frames.shape[-1] != 3 or height % self.stride or width % self.stride:
-            raise ValueError(f"Ego4DEncoder: expected frames [..., H, W, 3] with H and W "
-                             f"divisible by {self.stride}, got shape {frames.shape}")
+        if height % self.stride or width % self.stride:
+            raise ValueError(f"Ego4DEncoder: height and width must be divisible by the encoder "
+                             f"stride {self.stride}, got {height}×{width}")
         leading = frames.shape[:-3]
         x = encoder.apply_conv_stack(self.convs,
                                      jnp.reshape(frames, (-1, height, width, 3)).astype(self.dtype))
@@ -192,20 +195,20 @@ def ego4d_step(state_norm, predictor, corrector, state: jnp.ndarray,
 
 
 # chapters/12_pretrained.py, cell 24
-def ego4d_unroll(model, features: jnp.ndarray, state: jnp.ndarray, *,
-                 return_attention: bool = False) -> dict:
-    """A `jax.lax.scan` of `model.step` over the frames of `features` [B, T, N, F] from
-    `state` [B, K, D] (`Ego4DMooG.unroll`): {"features": the state after each frame,
-    "previous": the state before it, both [B, T, K, D]; "state": the last, [B, K, D]},
-    with `return_attention=True` also "corrector_attention" float32 [B, T, K, N]."""
+@typed
+def ego4d_unroll(model, features: Float[ArrayLike, "B T N F"], state: Float[ArrayLike, "B K D"],
+                 *, return_attention: bool = False) -> dict:
+    """A `jax.lax.scan` of `model.step` over the frames of `features` from `state`
+    (`Ego4DMooG.unroll`): {"features": the state after each frame, "previous": the
+    state before it, both [B, T, K, D]; "state": the last, [B, K, D]}, with
+    `return_attention=True` also "corrector_attention" float32 [B, T, K, N]."""
     config = model.config
-    if features.ndim != 4 or features.shape[-1] != config.feature_dim:
-        raise ValueError(f"unroll: features must be [B, T, N, {config.feature_dim}], "
-                         f"got {features.shape}")
-    if (state.ndim != 3 or state.shape[0] != features.shape[0]
-            or state.shape[2] != config.token_dim or state.shape[1] < 1):
-        raise ValueError(f"unroll: the state must be [B, K, D] = [{features.shape[0]}, K >= 1, "
-                         f"{config.token_dim}], got {state.shape}")
+    if features.shape[-1] != config.feature_dim:
+        raise ValueError(f"unroll: the features must be F = {config.feature_dim} wide "
+                         f"(config.feature_dim), got {features.shape[-1]}")
+    if state.shape[2] != config.token_dim or state.shape[1] < 1:
+        raise ValueError(f"unroll: the state needs K >= 1 tokens of width D = "
+                         f"{config.token_dim} (config.token_dim), got {state.shape[1:]}")
 
     def scan_step(module, carry, frame_features):
         if return_attention:
@@ -238,11 +241,10 @@ class Ego4DDecoder(nnx.Module):
             self.query_width, config.decoder, kv_size=config.token_dim, **kwargs)
         self.readout = nnx.Linear(self.query_width, 3, **kwargs)
 
-    def __call__(self, state: jnp.ndarray, coords: jnp.ndarray) -> jnp.ndarray:
-        """state [B, K, D], coords [B, Q, 2] -> colours [B, Q, 3]."""
-        if state.ndim != 3 or coords.ndim != 3 or coords.shape[-1] != 2:
-            raise ValueError(f"Ego4DDecoder: expected state [B, K, D] and coords [B, Q, 2], "
-                             f"got {state.shape} and {coords.shape}")
+    @typed
+    def __call__(self, state: Float[ArrayLike, "B K D"],
+                 coords: Float[ArrayLike, "B Q 2"]) -> Float[Array, "B Q 3"]:
+        """Colours at the pixel coordinates `coords` (y, x)."""
         zeros = jnp.zeros(coords.shape[:-1] + (self.token_dim,), self.dtype)
         return self.readout(self.transformer(self.fourier(zeros, coords), state))
 
@@ -311,9 +313,11 @@ class Ego4DMooG(nnx.Module):
         """
         return ego4d_unroll(self, features, state, return_attention=return_attention)
 
-    def __call__(self, frames, *, key: jax.Array | None = None, state=None,
-                 num_tokens: int | None = None, return_attention: bool = False) -> dict:
-        """Run on a clip float [B, T, H, W, 3] in [0, 1] from fresh noise (`key`) or `state`.
+    @typed
+    def __call__(self, frames: Float[ArrayLike, "B T H W 3"], *, key: jax.Array | None = None,
+                 state: Float[ArrayLike, "B K D"] | None = None, num_tokens: int | None = None,
+                 return_attention: bool = False) -> dict:
+        """Run on a clip with values in [0, 1] from fresh noise (`key`) or `state`.
 
         `return_attention=True` adds "corrector_attention" [B, T, K, h, w] (the class
         docstring); the other outputs are unchanged."""
@@ -362,14 +366,15 @@ def _embedding(rngs: nnx.Rngs, param_dtype, *shape) -> nnx.Param:
 
 
 def _check_head_inputs(c: Ego4DHeadConfig, features, queries, chunk_size) -> None:
-    if features.ndim != 4 or features.shape[1] != c.num_frames or features.shape[3] != c.feature_dim:
+    """Raise ValueError unless the sizes the head's signature leaves open are the config's."""
+    if features.shape[1] != c.num_frames or features.shape[3] != c.feature_dim:
         raise ValueError(f"Ego4DTrackHead: features must be [B, {c.num_frames}, K, "
                          f"{c.feature_dim}] (the head reads clips of exactly {c.num_frames} "
                          f"frames), got {features.shape}")
-    if queries.ndim != 3 or queries.shape[0] != features.shape[0] or queries.shape[2] != c.query_dim:
-        raise ValueError(f"Ego4DTrackHead: queries must be [B, Q, {c.query_dim}] with "
-                         f"B = {features.shape[0]}, got {queries.shape}")
-    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+    if queries.shape[2] != c.query_dim:
+        raise ValueError(f"Ego4DTrackHead: queries must be [B, Q, {c.query_dim}], got "
+                         f"{queries.shape}")
+    if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"Ego4DTrackHead: chunk_size must be a positive int, got {chunk_size!r}")
 
 
@@ -433,8 +438,9 @@ class Ego4DTrackHead(nnx.Module):
         x = x + self.mlp_out(jax.nn.gelu(self.mlp_in(self.mlp_norm(x)), approximate=True))
         return self.output_dense(x)
 
-    def __call__(self, features: jnp.ndarray, queries: jnp.ndarray, *,
-                 chunk_size: int | None = None) -> jnp.ndarray:
+    @typed
+    def __call__(self, features: Float[ArrayLike, "B T K F"], queries: Float[ArrayLike, "B Q C"],
+                 *, chunk_size: int | None = None) -> Float[Array, "B Q T O"]:
         c = self.config
         _check_head_inputs(c, features, queries, chunk_size)
         batch, num_queries = queries.shape[:2]
@@ -454,12 +460,10 @@ class Ego4DTrackHead(nnx.Module):
 
 
 # chapters/12_pretrained.py, cell 41
-def point_predictions(raw: jnp.ndarray, threshold: float = 0.5) -> dict:
-    """The point head's raw [..., 4] -> {"tracks": (x, y) in [0, 1] [..., 2],
-    "visibility_logits", "certainty_logits", "visible_probability", "visible" (bool)}."""
-    if raw.shape[-1] != 4:
-        raise ValueError(f"point_predictions: expected [..., 4] (x, y, visibility, certainty), "
-                         f"got {raw.shape}")
+@typed
+def point_predictions(raw: Float[ArrayLike, "*batch 4"], threshold: float = 0.5) -> dict:
+    """The point head's raw (x, y, visibility, certainty) -> {"tracks": (x, y) in [0, 1]
+    [..., 2], "visibility_logits", "certainty_logits", "visible_probability", "visible" (bool)}."""
     probability = jax.nn.sigmoid(raw[..., 2]) * jax.nn.sigmoid(raw[..., 3])
     return {"tracks": jax.nn.sigmoid(raw[..., :2]), "visibility_logits": raw[..., 2],
             "certainty_logits": raw[..., 3], "visible_probability": probability,

@@ -369,6 +369,21 @@ def test_backbone_outputs_and_the_state_before_each_frame(features, tiny):
     assert float(jnp.std(features["previous"][:, 0])) < 2e-4  # raw noise: no LN before the loop
 
 
+def test_backbone_refuses_states_and_coordinates_of_other_shapes(tiny_models, tiny, shape_error):
+    m, b = tiny_models.backbone, tiny.backbone
+    features = jnp.zeros((2, 3, 4, b.feature_dim))
+    with shape_error("state", f"f32[1,{b.num_tokens},{b.token_dim}]"):  # B differs
+        m.unroll(features, jnp.zeros((1, b.num_tokens, b.token_dim)))
+    with pytest.raises(ValueError, match=f"width D = {b.token_dim}"):  # the config's D
+        m.unroll(features, jnp.zeros((2, b.num_tokens, b.token_dim + 1)))
+    with pytest.raises(ValueError, match=f"F = {b.feature_dim} wide"):
+        m.unroll(features[..., :-1], jnp.zeros((2, b.num_tokens, b.token_dim)))
+    with shape_error("coords", "f32[2,5,3]"):
+        m.decoder(jnp.zeros((2, b.num_tokens, b.token_dim)), jnp.zeros((2, 5, 3)))
+    with shape_error("frames", f"f32[16,{tiny.resolution},{tiny.resolution},3]"):  # no batch
+        m(jnp.zeros((16, tiny.resolution, tiny.resolution, 3)), key=jax.random.key(0))
+
+
 def test_corrector_attention_is_a_distribution_and_changes_nothing_else(tiny_models, tiny,
                                                                          features):
     clip = jax.random.uniform(jax.random.key(0), (2, 16, tiny.resolution, tiny.resolution, 3))
@@ -434,11 +449,17 @@ def test_heads_give_16_frames_for_any_number_of_queries(tiny_models, features, n
     assert predictions["visible"].dtype == jnp.bool_
 
 
-def test_heads_refuse_clips_that_are_not_16_frames(tiny_models, features):
+def test_heads_refuse_clips_that_are_not_16_frames(tiny_models, features, shape_error):
     with pytest.raises(ValueError, match="exactly 16 frames"):
         tiny_models.points(features["features"][:, :15], jnp.zeros((2, 1, 2)))
     with pytest.raises(ValueError, match=r"queries must be \[B, Q, 4\]"):
         tiny_models.boxes(features["features"], jnp.zeros((2, 1, 2)))
+    with shape_error("queries", "f32[3,1,2]"):  # B differs from the features'
+        tiny_models.points(features["features"], jnp.zeros((3, 1, 2)))
+    with shape_error("queries", "f32[1,2]"):  # no batch axis
+        tiny_models.points(features["features"], jnp.zeros((1, 2)))
+    with shape_error("raw", "f32[2,3]"):
+        ego4d.point_predictions(jnp.zeros((2, 3)))
 
 
 def test_track_video_chains_windows(tiny_models):
