@@ -150,7 +150,7 @@ def _box_iou(boxes_a: jnp.ndarray, boxes_b: jnp.ndarray, xp=jnp) -> jnp.ndarray:
 
 @typed
 def mean_box_iou(predicted: Float[ArrayLike, "B N T 4"], boxes: Float[ArrayLike, "B N T 4"],
-                 valid: Shaped[ArrayLike, "B N T"]) -> Float[Array, "B"]:
+                 valid: Shaped[ArrayLike, "B N T"]) -> Float[Array, "B"]:  # noqa: F821 (an axis)
     """Mean IoU per clip over frames 1 … T−1 where `valid`.
 
     NaN for a clip with no valid box after the first frame.

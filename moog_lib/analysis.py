@@ -200,7 +200,7 @@ def motion_mask(video, num_frames: int = 4, fraction: float = 0.1):
 
 @typed
 def pick_tokens(attention: Float[ArrayLike, "H W K"], mask: Shaped[ArrayLike, "H W"],
-                count: int = 3) -> Int[np.ndarray, "n"]:
+                count: int = 3) -> Int[np.ndarray, "n"]:  # noqa: F821 (an axis name)
     """Token ids (at most `count`), most first: the tokens with the most attention mass
     inside `mask` (true pixels) in one frame."""
     attention, mask = np.asarray(attention), np.asarray(mask, bool)

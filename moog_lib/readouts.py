@@ -150,8 +150,10 @@ def masked_l2(prediction: Float[ArrayLike, "*shape"], target: Float[ArrayLike, "
 
 
 @typed
-def abs_rel(predicted_depth: Float[ArrayLike, "B *pixels"], depth: Float[ArrayLike, "B *pixels"],
-            mask: Shaped[ArrayLike, "B *pixels"]) -> Float[np.ndarray | Array, "B"]:
+def abs_rel(predicted_depth: Float[ArrayLike, "B *pixels"],  # noqa: F821 (axis names)
+            depth: Float[ArrayLike, "B *pixels"],  # noqa: F821
+            mask: Shaped[ArrayLike, "B *pixels"],  # noqa: F821
+            ) -> Float[np.ndarray | Array, "B"]:  # noqa: F821
     """AbsRel per clip: mean |d̂ − d| / d over valid pixels with d > 0 (NaN if none).
 
     Depth in depth units (not log-depth). Concrete inputs: computed with NumPy in
