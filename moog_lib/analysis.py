@@ -122,9 +122,8 @@ def _inspect(graphdef, variables, frames, state, key):
 
 
 @typed
-def inspect_clip(net, frames: Float[ArrayLike, "B T H W 3"], key, *,
-                 state: Float[ArrayLike, "B K D"] | None = None, num_tokens: int | None = None,
-                 chunk_size: int | None = None) -> dict:
+def inspect_clip(net, frames: Float[ArrayLike, "B T H W 3"], key, *, state=None,
+                 num_tokens: int | None = None, chunk_size: int | None = None) -> dict:
     """Run `net` on `frames` (values in [0, 1]) and decode every frame densely.
 
     Returns NumPy arrays: `prediction` [B, T, H, W, 3] in [0, 1] (frame t from
