@@ -26,9 +26,8 @@
 # - data parallelism with `jax.sharding`: a mesh over every device, the batch
 #   split on a `"data"` axis, parameters replicated; per-host data loading and
 #   `jax.distributed` for multi-host runs; and how much memory a step needs;
-# - checkpoints with orbax that are atomic, rotate, survive a kill and skip a
-#   corrupt step, with the data pipeline's position saved by grain's own
-#   checkpoint handler;
+# - checkpoints with orbax that are atomic, rotate, survive a kill, skip a
+#   corrupt step and keep the data position with grain's own handler;
 # - weights files: a checked float32 `.npz` and a JSON manifest, the format of
 #   the trained weights this repository ships;
 # - metrics you can read: a JSON-lines log, curves, and the number that tells
@@ -164,12 +163,9 @@ class TrainState:
 
 
 def split_model(model: nnx.Module, tx: optax.GradientTransformation):
-    """Split an NNX model once: (graphdef, rest, TrainState).
-
-    The state holds what is trained: the variables `model.trainable` selects, an NNX
-    filter (chapter 07's frozen readouts train only their head), by default every
-    `nnx.Param`. `rest` holds everything else; it is never updated.
-    """
+    """Split an NNX model once: (graphdef, rest, TrainState). The state holds what the NNX
+    filter `model.trainable` selects (default every `nnx.Param`; chapter 07's frozen
+    readouts train only their head); `rest` holds the rest, never updated."""
     trainable = getattr(model, "trainable", nnx.Param)
     graphdef, params, rest = nnx.split(model, trainable, ...)
     return graphdef, rest, TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
@@ -293,16 +289,12 @@ trained = merge_model(graphdef, rest, state)  # an ordinary NNX module again
 assert isinstance(trained, MooG)
 
 # %% [markdown]
-# **How fast is this step?** `benchmarks/step.py` times exactly this step and,
-# given a local copy of the authors' release (`--release DIR`, which needs
-# their `kauldron`), their jitted step interleaved with ours on the same clip.
-# Measured on a 2-core CPU (paper size, B = 1, T = 2, 128², float32;
-# `python benchmarks/step.py --preset paper --batch 1 --frames 2 --steps 7
-# --release DIR`): ours 4.15 s, theirs 3.80 s per step (median ratio of
-# the pairs 0.97), both 360.8 GFLOP by XLA's count, about half of this CPU's
-# matrix-multiply rate. They were not level before chapter 03 ran the last
-# frame outside the scan: 438.8 GFLOP, the unused last correction included.
-# The paper trained on 64 TPUv3 chips for about 48 hours (the `paper` preset, chapter 00).
+# **How fast is this step?** `benchmarks/step.py` times exactly this step, and
+# with `--release DIR` the authors' jitted step interleaved with it. On a 2-core
+# CPU (paper size, B = 1, T = 2, 128², float32) ours takes 4.15 s and theirs
+# 3.80 s (median pair ratio 0.97), both 360.8 GFLOP by XLA's count, about half
+# this CPU's matmul rate (the README has the command and the table). The paper
+# trained on 64 TPUv3 chips for about 48 hours (the `paper` preset, chapter 00).
 
 # %% [markdown]
 # ## 3. Data parallelism, from one CPU to a pod
@@ -470,16 +462,13 @@ assert memory["temp"] > 0 and memory["peak"] >= memory["argument"]
 # keeps the newest `keep`; `restore` walks back from the newest step and skips,
 # with a warning, any it cannot read.
 #
-# The position is saved by grain's own orbax handler,
-# `grain.checkpoint.CheckpointSave` (and `CheckpointRestore`): the pipeline's
-# iterator is a third item of the checkpoint, beside `state` and `metadata`,
-# and the handler writes it as one JSON file **per process**,
-# `iterator/process_<i>-of-<n>.json`. That is what a multi-host run needs:
-# each host reads its own share of the clips (§3), so each is at its own
-# position, and each restores its own file — which also means a run resumes
-# on as many processes as saved it. Checkpoints written before the iterator
-# had its own item kept the position in the metadata, as `data_state`;
-# `restore` still reads those.
+# The position is saved by grain's own orbax handler (`grain.checkpoint`'s
+# `CheckpointSave` and `CheckpointRestore`), a third item beside `state` and
+# `metadata`: one JSON file per process, `iterator/process_<i>-of-<n>.json`.
+# In a multi-host run each host reads its own share of the clips (§3) and
+# restores its own position, so a run resumes on as many processes as saved
+# it. Older checkpoints kept the position in the metadata (`data_state`);
+# `restore` still reads them.
 
 # %%
 #| export checkpoint
@@ -514,40 +503,34 @@ def _flat(tree) -> dict:
     return {jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
-# optax.multi_transform nests each label's optimiser state: `.opt_state.inner_states['head']
-# .inner_state[...]` (a label whose transform keeps no state, e.g. set_to_zero, has no entry)
+# optax.multi_transform nests a label's optimiser state: .opt_state.inner_states['head'].inner_state…
 _MULTI_TRANSFORM = re.compile(r"^\.opt_state\.inner_states\['[^']+'\]\.inner_state")
 
 
 def _read_step(manager, step: int, items: dict, abstract: dict):
-    """(restored items, the state's arrays in `abstract`'s order) of one checkpoint step.
-
-    A step written before chapter 07 froze a readout's backbone with an NNX filter
-    (this repository before December 2026) holds every parameter, and the head's
-    optimiser state nested by `optax.multi_transform`: it is read as the entries
-    `abstract` names, which it must hold exactly once, shaped alike."""
+    """(restored items, the state's arrays in `abstract`'s order) of one step. A step from
+    before chapter 07 froze readout backbones with an NNX filter (before December 2026)
+    holds every parameter and the head's optimiser state nested by `optax.multi_transform`:
+    it is read as the entries `abstract` names, if it holds each once, shaped alike."""
     try:
         restored = manager.restore(step, args=ocp.args.Composite(**items))
         return restored, [restored["state"][key] for key in abstract]
     except Exception as strict:
         try:
-            restored = manager.restore(step, args=ocp.args.Composite(
-                **{**items, "state": ocp.args.StandardRestore()}))
+            raw = ocp.args.Composite(**{**items, "state": ocp.args.StandardRestore()})
+            restored, saved = manager.restore(step, args=raw), {}
         except Exception:
             raise strict from None
-        saved = {}
         for key, value in restored["state"].items():
             saved.setdefault(_MULTI_TRANSFORM.sub(".opt_state", key), []).append(value)
-        if any(len(saved.get(k, ())) != 1 or saved[k][0].shape != x.shape
-               for k, x in abstract.items()):
+        if any(len(saved.get(k, ())) != 1 or saved[k][0].shape != x.shape for k, x in abstract.items()):
             raise strict from None
         return restored, [jax.device_put(jnp.asarray(saved[k][0], x.dtype), x.sharding)
                           for k, x in abstract.items()]
 
 # %% [markdown]
-# `Checkpointer` saves the three items as one orbax step. On restore it asks
-# grain's handler for the iterator only where the step has that item, and
-# otherwise sets it from the metadata's `data_state` (the older format).
+# `Checkpointer` saves the three items as one orbax step; on restore it reads the
+# iterator's item where the step has one, else the metadata's `data_state`.
 
 # %%
 #| export checkpoint
@@ -619,10 +602,9 @@ class Checkpointer:
         self.manager.close()
 
 # %% [markdown]
-# Let's save two steps, each with the position of chapter 05's pipeline over
-# the clips above, and look inside one: three items, each a folder beside
-# orbax's bookkeeping files. The iterator's holds one JSON file for this one
-# process: its position, `next_index`, the number of batches drawn so far.
+# Let's save two steps, each with the position of chapter 05's pipeline over the
+# clips above, and look inside one: three items, each a folder. The iterator's
+# holds one JSON file for this process: `next_index`, the batches drawn so far.
 
 # %%
 import tempfile
@@ -647,9 +629,8 @@ position = step_3 / "iterator" / f"process_{jax.process_index()}-of-{jax.process
 print(position.name, "|", " ".join(position.read_text().split()))
 
 # %% [markdown]
-# Now damage the newest step on purpose: restoring warns, falls back to the
-# step before, and moves a fresh iterator of the same pipeline to that step's
-# position, so it draws the batch the saved one drew next.
+# Now damage the newest step on purpose: restoring warns, falls back to the step
+# before, and moves a fresh iterator there, so it draws the batch the saved one drew next.
 
 # %%
 for f in (scratch / "checkpoints" / "4" / "metadata").iterdir():
@@ -1174,9 +1155,8 @@ except ValueError as err:
 #   runs add `jax.distributed` and per-host data.
 # - XLA says how much memory a step needs before it runs (`step_memory`):
 #   about 8 GiB a clip at the paper's size, so a v5e chip trains one clip per step.
-# - Checkpoints are atomic, rotate, fall back past damaged steps and carry
-#   the data position (grain's handler: one JSON file per process) and
-#   metadata, so resuming can be exact (chapter 06a).
+# - Checkpoints are atomic, rotate, fall back past damaged steps and carry the
+#   data position (grain's handler, a file per process): resuming is exact (06a).
 # - Read a step by its PSNR *next to* the copy-the-previous-frame PSNR.
 # - Weights files are plain float32 `.npz` files with a JSON manifest (config,
 #   command, held-out numbers, SHA-256); `load_weights` checks the hash, names,

@@ -43,32 +43,27 @@ def _flat(tree) -> dict:
     return {jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
-# optax.multi_transform nests each label's optimiser state: `.opt_state.inner_states['head']
-# .inner_state[...]` (a label whose transform keeps no state, e.g. set_to_zero, has no entry)
+# optax.multi_transform nests a label's optimiser state: .opt_state.inner_states['head'].inner_state…
 _MULTI_TRANSFORM = re.compile(r"^\.opt_state\.inner_states\['[^']+'\]\.inner_state")
 
 
 def _read_step(manager, step: int, items: dict, abstract: dict):
-    """(restored items, the state's arrays in `abstract`'s order) of one checkpoint step.
-
-    A step written before chapter 07 froze a readout's backbone with an NNX filter
-    (this repository before December 2026) holds every parameter, and the head's
-    optimiser state nested by `optax.multi_transform`: it is read as the entries
-    `abstract` names, which it must hold exactly once, shaped alike."""
+    """(restored items, the state's arrays in `abstract`'s order) of one step. A step from
+    before chapter 07 froze readout backbones with an NNX filter (before December 2026)
+    holds every parameter and the head's optimiser state nested by `optax.multi_transform`:
+    it is read as the entries `abstract` names, if it holds each once, shaped alike."""
     try:
         restored = manager.restore(step, args=ocp.args.Composite(**items))
         return restored, [restored["state"][key] for key in abstract]
     except Exception as strict:
         try:
-            restored = manager.restore(step, args=ocp.args.Composite(
-                **{**items, "state": ocp.args.StandardRestore()}))
+            raw = ocp.args.Composite(**{**items, "state": ocp.args.StandardRestore()})
+            restored, saved = manager.restore(step, args=raw), {}
         except Exception:
             raise strict from None
-        saved = {}
         for key, value in restored["state"].items():
             saved.setdefault(_MULTI_TRANSFORM.sub(".opt_state", key), []).append(value)
-        if any(len(saved.get(k, ())) != 1 or saved[k][0].shape != x.shape
-               for k, x in abstract.items()):
+        if any(len(saved.get(k, ())) != 1 or saved[k][0].shape != x.shape for k, x in abstract.items()):
             raise strict from None
         return restored, [jax.device_put(jnp.asarray(saved[k][0], x.dtype), x.sharding)
                           for k, x in abstract.items()]

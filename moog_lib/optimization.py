@@ -66,12 +66,9 @@ class TrainState:
 
 
 def split_model(model: nnx.Module, tx: optax.GradientTransformation):
-    """Split an NNX model once: (graphdef, rest, TrainState).
-
-    The state holds what is trained: the variables `model.trainable` selects, an NNX
-    filter (chapter 07's frozen readouts train only their head), by default every
-    `nnx.Param`. `rest` holds everything else; it is never updated.
-    """
+    """Split an NNX model once: (graphdef, rest, TrainState). The state holds what the NNX
+    filter `model.trainable` selects (default every `nnx.Param`; chapter 07's frozen
+    readouts train only their head); `rest` holds the rest, never updated."""
     trainable = getattr(model, "trainable", nnx.Param)
     graphdef, params, rest = nnx.split(model, trainable, ...)
     return graphdef, rest, TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
