@@ -755,18 +755,19 @@ assert predicted.shape == truth.shape and np.isfinite(predicted).all()
 #
 # **What we measured.** The shipped head (`readout.relative_coordinates`, 1,000
 # frozen steps on the shipped `cpu` MooG) is level with zero motion: on the 32
-# held-out clips of its run, AJ 0.661 against 0.651 on 8-frame windows and
-# 0.569 against 0.587 on whole 24-frame clips, with position accuracy `<δ`
-# 0.825 against 0.827. What it gains in AJ it gains from its occlusion flags;
-# its positions are zero motion's. A control: the same head trained the same
-# way on an *untrained* MooG (`moog train --preset cpu --steps 1`; that step's
-# learning rate is 0) scores 0.667 on 8-frame windows — as high — but 0.310 on
-# whole clips, where the trained tokens keep its occlusion flags right (0.569).
-# Trained the paper's way (coordinates
-# predicted afresh) the same 1,000 steps gave AJ 0.002: the head had not yet
-# learned to report where its query was and called every point occluded. The
-# paper trains its readouts for 100k steps on a MooG trained for 1M; our
-# tokens, after 6,000 steps at 32², carry places rather than moving things
+# held-out clips of its run, AJ 0.656 against 0.651 on 8-frame windows and
+# 0.510 against 0.587 on whole 24-frame clips, with position accuracy `<δ`
+# 0.818 against 0.827. Its positions are zero motion's; on whole clips its
+# occlusion flags are worse than "always visible" (OA 0.64 against 0.82). A
+# control measured on the previously shipped model (two-layer `cpu` recipe):
+# the same head trained the same way on an *untrained* MooG (`moog train
+# --preset cpu --steps 1`; that step's learning rate is 0) scored 0.667 on
+# 8-frame windows — as high — and 0.310 on whole clips. Trained the paper's way
+# (coordinates predicted afresh) the same 1,000 steps gave AJ 0.002: the head
+# had not yet learned to report where its query was and called every point
+# occluded. The paper trains its readouts for 100k steps on a MooG trained for
+# 1M; our tokens, after 6,000 steps at 32², predict the next frame a little
+# better than copying but carry places more than moving things
 # (chapter 11), so there is little motion for any head to read.
 
 # %% [markdown]

@@ -450,10 +450,11 @@ assert predicted_boxes.shape == truth.shape and np.isfinite(predicted_boxes).all
 # %% [markdown]
 # **What we measured.** The shipped head (`readout.relative_coordinates`, 1,000
 # frozen steps on the shipped `cpu` MooG) is level with the still box: on the
-# 32 held-out clips of its run, IoU 0.400 against 0.398 on 8-frame windows and
-# 0.250 against 0.244 on whole 24-frame clips (on the eight clips above it is
-# below). On an *untrained* MooG the same head scores 0.390 and 0.243: the
-# trained tokens add 0.01 IoU. Trained the paper's way — four coordinates
+# 32 held-out clips of its run, IoU 0.403 against 0.398 on 8-frame windows and
+# 0.251 against 0.244 on whole 24-frame clips (on the eight clips above it is
+# below). On an *untrained* MooG of the previous (two-layer) `cpu` recipe the
+# same head scored 0.390 and 0.243: trained tokens add about 0.01 IoU. Trained
+# the paper's way — four coordinates
 # predicted afresh — the
 # same 1,000 steps gave 0.377: most of what a short head learns is to
 # reproduce its query. The paper's box readouts read a MooG trained for 1M steps

@@ -85,7 +85,7 @@ PRESET = notebook.setup()
 # Every figure here comes from one trained model: the MooG this repository
 # ships (chapter 06b §1), loaded with one call on every preset. It was trained
 # with the `cpu` preset on `movi_a` clips — two to five plain-coloured objects
-# sliding on a grey floor, 32×32 frames, K = 16 tokens of D = 64 — for
+# sliding on a grey floor, 32×32 frames, K = 16 tokens of D = 128 — for
 # thousands of steps on two CPU cores; its manifest records the command, the
 # steps and its scores on eight held-out clips (test split). The cell below
 # renders those clips again and scores them again with chapter 10a's
@@ -1149,8 +1149,8 @@ mediapy.show_video(video_grid(side_rows), fps=8,
 #   MooG (loaded with `train.load_tutorial_model()`, not trained here) attends
 #   with real structure — large argmax regions, a PCA that sets the floor apart
 #   from the objects' region — where briefly trained models attend uniformly.
-#   But it predicts worse than copying the previous frame, and its tokens are
-#   tied to image positions more than to objects: no closer to a moving object
+#   It predicts the next frame a little better than copying the previous one,
+#   but its tokens are tied to image positions more than to objects: no closer to a moving object
 #   than tokens frozen in place, and a following score F far from 1 (§1 prints
 #   both on held-out clips). In the paper they follow the objects.
 # - The trained parameters run unchanged with K/4, K/2 or 2K tokens; only the
