@@ -28,9 +28,15 @@ from pathlib import Path
 
 from moog_lib import baselines, comparison, configs, train
 
+
+def layers(n: int) -> list[str]:
+    """Overrides giving predictor, corrector and decoder `n` layers each."""
+    return [f"model.{m}.num_layers={n}" for m in ("predictor", "corrector", "decoder")]
+
+
 # The study's base recipe: the `cpu` preset as it was before the study chose today's
 # (two layers per transformer, tokens of width 64, learning rate 1e-3, no competition).
-BASE = [f"model.{m}.num_layers=2" for m in ("predictor", "corrector", "decoder")] + [
+BASE = layers(2) + [
     "model.token_dim=64", "model.corrector_competition=False", "train.peak_learning_rate=1e-3"]
 
 # One knob at a time, relative to BASE; the last rows combine the knobs that helped
@@ -50,8 +56,8 @@ ROWS = {
     "K_32": ["model.num_tokens=32"],
     "K_64": ["model.num_tokens=64"],
     "D_128": ["model.token_dim=128"],
-    "depth_1": [f"model.{m}.num_layers=1" for m in ("predictor", "corrector", "decoder")],
-    "depth_3": [f"model.{m}.num_layers=3" for m in ("predictor", "corrector", "decoder")],
+    "depth_1": layers(1),
+    "depth_3": layers(3),
     "lr_3e-4": ["train.peak_learning_rate=3e-4"],
     "lr_3e-3": ["train.peak_learning_rate=3e-3"],
     "warmup_500": ["train.warmup_steps=500"],
@@ -71,13 +77,11 @@ ROWS = {
                               "model.initial_state_scale=0.001", "train.steps=2400"],
     # The knobs that helped at 1,200 steps, together (one layer per module is also 2.5x
     # faster per step); `depth_1_all` is today's `cpu` preset.
-    "depth_1_lr_3e-3": [f"model.{m}.num_layers=1" for m in ("predictor", "corrector", "decoder")]
-    + ["train.peak_learning_rate=3e-3"],
-    "depth_1_all": [f"model.{m}.num_layers=1" for m in ("predictor", "corrector", "decoder")]
-    + ["train.peak_learning_rate=3e-3", "model.token_dim=128", "model.corrector_competition=True"],
-    "depth_1_all_x2": [f"model.{m}.num_layers=1" for m in ("predictor", "corrector", "decoder")]
-    + ["train.peak_learning_rate=3e-3", "model.token_dim=128", "model.corrector_competition=True",
-       "train.steps=2400"],
+    "depth_1_lr_3e-3": layers(1) + ["train.peak_learning_rate=3e-3"],
+    "depth_1_all": layers(1) + ["train.peak_learning_rate=3e-3", "model.token_dim=128",
+                                "model.corrector_competition=True"],
+    "depth_1_all_x2": layers(1) + ["train.peak_learning_rate=3e-3", "model.token_dim=128",
+                                   "model.corrector_competition=True", "train.steps=2400"],
     "compete_paper_init": ["model.corrector_competition=True", "model.fixed_initial_state=False",
                            "model.initial_state_scale=0.0001", "model.qk_norm_scale=1.0"],
 }
