@@ -583,8 +583,8 @@ assert readout_grad > 0
 #
 # The token counts differ too, and they matter: the grid has one token per
 # encoder cell, `h·w`, while MooG's `K` is a free choice. At the paper's size
-# both are 1024; at `cpu` (64² frames, stride 4) the grid has 256 tokens to
-# MooG's 64 — four times the resolution, and four times the decoder's
+# both are 1024; at `cpu` (32² frames, stride 2) the grid has 256 tokens to
+# MooG's 16 — sixteen times the resolution, and sixteen times the decoder's
 # attention cost. Parameters and tokens at every preset, counted with
 # `nnx.eval_shape` (nothing is allocated):
 

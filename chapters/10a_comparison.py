@@ -456,7 +456,7 @@ for kind in MODEL_KINDS:
 # The scenes of chapter 05a come with four camera presets. How much does the
 # content move? The mean displacement of visible tracked points between
 # consecutive frames, on a few held-out clips of each, rendered as the
-# `cpu` preset renders them (64², 24 frames: the camera's path spans the whole
+# `cpu` preset renders them (32², 24 frames: the camera's path spans the whole
 # clip, so shorter renders would move faster per frame):
 
 # %%
