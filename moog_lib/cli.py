@@ -105,7 +105,9 @@ def demo_checks(workdir, out_dir) -> dict:
     """Does the trained model work? Held-out next-frame PSNR against copying the previous
     frame (same pixels), token-following F beside the F of perfect binding on the same
     clips, and attention sharpness (chapters 10–11); appended to `<out_dir>/summary.md`
-    and returned (with the ceiling as "following_ceiling")."""
+    and returned (with the ceiling as "following_ceiling"). When the run has the shipped
+    model's architecture, the shipped model is scored on the same clips beside it
+    ("shipped"; else None)."""
     loaded = train.load_trained(workdir)
     if loaded is None:
         raise ValueError(f"{workdir} has no checkpoint; train first")
@@ -129,10 +131,21 @@ def demo_checks(workdir, out_dir) -> dict:
              f"- decoder attention sharpness {scores['sharpness']:.3f} (0: uniform, 1: one token "
              "per pixel)", ""]
     lines += [f"- [{'x' if ok else ' '}] {name}" for name, ok in checks.items()]
+    shipped, shipped_config, manifest = train.load_tutorial_model()
+    if shipped_config.model == config.model:  # the same architecture, trained longer
+        shipped_scores = comparison.token_following(shipped, batches)
+        lines += ["", f"For comparison, the model this repository ships ({manifest['steps']:,} "
+                  "steps of the same architecture, `train.load_tutorial_model()`) on the same "
+                  f"clips: PSNR {shipped_scores['psnr']:.2f} dB vs copying "
+                  f"{shipped_scores['copy_psnr']:.2f} dB, F = {shipped_scores['following']:+.2f}, "
+                  f"sharpness {shipped_scores['sharpness']:.3f}."]
+    else:
+        shipped_scores = None
     with open(Path(out_dir) / "summary.md", "a") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines), file=sys.stderr)
-    return {**scores, "following_ceiling": ceiling["following"], "checks": checks}
+    return {**scores, "following_ceiling": ceiling["following"], "checks": checks,
+            "shipped": shipped_scores}
 
 
 def cmd_demo(args) -> dict:
