@@ -759,10 +759,10 @@ assert predicted.shape == truth.shape and np.isfinite(predicted).all()
 # 0.510 against 0.587 on whole 24-frame clips, with position accuracy `<δ`
 # 0.818 against 0.827. Its positions are zero motion's; on whole clips its
 # occlusion flags are worse than "always visible" (OA 0.64 against 0.82). A
-# control measured on the previously shipped model (two-layer `cpu` recipe):
-# the same head trained the same way on an *untrained* MooG (`moog train
-# --preset cpu --steps 1`; that step's learning rate is 0) scored 0.667 on
-# 8-frame windows — as high — and 0.310 on whole clips. Trained the paper's way
+# control: the same head trained the same way on an *untrained* MooG of the
+# same preset (`moog train --preset cpu --steps 1`; that step's learning rate
+# is 0) scored 0.657 on 8-frame windows — as high — and 0.354 on whole clips:
+# what trained tokens add shows only over 24 frames (0.510 against 0.354). Trained the paper's way
 # (coordinates predicted afresh) the same 1,000 steps gave AJ 0.002: the head
 # had not yet learned to report where its query was and called every point
 # occluded. The paper trains its readouts for 100k steps on a MooG trained for

@@ -452,8 +452,9 @@ assert predicted_boxes.shape == truth.shape and np.isfinite(predicted_boxes).all
 # frozen steps on the shipped `cpu` MooG) is level with the still box: on the
 # 32 held-out clips of its run, IoU 0.403 against 0.398 on 8-frame windows and
 # 0.251 against 0.244 on whole 24-frame clips (on the eight clips above it is
-# below). On an *untrained* MooG of the previous (two-layer) `cpu` recipe the
-# same head scored 0.390 and 0.243: trained tokens add about 0.01 IoU. Trained
+# below). On an *untrained* MooG of the same preset (`moog train --preset cpu
+# --steps 1`) the same head scored 0.393 and 0.240: trained tokens add about
+# 0.01 IoU. Trained
 # the paper's way — four coordinates
 # predicted afresh — the
 # same 1,000 steps gave 0.377: most of what a short head learns is to

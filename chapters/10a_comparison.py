@@ -818,50 +818,52 @@ def _gap_lines(rows: list[dict], tasks) -> list[str]:
 # textures), with the same wall-clock time for every model:
 #
 # ```
-# moog compare --preset cpu --minutes 56.67 --readout-steps 100 --scenes movi_a movi_e
+# moog compare --preset cpu --minutes 120 --readout-steps 200 --scenes movi_a movi_e
 # ```
 #
 # `--minutes` alone would split the budget over pretraining (two thirds) and
 # the readouts (`compare_budget`); with `--readout-steps` the minutes are all
-# pretraining — 9.4 min per model here — and every readout trains 100 steps
-# (a depth readout step costs 2.7 s at `cpu`, a point step 0.2 s: a time split
-# left depth 27 steps). The same time, not the same steps: a faster model takes
+# pretraining — 20 min per model here — and every readout trains 200 steps
+# (a depth readout step costs several times a point step: a time split would
+# starve depth). The same time, not the same steps: a faster model takes
 # more of them (the table lists them). With step counts instead:
 # `moog compare --preset cpu --steps 300 --readout-steps 150`.
 #
-# **Measured** (one core of this 2-core machine, December 2026; the README has
-# the full tables). On `movi_a` at the same 9.4 minutes (MooG 779 steps, Grid
-# 343, Grid Rec. 310):
+# **Measured** (today's `cpu` recipe, each scene on its own core of this 2-core
+# machine, 2026-12-04; the README has the full tables). On `movi_a` at the same
+# 20 minutes (MooG 2,222 steps, Grid 1,072, Grid Rec. 1,137):
 #
 # | | MooG | Grid | Grid Rec. | trivial |
 # |---|---|---|---|---|
-# | PSNR (dB) | 17.01 (next frame) | 18.06 (same frame) | 17.48 (same frame) | 20.41 (copy last) |
-# | points AJ ↑ | 0.651 | 0.651 | 0.651 | 0.651 (zero motion) |
-# | depth AbsRel ↓ | 0.194 | 0.184 | 0.185 | 0.295 (mean depth) |
-# | boxes IoU ↑ | 0.397 | 0.398 | 0.398 | 0.398 (still box) |
-# | token following F ↑ | −5.29 | −5.28 | −4.95 | — |
+# | PSNR (dB) | 19.83 (next frame) | 25.38 (same frame) | 25.40 (same frame) | 20.41 (copy last) |
+# | points AJ ↑ | 0.651 | 0.619 | 0.618 | 0.651 (zero motion) |
+# | depth AbsRel ↓ | 0.178 | 0.173 | 0.170 | 0.295 (mean depth) |
+# | boxes IoU ↑ | 0.390 | 0.391 | 0.388 | 0.398 (still box) |
+# | token following F ↑ | −1.49 | −6.24 | −6.87 | — |
 #
-# On `movi_e` (moving camera, 32²; MooG 879 steps, Grid 307, Grid Rec. 314):
+# On `movi_e` (moving camera, 32²; MooG 2,426 steps, Grid 1,089, Grid Rec. 1,158):
 #
 # | | MooG | Grid | Grid Rec. | trivial |
 # |---|---|---|---|---|
-# | PSNR (dB) | 15.86 (next frame) | 16.28 (same frame) | 16.29 (same frame) | 22.51 (copy last) |
-# | points AJ ↑ | 0.495 | 0.495 | 0.495 | 0.496 (zero motion) |
-# | depth AbsRel ↓ | 0.292 | 0.285 | 0.284 | 0.478 (mean depth) |
-# | boxes IoU ↑ | 0.733 | 0.733 | 0.733 | 0.760 (still box) |
-# | token following F ↑ | −29.2 | −23.9 | −24.1 | — |
+# | PSNR (dB) | 17.14 (next frame) | 21.21 (same frame) | 21.19 (same frame) | 22.51 (copy last) |
+# | points AJ ↑ | 0.496 | 0.488 | 0.491 | 0.496 (zero motion) |
+# | depth AbsRel ↓ | 0.272 | 0.270 | 0.267 | 0.478 (mean depth) |
+# | boxes IoU ↑ | 0.737 | 0.738 | 0.734 | 0.760 (still box) |
+# | token following F ↑ | −2.08 | −4.20 | −4.02 | — |
 #
-# (F is large and negative on `movi_e` because at 32² its camera moves the
-# content only 0.08 px/frame while the tokens drift 0.4–0.55 px/frame.)
-#
-# The paper's ordering (MooG's frozen readouts ahead of both grid models, and
-# more so when the camera moves) is **not** reproduced at this compute: every
-# depth readout beats mean depth, MooG's by a little less; the point and box
-# readouts (which start at the still baseline, `readout.relative_coordinates`)
-# have not left it after 100 steps, for any model; no model's tokens follow the
-# content (F < 0, worse than §2's content-blind partition, which scores 0).
-# The paper pretrains 1M steps at batch 128 on 64 TPU v3 chips; this is 300–900
-# steps at batch 8 on one CPU core.
+# Part of the paper's ordering shows. MooG's tokens come much closer to moving
+# with the content than the grid models' (F −1.5 against −6.2 and −6.9; its
+# tokens drift 0.33 px/frame where the content moves 0.26, the grid models'
+# 0.55), though no model reaches F > 0, which §2 showed is about what perfect
+# binding scores at this grid. MooG's point head stays at zero motion while
+# the grid models' heads fall below it, so MooG leads on points — by not
+# losing, not by tracking. The grid models read depth a little better
+# (0.002–0.008 AbsRel), boxes are level with a still box for everyone, and
+# MooG's lead shrinks rather than grows when the camera moves (at 32² the
+# `movi_e` camera moves the content only 0.15 px/frame). The paper pretrains
+# 1M steps at batch 128 on 64 TPU v3 chips; this is 1,000–2,400 steps at
+# batch 8 on one CPU core. (At the previous recipe, 9.4 min per model, MooG
+# was level with or behind the grid models on every column.)
 #
 # If that table exists it is shown here; otherwise the session's preset runs a
 # miniature comparison whose numbers only show that the machinery works: the
