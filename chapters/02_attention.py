@@ -21,6 +21,9 @@
 #
 # - scaled dot-product attention, written as two `einsum`s, and why its
 #   weights are a probability distribution over keys;
+# - the same attention without ever building its weight matrix: blocks of
+#   queries and a backward pass written by hand (`jax.custom_vjp`), as
+#   FlashAttention does;
 # - *QK-norm*: an RMS norm on every query and key head, which bounds the
 #   logits and makes the attention sharpness a learned parameter;
 # - multi-head attention as a Flax NNX module whose kernels have the shape
@@ -94,8 +97,9 @@ PRESET = notebook.setup()
 """Attention and the transformer.
 
 `attention_weights` and `attend` (scaled dot-product attention with QK-norm),
-`MultiHeadAttention`, the pre-LN `TransformerBlock` with parallel self- and
-cross-attention paths, and `Transformer`, a stack of blocks.
+`blockwise_attention` (the same without keeping the weights), `MultiHeadAttention`,
+the pre-LN `TransformerBlock` with parallel self- and cross-attention paths, and
+`Transformer`, a stack of blocks.
 """
 import functools
 import math
@@ -156,6 +160,159 @@ for head in range(2):
         reference[i, head] = (p / p.sum()) @ v[:, head]
 assert np.allclose(attend(w, v), reference, atol=1e-5)
 print("weights of head 0, query 0:", np.round(np.asarray(w[0, 0]), 3))
+
+# %% [markdown]
+# ### The same attention, without keeping the weights
+#
+# The two einsums build the whole `[h, Q, K]` weight array. At the paper's
+# size that is 8 heads × 1024 × 1024 floats, 32 MB, for every attention layer
+# of every frame, and training keeps each one until the backward pass. On a
+# CPU, writing and re-reading arrays that size costs more than the arithmetic
+# around them. Nothing needs the weights but the output, so we can do as
+# FlashAttention does (Dao et al., 2022):
+#
+# - **forward**: take the queries a block at a time (256 of them), compute
+#   `e = exp(logits − max)` for the block, and divide *after* averaging the
+#   values, `out = (e·v) / Σ_k e`; keep only `out` and the log-sum-exp
+#   `lse = max + log Σ_k e`, one number per query and head;
+# - **backward**: recompute a block's weights from `lse`,
+#   `w = exp(logits − lse)`, and use the softmax's gradient
+#   `∂logits = w ⊙ (∂w − Σ_k ∂w_k w_k)`, where `Σ_k ∂w_k w_k = ∂out · out`
+#   (a sum over `d`, not over `K`).
+#
+# It is the same function: `out` agrees with the two einsums to float32
+# rounding, and so do its gradients. First the forward pass, one block of
+# queries at a time (`jax.lax.map`):
+
+# %%
+#| export
+def _query_blocks(x, num_blocks: int):
+    """[B, Q, h, d] -> [num_blocks, B, h, Q / num_blocks, d]."""
+    b, q, h, d = x.shape
+    return x.reshape(b, num_blocks, q // num_blocks, h, d).transpose(1, 0, 3, 2, 4)
+
+
+def _merge_blocks(x):
+    """[num_blocks, B, h, q, d] -> [B, num_blocks · q, h, d]."""
+    n, b, h, q, d = x.shape
+    return x.transpose(1, 0, 3, 2, 4).reshape(b, n * q, h, d)
+
+
+def _blockwise_forward(query, key, value, num_blocks):
+    scale = 1 / math.sqrt(query.shape[-1])
+    key_h, value_h = key.transpose(0, 2, 1, 3), value.transpose(0, 2, 1, 3)  # [B, h, K, d]
+
+    def block(q):  # [B, h, q, d]
+        logits = jnp.einsum("bhqd,bhkd->bhqk", q * scale, key_h,
+                            preferred_element_type=jnp.float32)
+        top = logits.max(-1, keepdims=True)
+        e = jnp.exp(logits - top)
+        total = e.sum(-1, keepdims=True)
+        out = jnp.einsum("bhqk,bhkd->bhqd", e.astype(value.dtype), value_h,
+                         preferred_element_type=jnp.float32) / total
+        return out.astype(value.dtype), top + jnp.log(total)
+
+    out, lse = jax.lax.map(block, _query_blocks(query, num_blocks))
+    out = _merge_blocks(out)
+    return out, (query, key, value, out, lse)
+
+
+# %% [markdown]
+# We write the backward pass ourselves (`jax.custom_vjp`), because automatic
+# differentiation of the forward pass would keep every block's `e` again. It
+# works on *transposed* blocks `[h, K, q]`: then every product is one that fast
+# CPU matrix kernels take directly (a product over the first axis of its left
+# operand falls back to a slower path in XLA's CPU backend), and `kᵀ` is
+# transposed once per call. `blockwise_attention` puts the two together.
+# Forward and backward pass at the paper's shapes, float32 on a 2-core CPU
+# (`python benchmarks/attention.py --repeats 15`, 2026-12-04):
+#
+# | attention (paper model) | two einsums | `blockwise_attention` |
+# |---|---|---|
+# | corrector: 8 heads, 1,024 × 1,024 | 115.0 ms | 54.3 ms |
+# | predictor: 4 heads, 1,024 × 1,024 | 43.6 ms | 24.1 ms |
+# | decoder: 2 heads, 256 sampled pixels × 1,024 | 6.1 ms | 3.5 ms |
+#
+# Section 3 uses it whenever the weights are not asked for; chapter 06 §2
+# measures what it does for the whole train step.
+
+# %%
+#| export
+def _blockwise_backward(num_blocks, residuals, d_out):
+    query, key, value, out, lse = residuals
+    scale = 1 / math.sqrt(query.shape[-1])
+    key_h, value_h = key.transpose(0, 2, 1, 3), value.transpose(0, 2, 1, 3)  # [B, h, K, d]
+    key_t = key.transpose(0, 2, 3, 1)  # [B, h, d, K]
+    f32 = functools.partial(jnp.einsum, preferred_element_type=jnp.float32)
+
+    def block(carry, inputs):  # transposed blocks [B, h, K, q]
+        d_key, d_value = carry
+        q, d_o, o, lse_q = inputs
+        q = q * scale
+        w_t = jnp.exp(f32("bhkd,bhqd->bhkq", key_h, q) - jnp.swapaxes(lse_q, -1, -2))
+        d_value = d_value + f32("bhkq,bhqd->bhkd", w_t.astype(d_o.dtype), d_o)
+        d_w_t = f32("bhkd,bhqd->bhkq", value_h, d_o)
+        row = jnp.swapaxes((d_o * o).sum(-1, keepdims=True, dtype=jnp.float32), -1, -2)
+        d_logits_t = (w_t * (d_w_t - row)).astype(q.dtype)
+        d_key = d_key + f32("bhkq,bhqd->bhkd", d_logits_t, q)
+        d_q_t = f32("bhdk,bhkq->bhdq", key_t, d_logits_t) * scale
+        return (d_key, d_value), jnp.swapaxes(d_q_t, -1, -2).astype(query.dtype)
+
+    zeros = jnp.zeros(key_h.shape, jnp.float32)
+    (d_key, d_value), d_query = jax.lax.scan(
+        block, (zeros, zeros), tuple(_query_blocks(x, num_blocks) for x in (query, d_out, out))
+        + (lse,))
+    return (_merge_blocks(d_query), d_key.transpose(0, 2, 1, 3).astype(key.dtype),
+            d_value.transpose(0, 2, 1, 3).astype(value.dtype))
+
+
+_blockwise = jax.custom_vjp(lambda q, k, v, n: _blockwise_forward(q, k, v, n)[0],
+                            nondiff_argnums=(3,))
+_blockwise.defvjp(_blockwise_forward, _blockwise_backward)
+
+
+QUERY_BLOCK = 256  # queries per block, unless `blockwise_attention` is told otherwise
+
+
+@typed
+def blockwise_attention(query: Float[ArrayLike, "*batch Q heads d"],
+                        key: Float[ArrayLike, "*batch K heads d"],
+                        value: Float[ArrayLike, "*batch K heads d"], *,
+                        block_size: int | None = None) -> Float[Array, "*batch Q heads d"]:
+    """`attend(attention_weights(query, key), value)` without keeping the weights.
+
+    Queries go `block_size` (default `QUERY_BLOCK`) at a time, all at once unless Q
+    is a multiple of it; the backward pass recomputes each block's weights from the
+    log-sum-exp. Same values and gradients as the two einsums, to float32 rounding.
+    """
+    query, key, value = (jnp.asarray(x) for x in (query, key, value))
+    block_size = QUERY_BLOCK if block_size is None else block_size
+    if block_size < 1:
+        raise ValueError(f"blockwise_attention: block_size must be >= 1, got {block_size}")
+    num_queries, leading = query.shape[-3], query.shape[:-3]
+    num_blocks = num_queries // block_size if num_queries % block_size == 0 else 1
+    flat = lambda x: x.reshape((-1,) + x.shape[-3:])
+    out = _blockwise(flat(query), flat(key), flat(value), max(num_blocks, 1))
+    return out.reshape(leading + out.shape[1:])
+
+
+# %% [markdown]
+# Check: on 1,024 queries in four blocks, the output and the gradients with
+# respect to queries, keys and values equal those of the two einsums (in full
+# float32 products, so that a TPU does not round them to bfloat16 first).
+
+# %%
+q, k, v, g = (jax.random.normal(jax.random.key(i), (2, n, 3, 8))
+              for i, n in enumerate((1024, 96, 96, 1024)))
+plain = lambda q, k, v: attend(attention_weights(q, k), v)
+with jax.default_matmul_precision("highest"):
+    assert blockwise_attention(q, k, v).shape == (2, 1024, 3, 8)
+    assert jnp.allclose(plain(q, k, v), blockwise_attention(q, k, v), atol=1e-5)
+    grads = [jax.grad(lambda q, k, v, f=f: jnp.vdot(f(q, k, v), g), argnums=(0, 1, 2))(q, k, v)
+             for f in (plain, blockwise_attention)]
+for a, b in zip(*grads):
+    assert jnp.allclose(a, b, atol=1e-4, rtol=1e-4)
+print("largest gradient difference:", max(float(jnp.abs(a - b).max()) for a, b in zip(*grads)))
 
 # %% [markdown]
 # ## 2. QK-norm: a bounded, learnable sharpness
@@ -265,11 +422,14 @@ class MultiHeadAttention(nnx.Module):
         """x [..., Q, query_size], kv [..., K, kv_size] (None: x) -> [..., Q, query_size].
 
         With `return_attention=True` returns `(output, weights)`, weights
-        float32 [..., heads, Q, K].
+        float32 [..., heads, Q, K]; otherwise the weights are never built
+        (`blockwise_attention`; competition needs them).
         """
         kv = x if kv is None else kv
         query = self.query_norm(self.query(x))
         key = self.key_norm(self.key(kv))
+        if not (return_attention or self.compete):
+            return self.out(blockwise_attention(query, key, self.value(kv)))
         weights = attention_weights(query, key, compete=self.compete)
         output = self.out(attend(weights, self.value(kv)))
         return (output, weights) if return_attention else output
@@ -489,10 +649,14 @@ class TransformerBlock(nnx.Module):
         h = self.attention_norm(x)
         update, weights = 0, {}
         if self.self_attention is not None:
-            out, weights["self"] = self.self_attention(h, return_attention=True)
+            out = self.self_attention(h, return_attention=return_attention)
+            if return_attention:
+                out, weights["self"] = out
             update = update + out
         if self.cross_attention is not None:
-            out, weights["cross"] = self.cross_attention(h, kv, return_attention=True)
+            out = self.cross_attention(h, kv, return_attention=return_attention)
+            if return_attention:
+                out, weights["cross"] = out
             update = update + out
         x = x + update
         x = x + self.mlp_out(jax.nn.gelu(self.mlp_in(self.mlp_norm(x)), approximate=True))
@@ -623,8 +787,10 @@ class Transformer(nnx.Module):
             x = self.input_dense(x)
         per_layer = []
         for layer in self.layers:
-            x, weights = layer(x, kv, return_attention=True)
-            per_layer.append(weights)
+            x = layer(x, kv, return_attention=return_attention)
+            if return_attention:
+                x, weights = x
+                per_layer.append(weights)
         x = self.final_norm(x)
         if self.output_dense is not None:
             x = self.output_dense(x)
@@ -784,7 +950,9 @@ assert error < 0.1
 #    `heads · 16384 · 1024` floats (128 MB). Implement cross-attention that
 #    processes the keys in chunks with a running maximum and a running sum (the
 #    "online softmax" of FlashAttention), never holding more than one chunk of
-#    logits, and check it reproduces `MultiHeadAttention` exactly.
+#    logits, and check it reproduces `MultiHeadAttention` exactly. (§1's
+#    `blockwise_attention` splits the queries; each of its blocks still holds
+#    the logits of all the keys.)
 
 # %% [markdown]
 # ### Solution 1
@@ -872,7 +1040,7 @@ print("online-softmax attention matches, with at most 5 keys of logits at a time
 #   EMNLP 2020.
 # - R. Xiong et al. *On Layer Normalization in the Transformer Architecture.*
 #   ICML 2020 (pre-LN).
-# - T. Dao et al. *FlashAttention.* NeurIPS 2022 (the online softmax of
-#   exercise 3); M. Milakov and N. Gimelshein, *Online normalizer calculation
+# - T. Dao et al. *FlashAttention.* NeurIPS 2022 (§1's blockwise attention
+#   and its backward pass; the online softmax of exercise 3); M. Milakov and N. Gimelshein, *Online normalizer calculation
 #   for softmax*, 2018.
 # - A. Rush. *The Annotated Transformer.*

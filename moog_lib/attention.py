@@ -1,8 +1,9 @@
 """Attention and the transformer.
 
 `attention_weights` and `attend` (scaled dot-product attention with QK-norm),
-`MultiHeadAttention`, the pre-LN `TransformerBlock` with parallel self- and
-cross-attention paths, and `Transformer`, a stack of blocks.
+`blockwise_attention` (the same without keeping the weights), `MultiHeadAttention`,
+the pre-LN `TransformerBlock` with parallel self- and cross-attention paths, and
+`Transformer`, a stack of blocks.
 
 Generated from chapters/02_attention.py by tools/export.py; do not edit.
 Edit the chapter, then run `make export`.
@@ -12,6 +13,8 @@ Edit the chapter, then run `make export`.
 __all__ = [
     "attention_weights",
     "attend",
+    "QUERY_BLOCK",
+    "blockwise_attention",
     "MultiHeadAttention",
     "scale_only_norm",
     "TransformerBlock",
@@ -59,7 +62,98 @@ def attend(weights: Float[ArrayLike, "*batch heads Q K"],
     return jnp.einsum("...hqk,...khd->...qhd", weights.astype(value.dtype), value)
 
 
+# chapters/02_attention.py, cell 9
+def _query_blocks(x, num_blocks: int):
+    """[B, Q, h, d] -> [num_blocks, B, h, Q / num_blocks, d]."""
+    b, q, h, d = x.shape
+    return x.reshape(b, num_blocks, q // num_blocks, h, d).transpose(1, 0, 3, 2, 4)
+
+
+def _merge_blocks(x):
+    """[num_blocks, B, h, q, d] -> [B, num_blocks · q, h, d]."""
+    n, b, h, q, d = x.shape
+    return x.transpose(1, 0, 3, 2, 4).reshape(b, n * q, h, d)
+
+
+def _blockwise_forward(query, key, value, num_blocks):
+    scale = 1 / math.sqrt(query.shape[-1])
+    key_h, value_h = key.transpose(0, 2, 1, 3), value.transpose(0, 2, 1, 3)  # [B, h, K, d]
+
+    def block(q):  # [B, h, q, d]
+        logits = jnp.einsum("bhqd,bhkd->bhqk", q * scale, key_h,
+                            preferred_element_type=jnp.float32)
+        top = logits.max(-1, keepdims=True)
+        e = jnp.exp(logits - top)
+        total = e.sum(-1, keepdims=True)
+        out = jnp.einsum("bhqk,bhkd->bhqd", e.astype(value.dtype), value_h,
+                         preferred_element_type=jnp.float32) / total
+        return out.astype(value.dtype), top + jnp.log(total)
+
+    out, lse = jax.lax.map(block, _query_blocks(query, num_blocks))
+    out = _merge_blocks(out)
+    return out, (query, key, value, out, lse)
+
+
 # chapters/02_attention.py, cell 11
+def _blockwise_backward(num_blocks, residuals, d_out):
+    query, key, value, out, lse = residuals
+    scale = 1 / math.sqrt(query.shape[-1])
+    key_h, value_h = key.transpose(0, 2, 1, 3), value.transpose(0, 2, 1, 3)  # [B, h, K, d]
+    key_t = key.transpose(0, 2, 3, 1)  # [B, h, d, K]
+    f32 = functools.partial(jnp.einsum, preferred_element_type=jnp.float32)
+
+    def block(carry, inputs):  # transposed blocks [B, h, K, q]
+        d_key, d_value = carry
+        q, d_o, o, lse_q = inputs
+        q = q * scale
+        w_t = jnp.exp(f32("bhkd,bhqd->bhkq", key_h, q) - jnp.swapaxes(lse_q, -1, -2))
+        d_value = d_value + f32("bhkq,bhqd->bhkd", w_t.astype(d_o.dtype), d_o)
+        d_w_t = f32("bhkd,bhqd->bhkq", value_h, d_o)
+        row = jnp.swapaxes((d_o * o).sum(-1, keepdims=True, dtype=jnp.float32), -1, -2)
+        d_logits_t = (w_t * (d_w_t - row)).astype(q.dtype)
+        d_key = d_key + f32("bhkq,bhqd->bhkd", d_logits_t, q)
+        d_q_t = f32("bhdk,bhkq->bhdq", key_t, d_logits_t) * scale
+        return (d_key, d_value), jnp.swapaxes(d_q_t, -1, -2).astype(query.dtype)
+
+    zeros = jnp.zeros(key_h.shape, jnp.float32)
+    (d_key, d_value), d_query = jax.lax.scan(
+        block, (zeros, zeros), tuple(_query_blocks(x, num_blocks) for x in (query, d_out, out))
+        + (lse,))
+    return (_merge_blocks(d_query), d_key.transpose(0, 2, 1, 3).astype(key.dtype),
+            d_value.transpose(0, 2, 1, 3).astype(value.dtype))
+
+
+_blockwise = jax.custom_vjp(lambda q, k, v, n: _blockwise_forward(q, k, v, n)[0],
+                            nondiff_argnums=(3,))
+_blockwise.defvjp(_blockwise_forward, _blockwise_backward)
+
+
+QUERY_BLOCK = 256  # queries per block, unless `blockwise_attention` is told otherwise
+
+
+@typed
+def blockwise_attention(query: Float[ArrayLike, "*batch Q heads d"],
+                        key: Float[ArrayLike, "*batch K heads d"],
+                        value: Float[ArrayLike, "*batch K heads d"], *,
+                        block_size: int | None = None) -> Float[Array, "*batch Q heads d"]:
+    """`attend(attention_weights(query, key), value)` without keeping the weights.
+
+    Queries go `block_size` (default `QUERY_BLOCK`) at a time, all at once unless Q
+    is a multiple of it; the backward pass recomputes each block's weights from the
+    log-sum-exp. Same values and gradients as the two einsums, to float32 rounding.
+    """
+    query, key, value = (jnp.asarray(x) for x in (query, key, value))
+    block_size = QUERY_BLOCK if block_size is None else block_size
+    if block_size < 1:
+        raise ValueError(f"blockwise_attention: block_size must be >= 1, got {block_size}")
+    num_queries, leading = query.shape[-3], query.shape[:-3]
+    num_blocks = num_queries // block_size if num_queries % block_size == 0 else 1
+    flat = lambda x: x.reshape((-1,) + x.shape[-3:])
+    out = _blockwise(flat(query), flat(key), flat(value), max(num_blocks, 1))
+    return out.reshape(leading + out.shape[1:])
+
+
+# chapters/02_attention.py, cell 17
 class MultiHeadAttention(nnx.Module):
     """Multi-head attention with QK-norm (RMS norm of each query and key head).
 
@@ -107,17 +201,20 @@ class MultiHeadAttention(nnx.Module):
         """x [..., Q, query_size], kv [..., K, kv_size] (None: x) -> [..., Q, query_size].
 
         With `return_attention=True` returns `(output, weights)`, weights
-        float32 [..., heads, Q, K].
+        float32 [..., heads, Q, K]; otherwise the weights are never built
+        (`blockwise_attention`; competition needs them).
         """
         kv = x if kv is None else kv
         query = self.query_norm(self.query(x))
         key = self.key_norm(self.key(kv))
+        if not (return_attention or self.compete):
+            return self.out(blockwise_attention(query, key, self.value(kv)))
         weights = attention_weights(query, key, compete=self.compete)
         output = self.out(attend(weights, self.value(kv)))
         return (output, weights) if return_attention else output
 
 
-# chapters/02_attention.py, cell 23
+# chapters/02_attention.py, cell 29
 def scale_only_norm(width: int, eps: float, rngs: nnx.Rngs, dtype, param_dtype) -> nnx.LayerNorm:
     """A LayerNorm with a learned scale and no bias: every LayerNorm of MooG."""
     return nnx.LayerNorm(width, epsilon=eps, use_bias=False, use_scale=True, rngs=rngs,
@@ -169,17 +266,21 @@ class TransformerBlock(nnx.Module):
         h = self.attention_norm(x)
         update, weights = 0, {}
         if self.self_attention is not None:
-            out, weights["self"] = self.self_attention(h, return_attention=True)
+            out = self.self_attention(h, return_attention=return_attention)
+            if return_attention:
+                out, weights["self"] = out
             update = update + out
         if self.cross_attention is not None:
-            out, weights["cross"] = self.cross_attention(h, kv, return_attention=True)
+            out = self.cross_attention(h, kv, return_attention=return_attention)
+            if return_attention:
+                out, weights["cross"] = out
             update = update + out
         x = x + update
         x = x + self.mlp_out(jax.nn.gelu(self.mlp_in(self.mlp_norm(x)), approximate=True))
         return (x, weights) if return_attention else x
 
 
-# chapters/02_attention.py, cell 29
+# chapters/02_attention.py, cell 35
 class Transformer(nnx.Module):
     """A stack of `TransformerBlock`s: [input Dense] → blocks → final LN → [output Dense].
 
@@ -237,8 +338,10 @@ class Transformer(nnx.Module):
             x = self.input_dense(x)
         per_layer = []
         for layer in self.layers:
-            x, weights = layer(x, kv, return_attention=True)
-            per_layer.append(weights)
+            x = layer(x, kv, return_attention=return_attention)
+            if return_attention:
+                x, weights = x
+                per_layer.append(weights)
         x = self.final_norm(x)
         if self.output_dense is not None:
             x = self.output_dense(x)
@@ -248,7 +351,7 @@ class Transformer(nnx.Module):
         return x, stacked
 
 
-# chapters/02_attention.py, cell 39
+# chapters/02_attention.py, cell 45
 def resolve_dtype(dtype, default: str) -> jnp.dtype:
     """The compute dtype: `dtype` if given, else `default` (a config's `compute_dtype`)."""
     return jnp.dtype(default if dtype is None else dtype)

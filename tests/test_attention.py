@@ -202,3 +202,45 @@ def test_cross_compete_reaches_only_cross_attention(inputs):
     np.testing.assert_allclose(weights["self"][0], plain_weights["self"][0], atol=1e-6)
     assert np.abs(np.asarray(weights["cross"][0] - plain_weights["cross"][0])).max() > 1e-3
     assert np.abs(np.asarray(out) - np.asarray(_apply(plain, x, kv))).max() > 1e-4
+
+
+@pytest.mark.parametrize("num_queries, block_size", [(12, 4), (12, 5), (7, None)])
+def test_blockwise_attention_equals_the_two_einsums(num_queries, block_size):
+    """Values and gradients, with leading axes, in blocks (12 = 3 × 4) and in one (12 % 5, 7)."""
+    keys = jax.random.split(jax.random.key(0), 4)
+    q, g = (jax.random.normal(k, (2, 3, num_queries, 2, 4)) for k in keys[:2])
+    k, v = (jax.random.normal(key, (2, 3, 9, 2, 4)) for key in keys[2:])
+    plain = lambda q, k, v: attention.attend(attention.attention_weights(q, k), v)
+    fast = lambda q, k, v: attention.blockwise_attention(q, k, v, block_size=block_size)
+    np.testing.assert_allclose(fast(q, k, v), plain(q, k, v), atol=1e-6)
+    grads = [jax.jit(jax.grad(lambda q, k, v, f=f: jnp.vdot(f(q, k, v), g), argnums=(0, 1, 2)))(
+        q, k, v) for f in (plain, fast)]
+    for got, want in zip(grads[1], grads[0]):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_blockwise_attention_in_bfloat16_and_its_bad_block_size():
+    q, k, v = (jax.random.normal(jax.random.key(i), (8, 2, 4), jnp.bfloat16) for i in range(3))
+    out = attention.blockwise_attention(q, k, v, block_size=4)
+    assert out.dtype == jnp.bfloat16
+    want = attention.attend(attention.attention_weights(q, k), v)
+    np.testing.assert_allclose(np.asarray(out, np.float32), np.asarray(want, np.float32),
+                               atol=2e-2)
+    with pytest.raises(ValueError, match="block_size"):
+        attention.blockwise_attention(q, k, v, block_size=0)
+
+
+def test_module_builds_weights_only_when_asked(inputs, monkeypatch):
+    """Without `return_attention` the module never builds [heads, Q, K] (only blocks of
+    queries: here 2 of 3), and its output equals the weights' path."""
+    monkeypatch.setattr(attention, "QUERY_BLOCK", 3)
+    x, kv = inputs
+    block = attention.TransformerBlock(16, num_heads=2, qkv_size=8, mlp_size=32, kv_size=12,
+                                       rngs=nnx.Rngs(0))
+    np.testing.assert_allclose(_apply(block, x, kv), _apply_weights(block, x, kv)[0], atol=1e-6)
+    graphdef, state = nnx.split(block)
+    hlo = jax.jit(lambda s, x, kv: nnx.merge(graphdef, s)(x, kv)).lower(state, x, kv).as_text()
+    assert "2x2x6x9x" not in hlo and "2x2x6x6x" not in hlo  # cross and self weights
+    assert "2x2x3x9x" in hlo  # a block of the cross-attention's weights
+    with_weights = jax.jit(lambda s, x, kv: nnx.merge(graphdef, s)(x, kv, return_attention=True))
+    assert "2x2x6x9x" in with_weights.lower(state, x, kv).as_text()

@@ -399,8 +399,8 @@ def test_corrector_attention_is_a_distribution_and_changes_nothing_else(tiny_mod
     plain = features  # the same run, compiled without the weights
     looked, by_hand = looking(tiny_models.backbone, clip)
     assert set(looked) == set(plain) | {"corrector_attention"}
-    for name in plain:  # bit-identical: two compiled programs, one with the weights
-        assert np.asarray(plain[name]).tobytes() == np.asarray(looked[name]).tobytes(), name
+    for name in plain:  # the plain run never builds the weights (`blockwise_attention`):
+        np.testing.assert_allclose(looked[name], plain[name], rtol=1e-5, atol=1e-5, err_msg=name)
     weights = looked["corrector_attention"]  # [B, T, K, h, w], the grid at stride 4
     side = tiny.resolution // 4
     assert weights.shape == (2, 16, tiny.backbone.num_tokens, side, side)
