@@ -581,6 +581,21 @@ def _check_unroll_inputs(state, token_dim: int, gradient_input: bool,
                          "with loss_gradient_input=True")
 
 
+def _frame_inputs(features, last_features, stop_gradient, loss_gradient_inputs):
+    """`unroll`'s per-frame inputs, checked and split: (frames 0 … T−2, the last frame)."""
+    num_frames = features.shape[1] + (last_features is not None)
+    if num_frames < 1:
+        raise ValueError("unroll: no frames to run (features of length 0 and no last_features)")
+    if stop_gradient is not None and stop_gradient.shape[1] != num_frames:
+        raise ValueError(f"unroll: stop_gradient covers {stop_gradient.shape[1]} frames, the "
+                         f"features {num_frames}")
+    if last_features is None:
+        features, last_features = features[:, :-1], features[:, -1]
+    rest = (stop_gradient, loss_gradient_inputs)
+    return ((features,) + jax.tree.map(lambda x: x[:, :-1], rest),
+            (last_features,) + jax.tree.map(lambda x: x[:, -1], rest))
+
+
 # %%
 try:
     _check_unroll_inputs(jnp.zeros((2, 4, mc.token_dim + 1)), mc.token_dim,
@@ -625,6 +640,15 @@ def frame_step(module, state, inputs, *, loss_gradient_fn=None):
 # (their Python loop, which `jit` prunes the same way) counts 360.8 (`python
 # benchmarks/step.py --preset paper --batch 1 --frames 2 --compile-only`). At
 # T = 8 the saving is one correction in eight.
+#
+# The same holds one step earlier: the last frame's *features* feed only that
+# correction. Encoded together with the other frames they cannot be dropped
+# (one batched convolution), so `unroll` also takes them apart,
+# `last_features`: then `jit` drops the last frame's encoding, forward and
+# backward — at T = 2 half of the encoder: XLA's count of the train step falls
+# from 360.8 to 308.9 GFLOP (chapter 04's `MooG` does this; chapter 06 §2 times
+# the step, whose count is 316.1 GFLOP because chapter 02's blockwise attention
+# recomputes its weights in the backward pass).
 
 # %%
 #| export dynamics
@@ -682,7 +706,8 @@ class PredictCorrect(nnx.Module):
         return self.correction_norm(predicted + self.corrector(query, features))
 
     @typed
-    def unroll(self, features: Float[ArrayLike, "B T N D"], state: Float[ArrayLike, "B K D"], *,
+    def unroll(self, features: Float[ArrayLike, "B F N D"], state: Float[ArrayLike, "B K D"], *,
+               last_features: Float[ArrayLike, "B N D"] | None = None,
                stop_gradient: Bool[ArrayLike, "B T"] | None = None,
                loss_gradient_fn: Callable | None = None, loss_gradient_inputs=None) -> dict:
         """Run the loop over the frames of `features`, from `state`.
@@ -690,6 +715,7 @@ class PredictCorrect(nnx.Module):
         Returns {"z_p": [B, T, K, D], "z_c": [B, T, K, D], "state": [B, K, D]}
         (the state to carry into the next chunk). A `jax.lax.scan` over frames.
 
+        - `last_features` [B, N, D]: the last frame apart; `features` holds the others.
         - `stop_gradient`: where True, the state carried into that frame is cut
           from the gradient (see `stop_gradient_mask`).
         - `loss_gradient_fn(z_p, inputs_t) -> dL/dz_p` [B, K, D], called inside
@@ -698,11 +724,10 @@ class PredictCorrect(nnx.Module):
         """
         _check_unroll_inputs(state, self.token_dim, self.gradient_projection is not None,
                              loss_gradient_fn)
+        head, last = _frame_inputs(features, last_features, stop_gradient, loss_gradient_inputs)
         step = functools.partial(frame_step, loss_gradient_fn=loss_gradient_fn)
-        inputs = (features, stop_gradient, loss_gradient_inputs)
-        state, (predicted, corrected) = scan_over_time(  # all frames but the last
-            self, step, state.astype(self.dtype), jax.tree.map(lambda x: x[:, :-1], inputs))
-        state, (last_p, last_c) = step(self, state, jax.tree.map(lambda x: x[:, -1], inputs))
+        state, (predicted, corrected) = scan_over_time(self, step, state.astype(self.dtype), head)
+        state, (last_p, last_c) = step(self, state, last)
         append = lambda frames, last: jnp.concatenate([frames, last[:, None]], axis=1)
         return {"z_p": append(predicted, last_p), "z_c": append(corrected, last_c), "state": state}
 

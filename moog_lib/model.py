@@ -150,14 +150,16 @@ class MooG(nnx.Module):
 
         target = subsample_frames(frames, offsets, subsample)  # [B, T, h, w, 3]
         coords = sample_coordinates(height, width, offsets, subsample)  # [B, T, h, w, 2]
-        features = self.encoder(frames)  # [B, T, N, D], all frames at once
+        # The last frame apart (chapter 03, `unroll`): `jit` drops it when nothing reads it.
+        features = self.encoder(frames[:, :-1])  # [B, T − 1, N, D]
+        last_features = self.encoder(frames[:, -1])  # [B, N, D]
 
         loss_gradient_fn = inputs = None
         if self.dynamics.gradient_projection is not None:
             loss_gradient_fn = _loss_gradient_fn(self.decoder)
             inputs = (coords.reshape(batch, num_frames, -1, 2),
                       target.reshape(batch, num_frames, -1, 3))
-        out = self.dynamics.unroll(features, state, stop_gradient=stop,
+        out = self.dynamics.unroll(features, state, last_features=last_features, stop_gradient=stop,
                                    loss_gradient_fn=loss_gradient_fn, loss_gradient_inputs=inputs)
 
         # Decode all T predicted states in one batched call.

@@ -270,3 +270,46 @@ def test_qk_norm_scale_sets_every_attention_norm():
     paper_like = MooG(configs.get("tiny").model, rngs=nnx.Rngs(0))
     assert all(np.all(np.asarray(m.scale[...]) == 1.0) for _, m in nnx.iter_graph(paper_like)
                if isinstance(m, nnx.RMSNorm))
+
+
+def test_last_frame_apart_is_the_same_loop_and_jit_drops_its_encoding(tiny, dynamics, features):
+    """`unroll(..., last_features=)` equals `unroll` on all frames; in `MooG` the last frame is
+    encoded apart, so a loss that reads only predictions compiles without its encoder."""
+    state = dynamics.initial_state(jax.random.key(2), 2, 12)
+    whole = _unroll(dynamics, features, state)
+    apart = nnx.jit(lambda m, f, s: m.unroll(f[:, :-1], s, last_features=f[:, -1]))(
+        dynamics, features, state)
+    for name in ("z_p", "z_c", "state"):
+        np.testing.assert_allclose(apart[name], whole[name], atol=1e-6)
+    with pytest.raises(ValueError, match="stop_gradient covers"):
+        dynamics.unroll(features[:, :-1], state, last_features=features[:, -1],
+                        stop_gradient=jnp.zeros((2, features.shape[1] - 1), bool))
+    with pytest.raises(ValueError, match="no frames"):
+        dynamics.unroll(features[:, :0], state)
+
+    model = MooG(tiny, rngs=nnx.Rngs(0))
+    graphdef, params = nnx.split(model)
+    clip = jax.ShapeDtypeStruct((1, 2, 16, 16, 3), jnp.float32)
+
+    def compiled(loss, clip=clip):
+        return jax.jit(jax.grad(lambda p, c: loss(nnx.merge(graphdef, p), c))).lower(
+            params, clip).compile()
+
+    def both_frames_at_once(m, c):  # the encoder on both frames in one call
+        out = m.dynamics.unroll(m.encoder(c), m.initial_state(jax.random.key(0), 1))
+        return m.decoder(out["z_p"][:, -1], jnp.zeros((1, 4, 2))).sum()
+
+    def last_frame_apart(m, c):
+        out = m.dynamics.unroll(m.encoder(c[:, :-1]), m.initial_state(jax.random.key(0), 1),
+                                last_features=m.encoder(c[:, -1]))
+        return m.decoder(out["z_p"][:, -1], jnp.zeros((1, 4, 2))).sum()
+
+    flops = lambda loss: compiled(loss).cost_analysis()["flops"]
+    one_frame = compiled(lambda m, c: m.encoder(c).sum(), clip=clip.update(shape=(1, 1, 16, 16, 3)))
+    saved = flops(both_frames_at_once) - flops(last_frame_apart)
+    assert saved > 0.9 * one_frame.cost_analysis()["flops"], saved
+    # MooG's own pretraining loss: its convolutions see one image (frame 0), never two
+    hlo = compiled(lambda m, c: m(c, key=jax.random.key(0), training=True)["loss"],
+                   clip=jax.ShapeDtypeStruct((1, 2, 32, 32, 3), jnp.float32)).as_text()
+    convolutions = [line for line in hlo.splitlines() if " convolution(" in line]
+    assert convolutions and not any("f32[2,32,32," in line for line in convolutions)
