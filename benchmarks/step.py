@@ -24,7 +24,10 @@ Notes:
 - On a CPU the TPU presets' bfloat16 compute is replaced by float32 (CPUs have
   no fast bfloat16 matrix units); `--keep-dtype` keeps the preset's dtype.
 - FLOPs come from XLA's `cost_analysis()` of the library's compiled step. XLA
-  counts the body of a loop once, whatever its trip count. The step scans
+  counts the body of a loop once, whatever its trip count. Attention loops over
+  blocks of queries (`attention.blockwise_attention`), so the count is taken on
+  a copy of the step compiled with one block per attention (the same
+  arithmetic, recomputation in the backward pass included). The step scans
   predict/correct over all frames but the last (the last runs outside the
   scan), so at T ≤ 2 the scan runs at most once and the count is the step's.
   For longer clips the count is extrapolated from T = 1 and 2, since every
@@ -60,7 +63,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from moog_lib import configs, optimization, parallel
+from moog_lib import attention, configs, optimization, parallel
 from moog_lib.model import MooG
 
 
@@ -100,7 +103,14 @@ def count_flops(step, state, key, batch, frames, resolution) -> float | None:
 
     def compiled_flops(num_frames):
         clip = jax.ShapeDtypeStruct((batch, num_frames, resolution, resolution, 3), jnp.float32)
-        lowered = step.func.lower(state, {"video": clip}, key, **step.keywords)
+        block, attention.QUERY_BLOCK = attention.QUERY_BLOCK, 2**62  # one block: no loop
+        try:
+            # a fresh function: JAX caches traces per function, and the block size is read
+            # while tracing
+            fresh = jax.jit(lambda *a, **k: step.func.__wrapped__(*a, **k), donate_argnums=0)
+            lowered = fresh.lower(state, {"video": clip}, key, **step.keywords)
+        finally:
+            attention.QUERY_BLOCK = block
         return flop_count(lowered.compile())
 
     if frames <= 2:  # the frame scan runs at most once: XLA's count is the step's
@@ -148,7 +158,7 @@ def release_step(path, batch, frames, resolution):
         out = model.apply({"params": params}, video, {}, rngs={"default": key, "state_init": key})
         return jnp.mean(jnp.square(out["video_predicted"] - out["subsampled_targets_predicted"]))
 
-    @jax.jit
+    @functools.partial(jax.jit, donate_argnums=(0, 1))  # in place, as ours (and a trainer) run
     def step(params, opt_state, key):
         loss, grads = jax.value_and_grad(loss_fn)(params, key)
         updates, opt_state = tx.update(grads, opt_state, params)
@@ -202,7 +212,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--frames", type=int, default=None, help="default: the preset's")
     parser.add_argument("--resolution", type=int, default=None,
                         help="frame size (default: the preset's)")
-    parser.add_argument("--steps", type=int, default=5, help="timed steps (after one warm-up)")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=2,
+                        help="untimed steps first (the first runs after compiling are slower)")
     parser.add_argument("--keep-dtype", action="store_true",
                         help="keep the preset's compute dtype on CPU")
     parser.add_argument("--compile-only", action="store_true",
@@ -249,9 +261,11 @@ def main(argv=None) -> dict:
             parser.error("--release compares the paper configuration in float32: use --preset paper "
                          "(on a CPU its compute dtype becomes float32)")
         release = release_step(args.release, args.batch, args.frames, resolution)
-        release[0](0)  # warm-up
-    state, metrics = run(state, batch, key)  # warm-up
-    metrics["loss"].block_until_ready()
+    for i in range(args.warmup):
+        if release:
+            release[0](1000 + i)
+        state, metrics = run(state, batch, key)
+        metrics["loss"].block_until_ready()
     times, release_times = [], []
     for i in range(args.steps):  # with --release, their step and ours alternate
         start = time.perf_counter()
@@ -279,6 +293,7 @@ def main(argv=None) -> dict:
         "jax": jax.__version__,
         "step_seconds_median": round(median, 4),
         "step_seconds_all": [round(t, 4) for t in times],
+        "warmup_steps": args.warmup,
         "compile_seconds": round(compile_seconds, 2),
         "step_gflop": round(flops / 1e9, 2) if flops else None,
         "xla_gflop_scan_body_once": round(scan_flops / 1e9, 2) if scan_flops else None,
