@@ -289,12 +289,12 @@ trained = merge_model(graphdef, rest, state)  # an ordinary NNX module again
 assert isinstance(trained, MooG)
 
 # %% [markdown]
-# **How fast is this step?** `benchmarks/step.py` times exactly this step, and
-# with `--release DIR` the authors' jitted step interleaved with it. On a 2-core
-# CPU (paper size, B = 1, T = 2, 128², float32) ours takes 4.15 s and theirs
-# 3.80 s (median pair ratio 0.97), both 360.8 GFLOP by XLA's count, about half
-# this CPU's matmul rate (the README has the command and the table). The paper
-# trained on 64 TPUv3 chips for about 48 hours (the `paper` preset, chapter 00).
+# **How fast is this step?** `benchmarks/step.py` times it, and with `--release DIR` the
+# authors' step interleaved with it: on a quiet 2-core CPU (paper size, B = 1, 128², float32)
+# ours takes 2.41 s at T = 2 and 16.1 s at T = 8, theirs 3.32 and 27.2 s — 1.36× and 1.68×
+# faster, at 0.68 and 0.49 of the CPU's matmul rate — thanks to attention that never builds
+# its weights (chapter 02) and a last frame that is not encoded (chapters 03–04; the README
+# has the commands). The paper trained on 64 TPUv3 chips for about 48 hours (chapter 00).
 
 # %% [markdown]
 # ## 3. Data parallelism, from one CPU to a pod
