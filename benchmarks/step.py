@@ -9,6 +9,7 @@ runs it.
     python benchmarks/step.py --preset cpu --override model.num_tokens=128
     python benchmarks/step.py --preset colab --keep-dtype --compile-only   # memory, TPU estimate
     python benchmarks/step.py --preset paper --batch 1 --frames 2 --release ~/representations4d
+    python benchmarks/step.py --preset paper --batch 1 --frames 2 --trace /tmp/step_trace
 
 `--release DIR` also builds the authors' released model (the paper configuration of
 their `moog/configs/movi.py`, from a local copy of google-deepmind/representations4d;
@@ -215,6 +216,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--steps", type=int, default=5, help="timed steps")
     parser.add_argument("--warmup", type=int, default=2,
                         help="untimed steps first (the first runs after compiling are slower)")
+    parser.add_argument("--trace", default=None, metavar="DIR",
+                        help="also write a jax.profiler trace of one step of ours to DIR "
+                             "(open its perfetto_trace.json.gz at ui.perfetto.dev)")
     parser.add_argument("--keep-dtype", action="store_true",
                         help="keep the preset's compute dtype on CPU")
     parser.add_argument("--compile-only", action="store_true",
@@ -276,6 +280,10 @@ def main(argv=None) -> dict:
             start = time.perf_counter()
             release[0](i + 1)
             release_times.append(time.perf_counter() - start)
+    if args.trace:  # one more step of ours, untimed, under the profiler
+        with jax.profiler.trace(args.trace, create_perfetto_trace=True):
+            state, metrics = run(state, batch, key)
+            metrics["loss"].block_until_ready()
     median = statistics.median(times)
     matmul = max(matmul, matmul_gflops())  # measured before and after: the better one
     achieved = flops / median / 1e9 if flops else None
