@@ -373,6 +373,27 @@ print(f"largest |logit| without the norm: {np.abs(raw_logits).max():.3g}, "
 # | `query_norm`, `key_norm` | scale `[64]` | `norm_query`, `norm_key` |
 # | `out` | kernel `[8, 64, 512]`, bias `[512]` | `dense_out` |
 
+# %% [markdown]
+# Every projection in this chapter acts on each token alone, so we hand it the
+# tokens as one matrix `[M, C]` (M = the product of the leading axes: batch,
+# time, tokens) and put the axes back afterwards. The values do not change;
+# the backward pass does. A projection's weight gradient is
+# `inputs^T · output-gradient`, a sum over *all* leading axes: given
+# `[B, N, C]`, XLA on CPU first copies the output gradient into a transposed
+# layout and then calls a slower product; given `[B·N, C]` it is one plain
+# product. On the paper's predictor (3 layers, 1,024 tokens of 512, float32,
+# two CPU cores) this took its gradient from 515 ms to 438 ms.
+
+# %%
+#| export
+def per_token(layer, x, feature_axes: int = 1):
+    """`layer(x)` for a layer that acts on each token alone, given the tokens as one
+    matrix [M, *features] (M = the product of the leading axes of `x`)."""
+    leading = x.shape[:-feature_axes]
+    y = layer(x.reshape((-1,) + x.shape[-feature_axes:]))
+    return y.reshape(leading + y.shape[1:])
+
+
 # %%
 #| export
 class MultiHeadAttention(nnx.Module):
@@ -426,12 +447,13 @@ class MultiHeadAttention(nnx.Module):
         (`blockwise_attention`; competition needs them).
         """
         kv = x if kv is None else kv
-        query = self.query_norm(self.query(x))
-        key = self.key_norm(self.key(kv))
+        query = self.query_norm(per_token(self.query, x))
+        key = self.key_norm(per_token(self.key, kv))
+        value = per_token(self.value, kv)
         if not (return_attention or self.compete):
-            return self.out(blockwise_attention(query, key, self.value(kv)))
+            return per_token(self.out, blockwise_attention(query, key, value), 2)
         weights = attention_weights(query, key, compete=self.compete)
-        output = self.out(attend(weights, self.value(kv)))
+        output = per_token(self.out, attend(weights, value), 2)
         return (output, weights) if return_attention else output
 
 
@@ -659,8 +681,12 @@ class TransformerBlock(nnx.Module):
                 out, weights["cross"] = out
             update = update + out
         x = x + update
-        x = x + self.mlp_out(jax.nn.gelu(self.mlp_in(self.mlp_norm(x)), approximate=True))
+        x = x + per_token(self.mlp, self.mlp_norm(x))
         return (x, weights) if return_attention else x
+
+    def mlp(self, h: jax.Array) -> jax.Array:
+        """Dense(mlp_size) → GELU (tanh approximation) → Dense(width), per token."""
+        return self.mlp_out(jax.nn.gelu(self.mlp_in(h), approximate=True))
 
 
 # %% [markdown]
@@ -784,7 +810,7 @@ class Transformer(nnx.Module):
         with "self" and/or "cross", each float32 [num_layers, ..., heads, N, N or K].
         """
         if self.input_dense is not None:
-            x = self.input_dense(x)
+            x = per_token(self.input_dense, x)
         per_layer = []
         for layer in self.layers:
             x = layer(x, kv, return_attention=return_attention)
@@ -793,7 +819,7 @@ class Transformer(nnx.Module):
                 per_layer.append(weights)
         x = self.final_norm(x)
         if self.output_dense is not None:
-            x = self.output_dense(x)
+            x = per_token(self.output_dense, x)
         if not return_attention:
             return x
         stacked = jax.tree.map(lambda *ws: jnp.stack(ws), *per_layer) if per_layer else {}

@@ -131,7 +131,7 @@ from flax import nnx
 from jaxtyping import Array, ArrayLike, Float
 
 from moog_lib import configs, fourier
-from moog_lib.attention import resolve_dtype, scale_only_norm
+from moog_lib.attention import per_token, resolve_dtype, scale_only_norm
 from moog_lib.shapes import typed
 
 
@@ -323,7 +323,7 @@ class Encoder(nnx.Module):
         h, w = x.shape[1:3]
         x = self.position(x, fourier.coordinate_grid(h, w))
         x = x.reshape(x.shape[0], h * w, x.shape[-1])
-        x = self.token_norm(self.token_dense(x))
+        x = self.token_norm(per_token(self.token_dense, x))
         return x.reshape(leading + x.shape[1:])
 
 

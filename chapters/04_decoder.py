@@ -315,9 +315,11 @@ class Decoder(nnx.Module):
                              f"(config.token_dim), got {state.shape[-1]}")
         if coords.ndim == 2:
             coords = jnp.broadcast_to(coords, state.shape[:-2] + coords.shape)
-        x, weights = self.transformer(self.queries(coords), state, return_attention=True)
-        colours = self.readout(x)
-        return (colours, weights["cross"]) if return_attention else colours
+        x = self.transformer(self.queries(coords), state, return_attention=return_attention)
+        if not return_attention:
+            return attention.per_token(self.readout, x)
+        x, weights = x
+        return attention.per_token(self.readout, x), weights["cross"]
 
     @typed
     def decode_frame(self, state: Float[ArrayLike, "*batch K D"], height: int, width: int, *,
@@ -340,8 +342,11 @@ class Decoder(nnx.Module):
         graphdef, params = nnx.split(self)
 
         def decode_chunk(chunk):
-            colours, weights = nnx.merge(graphdef, params)(state, chunk, return_attention=True)
-            return colours, (weights.mean(axis=(0, 2)) if return_attention else None)
+            decoded = nnx.merge(graphdef, params)(state, chunk, return_attention=return_attention)
+            if not return_attention:
+                return decoded, None
+            colours, weights = decoded
+            return colours, weights.mean(axis=(0, 2))
 
         def unchunk(x):  # [chunks, ..., chunk, C] -> [..., H, W, C]
             x = jnp.moveaxis(x, 0, -3)

@@ -15,6 +15,7 @@ __all__ = [
     "attend",
     "QUERY_BLOCK",
     "blockwise_attention",
+    "per_token",
     "MultiHeadAttention",
     "scale_only_norm",
     "TransformerBlock",
@@ -153,7 +154,16 @@ def blockwise_attention(query: Float[ArrayLike, "*batch Q heads d"],
     return out.reshape(leading + out.shape[1:])
 
 
-# chapters/02_attention.py, cell 17
+# chapters/02_attention.py, cell 18
+def per_token(layer, x, feature_axes: int = 1):
+    """`layer(x)` for a layer that acts on each token alone, given the tokens as one
+    matrix [M, *features] (M = the product of the leading axes of `x`)."""
+    leading = x.shape[:-feature_axes]
+    y = layer(x.reshape((-1,) + x.shape[-feature_axes:]))
+    return y.reshape(leading + y.shape[1:])
+
+
+# chapters/02_attention.py, cell 19
 class MultiHeadAttention(nnx.Module):
     """Multi-head attention with QK-norm (RMS norm of each query and key head).
 
@@ -205,16 +215,17 @@ class MultiHeadAttention(nnx.Module):
         (`blockwise_attention`; competition needs them).
         """
         kv = x if kv is None else kv
-        query = self.query_norm(self.query(x))
-        key = self.key_norm(self.key(kv))
+        query = self.query_norm(per_token(self.query, x))
+        key = self.key_norm(per_token(self.key, kv))
+        value = per_token(self.value, kv)
         if not (return_attention or self.compete):
-            return self.out(blockwise_attention(query, key, self.value(kv)))
+            return per_token(self.out, blockwise_attention(query, key, value), 2)
         weights = attention_weights(query, key, compete=self.compete)
-        output = self.out(attend(weights, self.value(kv)))
+        output = per_token(self.out, attend(weights, value), 2)
         return (output, weights) if return_attention else output
 
 
-# chapters/02_attention.py, cell 29
+# chapters/02_attention.py, cell 31
 def scale_only_norm(width: int, eps: float, rngs: nnx.Rngs, dtype, param_dtype) -> nnx.LayerNorm:
     """A LayerNorm with a learned scale and no bias: every LayerNorm of MooG."""
     return nnx.LayerNorm(width, epsilon=eps, use_bias=False, use_scale=True, rngs=rngs,
@@ -276,11 +287,15 @@ class TransformerBlock(nnx.Module):
                 out, weights["cross"] = out
             update = update + out
         x = x + update
-        x = x + self.mlp_out(jax.nn.gelu(self.mlp_in(self.mlp_norm(x)), approximate=True))
+        x = x + per_token(self.mlp, self.mlp_norm(x))
         return (x, weights) if return_attention else x
 
+    def mlp(self, h: jax.Array) -> jax.Array:
+        """Dense(mlp_size) → GELU (tanh approximation) → Dense(width), per token."""
+        return self.mlp_out(jax.nn.gelu(self.mlp_in(h), approximate=True))
 
-# chapters/02_attention.py, cell 35
+
+# chapters/02_attention.py, cell 37
 class Transformer(nnx.Module):
     """A stack of `TransformerBlock`s: [input Dense] → blocks → final LN → [output Dense].
 
@@ -335,7 +350,7 @@ class Transformer(nnx.Module):
         with "self" and/or "cross", each float32 [num_layers, ..., heads, N, N or K].
         """
         if self.input_dense is not None:
-            x = self.input_dense(x)
+            x = per_token(self.input_dense, x)
         per_layer = []
         for layer in self.layers:
             x = layer(x, kv, return_attention=return_attention)
@@ -344,14 +359,14 @@ class Transformer(nnx.Module):
                 per_layer.append(weights)
         x = self.final_norm(x)
         if self.output_dense is not None:
-            x = self.output_dense(x)
+            x = per_token(self.output_dense, x)
         if not return_attention:
             return x
         stacked = jax.tree.map(lambda *ws: jnp.stack(ws), *per_layer) if per_layer else {}
         return x, stacked
 
 
-# chapters/02_attention.py, cell 45
+# chapters/02_attention.py, cell 47
 def resolve_dtype(dtype, default: str) -> jnp.dtype:
     """The compute dtype: `dtype` if given, else `default` (a config's `compute_dtype`)."""
     return jnp.dtype(default if dtype is None else dtype)

@@ -244,3 +244,39 @@ def test_module_builds_weights_only_when_asked(inputs, monkeypatch):
     assert "2x2x3x9x" in hlo  # a block of the cross-attention's weights
     with_weights = jax.jit(lambda s, x, kv: nnx.merge(graphdef, s)(x, kv, return_attention=True))
     assert "2x2x6x9x" in with_weights.lower(state, x, kv).as_text()
+
+
+def _dot_generals(jaxpr):
+    """Every dot_general in a jaxpr, nested calls included."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            yield eqn
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, tuple | list) else (param,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    yield from _dot_generals(inner)
+
+
+def test_projections_take_the_tokens_as_one_matrix():
+    """`per_token` changes no value, and in a block over [B, T, N, C] no projection (a
+    product without batch axes), forward or backward, sees B, T or N apart: the weight
+    gradient is one plain product over B·T·N (chapter 02, §3)."""
+    layer = nnx.LinearGeneral((2, 4), 5, axis=(-2, -1), rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(0), (3, 2, 6, 2, 4))
+    y = attention.per_token(layer, x, 2)
+    assert y.shape == (3, 2, 6, 5)
+    np.testing.assert_allclose(y, layer(x), atol=1e-6)
+
+    block = attention.TransformerBlock(16, num_heads=2, qkv_size=8, mlp_size=32, kv_size=12,
+                                       rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(1), (5, 3, 7, 16))
+    kv = jax.random.normal(jax.random.key(2), (5, 3, 11, 12))
+    graphdef, state = nnx.split(block)
+    jaxpr = jax.make_jaxpr(jax.grad(lambda s: nnx.merge(graphdef, s)(x, kv).sum()))(state)
+    projections = [e for e in _dot_generals(jaxpr.jaxpr)
+                   if not e.params["dimension_numbers"][1][0]]  # no batch axes
+    assert len(projections) >= 2 * 10  # 10 projections: forward + weight gradient
+    for eqn in projections:
+        shapes = [v.aval.shape for v in eqn.invars]
+        assert not {5, 3, 7, 11} & {n for shape in shapes for n in shape}, shapes
