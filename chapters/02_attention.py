@@ -381,8 +381,9 @@ print(f"largest |logit| without the norm: {np.abs(raw_logits).max():.3g}, "
 # `inputs^T · output-gradient`, a sum over *all* leading axes: given
 # `[B, N, C]`, XLA on CPU first copies the output gradient into a transposed
 # layout and then calls a slower product; given `[B·N, C]` it is one plain
-# product. On the paper's predictor (3 layers, 1,024 tokens of 512, float32,
-# two CPU cores) this took its gradient from 515 ms to 438 ms.
+# product. The paper model's train step on two CPU cores (`python
+# benchmarks/step.py --preset paper --batch 1 --frames 2 --steps 11`, two runs
+# each) went from 2.35–2.45 s to 2.31–2.34 s.
 
 # %%
 #| export
