@@ -105,9 +105,8 @@ class Decoder(nnx.Module):
                  outputs: int = 3):
         # `layers` and `outputs` let the depth readout (chapter 07) reuse this design.
         self.dtype = attention.resolve_dtype(dtype, config.compute_dtype)
-        self.token_dim = config.token_dim
         self.fourier = fourier.FourierConcat(config.decoder_fourier_bases)
-        self.query_width = config.token_dim + 4 * config.decoder_fourier_bases
+        self.token_dim, self.query_width = config.token_dim, config.token_dim + 4 * config.decoder_fourier_bases
         kwargs = dict(rngs=rngs, dtype=self.dtype, param_dtype=param_dtype)
         self.transformer = attention.Transformer.from_config(
             self.query_width, config.decoder if layers is None else layers,
@@ -137,11 +136,10 @@ class Decoder(nnx.Module):
                              f"(config.token_dim), got {state.shape[-1]}")
         if coords.ndim == 2:
             coords = jnp.broadcast_to(coords, state.shape[:-2] + coords.shape)
-        x = self.transformer(self.queries(coords), state, return_attention=return_attention)
+        out = self.transformer(self.queries(coords), state, return_attention=return_attention)
         if not return_attention:
-            return attention.per_token(self.readout, x)
-        x, weights = x
-        return attention.per_token(self.readout, x), weights["cross"]
+            return attention.per_token(self.readout, out)
+        return attention.per_token(self.readout, out[0]), out[1]["cross"]
 
     @typed
     def decode_frame(self, state: Float[ArrayLike, "*batch K D"], height: int, width: int, *,
@@ -164,11 +162,8 @@ class Decoder(nnx.Module):
         graphdef, params = nnx.split(self)
 
         def decode_chunk(chunk):
-            decoded = nnx.merge(graphdef, params)(state, chunk, return_attention=return_attention)
-            if not return_attention:
-                return decoded, None
-            colours, weights = decoded
-            return colours, weights.mean(axis=(0, 2))
+            out = nnx.merge(graphdef, params)(state, chunk, return_attention=return_attention)
+            return (out[0], out[1].mean(axis=(0, 2))) if return_attention else (out, None)
 
         def unchunk(x):  # [chunks, ..., chunk, C] -> [..., H, W, C]
             x = jnp.moveaxis(x, 0, -3)
