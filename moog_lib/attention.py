@@ -16,6 +16,7 @@ __all__ = [
     "QUERY_BLOCK",
     "blockwise_attention",
     "per_token",
+    "recompute",
     "MultiHeadAttention",
     "scale_only_norm",
     "TransformerBlock",
@@ -163,7 +164,17 @@ def per_token(layer, x, feature_axes: int = 1):
     return y.reshape(leading + y.shape[1:])
 
 
-# chapters/02_attention.py, cell 19
+# chapters/02_attention.py, cell 20
+def recompute(layer, *args):
+    """`layer(*args)` (a function or an NNX module) whose backward pass keeps only
+    its inputs and recomputes the rest (`jax.checkpoint`)."""
+    if not isinstance(layer, nnx.Module):
+        return jax.checkpoint(layer)(*args)
+    graphdef, state = nnx.split(layer)
+    return jax.checkpoint(lambda state, *a: nnx.merge(graphdef, state)(*a))(state, *args)
+
+
+# chapters/02_attention.py, cell 21
 class MultiHeadAttention(nnx.Module):
     """Multi-head attention with QK-norm (RMS norm of each query and key head).
 
@@ -215,8 +226,8 @@ class MultiHeadAttention(nnx.Module):
         (`blockwise_attention`; competition needs them).
         """
         kv = x if kv is None else kv
-        query = self.query_norm(per_token(self.query, x))
-        key = self.key_norm(per_token(self.key, kv))
+        query = recompute(self.query_norm, per_token(self.query, x))
+        key = recompute(self.key_norm, per_token(self.key, kv))
         value = per_token(self.value, kv)
         if not (return_attention or self.compete):
             return per_token(self.out, blockwise_attention(query, key, value), 2)
@@ -225,7 +236,7 @@ class MultiHeadAttention(nnx.Module):
         return (output, weights) if return_attention else output
 
 
-# chapters/02_attention.py, cell 31
+# chapters/02_attention.py, cell 33
 def scale_only_norm(width: int, eps: float, rngs: nnx.Rngs, dtype, param_dtype) -> nnx.LayerNorm:
     """A LayerNorm with a learned scale and no bias: every LayerNorm of MooG."""
     return nnx.LayerNorm(width, epsilon=eps, use_bias=False, use_scale=True, rngs=rngs,
@@ -274,7 +285,7 @@ class TransformerBlock(nnx.Module):
             raise ValueError("TransformerBlock: this block cross-attends; pass kv [..., K, kv_size]")
         if self.cross_attention is None and kv is not None:
             raise ValueError("TransformerBlock: this block has no cross-attention; kv must be None")
-        h = self.attention_norm(x)
+        h = recompute(self.attention_norm, x)
         update, weights = 0, {}
         if self.self_attention is not None:
             out = self.self_attention(h, return_attention=return_attention)
@@ -287,15 +298,15 @@ class TransformerBlock(nnx.Module):
                 out, weights["cross"] = out
             update = update + out
         x = x + update
-        x = x + per_token(self.mlp, self.mlp_norm(x))
+        x = x + per_token(self.mlp, recompute(self.mlp_norm, x))
         return (x, weights) if return_attention else x
 
     def mlp(self, h: jax.Array) -> jax.Array:
         """Dense(mlp_size) → GELU (tanh approximation) → Dense(width), per token."""
-        return self.mlp_out(jax.nn.gelu(self.mlp_in(h), approximate=True))
+        return self.mlp_out(recompute(lambda u: jax.nn.gelu(u, approximate=True), self.mlp_in(h)))
 
 
-# chapters/02_attention.py, cell 37
+# chapters/02_attention.py, cell 39
 class Transformer(nnx.Module):
     """A stack of `TransformerBlock`s: [input Dense] → blocks → final LN → [output Dense].
 
@@ -357,7 +368,7 @@ class Transformer(nnx.Module):
             if return_attention:
                 x, weights = x
                 per_layer.append(weights)
-        x = self.final_norm(x)
+        x = recompute(self.final_norm, x)
         if self.output_dense is not None:
             x = per_token(self.output_dense, x)
         if not return_attention:
@@ -366,7 +377,7 @@ class Transformer(nnx.Module):
         return x, stacked
 
 
-# chapters/02_attention.py, cell 47
+# chapters/02_attention.py, cell 49
 def resolve_dtype(dtype, default: str) -> jnp.dtype:
     """The compute dtype: `dtype` if given, else `default` (a config's `compute_dtype`)."""
     return jnp.dtype(default if dtype is None else dtype)

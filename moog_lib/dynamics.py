@@ -191,7 +191,8 @@ class PredictCorrect(nnx.Module):
                 raise ValueError("correct: loss_gradient_input is on; pass loss_gradient [B, K, D]")
             joined = jnp.concatenate([predicted, loss_gradient.astype(predicted.dtype)], -1)
             query = self.gradient_projection(joined)
-        return self.correction_norm(predicted + self.corrector(query, features))
+        return attention.recompute(self.correction_norm,
+                                   predicted + self.corrector(query, features))
 
     @typed
     def unroll(self, features: Float[ArrayLike, "B F N D"], state: Float[ArrayLike, "B K D"], *,
