@@ -290,11 +290,11 @@ assert isinstance(trained, MooG)
 
 # %% [markdown]
 # **How fast is this step?** `benchmarks/step.py` times it, with `--release DIR` the authors'
-# step interleaved: on a quiet 2-core CPU (paper size, B = 1, 128², float32) ours takes 2.36 s
-# at T = 2 and 16.6–19.2 s at T = 8, theirs 3.25 and 24.0–27.0 s: 1.36× and 1.41–1.45× faster
-# (1.68× in an earlier run), at 0.66 and 0.44–0.49 of the matmul rate, by attention without its
-# weights, projections given the tokens as one matrix (chapter 02) and a last frame not encoded
-# (chapters 03–04; README: commands). The paper trained on 64 TPUv3 chips for ~48 h (chapter 00).
+# step interleaved: on a quiet 2-core CPU (paper size, B = 1, 128², float32) ours takes 2.41 s
+# at T = 2 and 17.7 s at T = 8, theirs 3.15 and 26.7 s: 1.32× and 1.55× faster (1.36× and
+# 1.41–1.68× in earlier runs), at 0.65 and 0.49 of the matmul rate, by attention without its
+# weights, products given the tokens as one matrix, norms recomputed (chapter 02) and a last
+# frame not encoded (chapters 03–04; README: commands). The paper used 64 TPUv3 chips, ~48 h.
 
 # %% [markdown]
 # ## 3. Data parallelism, from one CPU to a pod
