@@ -404,7 +404,7 @@ def per_token(layer, x, feature_axes: int = 1):
 # function's inputs and recomputes the rest in the backward pass
 # (`jax.checkpoint`): a few elementwise passes more. We use it for the norms
 # and the GELU, whose inputs the products beside them keep anyway. At paper
-# size the scan then keeps 239 MiB a frame instead of 496, and XLA's temporary
+# size the scan then keeps 239 MiB a frame instead of 496; XLA's temporary
 # buffer of the T = 8 train step drops from 5.35 to 3.41 GiB (T = 2: 0.92 to
 # 0.77), and on two CPU cores that step went from 1.41–1.45× to 1.55× the speed of
 # the authors' release (README).

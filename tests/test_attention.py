@@ -285,7 +285,7 @@ def test_projections_take_the_tokens_as_one_matrix():
 def test_a_scanned_block_keeps_little_for_its_backward_pass():
     """Under `jax.lax.scan` (the frame loop) reverse mode stacks, for every step, each array
     the backward pass needs. `recompute` keeps the norms' and the GELU's intermediates out
-    of that: two arrays as wide as the MLP (its input and output), 46 -> 23 in all."""
+    of that: two arrays as wide as the MLP (the GELU's input and output), 46 -> 23 in all."""
     block = attention.TransformerBlock(16, num_heads=2, qkv_size=8, mlp_size=48, kv_size=12,
                                        rngs=nnx.Rngs(0))
     graphdef, state = nnx.split(block)
